@@ -1,0 +1,45 @@
+// swift-tools-version: 6.1
+// Fastpass: a centralised datacenter arbiter (timeslot allocation and path selection)
+// and the host agent that sends each packet in its granted timeslot.
+
+import PackageDescription
+
+let package = Package(
+    name: "fastpass",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "FastpassProtocol", targets: ["FastpassProtocol"]),
+        .executable(name: "fastpass-bench", targets: ["fastpass-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // FCP: codec, connection state machine and the demand bookkeeping both ends share.
+        // Sans-IO: no sockets, no threads, no clock reads.
+        .target(
+            name: "FastpassProtocol",
+            path: "Sources/Protocol"
+        ),
+        // Counts malloc calls by interposing the allocator inside the benchmark binary only,
+        // so benchmarks can prove the hot paths allocate nothing.
+        .target(
+            name: "MallocCounter",
+            path: "Sources/MallocCounter"
+        ),
+        .executableTarget(
+            name: "fastpass-bench",
+            dependencies: [
+                "FastpassProtocol",
+                "MallocCounter",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/fastpass-bench"
+        ),
+        .testTarget(
+            name: "ProtocolTests",
+            dependencies: ["FastpassProtocol"],
+            path: "Tests/ProtocolTests"
+        ),
+    ]
+)

@@ -1,0 +1,1 @@
+void fp_malloc_counter_placeholder(void) {}
