@@ -121,12 +121,13 @@ extension FCPPacketWriter {
 }
 
 /// The arbiter's allocations for one endpoint that have not been sent yet: a window of
-/// the last 192 slots, each marked with its (raw, path-carrying) destination.
+/// the last 192 slots, each marked with its destination and path.
 ///
 /// Allocations older than the window fall off unsent (an endpoint would reject them as
-/// too late anyway); ``takeBlock(into:maxDescriptorBytes:)`` packs the oldest pending ones
-/// into one ALLOC payload. Unlike the reference encoder it never lists a destination
-/// twice, never ends a payload on a dangling skip byte, and respects the byte budget the
+/// too late anyway); ``takeBlock(into:maxDescriptorBytes:maxPayloadBytes:)`` packs the
+/// oldest pending ones into one reference ALLOC payload, ``takeWide(into:maxEntries:)``
+/// into a WIDE-ALLOC. Unlike the reference encoder it never lists a destination twice,
+/// never ends a payload on a dangling skip byte, and stays within the byte budget the
 /// caller has left in the packet.
 public struct PendingAllocations {
     /// Slots the window spans (reference `FASTPASS_WND_LEN`).
@@ -136,12 +137,29 @@ public struct PendingAllocations {
 
     /// Latest slot the window has advanced to.
     public private(set) var head: UInt64
+    /// False until the first allocation after ``removeAll()``: the window then starts at
+    /// that slot, whatever numbering it is in.
+    private var anchored: Bool
     private var marked = InlineArray<4, UInt64>(repeating: 0)
-    private var destinations = InlineArray<256, UInt16>(repeating: 0)
+    private var nodes = InlineArray<256, UInt32>(repeating: 0)
+    private var paths = InlineArray<256, UInt16>(repeating: 0)
     /// Allocations waiting to be sent.
     public private(set) var count = 0
+    /// Allocations dropped because their node or path does not fit a reference ALLOC
+    /// destination field (14 + 2 bits).
+    public private(set) var unencodable: UInt64 = 0
 
-    public init(head: UInt64) { self.head = head }
+    /// A window whose newest slot is `head`.
+    public init(head: UInt64) {
+        self.head = head
+        anchored = true
+    }
+
+    /// A window that starts at the first allocation added.
+    public init() {
+        head = 0
+        anchored = false
+    }
 
     public var isEmpty: Bool { count == 0 }
 
@@ -164,10 +182,11 @@ public struct PendingAllocations {
         }
     }
 
-    /// Oldest pending slot at or after `slot`, searching up to the head.
+    private var edge: UInt64 { head &- (Self.windowLength - 1) }
+
+    /// Oldest pending slot at or after `start`, searching up to the head.
     private func firstMarked(atOrAfter start: UInt64) -> UInt64? {
         guard count > 0 else { return nil }
-        let edge = head &- (Self.windowLength - 1)
         var s = Wrapping.before(start, edge) ? edge : start
         while Wrapping.beforeOrEqual(s, head) {
             let p = Self.position(s)
@@ -181,8 +200,18 @@ public struct PendingAllocations {
         return nil
     }
 
+    /// Newest pending slot at or before `slot` that is still inside the window.
+    private func lastMarked(atOrBefore slot: UInt64) -> UInt64? {
+        var s = slot
+        while Wrapping.afterOrEqual(s, edge) && Wrapping.beforeOrEqual(s, head) {
+            if isMarked(s) { return s }
+            s &-= 1
+        }
+        return nil
+    }
+
     /// The oldest pending slot.
-    public var earliest: UInt64? { firstMarked(atOrAfter: head &- (Self.windowLength - 1)) }
+    public var earliest: UInt64? { firstMarked(atOrAfter: edge) }
 
     /// Why an allocation was not added.
     public enum AddResult: Sendable, Hashable {
@@ -193,17 +222,23 @@ public struct PendingAllocations {
         case slotTaken
     }
 
-    /// Adds an allocation of `slot` to `destination`. Advancing the window to a later slot
-    /// drops pending allocations that fall out of it; `fellOff` hears of each, newest first.
+    /// Adds an allocation of `slot` to `node` over `path`. Advancing the window to a later
+    /// slot drops pending allocations that fall out of it; `fellOff` hears of each, newest
+    /// first.
     public mutating func add(
-        slot: UInt64, destination: UInt16, fellOff: (_ slot: UInt64, _ destination: UInt16) -> Void = { _, _ in }
+        slot: UInt64, node: NodeID, path: PathID,
+        fellOff: (_ slot: UInt64, _ node: NodeID, _ path: PathID) -> Void = { _, _, _ in }
     ) -> AddResult {
-        if Wrapping.after(slot, head) {
+        if !anchored {
+            anchored = true
+            head = slot
+        } else if Wrapping.after(slot, head) {
             // Everything at or before slot - 192 leaves the window.
             let limit = slot &- Self.windowLength
             var cursor = Wrapping.before(head, limit) ? head : limit
             while count > 0, let old = lastMarked(atOrBefore: cursor) {
-                fellOff(old, destinations[Self.position(old).index])
+                let p = Self.position(old)
+                fellOff(old, NodeID(nodes[p.index]), PathID(paths[p.index]))
                 unmark(old)
                 cursor = old &- 1
             }
@@ -215,47 +250,69 @@ public struct PendingAllocations {
         }
         let p = Self.position(slot)
         marked[p.word] |= 1 << p.bit
-        destinations[p.index] = destination
+        nodes[p.index] = node.rawValue
+        paths[p.index] = path.rawValue
         count += 1
         return .added
     }
 
-    /// Newest pending slot at or before `slot` that is still inside the window.
-    private func lastMarked(atOrBefore slot: UInt64) -> UInt64? {
-        let edge = head &- (Self.windowLength - 1)
-        var s = slot
-        while Wrapping.afterOrEqual(s, edge) && Wrapping.beforeOrEqual(s, head) {
-            if isMarked(s) { return s }
-            s &-= 1
+    /// Adds an allocation given as a raw reference destination field (node in bits 13–0,
+    /// path in bits 15–14).
+    public mutating func add(
+        slot: UInt64, destination raw: UInt16, fellOff: (_ slot: UInt64, _ destination: UInt16) -> Void = { _, _ in }
+    ) -> AddResult {
+        let (node, path) = ReferenceDestination.unpack(raw)
+        return add(slot: slot, node: node, path: path) { s, n, p in
+            fellOff(s, ReferenceDestination.pack(n, path: p) ?? 0)
         }
-        return nil
     }
 
-    /// Drops every pending allocation (after a protocol reset they are meaningless).
+    /// Drops every pending allocation (after a protocol reset, or a change of slot
+    /// numbering, they are meaningless); the window restarts at the next one added.
     public mutating func removeAll() {
         marked = .init(repeating: 0)
         count = 0
+        anchored = false
     }
 
-    /// Moves the oldest pending allocations into `block` as one ALLOC payload.
+    /// Moves the oldest pending allocations into `block` as one reference ALLOC payload.
     ///
-    /// - Parameter maxDescriptorBytes: the descriptor budget (even, at most 126); the
-    ///   reference's 64 keeps packets within its 154-byte limit next to RESET and reports.
+    /// - Parameters:
+    ///   - maxDescriptorBytes: descriptor budget, at most 126; the reference used 64.
+    ///   - maxPayloadBytes: room left in the packet for the whole payload (type word,
+    ///     base, destination list and descriptors).
     /// - Returns: the number of allocations taken.
     @discardableResult
-    public mutating func takeBlock(into block: inout AllocBlock, maxDescriptorBytes: Int = referenceMaxDescriptorBytes) -> Int {
+    public mutating func takeBlock(
+        into block: inout AllocBlock, maxDescriptorBytes: Int = referenceMaxDescriptorBytes,
+        maxPayloadBytes: Int = .max
+    ) -> Int {
         block.clear()
-        let budget = min(FCPWire.maxAllocDescriptorBytes, max(0, maxDescriptorBytes)) & ~1
-        guard budget >= 2, var slot = earliest else { return 0 }
+        let descriptorBudget = min(FCPWire.maxAllocDescriptorBytes, max(0, maxDescriptorBytes))
+        guard var slot = earliest else { return 0 }
         var previous = (slot &- 1) & ~15
         block.baseField = UInt16(truncatingIfNeeded: previous >> 4)
         var taken = 0
         while true {
+            let p = Self.position(slot)
+            guard let raw = ReferenceDestination.pack(NodeID(nodes[p.index]), path: PathID(paths[p.index])) else {
+                unencodable &+= 1
+                unmark(slot)
+                guard let next = firstMarked(atOrAfter: slot &+ 1) else { break }
+                slot = next
+                continue
+            }
             var gap = slot &- previous
-            let destination = destinations[Self.position(slot).index]
             let needsSkip = gap > 16
-            guard block.descriptorCount + (needsSkip ? 2 : 1) <= budget else { break }
-            guard let index = block.destinationIndex(destination) else { break }
+            let existing = block.existingIndex(raw)
+            let destinations = block.destinationCount + (existing == nil ? 1 : 0)
+            let descriptors = block.descriptorCount + (needsSkip ? 2 : 1)
+            let evenDescriptors = (descriptors + 1) & ~1
+            guard destinations <= FCPWire.maxAllocDestinations,
+                evenDescriptors <= descriptorBudget,
+                4 + 2 * destinations + evenDescriptors <= maxPayloadBytes
+            else { break }
+            let index = existing ?? block.destinationIndex(raw)!
             if needsSkip {
                 let skip = (gap - 1) / 16
                 block.appendDescriptor(UInt8(truncatingIfNeeded: skip - 1))
@@ -275,5 +332,37 @@ public struct PendingAllocations {
             block.appendDescriptor(0)
         }
         return taken
+    }
+
+    /// Writes the oldest pending allocations as one WIDE-ALLOC payload (64-bit slots,
+    /// 16-bit path, 32-bit destination), at most `maxEntries` of them and as many as fit.
+    /// - Returns: the number of allocations written; 0 writes nothing.
+    @discardableResult
+    public mutating func takeWide(into writer: inout FCPPacketWriter, maxEntries: Int = .max) -> Int {
+        guard let first = earliest else { return 0 }
+        let room = (writer.remaining - FCPWire.extensionHeaderLength - FCPListPayload.wideAllocHeaderLength)
+            / FCPListPayload.wideAllocEntryLength
+        let n = min(count, maxEntries, room, 0xFFFF / FCPListPayload.wideAllocEntryLength)
+        guard n > 0 else { return 0 }
+        let length = FCPListPayload.wideAllocHeaderLength + n * FCPListPayload.wideAllocEntryLength
+        var slot = first
+        do throws(FCPEncodeError) {
+            try writer.writeExtension(.wideAlloc, bodyLength: length) { body in
+                writeBE64(body, 0, first)
+                var offset = FCPListPayload.wideAllocHeaderLength
+                for _ in 0..<n {
+                    let p = Self.position(slot)
+                    writeBE16(body, offset, UInt16(truncatingIfNeeded: slot &- first))
+                    writeBE16(body, offset + 2, paths[p.index])
+                    writeBE32(body, offset + 4, nodes[p.index])
+                    unmark(slot)
+                    offset += FCPListPayload.wideAllocEntryLength
+                    if let next = firstMarked(atOrAfter: slot &+ 1) { slot = next }
+                }
+            }
+        } catch {
+            return 0
+        }
+        return n
     }
 }

@@ -231,7 +231,11 @@ public struct FCPConnection {
 
         let body = UnsafeRawBufferPointer(rebasing: packet[0..<end])
         if side == .endpoint && (extensionsEnabled || requireEpoch) {
-            if let error = checkEpoch(body, at: carriesReset ? 16 : 8) {
+            // A RESET to a new timestamp opens a reset epoch in which nothing has been
+            // negotiated yet, so it need not carry an arbiter epoch (a lower one present
+            // is still refused).
+            let opensEpoch = carriesReset && resetTimestamp != lastResetTime
+            if let error = checkEpoch(body, at: carriesReset ? 16 : 8, required: requireEpoch && !opensEpoch) {
                 return .dropped(error)
             }
         }
@@ -303,7 +307,7 @@ public struct FCPConnection {
 
     /// Fencing: an extended arbiter stamps its leader epoch right after the header (and
     /// RESET). A lower epoch than one already seen comes from a deposed arbiter.
-    private mutating func checkEpoch(_ body: UnsafeRawBufferPointer, at offset: Int) -> FCPDecodeError? {
+    private mutating func checkEpoch(_ body: UnsafeRawBufferPointer, at offset: Int, required: Bool) -> FCPDecodeError? {
         if offset < body.count, body[offset] >> 4 == FCPPayloadType.epoch.rawValue,
             let view = FCPExtensionPayloadView.parse(body, at: offset), view.body.count >= 8
         {
@@ -315,7 +319,7 @@ public struct FCPConnection {
             highestEpoch = epoch
             return nil
         }
-        if requireEpoch {
+        if required {
             statistics.rxMissingEpoch &+= 1
             return .missingEpoch
         }

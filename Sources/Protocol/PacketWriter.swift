@@ -183,3 +183,12 @@ public struct FCPPacketWriter {
         return length
     }
 }
+
+extension FCPPacketWriter {
+    /// Declares that bytes up to `length` were written by another writer over the same
+    /// buffer (used to give one payload a tighter limit than the packet).
+    mutating func skip(to length: Int) throws(FCPEncodeError) {
+        guard length <= maxLength, length >= self.length else { throw .packetTooLong }
+        self.length = length
+    }
+}

@@ -161,7 +161,7 @@ extension ReferenceVectorTests {
             var pending = PendingAllocations(head: try c.u64("window_head_before"))
             var fellOff: [String] = []
             for a in try c.dicts("allocations") {
-                let result = pending.add(slot: try a.u64("tslot"), destination: UInt16(try a.int("dst"))) { slot, dst in
+                let result = pending.add(slot: try a.u64("tslot"), destination: UInt16(try a.int("dst"))) { (slot: UInt64, dst: UInt16) in
                     fellOff.append("\(slot)->\(dst)")
                 }
                 report.check(id, "add", result, .added)

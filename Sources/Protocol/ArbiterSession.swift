@@ -1,0 +1,570 @@
+/// How the arbiter's side of one endpoint's connection is set up.
+public struct ArbiterSessionConfiguration: Sendable {
+    /// Most destinations one endpoint may have demand towards between two resets.
+    public var maxDestinations = 1024
+    /// The arbiter's leader epoch, stamped on every packet of an extended connection.
+    public var epoch: UInt64 = 1
+    /// Extensions this arbiter grants (intersected with what the endpoint asks for).
+    public var supportedCapabilities: FCPCapabilities = .all
+    /// Timeslot length announced in WELCOME, in picoseconds.
+    public var timeslotPicoseconds: UInt32 = 1_230_400
+    /// Start of slot 0 on the arbiter's clock (ns), announced in WELCOME.
+    public var slotOrigin: UInt64 = 0
+    public var authenticator: FCPAuthenticator?
+    /// Drop every packet not authenticated with ``authenticator`` (reference endpoints,
+    /// which cannot authenticate, are then refused).
+    public var requireAuthentication = false
+    public var resetWindowNanoseconds: UInt64 = 1_000_000_000
+    public var sendTimeoutNanoseconds: UInt64 = 200_000
+    /// Largest packet sent to a reference endpoint (the reference's 154 bytes).
+    public var referenceMaxPacketLength = FCPWire.arbiterMaxLength
+    /// Largest packet sent to an extended endpoint.
+    public var extendedMaxPacketLength = 512
+    /// Reference ALLOC descriptor bytes per payload (the reference's 64).
+    public var referenceMaxDescriptorBytes = PendingAllocations.referenceMaxDescriptorBytes
+
+    public init() {}
+
+    /// Why the configuration cannot work, naming the field; nil when it can.
+    public var problem: String? {
+        if maxDestinations < 1 { return "maxDestinations must be at least 1 (got \(maxDestinations))" }
+        if timeslotPicoseconds == 0 { return "timeslotPicoseconds must be positive" }
+        if referenceMaxPacketLength < FCPWire.arbiterMaxLength || referenceMaxPacketLength > FCPWire.maxPacketLength {
+            return "referenceMaxPacketLength must be in \(FCPWire.arbiterMaxLength)...\(FCPWire.maxPacketLength)"
+        }
+        if extendedMaxPacketLength < 256 || extendedMaxPacketLength > FCPWire.maxPacketLength {
+            return "extendedMaxPacketLength must be in 256...\(FCPWire.maxPacketLength)"
+        }
+        if referenceMaxDescriptorBytes < 2 || referenceMaxDescriptorBytes > FCPWire.maxAllocDescriptorBytes {
+            return "referenceMaxDescriptorBytes must be in 2...\(FCPWire.maxAllocDescriptorBytes)"
+        }
+        if requireAuthentication && authenticator == nil { return "requireAuthentication needs an authenticator (key)" }
+        if sendTimeoutNanoseconds == 0 { return "sendTimeoutNanoseconds must be positive" }
+        return nil
+    }
+}
+
+/// The owner's answer to an endpoint's HELLO.
+public enum FCPRegistrationDecision: Sendable, Hashable {
+    /// Register the endpoint under this node id.
+    case accept(NodeID)
+    case refuse(FCPRefusalReason)
+}
+
+/// What an ``ArbiterSession`` asks of its owner (the arbiter core, which holds the
+/// allocator and the topology) after each event, in this order: a reset, a registration,
+/// then per destination demand increases and withdrawal requests.
+public protocol ArbiterSessionHandler {
+    /// The endpoint's state restarted: forget all of its demand, everywhere.
+    mutating func endpointReset()
+    /// The endpoint asks to be registered with the extended protocol.
+    mutating func registrationRequested(_ hello: FCPHello) -> FCPRegistrationDecision
+    /// The endpoint needs `slots` more timeslots towards `destination`.
+    mutating func demandIncreased(destination: NodeID, by slots: UInt64)
+    /// The endpoint withdraws up to `slots` not yet allocated towards `destination`;
+    /// returns how many were still pending and are now withdrawn.
+    mutating func withdrawalRequested(destination: NodeID, upTo slots: UInt64) -> UInt64
+}
+
+/// Where the extension handshake of an arbiter-side connection stands.
+public enum ArbiterNegotiation: Sendable, Hashable {
+    /// Plain reference FCP (no HELLO seen since the last reset).
+    case reference
+    /// The endpoint was registered as `node` with these capabilities.
+    case extended(node: NodeID, capabilities: FCPCapabilities)
+    /// The last HELLO was refused; the endpoint is served (if at all) as reference FCP.
+    case refused(FCPRefusalReason)
+
+    public var granted: FCPCapabilities {
+        if case .extended(_, let c) = self { return c }
+        return []
+    }
+}
+
+/// Counters of an arbiter-side session (beyond its connection's).
+public struct ArbiterSessionStatistics: Sendable, Hashable {
+    /// Demand refused because `maxDestinations` destinations already have demand.
+    public var destinationTableFull: UInt64 = 0
+    /// Demand increases passed to the owner (sum of slots).
+    public var demandSlots: UInt64 = 0
+    /// Slots the owner withdrew at the endpoint's request.
+    public var withdrawnSlots: UInt64 = 0
+    /// Allocations recorded.
+    public var allocationsRecorded: UInt64 = 0
+    /// Allocations sent in ALLOC / WIDE-ALLOC payloads.
+    public var allocationsSent: UInt64 = 0
+    /// Allocations that fell out of the 192-slot pending window unsent.
+    public var allocationsFellOff: UInt64 = 0
+    /// Allocations refused: slot already taken, too old, or no demand recorded.
+    public var allocationsRejected: UInt64 = 0
+    /// Allocations that do not fit a reference ALLOC (node above 16383 or path above 3).
+    public var allocationsUnencodable: UInt64 = 0
+    public var reportEntriesSent: UInt64 = 0
+    public var hellosReceived: UInt64 = 0
+    public var registrations: UInt64 = 0
+    public var refusals: UInt64 = 0
+    /// Extension payloads of a type an arbiter does not expect, or malformed.
+    public var ignoredExtensions: UInt64 = 0
+    /// Packets that could not be built (buffer too small).
+    public var encodeFailures: UInt64 = 0
+
+    public init() {}
+}
+
+/// The arbiter's counters towards one destination of one endpoint, for metrics and tests.
+public struct ArbiterDestinationSnapshot: Sendable, Hashable {
+    public var destination: NodeID
+    /// Cumulative demand the endpoint asked for since the last reset.
+    public var requested: UInt64
+    /// Cumulative allocations recorded.
+    public var allocated: UInt64
+    /// Cumulative slots withdrawn at the endpoint's request.
+    public var withdrawn: UInt64
+    /// Highest allocation count the endpoint acknowledged receiving in a report.
+    public var reportAcknowledged: UInt64
+}
+
+struct ArbiterDestination {
+    var requested: UInt64 = 0
+    var allocated: UInt64 = 0
+    var withdrawn: UInt64 = 0
+    var giveBackRequested: UInt64 = 0
+    var reportAcked: UInt64 = 0
+    var withdrawnAcked: UInt64 = 0
+    var pendingIncrease: UInt64 = 0
+    var pendingWithdrawal: UInt64 = 0
+    var dirty = false
+}
+
+/// One report entry of a sent packet. Values are stored as their low 32 bits: a report
+/// is never more than 2^32 behind the current count, so they widen back exactly.
+struct ArbiterRecordEntry {
+    var destination: Int32
+    var allocatedLow: UInt32
+    var withdrawnLow: UInt32
+}
+
+/// The arbiter's per-endpoint bookkeeping; the connection calls it back.
+struct ArbiterBook: FCPConnectionDelegate {
+    static let welcomeFlag: UInt8 = 1
+    static let reportsPerPacket = 10
+
+    let configuration: ArbiterSessionConfiguration
+    var table: DestinationTable
+    var destinations: [ArbiterDestination]
+    /// first: reports to send.
+    var reports: IndexQueues
+    var records: PacketRecords<ArbiterRecordEntry>
+    var pending = PendingAllocations()
+    var dirtyList: [Int32]
+    var dirtyCount = 0
+    var negotiation = ArbiterNegotiation.reference
+    var welcome: FCPWelcome?
+    var welcomeAcked = true
+    var welcomeInFlight = false
+    var helloReceived: FCPHello?
+    var didReset = false
+    var transmitRequested = false
+    var statistics = ArbiterSessionStatistics()
+
+    init(configuration: ArbiterSessionConfiguration) {
+        self.configuration = configuration
+        let capacity = max(1, configuration.maxDestinations)
+        table = DestinationTable(capacity: capacity)
+        destinations = [ArbiterDestination](repeating: ArbiterDestination(), count: capacity)
+        reports = IndexQueues(capacity: capacity)
+        records = PacketRecords(
+            entriesPerPacket: Self.reportsPerPacket, filler: ArbiterRecordEntry(destination: 0, allocatedLow: 0, withdrawnLow: 0))
+        dirtyList = [Int32](repeating: 0, count: capacity)
+    }
+
+    mutating func markDirty(_ i: Int) {
+        guard !destinations[i].dirty else { return }
+        destinations[i].dirty = true
+        dirtyList[dirtyCount] = Int32(i)
+        dirtyCount += 1
+    }
+
+    mutating func triggerReport(_ i: Int) {
+        reports.append(i, to: .first)
+        transmitRequested = true
+    }
+
+    mutating func demand(towards node: NodeID, cumulative: UInt64?, wire16: UInt16?) {
+        guard let (i, inserted) = table.findOrInsert(node) else {
+            statistics.destinationTableFull &+= 1
+            return
+        }
+        if inserted { destinations[i] = ArbiterDestination() }
+        let current = destinations[i].requested
+        // A 16-bit count stands for the value nearest the last one known (±2^15).
+        let value = cumulative ?? FCPSequence.widen16(wire16 ?? 0, from: current &- 0x8000)
+        guard Wrapping.after(value, current), value > current else { return }
+        destinations[i].requested = value
+        destinations[i].pendingIncrease &+= value - current
+        markDirty(i)
+    }
+
+    func widen32(_ low: UInt32, near reference: UInt64) -> UInt64 {
+        reference &- ((UInt64(UInt32(truncatingIfNeeded: reference)) &- UInt64(low)) & 0xFFFF_FFFF)
+    }
+
+    // MARK: FCPConnectionDelegate
+
+    mutating func fcpDidReset() {
+        table.removeAll()
+        reports.removeAll()
+        records.removeAll()
+        pending.removeAll()
+        // Entries are zeroed when reinserted; pending demand deltas of the old epoch die here.
+        dirtyCount = 0
+        negotiation = .reference
+        welcome = nil
+        welcomeAcked = true
+        welcomeInFlight = false
+        helloReceived = nil
+        didReset = true
+        transmitRequested = true
+    }
+
+    mutating func fcpAcknowledged(sequence: UInt64) {
+        records.forEach(sequence) { e in
+            let i = Int(e.destination)
+            guard i < table.count else { return }
+            let allocated = widen32(e.allocatedLow, near: destinations[i].allocated)
+            let withdrawn = widen32(e.withdrawnLow, near: destinations[i].withdrawn)
+            if allocated > destinations[i].reportAcked { destinations[i].reportAcked = allocated }
+            if withdrawn > destinations[i].withdrawnAcked { destinations[i].withdrawnAcked = withdrawn }
+        }
+        if let f = records.flags(sequence), f & Self.welcomeFlag != 0 {
+            welcomeAcked = true
+            welcomeInFlight = false
+        }
+    }
+
+    mutating func fcpNegativelyAcknowledged(sequence: UInt64) {
+        records.forEach(sequence) { e in
+            let i = Int(e.destination)
+            guard i < table.count else { return }
+            let d = destinations[i]
+            if d.allocated > d.reportAcked || d.withdrawn > d.withdrawnAcked { triggerReport(i) }
+        }
+        if let f = records.flags(sequence), f & Self.welcomeFlag != 0, !welcomeAcked {
+            welcomeInFlight = false
+            transmitRequested = true
+        }
+    }
+
+    mutating func fcpTransmissionRequested() { transmitRequested = true }
+
+    mutating func fcpReceivedAlloc(_ payload: FCPAllocPayloadView) {
+        statistics.ignoredExtensions &+= 1  // endpoints do not allocate
+    }
+
+    mutating func fcpReceivedRequests(_ payload: FCPRequestsPayloadView) {
+        for k in 0..<payload.count {
+            let (destination, count) = payload.entry(k)
+            demand(towards: NodeID(UInt32(destination)), cumulative: nil, wire16: count)
+        }
+        transmitRequested = true
+    }
+
+    mutating func fcpReceivedExtension(_ payload: FCPExtensionPayloadView) {
+        switch FCPPayloadType(rawValue: payload.type) {
+        case .hello:
+            guard let hello = FCPHello(body: payload.body) else {
+                statistics.ignoredExtensions &+= 1
+                return
+            }
+            statistics.hellosReceived &+= 1
+            helloReceived = hello
+            transmitRequested = true
+        case .wideRequests:
+            let n = FCPListPayload.entryCount(payload.body, entryLength: FCPListPayload.wideRequestEntryLength)
+            for k in 0..<n {
+                let e = FCPListPayload.counterEntry(payload.body, k)
+                demand(towards: e.destination, cumulative: e.count, wire16: nil)
+            }
+            transmitRequested = true
+        case .giveBack:
+            let n = FCPListPayload.entryCount(payload.body, entryLength: FCPListPayload.giveBackEntryLength)
+            for k in 0..<n {
+                let e = FCPListPayload.counterEntry(payload.body, k)
+                guard let i = table.index(of: e.destination), e.count > destinations[i].giveBackRequested else { continue }
+                destinations[i].pendingWithdrawal &+= e.count - destinations[i].giveBackRequested
+                destinations[i].giveBackRequested = e.count
+                markDirty(i)
+            }
+            transmitRequested = true
+        case .authentication:
+            break  // a trailer on a connection that does not verify it
+        default:
+            statistics.ignoredExtensions &+= 1
+        }
+    }
+}
+
+/// The arbiter's side of one endpoint's FCP connection: the connection, the endpoint's
+/// cumulative demand per destination (reconstructed from 16-bit or 64-bit counters), the
+/// allocations not yet sent, the allocation reports and their acknowledgement, and the
+/// extension handshake.
+///
+/// Sans-IO and allocation-free after initialisation. Feed packets with
+/// ``receive(_:now:handler:)``, allocations with ``recordAllocation(slot:destination:path:)``,
+/// call ``handleTimeout(now:)`` when ``timerDeadline`` passes and ``send(now:into:)`` when
+/// ``wantsToSend``.
+public struct ArbiterSession {
+    public private(set) var connection: FCPConnection
+    var book: ArbiterBook
+
+    public init(configuration: ArbiterSessionConfiguration, now: UInt64) {
+        connection = FCPConnection(
+            configuration: FCPConnectionConfiguration(
+                side: .arbiter, resetWindowNanoseconds: configuration.resetWindowNanoseconds,
+                sendTimeoutNanoseconds: configuration.sendTimeoutNanoseconds),
+            resetTime: now)
+        connection.extensionsEnabled = true
+        connection.authenticator = configuration.authenticator
+        connection.requireAuthentication = configuration.requireAuthentication
+        book = ArbiterBook(configuration: configuration)
+    }
+
+    public var configuration: ArbiterSessionConfiguration { book.configuration }
+    public var negotiation: ArbiterNegotiation { book.negotiation }
+    public var statistics: ArbiterSessionStatistics {
+        var s = book.statistics
+        s.allocationsUnencodable = book.pending.unencodable
+        return s
+    }
+    public var timerDeadline: UInt64? { connection.timerDeadline }
+    /// Allocations recorded but not yet sent.
+    public var pendingAllocationCount: Int { book.pending.count }
+    /// Whether there is something to send: allocations, reports, a WELCOME, an answer.
+    public var wantsToSend: Bool {
+        book.transmitRequested || !book.pending.isEmpty || !book.reports.isEmpty
+            || (book.welcome != nil && !book.welcomeAcked && !book.welcomeInFlight)
+    }
+
+    /// The counters towards `destination`, if the endpoint has demand towards it.
+    public func destination(_ node: NodeID) -> ArbiterDestinationSnapshot? {
+        guard let i = book.table.index(of: node) else { return nil }
+        let d = book.destinations[i]
+        return ArbiterDestinationSnapshot(
+            destination: node, requested: d.requested, allocated: d.allocated, withdrawn: d.withdrawn,
+            reportAcknowledged: d.reportAcked)
+    }
+
+    /// Every destination with counters since the last reset.
+    public var destinations: [ArbiterDestinationSnapshot] {
+        (0..<book.table.count).compactMap { destination(book.table.nodes[$0]) }
+    }
+
+    /// Handles one packet from the endpoint, then tells `handler` what changed.
+    @discardableResult
+    public mutating func receive<H: ArbiterSessionHandler>(
+        _ packet: UnsafeRawBufferPointer, now: UInt64, handler: inout H
+    ) -> FCPReceiveResult {
+        let result = connection.receive(packet, now: now, delegate: &book)
+        drain(handler: &handler)
+        return result
+    }
+
+    /// The retransmission timer fired.
+    public mutating func handleTimeout<H: ArbiterSessionHandler>(now: UInt64, handler: inout H) {
+        connection.handleTimeout(now: now, delegate: &book)
+        drain(handler: &handler)
+    }
+
+    /// Starts a new reset epoch, forgetting everything about this endpoint.
+    public mutating func forceReset<H: ArbiterSessionHandler>(now: UInt64, handler: inout H) {
+        connection.forceReset(now: now)
+        book.fcpDidReset()
+        drain(handler: &handler)
+    }
+
+    private mutating func drain<H: ArbiterSessionHandler>(handler: inout H) {
+        if book.didReset {
+            book.didReset = false
+            handler.endpointReset()
+        }
+        if let hello = book.helloReceived {
+            book.helloReceived = nil
+            register(hello, handler: &handler)
+        }
+        var k = 0
+        while k < book.dirtyCount {
+            let i = Int(book.dirtyList[k])
+            k += 1
+            book.destinations[i].dirty = false
+            let node = book.table.nodes[i]
+            let increase = book.destinations[i].pendingIncrease
+            if increase > 0 {
+                book.destinations[i].pendingIncrease = 0
+                book.statistics.demandSlots &+= increase
+                handler.demandIncreased(destination: node, by: increase)
+            }
+            let withdrawal = book.destinations[i].pendingWithdrawal
+            if withdrawal > 0 {
+                book.destinations[i].pendingWithdrawal = 0
+                let withdrawn = min(handler.withdrawalRequested(destination: node, upTo: withdrawal), withdrawal)
+                book.destinations[i].withdrawn &+= withdrawn
+                book.statistics.withdrawnSlots &+= withdrawn
+                // The endpoint learns the outcome from the next report.
+                book.triggerReport(i)
+            }
+        }
+        book.dirtyCount = 0
+    }
+
+    private mutating func register<H: ArbiterSessionHandler>(_ hello: FCPHello, handler: inout H) {
+        let configuration = book.configuration
+        let decision: FCPRegistrationDecision
+        if hello.version < 1 {
+            decision = .refuse(.unsupportedVersion)
+        } else if configuration.requireAuthentication && !hello.capabilities.contains(.authentication) {
+            decision = .refuse(.authenticationRequired)
+        } else {
+            decision = handler.registrationRequested(hello)
+        }
+        switch decision {
+        case .accept(let node):
+            var granted = hello.capabilities.intersection(configuration.supportedCapabilities)
+            if configuration.authenticator == nil { granted.remove(.authentication) }
+            if granted.contains(.announcedClock) != book.negotiation.granted.contains(.announcedClock) {
+                // Pending slots were numbered for the other clock; the endpoint will see
+                // them reported but never allocated, count them lost and ask again.
+                book.pending.removeAll()
+            }
+            book.negotiation = .extended(node: node, capabilities: granted)
+            book.welcome = FCPWelcome(
+                capabilities: granted, node: node, timeslotPicoseconds: configuration.timeslotPicoseconds,
+                epoch: configuration.epoch, slotOrigin: configuration.slotOrigin)
+            book.statistics.registrations &+= 1
+        case .refuse(let reason):
+            book.negotiation = .refused(reason)
+            book.welcome = .refused(reason, epoch: configuration.epoch)
+            book.statistics.refusals &+= 1
+        }
+        book.welcomeAcked = false
+        book.welcomeInFlight = false
+        book.transmitRequested = true
+    }
+
+    /// Records that `slot` was allocated to this endpoint towards `destination` over
+    /// `path`. Slots are in the numbering this endpoint understands: the announced clock
+    /// for an extended endpoint that negotiated it, reference slots otherwise. Returns
+    /// false (counted) when the slot is already taken or too old, or no demand towards
+    /// `destination` was recorded.
+    @discardableResult
+    public mutating func recordAllocation(slot: UInt64, destination: NodeID, path: PathID) -> Bool {
+        guard let i = book.table.index(of: destination) else {
+            book.statistics.allocationsRejected &+= 1
+            return false
+        }
+        var fell: UInt64 = 0
+        let result = book.pending.add(slot: slot, node: destination, path: path) { _, _, _ in fell += 1 }
+        book.statistics.allocationsFellOff &+= fell
+        guard result == .added else {
+            book.statistics.allocationsRejected &+= 1
+            return false
+        }
+        book.destinations[i].allocated &+= 1
+        book.statistics.allocationsRecorded &+= 1
+        book.triggerReport(i)
+        return true
+    }
+
+    /// Builds the next packet into `buffer` (at least the configured maximum packet
+    /// length) and commits it: RESET if out of sync, EPOCH and WELCOME for extended
+    /// endpoints, pending allocations, then reports. Returns the packet's length.
+    public mutating func send(now: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Result<Int, FCPEncodeError> {
+        connection.prepareToSend(delegate: &book)
+        let configuration = book.configuration
+        let granted = book.negotiation.granted
+        let extended = !granted.isEmpty || book.welcome != nil
+        let wideReports = granted.contains(.wideCounters)
+        let signs = configuration.authenticator != nil
+            && (configuration.requireAuthentication || granted.contains(.authentication))
+        let maxLength = min(
+            extended ? configuration.extendedMaxPacketLength : configuration.referenceMaxPacketLength, buffer.count)
+
+        var entries = InlineArray<10, ArbiterRecordEntry>(repeating: .init(destination: 0, allocatedLow: 0, withdrawnLow: 0))
+        var reportCount = 0
+        while reportCount < ArbiterBook.reportsPerPacket, let i = book.reports.popFirstThenSecond() {
+            let d = book.destinations[i]
+            entries[reportCount] = ArbiterRecordEntry(
+                destination: Int32(i), allocatedLow: UInt32(truncatingIfNeeded: d.allocated),
+                withdrawnLow: UInt32(truncatingIfNeeded: d.withdrawn))
+            reportCount += 1
+        }
+        let sendWelcome = book.welcome != nil && !book.welcomeAcked
+        let header = connection.commit(now: now, delegate: &book)
+        book.records.begin(header.sequence, flags: sendWelcome ? ArbiterBook.welcomeFlag : 0)
+        for k in 0..<reportCount { book.records.append(header.sequence, entries[k]) }
+        book.transmitRequested = false
+        if sendWelcome { book.welcomeInFlight = true }
+
+        var writer = FCPPacketWriter(buffer, maxLength: maxLength)
+        let nodes = book.table.nodes
+        let destinations = book.destinations
+        do throws(FCPEncodeError) {
+            try writer.writeHeader(sequence: header.sequence, ackSequence: header.ackSequence, ackVector: header.ackVector)
+            if header.sendReset { try writer.writeReset(timestamp: header.resetTimestamp) }
+            if granted.contains(.epochFencing) { try FCPEpochPayload.write(configuration.epoch, to: &writer) }
+            if sendWelcome, let welcome = book.welcome { try welcome.write(to: &writer) }
+
+            let reportBytes: Int
+            if reportCount == 0 {
+                reportBytes = 0
+            } else if wideReports {
+                reportBytes = FCPWire.extensionHeaderLength + reportCount * FCPListPayload.wideReportEntryLength
+            } else {
+                reportBytes = 2 + 4 * reportCount
+            }
+            let trailer = signs ? FCPAuthenticator.trailerLength : 0
+            let allocBudget = writer.remaining - reportBytes - trailer
+            var sent = 0
+            if granted.contains(.announcedClock) {
+                var limited = FCPPacketWriter(
+                    writer.buffer, maxLength: writer.length + max(0, allocBudget))
+                try limited.skip(to: writer.length)
+                sent = book.pending.takeWide(into: &limited)
+                try writer.skip(to: limited.length)
+            } else if allocBudget > 4 {
+                var block = AllocBlock()
+                sent = book.pending.takeBlock(
+                    into: &block, maxDescriptorBytes: configuration.referenceMaxDescriptorBytes,
+                    maxPayloadBytes: allocBudget)
+                if sent > 0 { try writer.writeAlloc(block) }
+            }
+            book.statistics.allocationsSent &+= UInt64(sent)
+
+            if reportCount > 0 {
+                book.statistics.reportEntriesSent &+= UInt64(reportCount)
+                if wideReports {
+                    try writer.writeExtension(.wideReport, bodyLength: reportCount * FCPListPayload.wideReportEntryLength) { body in
+                        for k in 0..<reportCount {
+                            let i = Int(entries[k].destination)
+                            let o = k * FCPListPayload.wideReportEntryLength
+                            writeBE32(body, o, nodes[i].rawValue)
+                            writeBE64(body, o + 4, destinations[i].allocated)
+                            writeBE64(body, o + 12, destinations[i].withdrawn)
+                        }
+                    }
+                } else {
+                    try writer.writeRequests(count: reportCount) { k in
+                        let i = Int(entries[k].destination)
+                        return (UInt16(truncatingIfNeeded: nodes[i].rawValue), UInt16(truncatingIfNeeded: destinations[i].allocated))
+                    }
+                }
+            }
+            try writer.pad(toMinimum: FCPWire.minimumPacketLength)
+            return .success(try writer.finalize(
+                sequence: header.sequence, ackSequence: header.ackSequence,
+                authenticator: signs ? configuration.authenticator : nil))
+        } catch {
+            book.statistics.encodeFailures &+= 1
+            return .failure(error)
+        }
+    }
+}

@@ -1,0 +1,817 @@
+/// How an endpoint session is set up.
+public struct EndpointSessionConfiguration: Sendable {
+    public enum Mode: Sendable, Hashable {
+        /// Plain reference FCP, byte for byte: no HELLO, no extension payloads.
+        case reference
+        /// Offer the extensions in HELLO. With `fallbackToReference`, an arbiter that never
+        /// answers (a reference arbiter drops packets with unknown payloads) makes the
+        /// session carry on as plain reference FCP.
+        case extended(fallbackToReference: Bool)
+    }
+
+    public var mode: Mode = .extended(fallbackToReference: true)
+    /// Extensions to ask for.
+    public var capabilities: FCPCapabilities = [.epochFencing, .announcedClock, .wideCounters, .giveBack]
+    /// Identity stated in HELLO.
+    public var node: NodeID?
+    /// IPv4 address stated in HELLO (host byte order).
+    public var address: UInt32?
+    /// Most destinations with demand between two resets; more are refused and counted.
+    public var maxDestinations = 1024
+    /// When an allocation may still be used (reference: 16 slots late, 64 early).
+    public var allocationWindow = AllocationTimeWindow.reference
+    /// Reference A-REQ counts are 16 bits wide, reconstructed around the arbiter's value,
+    /// so at most this many slots may be requested beyond what was allocated.
+    public var referenceRequestWindow: UInt64 = 8191
+    /// How long an allocation the arbiter reported may stay unseen before it is declared
+    /// lost and requested again. Reordering can deliver a report before the ALLOC it
+    /// covers; declaring loss at once would ask for a slot that is already on its way.
+    public var lostAllocationGraceNanoseconds: UInt64 = 50_000
+    /// Unanswered HELLO packets (negatively acknowledged) before falling back.
+    public var helloFailuresBeforeFallback = 8
+    /// Key to sign packets with and verify the arbiter's.
+    public var authenticator: FCPAuthenticator?
+    /// Drop every arbiter packet that is not authenticated.
+    public var requireAuthentication = false
+    public var resetWindowNanoseconds: UInt64 = 2_000_000_000
+    public var sendTimeoutNanoseconds: UInt64 = 200_000
+    /// Largest packet to build; nil: 58 bytes for reference mode (the reference's
+    /// limit), 320 when offering extensions.
+    public var maxPacketLength: Int?
+
+    public init() {}
+
+    /// The packet size actually used.
+    public var effectiveMaxPacketLength: Int {
+        maxPacketLength ?? (mode == .reference ? FCPWire.endpointMaxLength : 320)
+    }
+
+    /// Smallest packet that fits a RESET, HELLO, ten requests and ten give-backs.
+    static let extendedMinimumPacket = 8 + 8 + 20 + (4 + 10 * 12) * 2 + FCPAuthenticator.trailerLength
+
+    /// Why the configuration cannot work, naming the field; nil when it can.
+    public var problem: String? {
+        if maxDestinations < 1 { return "maxDestinations must be at least 1 (got \(maxDestinations))" }
+        if allocationWindow.missThreshold + allocationWindow.maxPreload >= 256 {
+            return "allocationWindow: missThreshold + maxPreload must be below 256 slots"
+        }
+        if referenceRequestWindow < 1 || referenceRequestWindow > 0x7FFF {
+            return "referenceRequestWindow must be in 1...32767 (16-bit counts are reconstructed within ±32768)"
+        }
+        if sendTimeoutNanoseconds == 0 { return "sendTimeoutNanoseconds must be positive" }
+        let minimum = mode == .reference ? FCPWire.endpointMaxLength : Self.extendedMinimumPacket
+        if effectiveMaxPacketLength < minimum || effectiveMaxPacketLength > FCPWire.maxPacketLength {
+            return "maxPacketLength must be in \(minimum)...\(FCPWire.maxPacketLength) for this mode"
+        }
+        if requireAuthentication && authenticator == nil { return "requireAuthentication needs an authenticator (key)" }
+        return nil
+    }
+}
+
+/// Where the extension handshake of an endpoint stands.
+public enum EndpointNegotiation: Sendable, Hashable {
+    /// Configured as plain reference FCP.
+    case reference
+    /// HELLO sent in every packet, waiting for WELCOME.
+    case offering
+    /// The arbiter accepted; `welcome` says what it granted.
+    case established(FCPWelcome)
+    /// The arbiter refused, for this reason; the session carries on in reference form
+    /// and offers again after the next reset.
+    case refused(FCPRefusalReason)
+    /// No answer to HELLO: plain reference FCP from now on.
+    case fellBack
+
+    var isOffering: Bool { if case .offering = self { true } else { false } }
+
+    /// The granted capabilities (empty unless established).
+    public var granted: FCPCapabilities {
+        if case .established(let w) = self { return w.capabilities }
+        return []
+    }
+}
+
+/// Counters of an endpoint session (beyond its connection's).
+public struct EndpointSessionStatistics: Sendable, Hashable {
+    /// Allocations accepted into the schedule.
+    public var allocationsAdmitted: UInt64 = 0
+    /// Allocations for a slot already more than the miss threshold in the past.
+    public var allocationsTooLate: UInt64 = 0
+    /// Allocations for a slot further ahead than the preload limit.
+    public var allocationsPremature: UInt64 = 0
+    /// Allocations to a destination with no outstanding demand.
+    public var allocationsUnwanted: UInt64 = 0
+    /// Allocations for a slot that already had one (the arbiter double-booked us).
+    public var allocationsSlotTaken: UInt64 = 0
+    /// ALLOC descriptors naming a destination the payload does not list.
+    public var illegalDescriptors: UInt64 = 0
+    /// Accepted allocations whose slot passed before they were taken.
+    public var allocationsExpired: UInt64 = 0
+    /// Allocations handed to the sender.
+    public var allocationsUsed: UInt64 = 0
+    /// Allocations the arbiter reported that never arrived (lost ALLOCs); re-requested.
+    public var allocationsLost: UInt64 = 0
+    /// Accepted allocations dropped by a protocol reset; re-requested.
+    public var allocationsDroppedByReset: UInt64 = 0
+    /// Reports for destinations this endpoint has no demand for.
+    public var reportsForUnknownDestinations: UInt64 = 0
+    /// Demand refused because `maxDestinations` destinations already have demand.
+    public var destinationTableFull: UInt64 = 0
+    /// Destinations a reference A-REQ field cannot carry (above 65535).
+    public var unencodableDestinations: UInt64 = 0
+    public var requestEntriesSent: UInt64 = 0
+    public var giveBackEntriesSent: UInt64 = 0
+    public var hellosSent: UInt64 = 0
+    public var welcomesReceived: UInt64 = 0
+    public var refusals: UInt64 = 0
+    public var fallbacks: UInt64 = 0
+    /// Extension payloads of a type an endpoint does not expect, or malformed.
+    public var ignoredExtensions: UInt64 = 0
+    /// Packets that could not be built (buffer too small).
+    public var encodeFailures: UInt64 = 0
+    /// Slots the arbiter withdrew at our request, summed over resets.
+    public var slotsWithdrawn: UInt64 = 0
+    /// Reports of more allocations than we ever requested: an arbiter bug, counted.
+    public var reportsAboveRequest: UInt64 = 0
+
+    public init() {}
+}
+
+/// An endpoint's view of its demand towards one destination, for metrics and tests.
+public struct EndpointFlowSnapshot: Sendable, Hashable {
+    public var destination: NodeID
+    /// Slots still needed: demand not yet matched by an accepted allocation.
+    public var need: UInt64
+    /// Highest cumulative count requested from the arbiter since the last reset.
+    public var requested: UInt64
+    /// Highest cumulative count the arbiter acknowledged receiving.
+    public var acknowledged: UInt64
+    /// Allocations accounted for: received (whatever their verdict) or reported lost.
+    public var received: UInt64
+    /// Allocations the arbiter reported making.
+    public var reported: UInt64
+    /// Slots the arbiter withdrew at our request.
+    public var withdrawn: UInt64
+}
+
+/// One destination's counters. The arbiter serves cumulative demand: every allocation it
+/// makes, useful or not, consumes one unit of what was requested. So the endpoint asks
+/// for `received + need + withdrawn`: exactly enough that the allocations still to come
+/// (pending at the arbiter or in flight) cover what it needs. An allocation that arrives
+/// unusable leaves `need` as it was and raises `received`, which asks for a replacement;
+/// one that arrives unneeded is absorbed by a request made earlier.
+struct EndpointFlow {
+    var need: UInt64 = 0
+    var requested: UInt64 = 0
+    var acked: UInt64 = 0
+    var received: UInt64 = 0
+    var reported: UInt64 = 0
+    var withdrawn: UInt64 = 0
+    var giveBackRequested: UInt64 = 0
+    var giveBackAcked: UInt64 = 0
+    /// A report showed more allocations than received; if they have not arrived by this
+    /// time (0: no check pending), the missing ones up to `lossCheckValue` are lost.
+    var lossCheckDeadline: UInt64 = 0
+    var lossCheckValue: UInt64 = 0
+}
+
+/// One entry of a sent packet: a request or give-back counter for a flow.
+struct EndpointRecordEntry {
+    var flow: Int32
+    var isGiveBack: Bool
+    var value: UInt64
+}
+
+/// The endpoint's bookkeeping; the connection calls it back while handling events.
+struct EndpointBook: FCPConnectionDelegate {
+    static let helloFlag: UInt8 = 1
+    static let entriesPerPacket = 10
+
+    let configuration: EndpointSessionConfiguration
+    var table: DestinationTable
+    var flows: [EndpointFlow]
+    /// first: retransmit (NACKed counters), second: new requests.
+    var queues: IndexQueues
+    var records: PacketRecords<EndpointRecordEntry>
+    var schedule = AllocationSchedule()
+    var negotiation: EndpointNegotiation
+    var helloFailures = 0
+    var helloInFlight = false
+    var statistics = EndpointSessionStatistics()
+    var now: UInt64 = 0
+    var transmitRequested = false
+    var negotiationChanged = false
+    /// Slot clock announced by the arbiter: origin (ns) and length (ps).
+    var clockOrigin: UInt64 = 0
+    var clockPicoseconds: UInt64 = 0
+    /// Flows with a loss check pending.
+    var lossChecks: [Int32]
+    var lossCheckCount = 0
+    var earliestLossCheck: UInt64 = .max
+
+    init(configuration: EndpointSessionConfiguration) {
+        self.configuration = configuration
+        let capacity = max(1, configuration.maxDestinations)
+        table = DestinationTable(capacity: capacity)
+        flows = [EndpointFlow](repeating: EndpointFlow(), count: capacity)
+        queues = IndexQueues(capacity: capacity)
+        records = PacketRecords(
+            entriesPerPacket: 2 * Self.entriesPerPacket, filler: EndpointRecordEntry(flow: 0, isGiveBack: false, value: 0))
+        negotiation = configuration.mode == .reference ? .reference : .offering
+        lossChecks = [Int32](repeating: 0, count: capacity)
+    }
+
+    var granted: FCPCapabilities { negotiation.granted }
+    var usesClock: Bool { granted.contains(.announcedClock) && clockPicoseconds > 0 }
+
+    // MARK: Time
+
+    /// The slot in progress at `now`, in the numbering allocations arrive in.
+    func currentSlot(_ now: UInt64) -> UInt64 {
+        if usesClock {
+            guard now > clockOrigin else { return 0 }
+            let (high, low) = (now - clockOrigin).multipliedFullWidth(by: 1000)
+            return clockPicoseconds.dividingFullWidth((high, low)).quotient
+        }
+        return ReferenceTimeslot.slot(atNanoseconds: now)
+    }
+
+    /// When `slot` starts on this endpoint's clock; `referenceNumbering` says the slot is
+    /// a reference one (`(ns·419)>>19`) rather than one of the announced clock.
+    func startTime(of slot: UInt64, current: UInt64, now: UInt64, referenceNumbering: Bool) -> UInt64 {
+        if !referenceNumbering {
+            let (high, low) = slot.multipliedFullWidth(by: clockPicoseconds)
+            if high >= 1000 { return .max }
+            return clockOrigin &+ UInt64(1000).dividingFullWidth((high, low)).quotient
+        }
+        // Reference slots are (ns·419)>>19 of a wrapping product: only differences are
+        // meaningful, at 2^19/419 ≈ 1251.3 ns per slot.
+        let delta = Int64(bitPattern: slot &- current)
+        let nanoseconds = delta * (1 << 19) / 419
+        return UInt64(bitPattern: Int64(bitPattern: now) &+ nanoseconds)
+    }
+
+    // MARK: Demand
+
+    mutating func enqueueIfNeeded(_ i: Int) {
+        guard queues.queue(of: i) == .none else { return }
+        if needsSending(i) {
+            queues.append(i, to: .second)
+            transmitRequested = true
+        }
+    }
+
+    /// The cumulative count to send: never less than already requested (counts only grow),
+    /// and in reference mode within the window a 16-bit count can be reconstructed in.
+    func requestValue(_ f: EndpointFlow) -> UInt64 {
+        var target = f.received &+ f.need &+ f.withdrawn
+        if !granted.contains(.wideCounters) { target = min(target, f.received &+ configuration.referenceRequestWindow) }
+        return max(target, f.requested)
+    }
+
+    func needsSending(_ i: Int) -> Bool {
+        let f = flows[i]
+        if requestValue(f) > f.acked { return true }
+        return granted.contains(.giveBack) && f.giveBackRequested > f.giveBackAcked
+    }
+
+    mutating func addDemand(to node: NodeID, slots: UInt64) -> Bool {
+        guard let (i, inserted) = table.findOrInsert(node) else {
+            statistics.destinationTableFull &+= 1
+            return false
+        }
+        // The slot may hold a flow removed at the last reset.
+        if inserted { flows[i] = EndpointFlow() }
+        flows[i].need &+= slots
+        enqueueIfNeeded(i)
+        return true
+    }
+
+    /// An accepted allocation that will not be sent (expired, or dropped by a reset): the
+    /// slot it stood for is needed again.
+    mutating func unuse(_ i: Int) {
+        flows[i].need &+= 1
+        enqueueIfNeeded(i)
+    }
+
+    // MARK: Allocations
+
+    mutating func allocated(slot: UInt64, node: NodeID, path: PathID, current: UInt64, referenceNumbering: Bool) {
+        guard let i = table.index(of: node) else {
+            statistics.allocationsUnwanted &+= 1
+            return
+        }
+        // Counted whatever happens next: the arbiter spent one unit of our request on it,
+        // so an unusable one raises the request by one.
+        flows[i].received &+= 1
+        defer { enqueueIfNeeded(i) }
+        switch configuration.allocationWindow.classify(slot: slot, currentSlot: current) {
+        case .tooLate:
+            statistics.allocationsTooLate &+= 1
+            return
+        case .premature:
+            statistics.allocationsPremature &+= 1
+            return
+        case .inWindow:
+            break
+        }
+        guard flows[i].need > 0 else {
+            statistics.allocationsUnwanted &+= 1
+            return
+        }
+        expire(now: now)
+        guard schedule.isFree(slot: slot) else {
+            statistics.allocationsSlotTaken &+= 1
+            return
+        }
+        flows[i].need &-= 1
+        let start = startTime(of: slot, current: current, now: now, referenceNumbering: referenceNumbering)
+        // Usable until `missThreshold` slots after it started.
+        let nextStart = startTime(of: slot &+ 1, current: current, now: now, referenceNumbering: referenceNumbering)
+        let slotLength = nextStart > start ? nextStart - start : 1
+        let deadline = start &+ slotLength &* (configuration.allocationWindow.missThreshold &+ 1)
+        schedule.insert(EndpointAllocation(slot: slot, startNanoseconds: start, destination: node, path: path), deadline: deadline)
+        statistics.allocationsAdmitted &+= 1
+    }
+
+    /// Drops scheduled allocations more than the miss threshold past their slot; their
+    /// slots are requested again.
+    mutating func expire(now: UInt64) {
+        while let e = schedule.popExpired(before: now) {
+            statistics.allocationsExpired &+= 1
+            if let i = table.index(of: e.destination) { unuse(i) }
+        }
+    }
+
+    /// The arbiter's cumulative count of allocations to `node` reached `reported`:
+    /// anything it allocated that never arrived was lost and is requested again.
+    mutating func report(node: NodeID, allocated reported: UInt64, withdrawn: UInt64?) {
+        guard let i = table.index(of: node) else {
+            statistics.reportsForUnknownDestinations &+= 1
+            return
+        }
+        if let withdrawn, withdrawn > flows[i].withdrawn {
+            statistics.slotsWithdrawn &+= withdrawn - flows[i].withdrawn
+            flows[i].withdrawn = withdrawn
+        }
+        if reported &+ flows[i].withdrawn > flows[i].requested { statistics.reportsAboveRequest &+= 1 }
+        if reported > flows[i].reported { flows[i].reported = reported }
+        if flows[i].reported > flows[i].received && flows[i].lossCheckDeadline == 0 {
+            scheduleLossCheck(i)
+        }
+        enqueueIfNeeded(i)
+    }
+
+    mutating func scheduleLossCheck(_ i: Int) {
+        let deadline = max(1, now &+ configuration.lostAllocationGraceNanoseconds)
+        flows[i].lossCheckDeadline = deadline
+        flows[i].lossCheckValue = flows[i].reported
+        lossChecks[lossCheckCount] = Int32(i)
+        lossCheckCount += 1
+        earliestLossCheck = min(earliestLossCheck, deadline)
+    }
+
+    /// Declares lost what was reported but has still not arrived after the grace period:
+    /// counting it as received raises the request, which asks for replacements.
+    mutating func runLossChecks(now: UInt64) {
+        guard now >= earliestLossCheck else { return }
+        earliestLossCheck = .max
+        var k = 0
+        while k < lossCheckCount {
+            let i = Int(lossChecks[k])
+            let deadline = flows[i].lossCheckDeadline
+            guard deadline <= now else {
+                earliestLossCheck = min(earliestLossCheck, deadline)
+                k += 1
+                continue
+            }
+            lossCheckCount -= 1
+            lossChecks[k] = lossChecks[lossCheckCount]
+            flows[i].lossCheckDeadline = 0
+            if flows[i].lossCheckValue > flows[i].received {
+                statistics.allocationsLost &+= flows[i].lossCheckValue - flows[i].received
+                flows[i].received = flows[i].lossCheckValue
+                enqueueIfNeeded(i)
+            }
+            if flows[i].reported > flows[i].received {
+                // Later reports are still ahead of what arrived: watch them too.
+                let saved = self.now
+                self.now = now
+                scheduleLossCheck(i)
+                self.now = saved
+            }
+        }
+    }
+
+    // MARK: FCPConnectionDelegate
+
+    mutating func fcpDidReset() {
+        // Accepted but unsent allocations may be handed to someone else by a restarted
+        // arbiter: give them up and count their slots as needed again.
+        while let e = schedule.earliest() {
+            schedule.remove(slot: e.slot)
+            statistics.allocationsDroppedByReset &+= 1
+            if let i = table.index(of: e.destination) { flows[i].need &+= 1 }
+        }
+        // Rebase: counters restart from zero on both sides; keep only what is still needed.
+        queues.removeAll()
+        table.compact(keeping: { flows[$0].need > 0 }) { from, to in flows[to] = flows[from] }
+        for i in 0..<table.count {
+            let need = flows[i].need
+            flows[i] = EndpointFlow()
+            flows[i].need = need
+            queues.append(i, to: .second)
+        }
+        records.removeAll()
+        lossCheckCount = 0
+        earliestLossCheck = .max
+        helloInFlight = false
+        helloFailures = 0
+        switch negotiation {
+        case .established, .refused, .offering: negotiation = .offering
+        case .reference, .fellBack: break
+        }
+        negotiationChanged = true
+        transmitRequested = true
+    }
+
+    mutating func fcpAcknowledged(sequence: UInt64) {
+        records.forEach(sequence) { e in
+            let i = Int(e.flow)
+            guard i < table.count else { return }
+            if e.isGiveBack {
+                if e.value > flows[i].giveBackAcked { flows[i].giveBackAcked = e.value }
+            } else if e.value > flows[i].acked {
+                flows[i].acked = e.value
+            }
+        }
+        if let f = records.flags(sequence), f & Self.helloFlag != 0 { helloInFlight = false }
+    }
+
+    mutating func fcpNegativelyAcknowledged(sequence: UInt64) {
+        records.forEach(sequence) { e in
+            let i = Int(e.flow)
+            guard i < table.count else { return }
+            let stillNeeded = e.isGiveBack ? e.value > flows[i].giveBackAcked : e.value > flows[i].acked
+            if stillNeeded && queues.queue(of: i) != .first {
+                queues.append(i, to: .first)
+                transmitRequested = true
+            }
+        }
+        if let f = records.flags(sequence), f & Self.helloFlag != 0, negotiation.isOffering {
+            helloInFlight = false
+            helloFailures += 1
+            if case .extended(let fallback) = configuration.mode, fallback,
+                helloFailures >= configuration.helloFailuresBeforeFallback
+            {
+                negotiation = .fellBack
+                statistics.fallbacks &+= 1
+                negotiationChanged = true
+            }
+            transmitRequested = true
+        }
+    }
+
+    mutating func fcpTransmissionRequested() { transmitRequested = true }
+
+    mutating func fcpReceivedAlloc(_ payload: FCPAllocPayloadView) {
+        // Every ALLOC is acknowledged promptly, so the arbiter learns it arrived.
+        transmitRequested = true
+        // Reference ALLOCs always count in reference slots, whatever clock was announced.
+        let current = ReferenceTimeslot.slot(atNanoseconds: now)
+        let base = ReferenceTimeslot.widenAllocBase(payload.baseTimeslot, currentSlot: current)
+        var walker = AllocDescriptorWalker(
+            baseSlot: base, destinationCount: payload.destinationCount, descriptors: payload.descriptors)
+        while let step = walker.next() {
+            switch step {
+            case .skip: continue
+            case .illegalIndex:
+                statistics.illegalDescriptors &+= 1
+            case .allocation(_, let slot, let index):
+                let (node, path) = ReferenceDestination.unpack(payload.destination(index - 1))
+                allocated(slot: slot, node: node, path: path, current: current, referenceNumbering: true)
+            }
+        }
+    }
+
+    mutating func fcpReceivedRequests(_ payload: FCPRequestsPayloadView) {
+        // From the arbiter, an A-REQ is a report of cumulative allocations per destination.
+        // Acknowledge it, or the arbiter times out and sends the report again.
+        transmitRequested = true
+        for k in 0..<payload.count {
+            let (destination, count) = payload.entry(k)
+            let node = NodeID(UInt32(destination & 0x3FFF))
+            guard let i = table.index(of: node) else {
+                statistics.reportsForUnknownDestinations &+= 1
+                continue
+            }
+            let full = FCPSequence.widen16(count, from: flows[i].reported &- 0x8000)
+            report(node: node, allocated: full, withdrawn: nil)
+        }
+    }
+
+    mutating func fcpReceivedExtension(_ payload: FCPExtensionPayloadView) {
+        switch FCPPayloadType(rawValue: payload.type) {
+        case .epoch:
+            return  // checked by the connection before anything else; needs no answer
+        default:
+            transmitRequested = true
+        }
+        switch FCPPayloadType(rawValue: payload.type) {
+        case .welcome:
+            guard let welcome = FCPWelcome(body: payload.body) else {
+                statistics.ignoredExtensions &+= 1
+                return
+            }
+            receivedWelcome(welcome)
+        case .wideAlloc:
+            transmitRequested = true
+            guard usesClock else {
+                statistics.ignoredExtensions &+= 1
+                return
+            }
+            let current = currentSlot(now)
+            let n = FCPListPayload.entryCount(
+                payload.body, entryLength: FCPListPayload.wideAllocEntryLength,
+                headerLength: FCPListPayload.wideAllocHeaderLength)
+            for k in 0..<n {
+                let e = FCPListPayload.allocEntry(payload.body, k)
+                allocated(slot: e.slot, node: e.destination, path: e.path, current: current, referenceNumbering: false)
+            }
+        case .wideReport:
+            let n = FCPListPayload.entryCount(payload.body, entryLength: FCPListPayload.wideReportEntryLength)
+            for k in 0..<n {
+                let e = FCPListPayload.reportEntry(payload.body, k)
+                report(node: e.destination, allocated: e.allocated, withdrawn: e.withdrawn)
+            }
+        default:
+            statistics.ignoredExtensions &+= 1
+        }
+    }
+
+    mutating func receivedWelcome(_ welcome: FCPWelcome) {
+        switch negotiation {
+        case .offering, .established:
+            break
+        default:
+            statistics.ignoredExtensions &+= 1
+            return
+        }
+        statistics.welcomesReceived &+= 1
+        if let reason = welcome.refusal {
+            negotiation = .refused(reason)
+            statistics.refusals &+= 1
+        } else {
+            var accepted = welcome
+            accepted.capabilities = welcome.capabilities.intersection(configuration.capabilities)
+            negotiation = .established(accepted)
+            if accepted.capabilities.contains(.announcedClock) && welcome.timeslotPicoseconds > 0 {
+                clockOrigin = welcome.slotOrigin
+                clockPicoseconds = UInt64(welcome.timeslotPicoseconds)
+            }
+        }
+        helloInFlight = false
+        negotiationChanged = true
+    }
+}
+
+/// The endpoint side of FCP: the connection, the cumulative demand per destination and
+/// its acknowledgement, lost-allocation recovery from the arbiter's reports, the
+/// extension handshake, and the schedule of accepted allocations.
+///
+/// Sans-IO and allocation-free after initialisation. Drive it with ``receive(_:now:)``,
+/// ``handleTimeout(now:)`` when ``timerDeadline`` passes, and ``send(now:into:)`` when
+/// ``wantsToSend`` (at the pace the caller chooses); take allocations with
+/// ``takeAllocation(dueBy:)`` as their slots come.
+public struct EndpointSession {
+    public private(set) var connection: FCPConnection
+    var book: EndpointBook
+
+    public init(configuration: EndpointSessionConfiguration, now: UInt64) {
+        connection = FCPConnection(
+            configuration: FCPConnectionConfiguration(
+                side: .endpoint, resetWindowNanoseconds: configuration.resetWindowNanoseconds,
+                sendTimeoutNanoseconds: configuration.sendTimeoutNanoseconds),
+            resetTime: now)
+        book = EndpointBook(configuration: configuration)
+        connection.authenticator = configuration.authenticator
+        connection.requireAuthentication = configuration.requireAuthentication
+        applyNegotiation()
+    }
+
+    public var configuration: EndpointSessionConfiguration { book.configuration }
+    public var negotiation: EndpointNegotiation { book.negotiation }
+    public var statistics: EndpointSessionStatistics { book.statistics }
+    /// When ``handleTimeout(now:)`` should be called: a retransmission timeout, or the
+    /// end of a grace period for allocations reported but not yet seen.
+    public var timerDeadline: UInt64? {
+        let loss = book.earliestLossCheck == .max ? nil : book.earliestLossCheck
+        switch (connection.timerDeadline, loss) {
+        case (let a?, let b?): return min(a, b)
+        case (let a?, nil): return a
+        case (nil, let b): return b
+        }
+    }
+    /// Whether there is something to send: requests, acknowledgements, HELLO.
+    public var wantsToSend: Bool {
+        book.transmitRequested || !book.queues.isEmpty || (book.negotiation.isOffering && !book.helloInFlight)
+    }
+    /// Number of accepted allocations waiting for their slot.
+    public var scheduledCount: Int { book.schedule.count }
+
+    /// The slot in progress at `now` in the numbering the arbiter uses for us.
+    public func currentSlot(now: UInt64) -> UInt64 { book.currentSlot(now) }
+
+    /// Adds `slots` timeslots of demand towards `destination`. Returns false when the
+    /// destination table is full (counted).
+    @discardableResult
+    public mutating func addDemand(to destination: NodeID, slots: UInt64) -> Bool {
+        guard slots > 0 else { return true }
+        return book.addDemand(to: destination, slots: slots)
+    }
+
+    /// Gives up to `slots` of the still-needed demand towards `destination` back.
+    /// Returns how many slots the endpoint no longer needs. With the give-back extension
+    /// the arbiter is asked to stop serving them and reports how many it withdrew;
+    /// otherwise (and for any it had already allocated) the allocations still arrive and
+    /// are counted as unwanted.
+    @discardableResult
+    public mutating func withdrawDemand(to destination: NodeID, slots: UInt64) -> UInt64 {
+        guard let i = book.table.index(of: destination) else { return 0 }
+        let k = min(slots, book.flows[i].need)
+        guard k > 0 else { return 0 }
+        book.flows[i].need -= k
+        if book.granted.contains(.giveBack) {
+            book.flows[i].giveBackRequested &+= k
+            book.enqueueIfNeeded(i)
+        }
+        return k
+    }
+
+    /// The demand bookkeeping towards `destination`, if it has any.
+    public func flow(to destination: NodeID) -> EndpointFlowSnapshot? {
+        guard let i = book.table.index(of: destination) else { return nil }
+        let f = book.flows[i]
+        return EndpointFlowSnapshot(
+            destination: destination, need: f.need, requested: f.requested, acknowledged: f.acked,
+            received: f.received, reported: f.reported, withdrawn: f.withdrawn)
+    }
+
+    /// Every destination with bookkeeping since the last reset.
+    public var flows: [EndpointFlowSnapshot] {
+        (0..<book.table.count).compactMap { flow(to: book.table.nodes[$0]) }
+    }
+
+    /// Handles one received FCP packet.
+    @discardableResult
+    public mutating func receive(_ packet: UnsafeRawBufferPointer, now: UInt64) -> FCPReceiveResult {
+        book.now = now
+        let result = connection.receive(packet, now: now, delegate: &book)
+        if book.negotiationChanged { applyNegotiation() }
+        return result
+    }
+
+    /// ``timerDeadline`` passed.
+    public mutating func handleTimeout(now: UInt64) {
+        book.now = now
+        if let deadline = connection.timerDeadline, deadline <= now {
+            connection.handleTimeout(now: now, delegate: &book)
+        }
+        book.runLossChecks(now: now)
+        if book.negotiationChanged { applyNegotiation() }
+    }
+
+    /// Starts a new reset epoch (e.g. after the agent lost track of its state).
+    public mutating func forceReset(now: UInt64) {
+        book.now = now
+        connection.forceReset(now: now)
+        book.fcpDidReset()
+        applyNegotiation()
+    }
+
+    /// The next allocation whose slot starts at or before `time`, earliest first; stale
+    /// ones are dropped and re-requested on the way.
+    public mutating func takeAllocation(dueBy time: UInt64) -> EndpointAllocation? {
+        book.now = time
+        book.expire(now: time)
+        guard let e = book.schedule.earliest(), e.startNanoseconds <= time else {
+            return nil
+        }
+        book.schedule.remove(slot: e.slot)
+        book.statistics.allocationsUsed &+= 1
+        return e
+    }
+
+    private mutating func applyNegotiation() {
+        book.negotiationChanged = false
+        let granted = book.negotiation.granted
+        connection.extensionsEnabled = book.configuration.mode != .reference
+        connection.requireEpoch = granted.contains(.epochFencing)
+    }
+
+    /// Whether packets are signed right now: while offering or after negotiating
+    /// authentication, or always when the configuration requires it.
+    private var signs: Bool {
+        guard book.configuration.authenticator != nil else { return false }
+        if book.configuration.requireAuthentication { return true }
+        switch book.negotiation {
+        case .offering: return book.configuration.capabilities.contains(.authentication)
+        case .established(let w): return w.capabilities.contains(.authentication)
+        default: return false
+        }
+    }
+
+    /// Builds the next packet into `buffer` (which should hold at least
+    /// ``EndpointSessionConfiguration/effectiveMaxPacketLength`` bytes) and commits it.
+    /// Returns the packet's length.
+    public mutating func send(now: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Result<Int, FCPEncodeError> {
+        book.now = now
+        connection.prepareToSend(delegate: &book)
+        if book.negotiationChanged { applyNegotiation() }
+
+        let granted = book.negotiation.granted
+        let wide = granted.contains(.wideCounters)
+        let giveBack = granted.contains(.giveBack)
+        var requests = InlineArray<10, EndpointRecordEntry>(repeating: .init(flow: 0, isGiveBack: false, value: 0))
+        var giveBacks = InlineArray<10, EndpointRecordEntry>(repeating: .init(flow: 0, isGiveBack: true, value: 0))
+        var requestCount = 0
+        var giveBackCount = 0
+        var popped = 0
+        while popped < EndpointBook.entriesPerPacket, let i = book.queues.popFirstThenSecond() {
+            popped += 1
+            let f = book.flows[i]
+            let target = book.requestValue(f)
+            if target > f.acked {
+                if !wide && book.table.nodes[i].rawValue > 0xFFFF {
+                    book.statistics.unencodableDestinations &+= 1
+                } else {
+                    requests[requestCount] = EndpointRecordEntry(flow: Int32(i), isGiveBack: false, value: target)
+                    requestCount += 1
+                    if target > f.requested { book.flows[i].requested = target }
+                }
+            }
+            if giveBack && f.giveBackRequested > f.giveBackAcked {
+                giveBacks[giveBackCount] = EndpointRecordEntry(flow: Int32(i), isGiveBack: true, value: f.giveBackRequested)
+                giveBackCount += 1
+            }
+        }
+        let hello = book.negotiation.isOffering
+        let header = connection.commit(now: now, delegate: &book)
+        book.records.begin(header.sequence, flags: hello ? EndpointBook.helloFlag : 0)
+        for k in 0..<requestCount { book.records.append(header.sequence, requests[k]) }
+        for k in 0..<giveBackCount { book.records.append(header.sequence, giveBacks[k]) }
+        book.transmitRequested = false
+        if hello {
+            book.helloInFlight = true
+            book.statistics.hellosSent &+= 1
+        }
+        book.statistics.requestEntriesSent &+= UInt64(requestCount)
+        book.statistics.giveBackEntriesSent &+= UInt64(giveBackCount)
+
+        var writer = FCPPacketWriter(buffer, maxLength: book.configuration.effectiveMaxPacketLength)
+        let nodes = book.table.nodes
+        do throws(FCPEncodeError) {
+            try writer.writeHeader(sequence: header.sequence, ackSequence: header.ackSequence, ackVector: header.ackVector)
+            if header.sendReset { try writer.writeReset(timestamp: header.resetTimestamp) }
+            if requestCount > 0 {
+                if wide {
+                    try writer.writeExtension(.wideRequests, bodyLength: requestCount * FCPListPayload.wideRequestEntryLength) { body in
+                        for k in 0..<requestCount {
+                            writeBE32(body, k * 12, nodes[Int(requests[k].flow)].rawValue)
+                            writeBE64(body, k * 12 + 4, requests[k].value)
+                        }
+                    }
+                } else {
+                    try writer.writeRequests(count: requestCount) { k in
+                        (UInt16(truncatingIfNeeded: nodes[Int(requests[k].flow)].rawValue),
+                         UInt16(truncatingIfNeeded: requests[k].value))
+                    }
+                }
+            }
+            if giveBackCount > 0 {
+                try writer.writeExtension(.giveBack, bodyLength: giveBackCount * FCPListPayload.giveBackEntryLength) { body in
+                    for k in 0..<giveBackCount {
+                        writeBE32(body, k * 12, nodes[Int(giveBacks[k].flow)].rawValue)
+                        writeBE64(body, k * 12 + 4, giveBacks[k].value)
+                    }
+                }
+            }
+            // Extension payloads go after the reference ones: a reference arbiter acts on
+            // the demand before it stops at the unknown type.
+            if hello {
+                try FCPHello(
+                    capabilities: book.configuration.capabilities, node: book.configuration.node,
+                    address: book.configuration.address
+                ).write(to: &writer)
+            }
+            try writer.pad(toMinimum: FCPWire.minimumPacketLength)
+            return .success(try writer.finalize(
+                sequence: header.sequence, ackSequence: header.ackSequence,
+                authenticator: signs ? book.configuration.authenticator : nil))
+        } catch {
+            // The packet is committed; it will time out and its counters be resent.
+            book.statistics.encodeFailures &+= 1
+            return .failure(error)
+        }
+    }
+}
