@@ -194,25 +194,11 @@ public struct FCPConnection {
 
         let firstType: UInt8 = end == FCPWire.headerLength ? 0 : packet[FCPWire.headerLength] >> 4
         let carriesReset = firstType == FCPPayloadType.reset.rawValue
-        var incoming: UInt64
-        var acked: UInt64
-        var resetTimestamp: UInt64 = 0
-        if carriesReset {
-            guard end >= FCPWire.headerLength + FCPWire.resetLength else {
-                statistics.rxIncompleteReset &+= 1
-                return .dropped(.incompleteReset)
-            }
-            let low56 = UInt64(readBE32(packet, 8) & 0x00FF_FFFF) << 32 | UInt64(readBE32(packet, 12))
-            resetTimestamp = FCPSequence.widenResetTimestamp(low56, now: now)
-            let base = FCPSequence.base(resetTimestamp: resetTimestamp)
-            incoming = base &+ FCPSequence.ingressOffset(side)
-            acked = base &+ FCPSequence.egressOffset(side) &- 1
-        } else {
-            incoming = FCPSequence.incomingReference(highestDelivered: highestReceived)
-            acked = FCPSequence.ackReference(highestSent: outgoing.head)
+        if carriesReset && end < FCPWire.headerLength + FCPWire.resetLength {
+            statistics.rxIncompleteReset &+= 1
+            return .dropped(.incompleteReset)
         }
-        incoming = FCPSequence.widen16(readBE16(packet, 0), from: incoming)
-        acked = FCPSequence.widen16(readBE16(packet, 2), from: acked)
+        let (incoming, acked, resetTimestamp) = reconstruct(packet, carriesReset: carriesReset, now: now)
 
         if trailerPresent,
             let authenticator,
@@ -281,6 +267,42 @@ public struct FCPConnection {
         }
         updateReceiveWindow(incoming)
         return FCPReceiveResult(headerAccepted: true, payloadsParsed: true, delivered: true, error: nil)
+    }
+
+    /// The full 64-bit sequence and ack sequence numbers this connection reads the
+    /// packet's 16-bit fields as at `now` (and the widened RESET timestamp, or 0): what
+    /// its checksum and MAC are verified against. Nil when the packet is too short to say.
+    public func reconstructedSequences(of packet: UnsafeRawBufferPointer, now: UInt64)
+        -> (sequence: UInt64, ackSequence: UInt64, resetTimestamp: UInt64)?
+    {
+        guard packet.count >= FCPWire.headerLength else { return nil }
+        var end = packet.count
+        if let authenticator, authenticator.hasTrailer(packet) { end -= FCPAuthenticator.trailerLength }
+        let carriesReset = end > FCPWire.headerLength && packet[FCPWire.headerLength] >> 4 == FCPPayloadType.reset.rawValue
+        if carriesReset && end < FCPWire.headerLength + FCPWire.resetLength { return nil }
+        let r = reconstruct(packet, carriesReset: carriesReset, now: now)
+        return (r.0, r.1, r.2)
+    }
+
+    private func reconstruct(_ packet: UnsafeRawBufferPointer, carriesReset: Bool, now: UInt64)
+        -> (UInt64, UInt64, UInt64)
+    {
+        var incoming: UInt64
+        var acked: UInt64
+        var resetTimestamp: UInt64 = 0
+        if carriesReset {
+            let low56 = UInt64(readBE32(packet, 8) & 0x00FF_FFFF) << 32 | UInt64(readBE32(packet, 12))
+            resetTimestamp = FCPSequence.widenResetTimestamp(low56, now: now)
+            let base = FCPSequence.base(resetTimestamp: resetTimestamp)
+            incoming = base &+ FCPSequence.ingressOffset(side)
+            acked = base &+ FCPSequence.egressOffset(side) &- 1
+        } else {
+            incoming = FCPSequence.incomingReference(highestDelivered: highestReceived)
+            acked = FCPSequence.ackReference(highestSent: outgoing.head)
+        }
+        incoming = FCPSequence.widen16(readBE16(packet, 0), from: incoming)
+        acked = FCPSequence.widen16(readBE16(packet, 2), from: acked)
+        return (incoming, acked, resetTimestamp)
     }
 
     /// Convenience for byte arrays (tests, tools).
