@@ -15,18 +15,23 @@ public enum AllocDescriptorStep: Sendable, Hashable {
 /// one goes to destination `index`; or, with index 0, a skip of `16 · (low nibble + 1)`
 /// slots. Every index is checked against the destination count, so any byte string is
 /// safe to walk.
+@frozen
 public struct AllocDescriptorWalker: IteratorProtocol {
-    public private(set) var slot: UInt64
-    let descriptors: UnsafeRawBufferPointer
-    let destinationCount: Int
-    var index = 0
+    /// The slot the walk has reached.
+    public var slot: UInt64 { current }
+    @usableFromInline var current: UInt64
+    @usableFromInline let descriptors: UnsafeRawBufferPointer
+    @usableFromInline let destinationCount: Int
+    @usableFromInline var index = 0
 
+    @inlinable
     public init(baseSlot: UInt64, destinationCount: Int, descriptors: UnsafeRawBufferPointer) {
-        self.slot = baseSlot
+        self.current = baseSlot
         self.destinationCount = destinationCount
         self.descriptors = descriptors
     }
 
+    @inlinable
     public mutating func next() -> AllocDescriptorStep? {
         guard index < descriptors.count else { return nil }
         let byteIndex = index
@@ -35,16 +40,16 @@ public struct AllocDescriptorWalker: IteratorProtocol {
         let step = UInt64(byte & 0xF) + 1
         if destinationIndex == 0 {
             index += 1
-            slot &+= 16 * step
-            return .skip(byteIndex: byteIndex, slotAfter: slot)
+            current &+= 16 * step
+            return .skip(byteIndex: byteIndex, slotAfter: current)
         }
         guard destinationIndex <= destinationCount else {
             index = descriptors.count
             return .illegalIndex(byteIndex: byteIndex, destinationIndex: destinationIndex)
         }
         index += 1
-        slot &+= step
-        return .allocation(byteIndex: byteIndex, slot: slot, destinationIndex: destinationIndex)
+        current &+= step
+        return .allocation(byteIndex: byteIndex, slot: current, destinationIndex: destinationIndex)
     }
 }
 
@@ -75,21 +80,33 @@ public struct AllocBlock: Sendable {
         descriptorCount = 0
     }
 
+    @inline(__always)
+
     mutating func appendDescriptor(_ byte: UInt8) {
         descriptorStorage[descriptorCount] = byte
         descriptorCount += 1
     }
 
     /// Index of `destination` in the list, adding it if there is room; nil when full.
+    @inline(__always)
     mutating func destinationIndex(_ destination: UInt16) -> Int? {
         if let i = existingIndex(destination) { return i }
         guard destinationCount < FCPWire.maxAllocDestinations else { return nil }
-        destinationStorage[destinationCount] = destination
-        countStorage[destinationCount] = 0
-        destinationCount += 1
-        return destinationCount - 1
+        return insertDestination(destination)
     }
 
+    /// Appends `destination` (known absent; the caller checked there is room).
+    @inline(__always)
+    mutating func insertDestination(_ destination: UInt16) -> Int {
+        let position = destinationCount
+        destinationStorage[position] = destination
+        countStorage[position] = 0
+        destinationCount += 1
+        return position
+    }
+
+    /// At most 15 entries: a linear scan beats hashing here (measured).
+    @inline(__always)
     func existingIndex(_ destination: UInt16) -> Int? {
         var i = 0
         while i < destinationCount {
@@ -140,7 +157,7 @@ public struct PendingAllocations {
     /// False until the first allocation after ``removeAll()``: the window then starts at
     /// that slot, whatever numbering it is in.
     private var anchored: Bool
-    private var marked = InlineArray<4, UInt64>(repeating: 0)
+    private var marked = RingBitmap256()
     private var nodes = InlineArray<256, UInt32>(repeating: 0)
     private var paths = InlineArray<256, UInt16>(repeating: 0)
     /// Allocations waiting to be sent.
@@ -164,53 +181,32 @@ public struct PendingAllocations {
     public var isEmpty: Bool { count == 0 }
 
     @inline(__always)
-    private static func position(_ slot: UInt64) -> (word: Int, bit: UInt64, index: Int) {
-        let index = Int(truncatingIfNeeded: slot & 255)
-        return (index >> 6, UInt64(index & 63), index)
-    }
+    private static func index(_ slot: UInt64) -> Int { Int(truncatingIfNeeded: slot & 255) }
 
-    private func isMarked(_ slot: UInt64) -> Bool {
-        let p = Self.position(slot)
-        return marked[p.word] & (1 << p.bit) != 0
-    }
-
+    @inline(__always)
     private mutating func unmark(_ slot: UInt64) {
-        let p = Self.position(slot)
-        if marked[p.word] & (1 << p.bit) != 0 {
-            marked[p.word] &= ~(1 << p.bit)
-            count -= 1
-        }
+        if marked.remove(slot) { count -= 1 }
     }
 
+    @inline(__always)
     private var edge: UInt64 { head &- (Self.windowLength - 1) }
 
     /// Oldest pending slot at or after `start`, searching up to the head.
+    @inline(__always)
     private func firstMarked(atOrAfter start: UInt64) -> UInt64? {
         guard count > 0 else { return nil }
-        var s = Wrapping.before(start, edge) ? edge : start
-        while Wrapping.beforeOrEqual(s, head) {
-            let p = Self.position(s)
-            let bits = marked[p.word] >> p.bit
-            if bits != 0 {
-                let found = s &+ UInt64(bits.trailingZeroBitCount)
-                return Wrapping.beforeOrEqual(found, head) ? found : nil
-            }
-            s &+= 64 &- p.bit
-        }
-        return nil
+        return marked.first(from: Wrapping.before(start, edge) ? edge : start, through: head)
     }
 
     /// Newest pending slot at or before `slot` that is still inside the window.
+    @inline(__always)
     private func lastMarked(atOrBefore slot: UInt64) -> UInt64? {
-        var s = slot
-        while Wrapping.afterOrEqual(s, edge) && Wrapping.beforeOrEqual(s, head) {
-            if isMarked(s) { return s }
-            s &-= 1
-        }
-        return nil
+        guard count > 0, Wrapping.beforeOrEqual(slot, head) else { return nil }
+        return marked.last(from: slot, downTo: edge)
     }
 
     /// The oldest pending slot.
+    @inline(__always)
     public var earliest: UInt64? { firstMarked(atOrAfter: edge) }
 
     /// Why an allocation was not added.
@@ -236,22 +232,22 @@ public struct PendingAllocations {
             // Everything at or before slot - 192 leaves the window.
             let limit = slot &- Self.windowLength
             var cursor = Wrapping.before(head, limit) ? head : limit
-            while count > 0, let old = lastMarked(atOrBefore: cursor) {
-                let p = Self.position(old)
-                fellOff(old, NodeID(nodes[p.index]), PathID(paths[p.index]))
+            while let old = lastMarked(atOrBefore: cursor) {
+                let i = Self.index(old)
+                fellOff(old, NodeID(nodes[i]), PathID(paths[i]))
                 unmark(old)
                 cursor = old &- 1
             }
             head = slot
         } else if Wrapping.beforeOrEqual(slot, head &- Self.windowLength) {
             return .tooOld
-        } else if isMarked(slot) {
+        } else if marked.contains(slot) {
             return .slotTaken
         }
-        let p = Self.position(slot)
-        marked[p.word] |= 1 << p.bit
-        nodes[p.index] = node.rawValue
-        paths[p.index] = path.rawValue
+        let i = Self.index(slot)
+        marked.insert(slot)
+        nodes[i] = node.rawValue
+        paths[i] = path.rawValue
         count += 1
         return .added
     }
@@ -270,7 +266,7 @@ public struct PendingAllocations {
     /// Drops every pending allocation (after a protocol reset, or a change of slot
     /// numbering, they are meaningless); the window restarts at the next one added.
     public mutating func removeAll() {
-        marked = .init(repeating: 0)
+        marked.removeAll()
         count = 0
         anchored = false
     }
@@ -294,8 +290,8 @@ public struct PendingAllocations {
         block.baseField = UInt16(truncatingIfNeeded: previous >> 4)
         var taken = 0
         while true {
-            let p = Self.position(slot)
-            guard let raw = ReferenceDestination.pack(NodeID(nodes[p.index]), path: PathID(paths[p.index])) else {
+            let i = Self.index(slot)
+            guard let raw = ReferenceDestination.pack(NodeID(nodes[i]), path: PathID(paths[i])) else {
                 unencodable &+= 1
                 unmark(slot)
                 guard let next = firstMarked(atOrAfter: slot &+ 1) else { break }
@@ -312,7 +308,7 @@ public struct PendingAllocations {
                 evenDescriptors <= descriptorBudget,
                 4 + 2 * destinations + evenDescriptors <= maxPayloadBytes
             else { break }
-            let index = existing ?? block.destinationIndex(raw)!
+            let index = existing ?? block.insertDestination(raw)
             if needsSkip {
                 let skip = (gap - 1) / 16
                 block.appendDescriptor(UInt8(truncatingIfNeeded: skip - 1))
@@ -351,10 +347,10 @@ public struct PendingAllocations {
                 writeBE64(body, 0, first)
                 var offset = FCPListPayload.wideAllocHeaderLength
                 for _ in 0..<n {
-                    let p = Self.position(slot)
+                    let i = Self.index(slot)
                     writeBE16(body, offset, UInt16(truncatingIfNeeded: slot &- first))
-                    writeBE16(body, offset + 2, paths[p.index])
-                    writeBE32(body, offset + 4, nodes[p.index])
+                    writeBE16(body, offset + 2, paths[i])
+                    writeBE32(body, offset + 4, nodes[i])
                     unmark(slot)
                     offset += FCPListPayload.wideAllocEntryLength
                     if let next = firstMarked(atOrAfter: slot &+ 1) { slot = next }

@@ -12,7 +12,7 @@ public struct EndpointAllocation: Sendable, Hashable {
 /// time rather than slot number, because reference and announced-clock slots count
 /// differently.
 struct AllocationSchedule {
-    private var marked = InlineArray<4, UInt64>(repeating: 0)
+    private var marked = RingBitmap256()
     private var slots = InlineArray<256, UInt64>(repeating: 0)
     private var starts = InlineArray<256, UInt64>(repeating: 0)
     private var deadlines = InlineArray<256, UInt64>(repeating: 0)
@@ -21,84 +21,62 @@ struct AllocationSchedule {
     private(set) var count = 0
 
     @inline(__always)
-    private static func position(_ slot: UInt64) -> (word: Int, bit: UInt64, index: Int) {
-        let index = Int(truncatingIfNeeded: slot & 255)
-        return (index >> 6, UInt64(index & 63), index)
-    }
+    private static func index(_ slot: UInt64) -> Int { Int(truncatingIfNeeded: slot & 255) }
 
-    func contains(slot: UInt64) -> Bool {
-        let p = Self.position(slot)
-        return marked[p.word] & (1 << p.bit) != 0 && slots[p.index] == slot
-    }
+    @inline(__always)
+    func contains(slot: UInt64) -> Bool { marked.contains(slot) && slots[Self.index(slot)] == slot }
 
     /// Whether the ring position of `slot` is free.
-    func isFree(slot: UInt64) -> Bool {
-        let p = Self.position(slot)
-        return marked[p.word] & (1 << p.bit) == 0
-    }
+    @inline(__always)
+    func isFree(slot: UInt64) -> Bool { !marked.contains(slot) }
 
     /// Inserts `a`, to be dropped as stale once `deadline` (ns) passes.
     mutating func insert(_ a: EndpointAllocation, deadline: UInt64) {
-        let p = Self.position(a.slot)
-        precondition(marked[p.word] & (1 << p.bit) == 0)
-        marked[p.word] |= 1 << p.bit
-        slots[p.index] = a.slot
-        starts[p.index] = a.startNanoseconds
-        deadlines[p.index] = deadline
-        nodes[p.index] = a.destination.rawValue
-        paths[p.index] = a.path.rawValue
+        let i = Self.index(a.slot)
+        let inserted = marked.insert(a.slot)
+        precondition(inserted, "schedule position taken")
+        slots[i] = a.slot
+        starts[i] = a.startNanoseconds
+        deadlines[i] = deadline
+        nodes[i] = a.destination.rawValue
+        paths[i] = a.path.rawValue
         count += 1
+    }
+
+    private func entry(_ i: Int) -> EndpointAllocation {
+        EndpointAllocation(slot: slots[i], startNanoseconds: starts[i], destination: NodeID(nodes[i]), path: PathID(paths[i]))
     }
 
     /// The entry that starts first.
     func earliest() -> EndpointAllocation? {
         guard count > 0 else { return nil }
-        var best: EndpointAllocation?
-        for word in 0..<4 {
-            var bits = marked[word]
-            while bits != 0 {
-                let index = word * 64 + bits.trailingZeroBitCount
-                bits &= bits &- 1
-                let slot = slots[index]
-                if let b = best, starts[index] >= b.startNanoseconds { continue }
-                best = EndpointAllocation(
-                    slot: slot, startNanoseconds: starts[index], destination: NodeID(nodes[index]),
-                    path: PathID(paths[index]))
-            }
+        var best = -1
+        marked.forEachIndex { i in
+            if best < 0 || starts[i] < starts[best] { best = i }
         }
-        return best
+        return best < 0 ? nil : entry(best)
     }
 
     /// Removes and returns one entry whose deadline is before `now`, if any.
     mutating func popExpired(before now: UInt64) -> EndpointAllocation? {
         guard count > 0 else { return nil }
-        for word in 0..<4 {
-            var bits = marked[word]
-            while bits != 0 {
-                let index = word * 64 + bits.trailingZeroBitCount
-                bits &= bits &- 1
-                if deadlines[index] < now {
-                    marked[word] &= ~(1 << UInt64(index & 63))
-                    count -= 1
-                    return EndpointAllocation(
-                        slot: slots[index], startNanoseconds: starts[index], destination: NodeID(nodes[index]),
-                        path: PathID(paths[index]))
-                }
-            }
+        var found = -1
+        marked.forEachIndex { i in
+            if found < 0 && deadlines[i] < now { found = i }
         }
-        return nil
+        guard found >= 0 else { return nil }
+        let e = entry(found)
+        marked.remove(e.slot)
+        count -= 1
+        return e
     }
 
     mutating func remove(slot: UInt64) {
-        let p = Self.position(slot)
-        if marked[p.word] & (1 << p.bit) != 0 && slots[p.index] == slot {
-            marked[p.word] &= ~(1 << p.bit)
-            count -= 1
-        }
+        if slots[Self.index(slot)] == slot, marked.remove(slot) { count -= 1 }
     }
 
     mutating func removeAll() {
-        marked = .init(repeating: 0)
+        marked.removeAll()
         count = 0
     }
 }

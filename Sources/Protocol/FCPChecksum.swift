@@ -67,21 +67,25 @@ public enum FCPChecksum {
 
     /// Ones'-complement sum of big-endian 16-bit words, eight bytes at a time.
     ///
-    /// Summing wider words with end-around carry gives the same folded result as summing
-    /// 16-bit words (RFC 1071), at a quarter of the additions.
+    /// Each 8-byte word is split into its two 32-bit halves and both are added to a 64-bit
+    /// accumulator, which cannot overflow for any packet shorter than 16 GiB; the end-around
+    /// carries are folded in once at the end. Same folded result as 16-bit sums (RFC 1071).
     @usableFromInline
     static func onesComplementSum(_ bytes: UnsafeRawBufferPointer, skippingChecksumField: Bool) -> UInt64 {
         let count = bytes.count
         guard let base = bytes.baseAddress, count > 0 else { return 0 }
         var sum: UInt64 = 0
         var offset = 0
-        while offset + 8 <= count {
-            var word = UInt64(bigEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
-            if skippingChecksumField && offset == 0 {
-                word &= 0xFFFF_FFFF_FFFF_0000
+        if count >= 8 {
+            var word = UInt64(bigEndian: base.loadUnaligned(as: UInt64.self))
+            if skippingChecksumField { word &= 0xFFFF_FFFF_FFFF_0000 }
+            sum = (word >> 32) &+ (word & 0xFFFF_FFFF)
+            offset = 8
+            while offset + 8 <= count {
+                let w = UInt64(bigEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+                sum &+= (w >> 32) &+ (w & 0xFFFF_FFFF)
+                offset += 8
             }
-            sum = addCarrying(sum, word)
-            offset += 8
         }
         if offset < count {
             // Gather the 1–7 trailing bytes into one big-endian word, zero-padded.
@@ -95,7 +99,7 @@ public enum FCPChecksum {
                 shift &-= 8
                 i += 1
             }
-            sum = addCarrying(sum, word)
+            sum &+= (word >> 32) &+ (word & 0xFFFF_FFFF)
         }
         return sum
     }

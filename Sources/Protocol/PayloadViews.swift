@@ -34,6 +34,7 @@ public enum FCPDecodeError: Error, Sendable, Hashable {
 /// A received ALLOC payload, viewed in place.
 ///
 /// Valid only while the packet buffer it was parsed from is; do not store it.
+@frozen
 public struct FCPAllocPayloadView {
     /// The payload's bytes, starting at its type word.
     public let bytes: UnsafeRawBufferPointer
@@ -42,27 +43,40 @@ public struct FCPAllocPayloadView {
     /// Number of descriptor bytes (always even: the type word counts pairs).
     public let descriptorCount: Int
 
+    @usableFromInline
+    init(bytes: UnsafeRawBufferPointer, destinationCount: Int, descriptorCount: Int) {
+        self.bytes = bytes
+        self.destinationCount = destinationCount
+        self.descriptorCount = descriptorCount
+    }
+
     /// The wire base field: the first slot of the payload divided by 16, low 16 bits.
+    @inlinable
     public var baseField: UInt16 { readBE16(bytes, 2) }
     /// The base in slots, as the reference hands it to the endpoint (wire × 16).
+    @inlinable
     public var baseTimeslot: UInt32 { UInt32(baseField) << 4 }
 
     /// Raw destination `i` (node id in bits 13–0, path id in bits 15–14).
+    @inlinable
     public func destination(_ i: Int) -> UInt16 {
         precondition(i >= 0 && i < destinationCount)
         return readBE16(bytes, 4 + 2 * i)
     }
 
     /// The one-byte slot descriptors.
+    @inlinable
     public var descriptors: UnsafeRawBufferPointer {
         let start = 4 + 2 * destinationCount
         return UnsafeRawBufferPointer(rebasing: bytes[start..<(start + descriptorCount)])
     }
 
     /// Total length of the payload on the wire.
+    @inlinable
     public var length: Int { 4 + 2 * destinationCount + descriptorCount }
 
     /// Parses an ALLOC payload starting at `offset` of `packet`; nil when truncated.
+    @inlinable
     public static func parse(_ packet: UnsafeRawBufferPointer, at offset: Int) -> FCPAllocPayloadView? {
         guard offset + 2 <= packet.count else { return nil }
         let typeWord = readBE16(packet, offset)
@@ -78,20 +92,30 @@ public struct FCPAllocPayloadView {
 
 /// A received A-REQ payload (demand from an endpoint) or allocation report (from the
 /// arbiter), viewed in place. Valid only while the packet buffer is; do not store it.
+@frozen
 public struct FCPRequestsPayloadView {
     public let bytes: UnsafeRawBufferPointer
     /// Number of (destination, count) entries.
     public let count: Int
 
+    @usableFromInline
+    init(bytes: UnsafeRawBufferPointer, count: Int) {
+        self.bytes = bytes
+        self.count = count
+    }
+
     /// Entry `i`: raw 16-bit destination and 16-bit cumulative count.
+    @inlinable
     public func entry(_ i: Int) -> (destination: UInt16, count: UInt16) {
         precondition(i >= 0 && i < count)
         return (readBE16(bytes, 2 + 4 * i), readBE16(bytes, 4 + 4 * i))
     }
 
+    @inlinable
     public var length: Int { 2 + 4 * count }
 
     /// Parses an A-REQ payload starting at `offset` of `packet`; nil when truncated.
+    @inlinable
     public static func parse(_ packet: UnsafeRawBufferPointer, at offset: Int) -> FCPRequestsPayloadView? {
         guard offset + 2 <= packet.count else { return nil }
         let count = Int(readBE16(packet, offset) & 0x3F)
@@ -104,6 +128,7 @@ public struct FCPRequestsPayloadView {
 
 /// A received extension payload: `[type << 4 | version][flags][u16 length][body]`.
 /// Valid only while the packet buffer is; do not store it.
+@frozen
 public struct FCPExtensionPayloadView {
     /// The payload type nibble (5–15).
     public let type: UInt8
@@ -112,9 +137,19 @@ public struct FCPExtensionPayloadView {
     public let flags: UInt8
     public let body: UnsafeRawBufferPointer
 
+    @usableFromInline
+    init(type: UInt8, version: UInt8, flags: UInt8, body: UnsafeRawBufferPointer) {
+        self.type = type
+        self.version = version
+        self.flags = flags
+        self.body = body
+    }
+
+    @inlinable
     public var length: Int { FCPWire.extensionHeaderLength + body.count }
 
     /// Parses an extension payload starting at `offset` of `packet`; nil when truncated.
+    @inlinable
     public static func parse(_ packet: UnsafeRawBufferPointer, at offset: Int) -> FCPExtensionPayloadView? {
         guard offset + FCPWire.extensionHeaderLength <= packet.count else { return nil }
         let first = packet[offset]
@@ -137,6 +172,7 @@ public enum FCPPacketParser {
     /// reference.
     ///
     /// - Returns: nil when every payload parsed, else why parsing stopped.
+    @inlinable
     public static func walkPayloads<D: FCPConnectionDelegate>(
         _ body: UnsafeRawBufferPointer, extensionsEnabled: Bool, delegate: inout D
     ) -> FCPDecodeError? {

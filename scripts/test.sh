@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs every test suite, as CI does. Installs the system packages the tests need when
+# they are missing (needs root for that), builds once, then runs:
+#   1. the Swift test suites (reference vectors, properties, robustness, extensions);
+#   2. the FCP libFuzzer target for FUZZ_SECONDS (default 60; 0 skips it).
+# Usage: scripts/test.sh            FUZZ_SECONDS=600 scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(python3)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "test: installing ${missing[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+start=$(date +%s)
+echo "== swift build --build-tests"
+swift build --build-tests
+echo "== swift test"
+set +e
+swift test --skip-build > .build/test-output.log 2>&1
+status=$?
+set -e
+grep -E "FCP reference vectors|^seed|connection config|✘|Test run with|error:" .build/test-output.log || true
+if [ "$status" -ne 0 ] || grep -q "✘" .build/test-output.log; then
+  tail -n 60 .build/test-output.log >&2
+  echo "test: FAILED (status $status; full log: .build/test-output.log)" >&2
+  exit 1
+fi
+
+fuzz="${FUZZ_SECONDS:-60}"
+if [ "$fuzz" -gt 0 ]; then
+  echo "== fuzz ${fuzz}s"
+  scripts/fuzz.sh "$fuzz"
+fi
+echo "test: all passed in $(( $(date +%s) - start ))s"
