@@ -35,7 +35,9 @@ public func fcpFuzzTestOneInput(_ data: UnsafeRawPointer, _ size: Int) -> CInt {
             now &+= UInt64(1 + (mode >> 5)) * 100_000
             var p = original
             if i % 3 != 0, let r = p.withUnsafeBytes({ conn.reconstructedSequences(of: $0, now: now) }) {
-                p.withUnsafeMutableBytes { FCPChecksum.store(into: $0, sequence: r.sequence, ackSequence: r.ackSequence) }
+                p.withUnsafeMutableBytes {
+                    FCPChecksum.store(into: $0, sequence: r.sequence, ackSequence: r.ackSequence)
+                }
             }
             let result = p.withUnsafeBytes { conn.receive($0, now: now, delegate: &delegate) }
             precondition(result.delivered != (result.error != nil))
@@ -56,7 +58,9 @@ public func fcpFuzzTestOneInput(_ data: UnsafeRawPointer, _ size: Int) -> CInt {
             now &+= 3_000
             var p = original
             if i % 3 != 0, let r = p.withUnsafeBytes({ endpoint.connection.reconstructedSequences(of: $0, now: now) }) {
-                p.withUnsafeMutableBytes { FCPChecksum.store(into: $0, sequence: r.sequence, ackSequence: r.ackSequence) }
+                p.withUnsafeMutableBytes {
+                    FCPChecksum.store(into: $0, sequence: r.sequence, ackSequence: r.ackSequence)
+                }
             }
             _ = p.withUnsafeBytes { endpoint.receive($0, now: now) }
             endpoint.addDemand(to: NodeID(UInt32(i % 10)), slots: 2)
@@ -77,10 +81,13 @@ public func fcpFuzzTestOneInput(_ data: UnsafeRawPointer, _ size: Int) -> CInt {
             now &+= 3_000
             var p = original
             if i % 3 != 0, let r = p.withUnsafeBytes({ arbiter.connection.reconstructedSequences(of: $0, now: now) }) {
-                p.withUnsafeMutableBytes { FCPChecksum.store(into: $0, sequence: r.sequence, ackSequence: r.ackSequence) }
+                p.withUnsafeMutableBytes {
+                    FCPChecksum.store(into: $0, sequence: r.sequence, ackSequence: r.ackSequence)
+                }
             }
             _ = p.withUnsafeBytes { arbiter.receive($0, now: now, handler: &handler) }
-            _ = arbiter.recordAllocation(slot: UInt64(i) &* 7, destination: NodeID(UInt32(i % 10)), path: PathID(UInt16(i % 5)))
+            _ = arbiter.recordAllocation(
+                slot: UInt64(i) &* 7, destination: NodeID(UInt32(i % 10)), path: PathID(UInt16(i % 5)))
             if arbiter.wantsToSend {
                 let sent = buffer.withUnsafeMutableBytes { arbiter.send(now: now, into: $0) }
                 if case .failure = sent { preconditionFailure("arbiter could not build a packet") }
@@ -99,9 +106,13 @@ struct FuzzDelegate: FCPConnectionDelegate {
     mutating func fcpTransmissionRequested() { sink &+= 1 }
     mutating func fcpReceivedAlloc(_ payload: FCPAllocPayloadView) {
         for i in 0..<payload.destinationCount { sink &+= Int(payload.destination(i)) }
-        var walker = AllocDescriptorWalker(baseSlot: UInt64(payload.baseTimeslot), destinationCount: payload.destinationCount, descriptors: payload.descriptors)
+        var walker = AllocDescriptorWalker(
+            baseSlot: UInt64(payload.baseTimeslot), destinationCount: payload.destinationCount,
+            descriptors: payload.descriptors)
         while let step = walker.next() {
-            if case .allocation(_, _, let index) = step { precondition(index >= 1 && index <= payload.destinationCount) }
+            if case .allocation(_, _, let index) = step {
+                precondition(index >= 1 && index <= payload.destinationCount)
+            }
         }
     }
     mutating func fcpReceivedRequests(_ payload: FCPRequestsPayloadView) {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test suite, as CI does. Installs the system packages the tests need when
 # they are missing (needs root for that), builds once, then runs:
-#   1. the Swift test suites (reference vectors, properties, robustness, extensions);
-#   2. the FCP libFuzzer target for FUZZ_SECONDS (default 60; 0 skips it).
+#   1. the format check (swift format lint, configuration in .swift-format);
+#   2. the Swift test suites (reference vectors, properties, robustness, extensions);
+#   3. the FCP libFuzzer target for FUZZ_SECONDS (default 60; 0 skips it).
 # Usage: scripts/test.sh            FUZZ_SECONDS=600 scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 start=$(date +%s)
+echo "== swift format lint"
+swift format lint --strict -r Sources Tests Fuzz
 echo "== swift build --build-tests"
 swift build --build-tests
 echo "== swift test"
@@ -25,7 +28,7 @@ set +e
 swift test --skip-build > .build/test-output.log 2>&1
 status=$?
 set -e
-grep -E "FCP reference vectors|^seed|connection config|✘|Test run with|error:" .build/test-output.log || true
+grep -E "FCP reference vectors|skipped|^seed|connection config|✘|Test run with|error:" .build/test-output.log || true
 if [ "$status" -ne 0 ] || grep -q "✘" .build/test-output.log; then
   tail -n 60 .build/test-output.log >&2
   echo "test: FAILED (status $status; full log: .build/test-output.log)" >&2

@@ -333,10 +333,15 @@ public struct PendingAllocations {
     /// Writes the oldest pending allocations as one WIDE-ALLOC payload (64-bit slots,
     /// 16-bit path, 32-bit destination), at most `maxEntries` of them and as many as fit.
     /// - Returns: the number of allocations written; 0 writes nothing.
+    /// - Parameter taken: told the node and path of each allocation written.
     @discardableResult
-    public mutating func takeWide(into writer: inout FCPPacketWriter, maxEntries: Int = .max) -> Int {
+    public mutating func takeWide(
+        into writer: inout FCPPacketWriter, maxEntries: Int = .max,
+        taken: (_ node: NodeID, _ path: PathID) -> Void = { _, _ in }
+    ) -> Int {
         guard let first = earliest else { return 0 }
-        let room = (writer.remaining - FCPWire.extensionHeaderLength - FCPListPayload.wideAllocHeaderLength)
+        let room =
+            (writer.remaining - FCPWire.extensionHeaderLength - FCPListPayload.wideAllocHeaderLength)
             / FCPListPayload.wideAllocEntryLength
         let n = min(count, maxEntries, room, 0xFFFF / FCPListPayload.wideAllocEntryLength)
         guard n > 0 else { return 0 }
@@ -351,6 +356,7 @@ public struct PendingAllocations {
                     writeBE16(body, offset, UInt16(truncatingIfNeeded: slot &- first))
                     writeBE16(body, offset + 2, paths[i])
                     writeBE32(body, offset + 4, nodes[i])
+                    taken(NodeID(nodes[i]), PathID(paths[i]))
                     unmark(slot)
                     offset += FCPListPayload.wideAllocEntryLength
                     if let next = firstMarked(atOrAfter: slot &+ 1) { slot = next }

@@ -10,7 +10,8 @@ public struct EndpointAllocation: Sendable, Hashable {
 /// Accepted allocations waiting for their slot: a ring of 256 slots, enough for any
 /// acceptance window (the reference's is 16 late + 64 early). Ordered and expired by
 /// time rather than slot number, because reference and announced-clock slots count
-/// differently.
+/// differently. The earliest start and deadline are cached, so the per-allocation and
+/// per-slot checks are O(1) unless the entry they point at leaves.
 struct AllocationSchedule {
     private var marked = RingBitmap256()
     private var slots = InlineArray<256, UInt64>(repeating: 0)
@@ -19,6 +20,10 @@ struct AllocationSchedule {
     private var nodes = InlineArray<256, UInt32>(repeating: 0)
     private var paths = InlineArray<256, UInt16>(repeating: 0)
     private(set) var count = 0
+    /// Ring index of the entry that starts first, or -1 when empty.
+    private var earliestIndex = -1
+    /// Smallest deadline of any entry (`.max` when empty).
+    private var minimumDeadline = UInt64.max
 
     @inline(__always)
     private static func index(_ slot: UInt64) -> Int { Int(truncatingIfNeeded: slot & 255) }
@@ -30,7 +35,8 @@ struct AllocationSchedule {
     @inline(__always)
     func isFree(slot: UInt64) -> Bool { !marked.contains(slot) }
 
-    /// Inserts `a`, to be dropped as stale once `deadline` (ns) passes.
+    /// Inserts `a`, to be dropped as stale once `deadline` (ns) passes. The caller checked
+    /// ``isFree(slot:)``.
     mutating func insert(_ a: EndpointAllocation, deadline: UInt64) {
         let i = Self.index(a.slot)
         let inserted = marked.insert(a.slot)
@@ -41,42 +47,62 @@ struct AllocationSchedule {
         nodes[i] = a.destination.rawValue
         paths[i] = a.path.rawValue
         count += 1
+        if earliestIndex < 0 || a.startNanoseconds < starts[earliestIndex] { earliestIndex = i }
+        minimumDeadline = min(minimumDeadline, deadline)
     }
 
     private func entry(_ i: Int) -> EndpointAllocation {
-        EndpointAllocation(slot: slots[i], startNanoseconds: starts[i], destination: NodeID(nodes[i]), path: PathID(paths[i]))
+        EndpointAllocation(
+            slot: slots[i], startNanoseconds: starts[i], destination: NodeID(nodes[i]), path: PathID(paths[i]))
     }
 
     /// The entry that starts first.
     func earliest() -> EndpointAllocation? {
-        guard count > 0 else { return nil }
-        var best = -1
-        marked.forEachIndex { i in
-            if best < 0 || starts[i] < starts[best] { best = i }
-        }
-        return best < 0 ? nil : entry(best)
+        earliestIndex < 0 ? nil : entry(earliestIndex)
     }
 
     /// Removes and returns one entry whose deadline is before `now`, if any.
     mutating func popExpired(before now: UInt64) -> EndpointAllocation? {
-        guard count > 0 else { return nil }
+        guard count > 0, minimumDeadline < now else { return nil }
         var found = -1
         marked.forEachIndex { i in
             if found < 0 && deadlines[i] < now { found = i }
         }
-        guard found >= 0 else { return nil }
+        guard found >= 0 else {
+            recomputeCaches()
+            return nil
+        }
         let e = entry(found)
-        marked.remove(e.slot)
-        count -= 1
+        removeAt(found)
         return e
     }
 
     mutating func remove(slot: UInt64) {
-        if slots[Self.index(slot)] == slot, marked.remove(slot) { count -= 1 }
+        let i = Self.index(slot)
+        if slots[i] == slot && marked.contains(slot) { removeAt(i) }
+    }
+
+    private mutating func removeAt(_ i: Int) {
+        marked.remove(slots[i])
+        count -= 1
+        if i == earliestIndex || deadlines[i] == minimumDeadline { recomputeCaches() }
+    }
+
+    private mutating func recomputeCaches() {
+        var earliest = -1
+        var deadline = UInt64.max
+        marked.forEachIndex { i in
+            if earliest < 0 || starts[i] < starts[earliest] { earliest = i }
+            deadline = min(deadline, deadlines[i])
+        }
+        earliestIndex = earliest
+        minimumDeadline = deadline
     }
 
     mutating func removeAll() {
         marked.removeAll()
         count = 0
+        earliestIndex = -1
+        minimumDeadline = .max
     }
 }

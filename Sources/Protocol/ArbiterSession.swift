@@ -22,13 +22,19 @@ public struct ArbiterSessionConfiguration: Sendable {
     public var extendedMaxPacketLength = 512
     /// Reference ALLOC descriptor bytes per payload (the reference's 64).
     public var referenceMaxDescriptorBytes = PendingAllocations.referenceMaxDescriptorBytes
+    /// Most slots an endpoint may have requested but not yet been allocated towards one
+    /// destination (about 20 s of a 10 Gbit/s link); a larger request is clamped and
+    /// counted, so a hostile count cannot overflow the allocator's arithmetic.
+    public var maxOutstandingSlots: UInt64 = 1 << 24
 
     public init() {}
 
     /// Why the configuration cannot work, naming the field; nil when it can.
     public var problem: String? {
         if maxDestinations < 1 { return "maxDestinations must be at least 1 (got \(maxDestinations))" }
-        if timeslotPicoseconds == 0 { return "timeslotPicoseconds must be positive" }
+        if timeslotPicoseconds < 1_000 {
+            return "timeslotPicoseconds must be at least 1000 (1 ns); endpoints refuse shorter slots"
+        }
         if referenceMaxPacketLength < FCPWire.arbiterMaxLength || referenceMaxPacketLength > FCPWire.maxPacketLength {
             return "referenceMaxPacketLength must be in \(FCPWire.arbiterMaxLength)...\(FCPWire.maxPacketLength)"
         }
@@ -40,6 +46,9 @@ public struct ArbiterSessionConfiguration: Sendable {
         }
         if requireAuthentication && authenticator == nil { return "requireAuthentication needs an authenticator (key)" }
         if sendTimeoutNanoseconds == 0 { return "sendTimeoutNanoseconds must be positive" }
+        if maxOutstandingSlots == 0 || maxOutstandingSlots > 1 << 40 {
+            return "maxOutstandingSlots must be in 1...\(UInt64(1) << 40)"
+        }
         return nil
     }
 }
@@ -97,14 +106,18 @@ public struct ArbiterSessionStatistics: Sendable, Hashable {
     public var allocationsFellOff: UInt64 = 0
     /// Allocations refused: slot already taken, too old, or no demand recorded.
     public var allocationsRejected: UInt64 = 0
-    /// Allocations that do not fit a reference ALLOC (node above 16383 or path above 3).
+    /// Allocations refused because a reference endpoint cannot be told them (node above
+    /// 16383 or path above 3 in the 16-bit ALLOC destination field).
     public var allocationsUnencodable: UInt64 = 0
+    /// Demand increases cut to ``ArbiterSessionConfiguration/maxOutstandingSlots``.
+    public var demandClamped: UInt64 = 0
     public var reportEntriesSent: UInt64 = 0
     public var hellosReceived: UInt64 = 0
     public var registrations: UInt64 = 0
     public var refusals: UInt64 = 0
-    /// Extension payloads of a type an arbiter does not expect, or malformed.
-    public var ignoredExtensions: UInt64 = 0
+    /// Payloads an arbiter does not expect from an endpoint (ALLOC, WELCOME, …), or
+    /// malformed extension payloads.
+    public var unexpectedPayloads: UInt64 = 0
     /// Packets that could not be built (buffer too small).
     public var encodeFailures: UInt64 = 0
 
@@ -118,6 +131,9 @@ public struct ArbiterDestinationSnapshot: Sendable, Hashable {
     public var requested: UInt64
     /// Cumulative allocations recorded.
     public var allocated: UInt64
+    /// Cumulative allocations sent in an ALLOC, or dropped from the pending window: what
+    /// the reports tell the endpoint.
+    public var sent: UInt64
     /// Cumulative slots withdrawn at the endpoint's request.
     public var withdrawn: UInt64
     /// Highest allocation count the endpoint acknowledged receiving in a report.
@@ -127,6 +143,9 @@ public struct ArbiterDestinationSnapshot: Sendable, Hashable {
 struct ArbiterDestination {
     var requested: UInt64 = 0
     var allocated: UInt64 = 0
+    /// Reported, not `allocated`: an allocation still waiting in the pending window has
+    /// not been sent, and reporting it would make the endpoint declare it lost.
+    var sent: UInt64 = 0
     var withdrawn: UInt64 = 0
     var giveBackRequested: UInt64 = 0
     var reportAcked: UInt64 = 0
@@ -140,7 +159,7 @@ struct ArbiterDestination {
 /// is never more than 2^32 behind the current count, so they widen back exactly.
 struct ArbiterRecordEntry {
     var destination: Int32
-    var allocatedLow: UInt32
+    var sentLow: UInt32
     var withdrawnLow: UInt32
 }
 
@@ -174,7 +193,8 @@ struct ArbiterBook: FCPConnectionDelegate {
         destinations = [ArbiterDestination](repeating: ArbiterDestination(), count: capacity)
         reports = IndexQueues(capacity: capacity)
         records = PacketRecords(
-            entriesPerPacket: Self.reportsPerPacket, filler: ArbiterRecordEntry(destination: 0, allocatedLow: 0, withdrawnLow: 0))
+            entriesPerPacket: Self.reportsPerPacket,
+            filler: ArbiterRecordEntry(destination: 0, sentLow: 0, withdrawnLow: 0))
         dirtyList = [Int32](repeating: 0, count: capacity)
     }
 
@@ -190,6 +210,14 @@ struct ArbiterBook: FCPConnectionDelegate {
         transmitRequested = true
     }
 
+    /// `count` allocations towards `node` left the pending window (sent, or fell off):
+    /// report them.
+    mutating func noteSent(_ node: NodeID, count: Int) {
+        guard count > 0, let i = table.index(of: node) else { return }
+        destinations[i].sent &+= UInt64(count)
+        triggerReport(i)
+    }
+
     mutating func demand(towards node: NodeID, cumulative: UInt64?, wire16: UInt16?) {
         guard let (i, inserted) = table.findOrInsert(node) else {
             statistics.destinationTableFull &+= 1
@@ -198,8 +226,15 @@ struct ArbiterBook: FCPConnectionDelegate {
         if inserted { destinations[i] = ArbiterDestination() }
         let current = destinations[i].requested
         // A 16-bit count stands for the value nearest the last one known (±2^15).
-        let value = cumulative ?? FCPSequence.widen16(wire16 ?? 0, from: current &- 0x8000)
+        var value = cumulative ?? FCPSequence.widen16(wire16 ?? 0, from: current &- 0x8000)
         guard Wrapping.after(value, current), value > current else { return }
+        let d = destinations[i]
+        let limit = d.allocated &+ d.withdrawn &+ configuration.maxOutstandingSlots
+        if value > limit {
+            statistics.demandClamped &+= 1
+            guard limit > current else { return }
+            value = limit
+        }
         destinations[i].requested = value
         destinations[i].pendingIncrease &+= value - current
         markDirty(i)
@@ -231,9 +266,9 @@ struct ArbiterBook: FCPConnectionDelegate {
         records.forEach(sequence) { e in
             let i = Int(e.destination)
             guard i < table.count else { return }
-            let allocated = widen32(e.allocatedLow, near: destinations[i].allocated)
+            let sent = widen32(e.sentLow, near: destinations[i].sent)
             let withdrawn = widen32(e.withdrawnLow, near: destinations[i].withdrawn)
-            if allocated > destinations[i].reportAcked { destinations[i].reportAcked = allocated }
+            if sent > destinations[i].reportAcked { destinations[i].reportAcked = sent }
             if withdrawn > destinations[i].withdrawnAcked { destinations[i].withdrawnAcked = withdrawn }
         }
         if let f = records.flags(sequence), f & Self.welcomeFlag != 0 {
@@ -247,7 +282,7 @@ struct ArbiterBook: FCPConnectionDelegate {
             let i = Int(e.destination)
             guard i < table.count else { return }
             let d = destinations[i]
-            if d.allocated > d.reportAcked || d.withdrawn > d.withdrawnAcked { triggerReport(i) }
+            if d.sent > d.reportAcked || d.withdrawn > d.withdrawnAcked { triggerReport(i) }
         }
         if let f = records.flags(sequence), f & Self.welcomeFlag != 0, !welcomeAcked {
             welcomeInFlight = false
@@ -258,7 +293,7 @@ struct ArbiterBook: FCPConnectionDelegate {
     mutating func fcpTransmissionRequested() { transmitRequested = true }
 
     mutating func fcpReceivedAlloc(_ payload: FCPAllocPayloadView) {
-        statistics.ignoredExtensions &+= 1  // endpoints do not allocate
+        statistics.unexpectedPayloads &+= 1  // endpoints do not allocate
     }
 
     mutating func fcpReceivedRequests(_ payload: FCPRequestsPayloadView) {
@@ -273,7 +308,7 @@ struct ArbiterBook: FCPConnectionDelegate {
         switch FCPPayloadType(rawValue: payload.type) {
         case .hello:
             guard let hello = FCPHello(body: payload.body) else {
-                statistics.ignoredExtensions &+= 1
+                statistics.unexpectedPayloads &+= 1
                 return
             }
             statistics.hellosReceived &+= 1
@@ -290,7 +325,9 @@ struct ArbiterBook: FCPConnectionDelegate {
             let n = FCPListPayload.entryCount(payload.body, entryLength: FCPListPayload.giveBackEntryLength)
             for k in 0..<n {
                 let e = FCPListPayload.counterEntry(payload.body, k)
-                guard let i = table.index(of: e.destination), e.count > destinations[i].giveBackRequested else { continue }
+                guard let i = table.index(of: e.destination), e.count > destinations[i].giveBackRequested else {
+                    continue
+                }
                 destinations[i].pendingWithdrawal &+= e.count - destinations[i].giveBackRequested
                 destinations[i].giveBackRequested = e.count
                 markDirty(i)
@@ -299,7 +336,7 @@ struct ArbiterBook: FCPConnectionDelegate {
         case .authentication:
             break  // a trailer on a connection that does not verify it
         default:
-            statistics.ignoredExtensions &+= 1
+            statistics.unexpectedPayloads &+= 1
         }
     }
 }
@@ -333,7 +370,7 @@ public struct ArbiterSession {
     public var negotiation: ArbiterNegotiation { book.negotiation }
     public var statistics: ArbiterSessionStatistics {
         var s = book.statistics
-        s.allocationsUnencodable = book.pending.unencodable
+        s.allocationsUnencodable &+= book.pending.unencodable
         return s
     }
     public var timerDeadline: UInt64? { connection.timerDeadline }
@@ -350,8 +387,8 @@ public struct ArbiterSession {
         guard let i = book.table.index(of: node) else { return nil }
         let d = book.destinations[i]
         return ArbiterDestinationSnapshot(
-            destination: node, requested: d.requested, allocated: d.allocated, withdrawn: d.withdrawn,
-            reportAcknowledged: d.reportAcked)
+            destination: node, requested: d.requested, allocated: d.allocated, sent: d.sent,
+            withdrawn: d.withdrawn, reportAcknowledged: d.reportAcked)
     }
 
     /// Every destination with counters since the last reset.
@@ -385,6 +422,7 @@ public struct ArbiterSession {
     private mutating func drain<H: ArbiterSessionHandler>(handler: inout H) {
         if book.didReset {
             book.didReset = false
+            connection.requireAuthentication = book.configuration.requireAuthentication
             handler.endpointReset()
         }
         if let hello = book.helloReceived {
@@ -418,6 +456,19 @@ public struct ArbiterSession {
 
     private mutating func register<H: ArbiterSessionHandler>(_ hello: FCPHello, handler: inout H) {
         let configuration = book.configuration
+        var offered = hello.capabilities.intersection(configuration.supportedCapabilities)
+        if configuration.authenticator == nil { offered.remove(.authentication) }
+        // The endpoint repeats HELLO until it has our answer: the same request again only
+        // needs the answer again, not a second registration (which an owner enforcing
+        // unique identities would refuse).
+        if case .extended(let node, let granted) = book.negotiation, granted == offered,
+            hello.node == nil || hello.node == node
+        {
+            book.welcomeAcked = false
+            book.welcomeInFlight = false
+            book.transmitRequested = true
+            return
+        }
         let decision: FCPRegistrationDecision
         if hello.version < 1 {
             decision = .refuse(.unsupportedVersion)
@@ -428,8 +479,8 @@ public struct ArbiterSession {
         }
         switch decision {
         case .accept(let node):
-            var granted = hello.capabilities.intersection(configuration.supportedCapabilities)
-            if configuration.authenticator == nil { granted.remove(.authentication) }
+            let granted = offered
+            if granted.contains(.authentication) { connection.requireAuthentication = true }
             if granted.contains(.announcedClock) != book.negotiation.granted.contains(.announcedClock) {
                 // Pending slots were numbered for the other clock; the endpoint will see
                 // them reported but never allocated, count them lost and ask again.
@@ -453,24 +504,40 @@ public struct ArbiterSession {
     /// Records that `slot` was allocated to this endpoint towards `destination` over
     /// `path`. Slots are in the numbering this endpoint understands: the announced clock
     /// for an extended endpoint that negotiated it, reference slots otherwise. Returns
-    /// false (counted) when the slot is already taken or too old, or no demand towards
-    /// `destination` was recorded.
+    /// false (counted) when the slot is already taken or too old, no demand towards
+    /// `destination` was recorded, or a reference endpoint could not be told about it
+    /// (node above 16383 or path above 3); the allocation is then not made.
     @discardableResult
     public mutating func recordAllocation(slot: UInt64, destination: NodeID, path: PathID) -> Bool {
         guard let i = book.table.index(of: destination) else {
             book.statistics.allocationsRejected &+= 1
             return false
         }
-        var fell: UInt64 = 0
-        let result = book.pending.add(slot: slot, node: destination, path: path) { _, _, _ in fell += 1 }
-        book.statistics.allocationsFellOff &+= fell
+        if !book.negotiation.granted.contains(.announcedClock),
+            ReferenceDestination.pack(destination, path: path) == nil
+        {
+            book.statistics.allocationsUnencodable &+= 1
+            return false
+        }
+        // Allocations that fall out of the window count as sent (and lost): the report
+        // then makes the endpoint ask for them again.
+        var fell = InlineArray<192, UInt32>(repeating: 0)
+        var fellCount = 0
+        let result = book.pending.add(slot: slot, node: destination, path: path) { _, node, _ in
+            if fellCount < 192 {
+                fell[fellCount] = node.rawValue
+                fellCount += 1
+            }
+        }
+        for k in 0..<fellCount { book.noteSent(NodeID(fell[k]), count: 1) }
+        book.statistics.allocationsFellOff &+= UInt64(fellCount)
         guard result == .added else {
             book.statistics.allocationsRejected &+= 1
             return false
         }
         book.destinations[i].allocated &+= 1
         book.statistics.allocationsRecorded &+= 1
-        book.triggerReport(i)
+        book.transmitRequested = true
         return true
     }
 
@@ -483,85 +550,100 @@ public struct ArbiterSession {
         let granted = book.negotiation.granted
         let extended = !granted.isEmpty || book.welcome != nil
         let wideReports = granted.contains(.wideCounters)
-        let signs = configuration.authenticator != nil
-            && (configuration.requireAuthentication || granted.contains(.authentication))
+        // Signed whenever there is a key: the separator byte before the trailer keeps a
+        // reference endpoint from tripping over it.
+        let authenticator = configuration.authenticator
         let maxLength = min(
             extended ? configuration.extendedMaxPacketLength : configuration.referenceMaxPacketLength, buffer.count)
-
-        var entries = InlineArray<10, ArbiterRecordEntry>(repeating: .init(destination: 0, allocatedLow: 0, withdrawnLow: 0))
-        var reportCount = 0
-        while reportCount < ArbiterBook.reportsPerPacket, let i = book.reports.popFirstThenSecond() {
-            let d = book.destinations[i]
-            entries[reportCount] = ArbiterRecordEntry(
-                destination: Int32(i), allocatedLow: UInt32(truncatingIfNeeded: d.allocated),
-                withdrawnLow: UInt32(truncatingIfNeeded: d.withdrawn))
-            reportCount += 1
-        }
         let sendWelcome = book.welcome != nil && !book.welcomeAcked
         let header = connection.commit(now: now, delegate: &book)
         book.records.begin(header.sequence, flags: sendWelcome ? ArbiterBook.welcomeFlag : 0)
-        for k in 0..<reportCount { book.records.append(header.sequence, entries[k]) }
         book.transmitRequested = false
         if sendWelcome { book.welcomeInFlight = true }
 
         var writer = FCPPacketWriter(buffer, maxLength: maxLength)
-        let nodes = book.table.nodes
-        let destinations = book.destinations
         do throws(FCPEncodeError) {
-            try writer.writeHeader(sequence: header.sequence, ackSequence: header.ackSequence, ackVector: header.ackVector)
+            try writer.writeHeader(
+                sequence: header.sequence, ackSequence: header.ackSequence, ackVector: header.ackVector)
             if header.sendReset { try writer.writeReset(timestamp: header.resetTimestamp) }
             if granted.contains(.epochFencing) { try FCPEpochPayload.write(configuration.epoch, to: &writer) }
             if sendWelcome, let welcome = book.welcome { try welcome.write(to: &writer) }
 
-            let reportBytes: Int
-            if reportCount == 0 {
-                reportBytes = 0
-            } else if wideReports {
-                reportBytes = FCPWire.extensionHeaderLength + reportCount * FCPListPayload.wideReportEntryLength
-            } else {
-                reportBytes = 2 + 4 * reportCount
-            }
-            let trailer = signs ? FCPAuthenticator.trailerLength : 0
-            let allocBudget = writer.remaining - reportBytes - trailer
-            var sent = 0
+            // Room kept for a full set of reports and the trailer; the allocations get the rest.
+            let reportReserve =
+                wideReports
+                ? FCPWire.extensionHeaderLength + ArbiterBook.reportsPerPacket * FCPListPayload.wideReportEntryLength
+                : 2 + 4 * ArbiterBook.reportsPerPacket
+            let trailerReserve = authenticator == nil ? 0 : 1 + FCPAuthenticator.trailerLength
+            let allocBudget = writer.remaining - reportReserve - trailerReserve
             if granted.contains(.announcedClock) {
-                var limited = FCPPacketWriter(
-                    writer.buffer, maxLength: writer.length + max(0, allocBudget))
+                var taken = InlineArray<192, UInt32>(repeating: 0)
+                var takenCount = 0
+                var limited = FCPPacketWriter(writer.buffer, maxLength: writer.length + max(0, allocBudget))
                 try limited.skip(to: writer.length)
-                sent = book.pending.takeWide(into: &limited)
+                let sent = book.pending.takeWide(into: &limited, maxEntries: 192) { node, _ in
+                    taken[takenCount] = node.rawValue
+                    takenCount += 1
+                }
                 try writer.skip(to: limited.length)
+                for k in 0..<takenCount { book.noteSent(NodeID(taken[k]), count: 1) }
+                book.statistics.allocationsSent &+= UInt64(sent)
             } else if allocBudget > 4 {
                 var block = AllocBlock()
-                sent = book.pending.takeBlock(
+                let sent = book.pending.takeBlock(
                     into: &block, maxDescriptorBytes: configuration.referenceMaxDescriptorBytes,
                     maxPayloadBytes: allocBudget)
-                if sent > 0 { try writer.writeAlloc(block) }
+                if sent > 0 {
+                    try writer.writeAlloc(block)
+                    for k in 0..<block.destinationCount {
+                        book.noteSent(ReferenceDestination.unpack(block.destination(k)).node, count: block.slotCount(k))
+                    }
+                }
+                book.statistics.allocationsSent &+= UInt64(sent)
             }
-            book.statistics.allocationsSent &+= UInt64(sent)
 
+            // Reports go after the allocations they cover, in the same packet.
+            var entries = InlineArray<10, ArbiterRecordEntry>(
+                repeating: .init(destination: 0, sentLow: 0, withdrawnLow: 0))
+            var reportCount = 0
+            while reportCount < ArbiterBook.reportsPerPacket, let i = book.reports.popFirstThenSecond() {
+                let d = book.destinations[i]
+                entries[reportCount] = ArbiterRecordEntry(
+                    destination: Int32(i), sentLow: UInt32(truncatingIfNeeded: d.sent),
+                    withdrawnLow: UInt32(truncatingIfNeeded: d.withdrawn))
+                book.records.append(header.sequence, entries[reportCount])
+                reportCount += 1
+            }
             if reportCount > 0 {
                 book.statistics.reportEntriesSent &+= UInt64(reportCount)
+                let nodes = book.table.nodes
+                let destinations = book.destinations
                 if wideReports {
-                    try writer.writeExtension(.wideReport, bodyLength: reportCount * FCPListPayload.wideReportEntryLength) { body in
+                    try writer.writeExtension(
+                        .wideReport, bodyLength: reportCount * FCPListPayload.wideReportEntryLength
+                    ) { body in
                         for k in 0..<reportCount {
                             let i = Int(entries[k].destination)
                             let o = k * FCPListPayload.wideReportEntryLength
                             writeBE32(body, o, nodes[i].rawValue)
-                            writeBE64(body, o + 4, destinations[i].allocated)
+                            writeBE64(body, o + 4, destinations[i].sent)
                             writeBE64(body, o + 12, destinations[i].withdrawn)
                         }
                     }
                 } else {
                     try writer.writeRequests(count: reportCount) { k in
                         let i = Int(entries[k].destination)
-                        return (UInt16(truncatingIfNeeded: nodes[i].rawValue), UInt16(truncatingIfNeeded: destinations[i].allocated))
+                        return (
+                            UInt16(truncatingIfNeeded: nodes[i].rawValue),
+                            UInt16(truncatingIfNeeded: destinations[i].sent)
+                        )
                     }
                 }
             }
             try writer.pad(toMinimum: FCPWire.minimumPacketLength)
-            return .success(try writer.finalize(
-                sequence: header.sequence, ackSequence: header.ackSequence,
-                authenticator: signs ? configuration.authenticator : nil))
+            return .success(
+                try writer.finalize(
+                    sequence: header.sequence, ackSequence: header.ackSequence, authenticator: authenticator))
         } catch {
             book.statistics.encodeFailures &+= 1
             return .failure(error)

@@ -117,7 +117,8 @@ public struct EndpointSessionStatistics: Sendable, Hashable {
     public var reportsForUnknownDestinations: UInt64 = 0
     /// Demand refused because `maxDestinations` destinations already have demand.
     public var destinationTableFull: UInt64 = 0
-    /// Destinations a reference A-REQ field cannot carry (above 65535).
+    /// Demand refused because a reference connection cannot name the destination (node
+    /// ids above 16383 do not fit the 14-bit ALLOC field).
     public var unencodableDestinations: UInt64 = 0
     public var requestEntriesSent: UInt64 = 0
     public var giveBackEntriesSent: UInt64 = 0
@@ -127,10 +128,17 @@ public struct EndpointSessionStatistics: Sendable, Hashable {
     public var fallbacks: UInt64 = 0
     /// Extension payloads of a type an endpoint does not expect, or malformed.
     public var ignoredExtensions: UInt64 = 0
+    /// WELCOMEs with an epoch below one already seen, or an unusable clock: ignored.
+    public var rejectedWelcomes: UInt64 = 0
     /// Packets that could not be built (buffer too small).
     public var encodeFailures: UInt64 = 0
     /// Slots the arbiter withdrew at our request, summed over resets.
     public var slotsWithdrawn: UInt64 = 0
+    /// Allocations that arrived after they had been declared lost (reordered by more than
+    /// the grace period); used if needed, but not counted twice.
+    public var allocationsArrivedAfterLoss: UInt64 = 0
+    /// Reports that showed fewer allocations than counted; the count was corrected down.
+    public var overcountsCorrected: UInt64 = 0
     /// Reports of more allocations than we ever requested: an arbiter bug, counted.
     public var reportsAboveRequest: UInt64 = 0
 
@@ -164,15 +172,80 @@ struct EndpointFlow {
     var need: UInt64 = 0
     var requested: UInt64 = 0
     var acked: UInt64 = 0
-    var received: UInt64 = 0
+    /// Allocations counted on arrival, whatever their verdict (not those that turn up after
+    /// being declared lost: they are in `lostDeclared` already).
+    var arrived: UInt64 = 0
+    /// Allocations reported sent that never arrived within the grace period.
+    var lostDeclared: UInt64 = 0
+    /// Arbiter packet up to which missing allocations have been declared lost.
+    var declaredThrough: UInt64 = 0
+    /// Counted arrivals of the last few arbiter packets that carried any, by packet.
+    var history = ArrivalHistory()
     var reported: UInt64 = 0
+    /// The report from the newest arbiter packet, and when it arrived.
+    var latestReport: UInt64 = 0
+    var latestReportSequence: UInt64 = 0
+    var latestReportTime: UInt64 = 0
     var withdrawn: UInt64 = 0
     var giveBackRequested: UInt64 = 0
     var giveBackAcked: UInt64 = 0
-    /// A report showed more allocations than received; if they have not arrived by this
-    /// time (0: no check pending), the missing ones up to `lossCheckValue` are lost.
+    /// A report in arbiter packet `lossCheckSequence` said `lossCheckValue` allocations had
+    /// been sent up to that packet; at `lossCheckDeadline` (0: none pending) whatever of
+    /// them has still not arrived is declared lost.
     var lossCheckDeadline: UInt64 = 0
     var lossCheckValue: UInt64 = 0
+    var lossCheckSequence: UInt64 = 0
+
+    /// Allocations accounted for up to arbiter packet `sequence`: arrived in it or before,
+    /// or declared lost (only ever for packets up to `declaredThrough`).
+    func accounted(through sequence: UInt64) -> UInt64 {
+        history.arrivals(through: sequence) &+ lostDeclared
+    }
+
+    /// Allocations accounted for: arrived, or declared lost. Exact, never more than the
+    /// arbiter made: an over-count would ask for a slot too many on every round trip.
+    var received: UInt64 { arrived &+ lostDeclared }
+}
+
+/// How many counted allocations to one destination arrived in each of the last 16 arbiter
+/// packets that carried any (older ones summed), so that a report from packet p can be
+/// compared with exactly what arrived in packets up to p.
+struct ArrivalHistory {
+    private var sequences = InlineArray<16, UInt64>(repeating: 0)
+    private var counts = InlineArray<16, UInt32>(repeating: 0)
+    private var next = 0
+    private var used = 0
+    /// Arrivals older than every entry kept.
+    private var older: UInt64 = 0
+
+    mutating func record(_ sequence: UInt64) {
+        let last = (next + 15) & 15
+        if used > 0 && sequences[last] == sequence {
+            counts[last] &+= 1
+            return
+        }
+        if used == 16 {
+            older &+= UInt64(counts[next])
+        } else {
+            used += 1
+        }
+        sequences[next] = sequence
+        counts[next] = 1
+        next = (next + 1) & 15
+    }
+
+    /// Arrivals in packets up to `sequence` (everything older than the entries kept counts,
+    /// the kept entries newer than `sequence` do not).
+    func arrivals(through sequence: UInt64) -> UInt64 {
+        var total = older
+        var k = 0
+        while k < used {
+            let index = (next + 15 - k) & 15
+            if sequences[index] <= sequence { total &+= UInt64(counts[index]) }
+            k += 1
+        }
+        return total
+    }
 }
 
 /// One entry of a sent packet: a request or give-back counter for a flow.
@@ -197,8 +270,17 @@ struct EndpointBook: FCPConnectionDelegate {
     var negotiation: EndpointNegotiation
     var helloFailures = 0
     var helloInFlight = false
+    /// A packet carrying HELLO was acknowledged: the arbiter parsed it, so it speaks the
+    /// extensions and falling back to reference FCP would be wrong.
+    var helloAcknowledged = false
+    /// Authentication was negotiated at some point: from then on it is required.
+    var authenticationNegotiated = false
+    /// Highest arbiter epoch known (from EPOCH payloads and WELCOMEs).
+    var highestEpoch: UInt64 = 0
     var statistics = EndpointSessionStatistics()
     var now: UInt64 = 0
+    /// The arbiter packet whose payloads are being read.
+    var packetSequence: UInt64 = 0
     var transmitRequested = false
     var negotiationChanged = false
     /// Slot clock announced by the arbiter: origin (ns) and length (ps).
@@ -216,7 +298,8 @@ struct EndpointBook: FCPConnectionDelegate {
         flows = [EndpointFlow](repeating: EndpointFlow(), count: capacity)
         queues = IndexQueues(capacity: capacity)
         records = PacketRecords(
-            entriesPerPacket: 2 * Self.entriesPerPacket, filler: EndpointRecordEntry(flow: 0, isGiveBack: false, value: 0))
+            entriesPerPacket: 2 * Self.entriesPerPacket,
+            filler: EndpointRecordEntry(flow: 0, isGiveBack: false, value: 0))
         negotiation = configuration.mode == .reference ? .reference : .offering
         lossChecks = [Int32](repeating: 0, count: capacity)
     }
@@ -231,6 +314,8 @@ struct EndpointBook: FCPConnectionDelegate {
         if usesClock {
             guard now > clockOrigin else { return 0 }
             let (high, low) = (now - clockOrigin).multipliedFullWidth(by: 1000)
+            // The quotient would not fit 64 bits: so far in the future that nothing fits.
+            guard high < clockPicoseconds else { return .max }
             return clockPicoseconds.dividingFullWidth((high, low)).quotient
         }
         return ReferenceTimeslot.slot(atNanoseconds: now)
@@ -276,6 +361,10 @@ struct EndpointBook: FCPConnectionDelegate {
     }
 
     mutating func addDemand(to node: NodeID, slots: UInt64) -> Bool {
+        if configuration.mode == .reference && node.rawValue > NodeID.referenceLimit {
+            statistics.unencodableDestinations &+= 1
+            return false
+        }
         guard let (i, inserted) = table.findOrInsert(node) else {
             statistics.destinationTableFull &+= 1
             return false
@@ -302,8 +391,14 @@ struct EndpointBook: FCPConnectionDelegate {
             return
         }
         // Counted whatever happens next: the arbiter spent one unit of our request on it,
-        // so an unusable one raises the request by one.
-        flows[i].received &+= 1
+        // so an unusable one raises the request by one. Unless it was already counted as
+        // lost: then it is a bonus, which the request made for its replacement absorbs.
+        if flows[i].declaredThrough != 0 && packetSequence <= flows[i].declaredThrough {
+            statistics.allocationsArrivedAfterLoss &+= 1
+        } else {
+            flows[i].arrived &+= 1
+            flows[i].history.record(packetSequence)
+        }
         defer { enqueueIfNeeded(i) }
         switch configuration.allocationWindow.classify(slot: slot, currentSlot: current) {
         case .tooLate:
@@ -330,7 +425,8 @@ struct EndpointBook: FCPConnectionDelegate {
         let nextStart = startTime(of: slot &+ 1, current: current, now: now, referenceNumbering: referenceNumbering)
         let slotLength = nextStart > start ? nextStart - start : 1
         let deadline = start &+ slotLength &* (configuration.allocationWindow.missThreshold &+ 1)
-        schedule.insert(EndpointAllocation(slot: slot, startNanoseconds: start, destination: node, path: path), deadline: deadline)
+        schedule.insert(
+            EndpointAllocation(slot: slot, startNanoseconds: start, destination: node, path: path), deadline: deadline)
         statistics.allocationsAdmitted &+= 1
     }
 
@@ -356,16 +452,37 @@ struct EndpointBook: FCPConnectionDelegate {
         }
         if reported &+ flows[i].withdrawn > flows[i].requested { statistics.reportsAboveRequest &+= 1 }
         if reported > flows[i].reported { flows[i].reported = reported }
-        if flows[i].reported > flows[i].received && flows[i].lossCheckDeadline == 0 {
-            scheduleLossCheck(i)
+        // The report covers the allocations in this arbiter packet and every one before it.
+        let sequence = packetSequence
+        if sequence >= flows[i].latestReportSequence {
+            flows[i].latestReport = reported
+            flows[i].latestReportSequence = sequence
+            flows[i].latestReportTime = now
+        }
+        if sequence >= flows[i].declaredThrough {
+            let accounted = flows[i].accounted(through: sequence)
+            if accounted > reported && reported >= flows[i].lostDeclared {
+                // More counted than the arbiter sent (a reference arbiter reports what it
+                // allocated, not what it sent, so the other way round is the normal case):
+                // an over-count would ask for a slot too many every round trip, so the
+                // report wins.
+                statistics.overcountsCorrected &+= 1
+                let excess = min(accounted - reported, flows[i].lostDeclared)
+                flows[i].lostDeclared -= excess
+            } else if reported > accounted && flows[i].lossCheckDeadline == 0 {
+                scheduleLossCheck(i, value: reported, sequence: sequence, at: now)
+            }
         }
         enqueueIfNeeded(i)
     }
 
-    mutating func scheduleLossCheck(_ i: Int) {
-        let deadline = max(1, now &+ configuration.lostAllocationGraceNanoseconds)
+    /// Arranges for the report `value` from arbiter packet `sequence`, received at `time`,
+    /// to be compared with what has arrived once the grace period after `time` is over.
+    mutating func scheduleLossCheck(_ i: Int, value: UInt64, sequence: UInt64, at time: UInt64) {
+        let deadline = max(1, time &+ configuration.lostAllocationGraceNanoseconds)
         flows[i].lossCheckDeadline = deadline
-        flows[i].lossCheckValue = flows[i].reported
+        flows[i].lossCheckValue = value
+        flows[i].lossCheckSequence = sequence
         lossChecks[lossCheckCount] = Int32(i)
         lossCheckCount += 1
         earliestLossCheck = min(earliestLossCheck, deadline)
@@ -388,17 +505,20 @@ struct EndpointBook: FCPConnectionDelegate {
             lossCheckCount -= 1
             lossChecks[k] = lossChecks[lossCheckCount]
             flows[i].lossCheckDeadline = 0
-            if flows[i].lossCheckValue > flows[i].received {
-                statistics.allocationsLost &+= flows[i].lossCheckValue - flows[i].received
-                flows[i].received = flows[i].lossCheckValue
+            let sequence = flows[i].lossCheckSequence
+            let accounted = flows[i].accounted(through: sequence)
+            if sequence >= flows[i].declaredThrough && flows[i].lossCheckValue > accounted {
+                let lost = flows[i].lossCheckValue - accounted
+                statistics.allocationsLost &+= lost
+                flows[i].lostDeclared &+= lost
+                flows[i].declaredThrough = sequence
                 enqueueIfNeeded(i)
             }
-            if flows[i].reported > flows[i].received {
-                // Later reports are still ahead of what arrived: watch them too.
-                let saved = self.now
-                self.now = now
-                scheduleLossCheck(i)
-                self.now = saved
+            // A newer report may show more still missing: check it once it is old enough.
+            let f = flows[i]
+            if f.latestReportSequence > sequence && f.latestReport > f.accounted(through: f.latestReportSequence) {
+                scheduleLossCheck(i, value: f.latestReport, sequence: f.latestReportSequence, at: f.latestReportTime)
+                earliestLossCheck = min(earliestLossCheck, flows[i].lossCheckDeadline)
             }
         }
     }
@@ -426,6 +546,7 @@ struct EndpointBook: FCPConnectionDelegate {
         lossCheckCount = 0
         earliestLossCheck = .max
         helloInFlight = false
+        helloAcknowledged = false
         helloFailures = 0
         switch negotiation {
         case .established, .refused, .offering: negotiation = .offering
@@ -445,7 +566,10 @@ struct EndpointBook: FCPConnectionDelegate {
                 flows[i].acked = e.value
             }
         }
-        if let f = records.flags(sequence), f & Self.helloFlag != 0 { helloInFlight = false }
+        if let f = records.flags(sequence), f & Self.helloFlag != 0 {
+            helloInFlight = false
+            helloAcknowledged = true
+        }
     }
 
     mutating func fcpNegativelyAcknowledged(sequence: UInt64) {
@@ -460,8 +584,8 @@ struct EndpointBook: FCPConnectionDelegate {
         }
         if let f = records.flags(sequence), f & Self.helloFlag != 0, negotiation.isOffering {
             helloInFlight = false
-            helloFailures += 1
-            if case .extended(let fallback) = configuration.mode, fallback,
+            if !helloAcknowledged { helloFailures += 1 }
+            if case .extended(let fallback) = configuration.mode, fallback, !helloAcknowledged,
                 helloFailures >= configuration.helloFailuresBeforeFallback
             {
                 negotiation = .fellBack
@@ -473,6 +597,8 @@ struct EndpointBook: FCPConnectionDelegate {
     }
 
     mutating func fcpTransmissionRequested() { transmitRequested = true }
+
+    mutating func fcpWillDeliverPayloads(ofSequence sequence: UInt64) { packetSequence = sequence }
 
     mutating func fcpReceivedAlloc(_ payload: FCPAllocPayloadView) {
         // Every ALLOC is acknowledged promptly, so the arbiter learns it arrived.
@@ -549,26 +675,39 @@ struct EndpointBook: FCPConnectionDelegate {
         }
     }
 
+    /// Shortest slot length (ps) an arbiter may announce: anything shorter is not a slot
+    /// of any real link and would break the slot arithmetic.
+    static let minimumTimeslotPicoseconds: UInt32 = 1_000
+
     mutating func receivedWelcome(_ welcome: FCPWelcome) {
-        switch negotiation {
-        case .offering, .established:
-            break
-        default:
+        // A WELCOME is an answer to our HELLO, so it counts however the handshake stands:
+        // a fallback (or a refusal) was only a guess about an arbiter that did answer.
+        guard configuration.mode != .reference else {
             statistics.ignoredExtensions &+= 1
             return
         }
+        guard welcome.epoch >= highestEpoch else {
+            statistics.rejectedWelcomes &+= 1  // a deposed arbiter
+            return
+        }
         statistics.welcomesReceived &+= 1
+        highestEpoch = welcome.epoch
         if let reason = welcome.refusal {
             negotiation = .refused(reason)
             statistics.refusals &+= 1
         } else {
             var accepted = welcome
             accepted.capabilities = welcome.capabilities.intersection(configuration.capabilities)
-            negotiation = .established(accepted)
-            if accepted.capabilities.contains(.announcedClock) && welcome.timeslotPicoseconds > 0 {
+            if accepted.capabilities.contains(.announcedClock) {
+                guard welcome.timeslotPicoseconds >= Self.minimumTimeslotPicoseconds else {
+                    statistics.rejectedWelcomes &+= 1
+                    return
+                }
                 clockOrigin = welcome.slotOrigin
                 clockPicoseconds = UInt64(welcome.timeslotPicoseconds)
             }
+            if accepted.capabilities.contains(.authentication) { authenticationNegotiated = true }
+            negotiation = .established(accepted)
         }
         helloInFlight = false
         negotiationChanged = true
@@ -666,6 +805,7 @@ public struct EndpointSession {
     @discardableResult
     public mutating func receive(_ packet: UnsafeRawBufferPointer, now: UInt64) -> FCPReceiveResult {
         book.now = now
+        book.highestEpoch = max(book.highestEpoch, connection.highestEpoch)
         let result = connection.receive(packet, now: now, delegate: &book)
         if book.negotiationChanged { applyNegotiation() }
         return result
@@ -707,19 +847,15 @@ public struct EndpointSession {
         let granted = book.negotiation.granted
         connection.extensionsEnabled = book.configuration.mode != .reference
         connection.requireEpoch = granted.contains(.epochFencing)
+        connection.noteEpoch(book.highestEpoch)
+        // Once negotiated, authentication stays required: a later packet without a trailer
+        // is a forgery, not a peer that forgot.
+        connection.requireAuthentication = book.configuration.requireAuthentication || book.authenticationNegotiated
     }
 
-    /// Whether packets are signed right now: while offering or after negotiating
-    /// authentication, or always when the configuration requires it.
-    private var signs: Bool {
-        guard book.configuration.authenticator != nil else { return false }
-        if book.configuration.requireAuthentication { return true }
-        switch book.negotiation {
-        case .offering: return book.configuration.capabilities.contains(.authentication)
-        case .established(let w): return w.capabilities.contains(.authentication)
-        default: return false
-        }
-    }
+    /// Packets are signed whenever a key is configured; a padding byte before the trailer
+    /// keeps a reference arbiter from tripping over it.
+    private var signs: Bool { book.configuration.authenticator != nil }
 
     /// Builds the next packet into `buffer` (which should hold at least
     /// ``EndpointSessionConfiguration/effectiveMaxPacketLength`` bytes) and commits it.
@@ -742,7 +878,7 @@ public struct EndpointSession {
             let f = book.flows[i]
             let target = book.requestValue(f)
             if target > f.acked {
-                if !wide && book.table.nodes[i].rawValue > 0xFFFF {
+                if !wide && book.table.nodes[i].rawValue > NodeID.referenceLimit {
                     book.statistics.unencodableDestinations &+= 1
                 } else {
                     requests[requestCount] = EndpointRecordEntry(flow: Int32(i), isGiveBack: false, value: target)
@@ -751,7 +887,8 @@ public struct EndpointSession {
                 }
             }
             if giveBack && f.giveBackRequested > f.giveBackAcked {
-                giveBacks[giveBackCount] = EndpointRecordEntry(flow: Int32(i), isGiveBack: true, value: f.giveBackRequested)
+                giveBacks[giveBackCount] = EndpointRecordEntry(
+                    flow: Int32(i), isGiveBack: true, value: f.giveBackRequested)
                 giveBackCount += 1
             }
         }
@@ -771,11 +908,14 @@ public struct EndpointSession {
         var writer = FCPPacketWriter(buffer, maxLength: book.configuration.effectiveMaxPacketLength)
         let nodes = book.table.nodes
         do throws(FCPEncodeError) {
-            try writer.writeHeader(sequence: header.sequence, ackSequence: header.ackSequence, ackVector: header.ackVector)
+            try writer.writeHeader(
+                sequence: header.sequence, ackSequence: header.ackSequence, ackVector: header.ackVector)
             if header.sendReset { try writer.writeReset(timestamp: header.resetTimestamp) }
             if requestCount > 0 {
                 if wide {
-                    try writer.writeExtension(.wideRequests, bodyLength: requestCount * FCPListPayload.wideRequestEntryLength) { body in
+                    try writer.writeExtension(
+                        .wideRequests, bodyLength: requestCount * FCPListPayload.wideRequestEntryLength
+                    ) { body in
                         for k in 0..<requestCount {
                             writeBE32(body, k * 12, nodes[Int(requests[k].flow)].rawValue)
                             writeBE64(body, k * 12 + 4, requests[k].value)
@@ -783,13 +923,16 @@ public struct EndpointSession {
                     }
                 } else {
                     try writer.writeRequests(count: requestCount) { k in
-                        (UInt16(truncatingIfNeeded: nodes[Int(requests[k].flow)].rawValue),
-                         UInt16(truncatingIfNeeded: requests[k].value))
+                        (
+                            UInt16(truncatingIfNeeded: nodes[Int(requests[k].flow)].rawValue),
+                            UInt16(truncatingIfNeeded: requests[k].value)
+                        )
                     }
                 }
             }
             if giveBackCount > 0 {
-                try writer.writeExtension(.giveBack, bodyLength: giveBackCount * FCPListPayload.giveBackEntryLength) { body in
+                try writer.writeExtension(.giveBack, bodyLength: giveBackCount * FCPListPayload.giveBackEntryLength) {
+                    body in
                     for k in 0..<giveBackCount {
                         writeBE32(body, k * 12, nodes[Int(giveBacks[k].flow)].rawValue)
                         writeBE64(body, k * 12 + 4, giveBacks[k].value)
@@ -805,9 +948,10 @@ public struct EndpointSession {
                 ).write(to: &writer)
             }
             try writer.pad(toMinimum: FCPWire.minimumPacketLength)
-            return .success(try writer.finalize(
-                sequence: header.sequence, ackSequence: header.ackSequence,
-                authenticator: signs ? book.configuration.authenticator : nil))
+            return .success(
+                try writer.finalize(
+                    sequence: header.sequence, ackSequence: header.ackSequence,
+                    authenticator: signs ? book.configuration.authenticator : nil))
         } catch {
             // The packet is committed; it will time out and its counters be resent.
             book.statistics.encodeFailures &+= 1

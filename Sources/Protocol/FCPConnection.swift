@@ -23,12 +23,16 @@ public protocol FCPConnectionDelegate {
     mutating func fcpTimerSet(deadline: UInt64)
     /// The retransmission timer should not fire.
     mutating func fcpTimerCancelled()
+    /// The payloads about to be delivered come from the peer's packet `sequence` (full
+    /// 64-bit), so the owner can tell which of the peer's packets a counter covers.
+    mutating func fcpWillDeliverPayloads(ofSequence sequence: UInt64)
 }
 
 extension FCPConnectionDelegate {
     public mutating func fcpReceivedExtension(_ payload: FCPExtensionPayloadView) {}
     public mutating func fcpTimerSet(deadline: UInt64) {}
     public mutating func fcpTimerCancelled() {}
+    public mutating func fcpWillDeliverPayloads(ofSequence sequence: UInt64) {}
 }
 
 /// What happened to one received packet.
@@ -159,6 +163,12 @@ public struct FCPConnection {
     /// Number of packets waiting for an acknowledgement.
     public var unacknowledgedCount: Int { outgoing.count }
 
+    /// Raises the highest arbiter epoch known (learnt elsewhere, e.g. from a WELCOME);
+    /// never lowers it.
+    public mutating func noteEpoch(_ epoch: UInt64) {
+        if epoch > highestEpoch { highestEpoch = epoch }
+    }
+
     /// Lets tests and vectors start from a chosen synchronisation state.
     @_spi(Testing)
     public mutating func setInSync(_ value: Bool) { inSync = value }
@@ -262,6 +272,7 @@ public struct FCPConnection {
             processAcks(acked, mask: mask, delegate: &delegate)
         }
 
+        delegate.fcpWillDeliverPayloads(ofSequence: incoming)
         if let error = deliverPayloads(body, delegate: &delegate) {
             return FCPReceiveResult(headerAccepted: true, payloadsParsed: false, delivered: false, error: error)
         }
@@ -278,7 +289,8 @@ public struct FCPConnection {
         guard packet.count >= FCPWire.headerLength else { return nil }
         var end = packet.count
         if let authenticator, authenticator.hasTrailer(packet) { end -= FCPAuthenticator.trailerLength }
-        let carriesReset = end > FCPWire.headerLength && packet[FCPWire.headerLength] >> 4 == FCPPayloadType.reset.rawValue
+        let carriesReset =
+            end > FCPWire.headerLength && packet[FCPWire.headerLength] >> 4 == FCPPayloadType.reset.rawValue
         if carriesReset && end < FCPWire.headerLength + FCPWire.resetLength { return nil }
         let r = reconstruct(packet, carriesReset: carriesReset, now: now)
         return (r.0, r.1, r.2)
@@ -329,7 +341,8 @@ public struct FCPConnection {
 
     /// Fencing: an extended arbiter stamps its leader epoch right after the header (and
     /// RESET). A lower epoch than one already seen comes from a deposed arbiter.
-    private mutating func checkEpoch(_ body: UnsafeRawBufferPointer, at offset: Int, required: Bool) -> FCPDecodeError? {
+    private mutating func checkEpoch(_ body: UnsafeRawBufferPointer, at offset: Int, required: Bool) -> FCPDecodeError?
+    {
         if offset < body.count, body[offset] >> 4 == FCPPayloadType.epoch.rawValue,
             let view = FCPExtensionPayloadView.parse(body, at: offset), view.body.count >= 8
         {

@@ -6,7 +6,8 @@ public struct MACAddress: Sendable, Hashable, CustomStringConvertible {
     public init(rawValue: UInt64) { self.rawValue = rawValue & 0xFFFF_FFFF_FFFF }
 
     public init(_ o0: UInt8, _ o1: UInt8, _ o2: UInt8, _ o3: UInt8, _ o4: UInt8, _ o5: UInt8) {
-        rawValue = UInt64(o0) << 40 | UInt64(o1) << 32 | UInt64(o2) << 24
+        rawValue =
+            UInt64(o0) << 40 | UInt64(o1) << 32 | UInt64(o2) << 24
             | UInt64(o3) << 16 | UInt64(o4) << 8 | UInt64(o5)
     }
 
@@ -51,9 +52,10 @@ public enum ReferenceNodeID {
     /// assigns to a source MAC.
     @inlinable
     public static func hash(_ mac: MACAddress) -> UInt16 {
-        UInt16(JenkinsHash.hash3(
-            UInt32(truncatingIfNeeded: mac.rawValue), UInt32(truncatingIfNeeded: mac.rawValue >> 32), 0,
-            initval: 0x33) & 0xFF)
+        UInt16(
+            JenkinsHash.hash3(
+                UInt32(truncatingIfNeeded: mac.rawValue), UInt32(truncatingIfNeeded: mac.rawValue >> 32), 0,
+                initval: 0x33) & 0xFF)
     }
 
     /// Whether the reference endpoint treats this MAC as a special (unscheduled) next hop.

@@ -51,6 +51,8 @@ public struct FCPPacketWriter {
     public let maxLength: Int
     /// Bytes written so far.
     public private(set) var length: Int = 0
+    /// Whether the packet currently ends in zero padding (a parser stops there).
+    private var endsInPadding = false
 
     /// - Parameter maxLength: defaults to the buffer's size; larger values are clamped to it.
     public init(_ buffer: UnsafeMutableRawBufferPointer, maxLength: Int? = nil) {
@@ -71,16 +73,19 @@ public struct FCPPacketWriter {
         writeBE16(buffer, 4, ackVector)
         writeBE16(buffer, 6, 0)
         length = FCPWire.headerLength
+        endsInPadding = false
     }
 
     /// RESET: the low 56 bits of the reset timestamp.
     public mutating func writeReset(timestamp: UInt64) throws(FCPEncodeError) {
         guard remaining >= FCPWire.resetLength else { throw .noRoomForReset }
-        let high = (UInt32(FCPPayloadType.reset.rawValue) << 28)
+        let high =
+            (UInt32(FCPPayloadType.reset.rawValue) << 28)
             | (UInt32(truncatingIfNeeded: timestamp >> 32) & 0x00FF_FFFF)
         writeBE32(buffer, length, high)
         writeBE32(buffer, length + 4, UInt32(truncatingIfNeeded: timestamp))
         length += FCPWire.resetLength
+        endsInPadding = false
     }
 
     /// ALLOC: base (in units of 16 slots), the destination list (path id in bits 15–14),
@@ -99,7 +104,8 @@ public struct FCPPacketWriter {
         }
         let needed = 4 + 2 * destinationCount + descriptorCount
         guard remaining >= needed else { throw .packetTooLong }
-        let typeWord = UInt16(FCPPayloadType.alloc.rawValue) << 12
+        let typeWord =
+            UInt16(FCPPayloadType.alloc.rawValue) << 12
             | UInt16(destinationCount) << 8 | UInt16(descriptorCount / 2)
         writeBE16(buffer, length, typeWord)
         writeBE16(buffer, length + 2, baseField)
@@ -112,6 +118,7 @@ public struct FCPPacketWriter {
             (buffer.baseAddress! + offset).copyMemory(from: src, byteCount: descriptorCount)
         }
         length += needed
+        endsInPadding = false
     }
 
     /// A-REQ (endpoint→arbiter: cumulative demand) or its arbiter→endpoint reuse as an
@@ -131,6 +138,7 @@ public struct FCPPacketWriter {
             offset += 4
         }
         length += needed
+        endsInPadding = false
     }
 
     /// An extension payload: `[type << 4 | version][flags][u16 body length][body]`.
@@ -152,6 +160,7 @@ public struct FCPPacketWriter {
         bodyBuffer.initializeMemory(as: UInt8.self, repeating: 0)
         body(bodyBuffer)
         length += needed
+        endsInPadding = false
     }
 
     /// Zero-pads to `minimumLength` bytes.
@@ -161,6 +170,7 @@ public struct FCPPacketWriter {
         UnsafeMutableRawBufferPointer(rebasing: buffer[length..<minimumLength])
             .initializeMemory(as: UInt8.self, repeating: 0)
         length = minimumLength
+        endsInPadding = true
     }
 
     /// Appends the authentication trailer if a key is given, stores the checksum, and
@@ -173,7 +183,15 @@ public struct FCPPacketWriter {
         sequence: UInt64, ackSequence: UInt64, authenticator: FCPAuthenticator? = nil
     ) throws(FCPEncodeError) -> Int {
         if let authenticator {
-            guard remaining >= FCPAuthenticator.trailerLength else { throw .packetTooLong }
+            // A zero byte before the trailer ends parsing for a reader without the key (a
+            // reference peer), which would otherwise stop at the unknown type and drop the
+            // packet. After padding it is already there.
+            let separator = endsInPadding ? 0 : 1
+            guard remaining >= separator + FCPAuthenticator.trailerLength else { throw .packetTooLong }
+            if separator == 1 {
+                buffer.storeBytes(of: 0 as UInt8, toByteOffset: length, as: UInt8.self)
+                length += 1
+            }
             authenticator.appendTrailer(
                 to: buffer, length: length, sequence: sequence, ackSequence: ackSequence)
             length += FCPAuthenticator.trailerLength
@@ -189,6 +207,7 @@ extension FCPPacketWriter {
     /// buffer (used to give one payload a tighter limit than the packet).
     mutating func skip(to length: Int) throws(FCPEncodeError) {
         guard length <= maxLength, length >= self.length else { throw .packetTooLong }
+        if length > self.length { endsInPadding = false }
         self.length = length
     }
 }

@@ -52,8 +52,10 @@ struct MachineDescription: Encodable {
 
     static func current() -> MachineDescription {
         let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-        let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
-            .map { $0.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "" } ?? "unknown"
+        let model =
+            cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
+            .map { $0.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "" }
+            ?? "unknown"
         let kernel = ((try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8)) ?? "unknown")
             .trimmingCharacters(in: .whitespacesAndNewlines)
         #if DEBUG
@@ -61,7 +63,9 @@ struct MachineDescription: Encodable {
         #else
             let configuration = "release"
         #endif
-        return MachineDescription(cpu: model, cores: ProcessInfo.processInfo.activeProcessorCount, kernel: kernel, configuration: configuration)
+        return MachineDescription(
+            cpu: model, cores: ProcessInfo.processInfo.activeProcessorCount, kernel: kernel,
+            configuration: configuration)
     }
 }
 

@@ -1,6 +1,6 @@
-import Foundation
 import ArgumentParser
-import FastpassProtocol
+@_spi(Testing) import FastpassProtocol
+import Foundation
 
 /// Encode and decode of the largest reference packet the arbiter sends: RESET, an ALLOC
 /// with 15 destinations and 62 descriptor bytes, and 10 allocation reports (154 bytes).
@@ -64,7 +64,9 @@ struct CodecBenchmark: ParsableCommand {
             throw ValidationError("the allocation counter is not counting (saw \(counterCheck) of 100 allocations)")
         }
         let block = Self.makeBlock()
-        precondition(block.destinationCount == 15 && block.descriptorCount == 62, "unexpected block shape \(block.destinationCount) \(block.descriptorCount)")
+        precondition(
+            block.destinationCount == 15 && block.descriptorCount == 62,
+            "unexpected block shape \(block.destinationCount) \(block.descriptorCount)")
         let resetTimestamp: UInt64 = 1_700_000_000_000_000_000
         var buffer = [UInt8](repeating: 0, count: 256)
         let n = packets
@@ -99,43 +101,79 @@ struct CodecBenchmark: ParsableCommand {
         }
 
         // Decode, stateless: checksum, header, every payload, every descriptor and report.
-        _ = buffer.withUnsafeMutableBytes { encodeOne($0, 0) }
-        let packet = Array(buffer[0..<length])
+        // 1024 distinct packets (different sequence numbers, checksums, counts) are cycled,
+        // so nothing about the input is loop-invariant.
+        let distinct = 1024
+        var corpus = [UInt8](repeating: 0, count: distinct * 160)
+        corpus.withUnsafeMutableBytes { raw in
+            for k in 0..<distinct {
+                _ = encodeOne(UnsafeMutableRawBufferPointer(rebasing: raw[(k * 160)..<(k * 160 + 160)]), k)
+            }
+        }
         var decodeTimes: [Double] = []
         var decodeAllocations: UInt64 = 0
         for _ in 0..<runs {
             var visitor = DecodeVisitor()
-            let m = packet.withUnsafeBytes { raw in
+            let m = corpus.withUnsafeBytes { raw in
                 Measurement.of {
-                    for _ in 0..<n {
-                        guard FCPChecksum.verify(raw, sequence: 0xDEAD_BEEF, ackSequence: 0), FCPHeader(raw) != nil else { continue }
-                        _ = FCPPacketParser.walkPayloads(raw, extensionsEnabled: false, delegate: &visitor)
+                    for i in 0..<n {
+                        let k = i & (distinct - 1)
+                        let p = UnsafeRawBufferPointer(rebasing: raw[(k * 160)..<(k * 160 + length)])
+                        guard FCPChecksum.verify(p, sequence: UInt64(k) &+ 0xDEAD_BEEF, ackSequence: UInt64(k)),
+                            FCPHeader(p) != nil
+                        else { continue }
+                        _ = FCPPacketParser.walkPayloads(p, extensionsEnabled: false, delegate: &visitor)
                     }
                 }
             }
-            precondition(visitor.slots == 62 * n && visitor.reports == 10 * n, "decode did not see every slot and report")
+            precondition(
+                visitor.slots == 62 * n && visitor.reports == 10 * n, "decode did not see every slot and report")
             blackHole(visitor.sink)
             decodeTimes.append(m.nanoseconds / Double(n))
             decodeAllocations = max(decodeAllocations, m.allocations)
         }
 
-        // Receive through the connection state machine: distinct, in-order packets from a
-        // real arbiter-side connection, so sequence reconstruction, the receive window
-        // and acknowledgement processing all run.
+        // Receive through the connection state machine, in steady state: both ends in sync
+        // (no RESET), every arbiter packet acknowledging the endpoint packet sent just
+        // before it, so reconstruction, the receive window and acknowledgement processing
+        // all run. The endpoint's commit of its own packet is timed separately and
+        // subtracted.
         let receiveCount = min(n, 65_536)
         var stream = [UInt8](repeating: 0, count: receiveCount * 160)
         var lengths = [Int](repeating: 0, count: receiveCount)
-        var sender = FCPConnection(configuration: .init(side: .arbiter), resetTime: resetTimestamp)
         var ignore = DecodeVisitor()
+        func newEndpoint() -> FCPConnection {
+            var c = FCPConnection(configuration: .init(side: .endpoint), resetTime: resetTimestamp)
+            c.setInSync(true)
+            return c
+        }
+        var endpointSide = newEndpoint()
+        var arbiterSide = FCPConnection(configuration: .init(side: .arbiter), resetTime: resetTimestamp)
+        arbiterSide.setInSync(true)
+        var small = [UInt8](repeating: 0, count: 64)
         stream.withUnsafeMutableBytes { raw in
             for i in 0..<receiveCount {
-                sender.prepareToSend(delegate: &ignore)
-                let h = sender.commit(now: resetTimestamp + UInt64(i) * 1_000, delegate: &ignore)
+                let t = resetTimestamp + UInt64(i) * 1_000
+                endpointSide.prepareToSend(delegate: &ignore)
+                let up = endpointSide.commit(now: t, delegate: &ignore)
+                let upLength: Int = small.withUnsafeMutableBytes { b in
+                    var w = FCPPacketWriter(b, maxLength: FCPWire.endpointMaxLength)
+                    do throws(FCPEncodeError) {
+                        try w.writeHeader(sequence: up.sequence, ackSequence: up.ackSequence, ackVector: up.ackVector)
+                        try w.pad()
+                        return try w.finalize(sequence: up.sequence, ackSequence: up.ackSequence)
+                    } catch { return 0 }
+                }
+                _ = small.withUnsafeBytes {
+                    arbiterSide.receive(
+                        UnsafeRawBufferPointer(rebasing: $0[0..<upLength]), now: t + 200, delegate: &ignore)
+                }
+                arbiterSide.prepareToSend(delegate: &ignore)
+                let h = arbiterSide.commit(now: t + 300, delegate: &ignore)
                 let slice = UnsafeMutableRawBufferPointer(rebasing: raw[(i * 160)..<(i * 160 + 160)])
                 var writer = FCPPacketWriter(slice, maxLength: FCPWire.arbiterMaxLength)
                 do throws(FCPEncodeError) {
                     try writer.writeHeader(sequence: h.sequence, ackSequence: h.ackSequence, ackVector: h.ackVector)
-                    try writer.writeReset(timestamp: resetTimestamp)
                     try writer.writeAlloc(block)
                     try writer.writeRequests(count: 10) { k in (UInt16(10 + k), UInt16(truncatingIfNeeded: i &+ k)) }
                     lengths[i] = try writer.finalize(sequence: h.sequence, ackSequence: h.ackSequence)
@@ -147,23 +185,33 @@ struct CodecBenchmark: ParsableCommand {
         var receiveTimes: [Double] = []
         var receiveAllocations: UInt64 = 0
         for _ in 0..<runs {
-            var receiver = FCPConnection(configuration: .init(side: .endpoint), resetTime: resetTimestamp)
+            var receiver = newEndpoint()
             var visitor = DecodeVisitor()
             var delivered = 0
-            let m = stream.withUnsafeBytes { raw in
+            let both = stream.withUnsafeBytes { raw in
                 Measurement.of {
                     for i in 0..<receiveCount {
+                        let t = resetTimestamp + UInt64(i) * 1_000
+                        receiver.prepareToSend(delegate: &visitor)
+                        _ = receiver.commit(now: t, delegate: &visitor)
                         let p = UnsafeRawBufferPointer(rebasing: raw[(i * 160)..<(i * 160 + lengths[i])])
-                        if receiver.receive(p, now: resetTimestamp + UInt64(i) * 1_000 + 500, delegate: &visitor).delivered {
-                            delivered += 1
-                        }
+                        if receiver.receive(p, now: t + 500, delegate: &visitor).delivered { delivered += 1 }
                     }
                 }
             }
             precondition(delivered == receiveCount, "only \(delivered) of \(receiveCount) delivered")
+            precondition(receiver.statistics.ackedPackets == UInt64(receiveCount), "acknowledgements not processed")
+            var committer = newEndpoint()
+            let commitOnly = Measurement.of {
+                for i in 0..<receiveCount {
+                    committer.prepareToSend(delegate: &visitor)
+                    _ = committer.commit(now: resetTimestamp + UInt64(i) * 1_000, delegate: &visitor)
+                }
+            }
             blackHole(visitor.sink)
-            receiveTimes.append(m.nanoseconds / Double(receiveCount))
-            receiveAllocations = max(receiveAllocations, m.allocations)
+            blackHole(committer.highestSent)
+            receiveTimes.append(max(0, both.nanoseconds - commitOnly.nanoseconds) / Double(receiveCount))
+            receiveAllocations = max(receiveAllocations, both.allocations)
         }
 
         // Descriptor encoding alone: refill the pending window, take a block; the refill
@@ -193,15 +241,19 @@ struct CodecBenchmark: ParsableCommand {
             blackHole(refillSink)
             blackHole(sink)
             if ProcessInfo.processInfo.environment["FASTPASS_BENCH_VERBOSE"] != nil {
-                print("fill+take \(both.nanoseconds / Double(descriptorRounds)) ns, fill \(refill.nanoseconds / Double(descriptorRounds)) ns")
+                print(
+                    "fill+take \(both.nanoseconds / Double(descriptorRounds)) ns, fill \(refill.nanoseconds / Double(descriptorRounds)) ns"
+                )
             }
             descriptorTimes.append(max(0, both.nanoseconds - refill.nanoseconds) / Double(descriptorRounds))
             descriptorAllocations = max(descriptorAllocations, both.allocations)
         }
 
-        let perPacket = Double(max(encodeAllocations, decodeAllocations, receiveAllocations, descriptorAllocations)) / Double(n)
+        let perPacket =
+            Double(max(encodeAllocations, decodeAllocations, receiveAllocations, descriptorAllocations)) / Double(n)
         let result = Result(
-            packet_bytes: length, alloc_destinations: block.destinationCount, alloc_descriptor_bytes: block.descriptorCount,
+            packet_bytes: length, alloc_destinations: block.destinationCount,
+            alloc_descriptor_bytes: block.descriptorCount,
             reports: 10, runs: runs, packets_per_run: n, encode_ns_per_packet: median(encodeTimes),
             decode_ns_per_packet: median(decodeTimes), receive_ns_per_packet: median(receiveTimes),
             descriptor_encode_ns_per_packet: median(descriptorTimes), allocations_per_packet: perPacket,
@@ -211,11 +263,21 @@ struct CodecBenchmark: ParsableCommand {
         if json {
             printJSON(result)
         } else {
-            print("FCP codec, \(length)-byte ALLOC packet (15 destinations, 62 descriptor bytes, 10 reports), median of \(runs) runs × \(n) packets")
-            print("  encode             \(format(result.encode_ns_per_packet)) ns/packet   allocations \(encodeAllocations)")
-            print("  decode             \(format(result.decode_ns_per_packet)) ns/packet   allocations \(decodeAllocations)")
-            print("  receive (state)    \(format(result.receive_ns_per_packet)) ns/packet   allocations \(receiveAllocations)")
-            print("  descriptor encode  \(format(result.descriptor_encode_ns_per_packet)) ns/packet   allocations \(descriptorAllocations)")
+            print(
+                "FCP codec, \(length)-byte ALLOC packet (15 destinations, 62 descriptor bytes, 10 reports), median of \(runs) runs × \(n) packets"
+            )
+            print(
+                "  encode             \(format(result.encode_ns_per_packet)) ns/packet   allocations \(encodeAllocations)"
+            )
+            print(
+                "  decode             \(format(result.decode_ns_per_packet)) ns/packet   allocations \(decodeAllocations)"
+            )
+            print(
+                "  receive (state)    \(format(result.receive_ns_per_packet)) ns/packet   allocations \(receiveAllocations)"
+            )
+            print(
+                "  descriptor encode  \(format(result.descriptor_encode_ns_per_packet)) ns/packet   allocations \(descriptorAllocations)"
+            )
             print("  allocation counter self-check: \(counterCheck) allocations seen for 100 deliberate ones")
             print("  machine: \(result.machine.cpu), \(result.machine.cores) cores, \(result.machine.configuration)")
         }

@@ -31,7 +31,10 @@ struct InterpretedDescriptor: Equatable, CustomStringConvertible {
         }
     }
 
-    init(byteIndex: Int, byte: UInt8, kind: String, slot: UInt64?, destinationIndex: Int?, destination: UInt16?, verdict: String?) {
+    init(
+        byteIndex: Int, byte: UInt8, kind: String, slot: UInt64?, destinationIndex: Int?, destination: UInt16?,
+        verdict: String?
+    ) {
         self.byteIndex = byteIndex
         self.byte = byte
         self.kind = kind
@@ -62,9 +65,15 @@ struct EndpointInterpretation {
             while let step = walker.next() {
                 switch step {
                 case .skip(let i, let after):
-                    entries.append(.init(byteIndex: i, byte: descriptors[i], kind: "skip", slot: after, destinationIndex: nil, destination: nil, verdict: nil))
+                    entries.append(
+                        .init(
+                            byteIndex: i, byte: descriptors[i], kind: "skip", slot: after, destinationIndex: nil,
+                            destination: nil, verdict: nil))
                 case .illegalIndex(let i, let index):
-                    entries.append(.init(byteIndex: i, byte: descriptors[i], kind: "illegal_index", slot: nil, destinationIndex: index, destination: nil, verdict: nil))
+                    entries.append(
+                        .init(
+                            byteIndex: i, byte: descriptors[i], kind: "illegal_index", slot: nil,
+                            destinationIndex: index, destination: nil, verdict: nil))
                     abortedAt = i
                 case .allocation(let i, let slot, let index):
                     let dst = destinations[index - 1]
@@ -81,7 +90,10 @@ struct EndpointInterpretation {
                             demand[dst] = left - 1
                         }
                     }
-                    entries.append(.init(byteIndex: i, byte: descriptors[i], kind: "alloc", slot: slot, destinationIndex: index, destination: dst, verdict: verdict))
+                    entries.append(
+                        .init(
+                            byteIndex: i, byte: descriptors[i], kind: "alloc", slot: slot, destinationIndex: index,
+                            destination: dst, verdict: verdict))
                 }
             }
         }
@@ -102,11 +114,14 @@ extension ReferenceVectorTests {
             let current = try c.u64("current_timeslot")
             report.check(id, "current_timeslot", ReferenceTimeslot.slot(atNanoseconds: try c.u64("now_ns")), current)
             let baseField = UInt16(try c.int("base_tslot_field"))
-            report.check(id, "full_base", ReferenceTimeslot.widenAllocBase(UInt32(baseField) << 4, currentSlot: current), try c.u64("full_base_tslot"))
+            report.check(
+                id, "full_base", ReferenceTimeslot.widenAllocBase(UInt32(baseField) << 4, currentSlot: current),
+                try c.u64("full_base_tslot"))
             let demandSpec = try c.dict("demand")
             var demand: [UInt16: UInt64] = [:]
             for (k, v) in try demandSpec.dict("per_dst") { demand[UInt16(k)!] = try anyU64(v) }
-            let window = AllocationTimeWindow(missThreshold: try c.u64("miss_threshold"), maxPreload: try c.u64("max_preload"))
+            let window = AllocationTimeWindow(
+                missThreshold: try c.u64("miss_threshold"), maxPreload: try c.u64("max_preload"))
             let got = EndpointInterpretation(
                 baseField: baseField, destinations: try c.array("dsts").map { UInt16(try anyU64($0)) },
                 descriptors: try c.bytes("tslot_desc"), currentSlot: current, window: window, demand: &demand,
@@ -143,17 +158,29 @@ extension ReferenceVectorTests {
                     }
                     report.check(id, "packet \(p) length", parsed.length, payload.count)
                     report.check(id, "packet \(p) base", Int(parsed.baseField), (try? packet.int("base_tslot")) ?? -1)
-                    report.check(id, "packet \(p) dsts", (0..<parsed.destinationCount).map(parsed.destination), (try? packet.array("dsts").map { UInt16(try anyU64($0)) }) ?? [])
-                    report.check(id, "packet \(p) desc", hexString(parsed.descriptors), (try? packet.string("tslot_desc")) ?? "")
+                    report.check(
+                        id, "packet \(p) dsts", (0..<parsed.destinationCount).map(parsed.destination),
+                        (try? packet.array("dsts").map { UInt16(try anyU64($0)) }) ?? [])
+                    report.check(
+                        id, "packet \(p) desc", hexString(parsed.descriptors), (try? packet.string("tslot_desc")) ?? "")
                 }
-                guard let parsedBase = payload.count >= 4 ? UInt16(payload[2]) << 8 | UInt16(payload[3]) : nil else { continue }
-                report.check(id, "packet \(p) full base", ReferenceTimeslot.widenAllocBase(UInt32(parsedBase) << 4, currentSlot: current), try view.u64("full_base_tslot"))
+                guard let parsedBase = payload.count >= 4 ? UInt16(payload[2]) << 8 | UInt16(payload[3]) : nil else {
+                    continue
+                }
+                report.check(
+                    id, "packet \(p) full base",
+                    ReferenceTimeslot.widenAllocBase(UInt32(parsedBase) << 4, currentSlot: current),
+                    try view.u64("full_base_tslot"))
                 let got = EndpointInterpretation(
                     baseField: parsedBase, destinations: try packet.array("dsts").map { UInt16(try anyU64($0)) },
                     descriptors: try packet.bytes("tslot_desc"), currentSlot: current, window: .reference,
                     demand: &noDemandLimit, defaultDemand: .max)
-                report.check(id, "packet \(p) endpoint view", got.entries, try view.dicts("result").map(InterpretedDescriptor.init(json:)))
-                referenceSlots += got.entries.filter { $0.kind == "alloc" }.map { "\($0.slot!)->\($0.destination!):\($0.verdict!)" }
+                report.check(
+                    id, "packet \(p) endpoint view", got.entries,
+                    try view.dicts("result").map(InterpretedDescriptor.init(json:)))
+                referenceSlots += got.entries.filter { $0.kind == "alloc" }.map {
+                    "\($0.slot!)->\($0.destination!):\($0.verdict!)"
+                }
             }
 
             // 2. Our encoder on the same allocations: same fell-off list, and the endpoint
@@ -161,12 +188,15 @@ extension ReferenceVectorTests {
             var pending = PendingAllocations(head: try c.u64("window_head_before"))
             var fellOff: [String] = []
             for a in try c.dicts("allocations") {
-                let result = pending.add(slot: try a.u64("tslot"), destination: UInt16(try a.int("dst"))) { (slot: UInt64, dst: UInt16) in
+                let result = pending.add(slot: try a.u64("tslot"), destination: UInt16(try a.int("dst"))) {
+                    (slot: UInt64, dst: UInt16) in
                     fellOff.append("\(slot)->\(dst)")
                 }
                 report.check(id, "add", result, .added)
             }
-            report.check(id, "fell off", fellOff, try c.dicts("fell_off_window").map { "\(try $0.u64("tslot"))->\(try $0.int("dst"))" })
+            report.check(
+                id, "fell off", fellOff,
+                try c.dicts("fell_off_window").map { "\(try $0.u64("tslot"))->\(try $0.int("dst"))" })
             var ourSlots: [String] = []
             var block = AllocBlock()
             var rounds = 0
@@ -177,7 +207,9 @@ extension ReferenceVectorTests {
                 for i in 0..<block.destinationCount { dsts.append(block.destination(i)) }
                 let descriptors = (0..<block.descriptorCount).map(block.descriptor)
                 if Set(dsts).count != dsts.count { report.fail(id, "our encoder listed a destination twice: \(dsts)") }
-                if descriptors.count % 2 != 0 || descriptors.count > 64 { report.fail(id, "descriptor count \(descriptors.count)") }
+                if descriptors.count % 2 != 0 || descriptors.count > 64 {
+                    report.fail(id, "descriptor count \(descriptors.count)")
+                }
                 for (i, byte) in descriptors.enumerated() where byte >> 4 == 0 {
                     let isFinalPad = i == descriptors.count - 1 && byte == 0
                     let followedByAllocation = i + 1 < descriptors.count && descriptors[i + 1] >> 4 != 0
@@ -191,11 +223,26 @@ extension ReferenceVectorTests {
                     return writer.length
                 }
                 guard length > 0 else { report.fail(id, "writeAlloc failed"); break }
+                // Interpret what is on the wire, not the block it was written from.
+                let parsed: (UInt16, [UInt16], [UInt8])? = wire.withUnsafeBytes { raw in
+                    guard
+                        let view = FCPAllocPayloadView.parse(UnsafeRawBufferPointer(rebasing: raw[0..<length]), at: 0),
+                        view.length == length
+                    else { return nil }
+                    return (view.baseField, (0..<view.destinationCount).map(view.destination), Array(view.descriptors))
+                }
+                guard let (wireBase, wireDestinations, wireDescriptors) = parsed else {
+                    report.fail(id, "our ALLOC does not parse back")
+                    break
+                }
+                report.check(id, "wire destinations", wireDestinations, dsts)
                 let got = EndpointInterpretation(
-                    baseField: block.baseField, destinations: dsts, descriptors: descriptors, currentSlot: current,
-                    window: .reference, demand: &noDemandLimit, defaultDemand: .max)
+                    baseField: wireBase, destinations: wireDestinations, descriptors: wireDescriptors,
+                    currentSlot: current, window: .reference, demand: &noDemandLimit, defaultDemand: .max)
                 if got.abortedAt != nil { report.fail(id, "our bytes abort the endpoint's walk") }
-                ourSlots += got.entries.filter { $0.kind == "alloc" }.map { "\($0.slot!)->\($0.destination!):\($0.verdict!)" }
+                ourSlots += got.entries.filter { $0.kind == "alloc" }.map {
+                    "\($0.slot!)->\($0.destination!):\($0.verdict!)"
+                }
             }
             report.check(id, "remaining pending", pending.count, try c.int("remaining_pending"))
             report.check(id, "slots our endpoint sees", ourSlots.sorted(), referenceSlots.sorted())

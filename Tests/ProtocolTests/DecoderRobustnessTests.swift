@@ -23,9 +23,12 @@ struct DecoderRobustnessTests {
                 packets.append(up)
                 pair.deliverToArbiter(up)
                 let clock = pair.arbiter.negotiation.granted.contains(.announcedClock)
-                let current = clock ? pair.endpoint.currentSlot(now: pair.now) : ReferenceTimeslot.slot(atNanoseconds: pair.now)
+                let current =
+                    clock ? pair.endpoint.currentSlot(now: pair.now) : ReferenceTimeslot.slot(atNanoseconds: pair.now)
                 for k in 0..<20 {
-                    _ = pair.arbiter.recordAllocation(slot: current + 4 + UInt64(round * 20 + k), destination: NodeID(UInt32(1 + k % 12)), path: PathID(UInt16(k % 3)))
+                    _ = pair.arbiter.recordAllocation(
+                        slot: current + 4 + UInt64(round * 20 + k), destination: NodeID(UInt32(1 + k % 12)),
+                        path: PathID(UInt16(k % 3)))
                 }
                 let down = pair.arbiterPacket()
                 packets.append(down)
@@ -58,7 +61,9 @@ struct DecoderRobustnessTests {
                 (.staleEpoch, s.rxStaleEpoch), (.missingEpoch, s.rxMissingEpoch),
             ]
             for (error, counter) in expected {
-                #expect(UInt64(errors[error] ?? 0) == counter, "\(error): \(errors[error] ?? 0) results, counter \(counter)")
+                #expect(
+                    UInt64(errors[error] ?? 0) == counter, "\(error): \(errors[error] ?? 0) results, counter \(counter)"
+                )
             }
             let resets = s.resetBothRecentLastResetWins + s.resetLastRecentPayloadOld + s.resetBothOld
             #expect(UInt64(errors[.resetNotApplied] ?? 0) == resets)
@@ -78,10 +83,17 @@ struct DecoderRobustnessTests {
                 var p = seeds[Int(random.next() % UInt64(seeds.count))]
                 for _ in 0...(random.next() % 4) {
                     switch random.next() % 4 {
-                    case 0 where !p.isEmpty: p[Int(random.next() % UInt64(p.count))] ^= UInt8(truncatingIfNeeded: 1 << (random.next() % 8))
+                    case 0 where !p.isEmpty:
+                        p[Int(random.next() % UInt64(p.count))] ^= UInt8(truncatingIfNeeded: 1 << (random.next() % 8))
                     case 1 where !p.isEmpty: p.removeLast(Int(random.next() % UInt64(p.count)))
-                    case 2: p.append(contentsOf: (0..<(random.next() % 16)).map { _ in UInt8(truncatingIfNeeded: random.next()) })
-                    default: if p.count > 9 { p[8 + Int(random.next() % UInt64(p.count - 8))] = UInt8(truncatingIfNeeded: random.next()) }
+                    case 2:
+                        p.append(
+                            contentsOf: (0..<(random.next() % 16)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+                        )
+                    default:
+                        if p.count > 9 {
+                            p[8 + Int(random.next() % UInt64(p.count - 8))] = UInt8(truncatingIfNeeded: random.next())
+                        }
                     }
                 }
                 out.append(p)
@@ -109,7 +121,9 @@ struct DecoderRobustnessTests {
             // Half the time, make the checksum right for this connection, so parsing goes
             // past it (an attacker who can compute it, or a peer with a bug).
             if i % 4 == 1, let r = p.withUnsafeBytes({ conn.reconstructedSequences(of: $0, now: now) }) {
-                p.withUnsafeMutableBytes { FCPChecksum.store(into: $0, sequence: r.sequence, ackSequence: r.ackSequence) }
+                p.withUnsafeMutableBytes {
+                    FCPChecksum.store(into: $0, sequence: r.sequence, ackSequence: r.ackSequence)
+                }
             }
             tally.add(conn.receive(p, now: now, delegate: &delegate))
             if i % 50 == 0 {
@@ -120,7 +134,9 @@ struct DecoderRobustnessTests {
             #expect(conn.unacknowledgedCount <= 192)
         }
         tally.check(conn.statistics, inputs: packets.count)
-        print("connection config \(configuration): \(packets.count) inputs, \(tally.delivered) delivered, errors \(tally.errors.map { "\($0.key): \($0.value)" }.sorted())")
+        print(
+            "connection config \(configuration): \(packets.count) inputs, \(tally.delivered) delivered, errors \(tally.errors.map { "\($0.key): \($0.value)" }.sorted())"
+        )
     }
 
     @Test func sessions() {
@@ -137,10 +153,18 @@ struct DecoderRobustnessTests {
         var endpointTally = Tally()
         var arbiterTally = Tally()
         let packets = Self.inputs(count: 20_000, seed: 7)
-        for (i, p) in packets.enumerated() {
+        for (i, original) in packets.enumerated() {
             now += 900
-            endpointTally.add(p.withUnsafeBytes { endpoint.receive($0, now: now) })
-            arbiterTally.add(p.withUnsafeBytes { arbiter.receive($0, now: now, handler: &handler) })
+            // Most packets get a checksum the receiving session accepts, so its payload
+            // handlers (allocations, reports, demand, handshake) see hostile contents.
+            var toEndpoint = original
+            var toArbiter = original
+            if i % 4 != 0 {
+                DirectPair.fixChecksum(&toEndpoint, for: endpoint.connection, now: now)
+                DirectPair.fixChecksum(&toArbiter, for: arbiter.connection, now: now)
+            }
+            endpointTally.add(toEndpoint.withUnsafeBytes { endpoint.receive($0, now: now) })
+            arbiterTally.add(toArbiter.withUnsafeBytes { arbiter.receive($0, now: now, handler: &handler) })
             if i % 40 == 0 {
                 endpoint.addDemand(to: NodeID(UInt32(i % 20)), slots: 3)
                 _ = buffer.withUnsafeMutableBytes { endpoint.send(now: now, into: $0) }
@@ -153,6 +177,11 @@ struct DecoderRobustnessTests {
         }
         endpointTally.check(endpoint.connection.statistics, inputs: packets.count)
         arbiterTally.check(arbiter.connection.statistics, inputs: packets.count)
+        // The handlers were reached, not just the checksum.
+        #expect(endpointTally.delivered > 1_000 && arbiterTally.delivered > 1_000)
+        print(
+            "sessions: endpoint delivered \(endpointTally.delivered), arbiter delivered \(arbiterTally.delivered) of \(packets.count)"
+        )
         #expect(endpoint.statistics.encodeFailures == 0 && arbiter.statistics.encodeFailures == 0)
     }
 
@@ -162,7 +191,8 @@ struct DecoderRobustnessTests {
             let bytes = (0..<Int(random.next() % 140)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
             let destinations = Int(random.next() % 16)
             bytes.withUnsafeBytes { raw in
-                var walker = AllocDescriptorWalker(baseSlot: random.next(), destinationCount: destinations, descriptors: raw)
+                var walker = AllocDescriptorWalker(
+                    baseSlot: random.next(), destinationCount: destinations, descriptors: raw)
                 var steps = 0
                 while let step = walker.next() {
                     steps += 1

@@ -9,7 +9,9 @@ import Testing
 /// differed. The suite prints how many cases it ran per file (787 in all).
 @Suite("Reference FCP vectors")
 struct ReferenceVectorTests {
-    @Test("all golden vector files", .enabled(if: ReferenceVectors.available, Comment(rawValue: ReferenceVectors.skipReason)))
+    @Test(
+        "all golden vector files",
+        .enabled(if: ReferenceVectors.available, Comment(rawValue: ReferenceVectors.skipReason)))
     func allVectorFiles() throws {
         var report = VectorReport()
         try checkJHash(&report)
@@ -21,7 +23,9 @@ struct ReferenceVectorTests {
         let perFile = report.counts.map { "\($0.key) \($0.value)" }.sorted().joined(separator: ", ")
         print("FCP reference vectors: ran \(report.total) cases (\(perFile)); \(report.failures.count) failed")
         for failure in report.failures.prefix(40) { print("  FAIL \(failure)") }
-        #expect(report.failures.isEmpty, "\(report.failures.count) vector cases failed; first: \(report.failures.first ?? "")")
+        #expect(
+            report.failures.isEmpty,
+            "\(report.failures.count) vector cases failed; first: \(report.failures.first ?? "")")
         #expect(report.total == 787, "expected 787 vector cases, ran \(report.total)")
     }
 }
@@ -67,8 +71,12 @@ extension ReferenceVectorTests {
             report.check(id, "time_hash", FCPSequence.timeHash(resetTimestamp: t), UInt32(try c.u64("time_hash")))
             let base = FCPSequence.base(resetTimestamp: t)
             report.check(id, "base", base, try c.u64("base_seqno"))
-            report.check(id, "first e->a", base &+ FCPSequence.towardsArbiterOffset, try c.u64("first_seqno_endpoint_to_arbiter"))
-            report.check(id, "first a->e", base &+ FCPSequence.towardsEndpointOffset, try c.u64("first_seqno_arbiter_to_endpoint"))
+            report.check(
+                id, "first e->a", base &+ FCPSequence.towardsArbiterOffset, try c.u64("first_seqno_endpoint_to_arbiter")
+            )
+            report.check(
+                id, "first a->e", base &+ FCPSequence.towardsEndpointOffset,
+                try c.u64("first_seqno_arbiter_to_endpoint"))
             for (key, side) in [("endpoint_after_reset", FCPSide.endpoint), ("controller_after_reset", .arbiter)] {
                 let expected = try c.dict(key)
                 let conn = FCPConnection(configuration: .init(side: side), resetTime: t)
@@ -89,7 +97,8 @@ extension ReferenceVectorTests {
             report.check(text, "mac_u64", mac.rawValue, try c.u64("mac_u64"))
             report.check(text, "hash_id", ReferenceNodeID.hash(mac), UInt16(try c.int("hash_id")))
             report.check(text, "special_prefix", ReferenceNodeID.isUnscheduled(mac), try c.bool("special_prefix"))
-            report.check(text, "endpoint_dst_id", ReferenceNodeID.endpointDestination(mac), UInt16(try c.int("endpoint_dst_id")))
+            report.check(
+                text, "endpoint_dst_id", ReferenceNodeID.endpointDestination(mac), UInt16(try c.int("endpoint_dst_id")))
             report.check(text, "description", mac.description, text)
         }
         for c in try file.dicts("timeslot_cases") {
@@ -159,7 +168,8 @@ extension ReferenceVectorTests {
             let result = Self.encode(
                 sequence: sequence, ackSequence: ack, ackVector: UInt16(try input.int("ack_vec")),
                 resetTimestamp: try input.bool("send_reset") ? try input.u64("reset_timestamp") : nil,
-                alloc: alloc, requests: requests, minSize: try input.int("min_size"), maxLength: try input.int("max_len"))
+                alloc: alloc, requests: requests, minSize: try input.int("min_size"),
+                maxLength: try input.int("max_len"))
             let expectedReturn = try c.int("ret")
 
             if (c["malformed_odd_desc"] as? Bool) == true || expectedReturn == -5 {
@@ -267,12 +277,17 @@ struct RecordingDelegate: FCPConnectionDelegate {
     mutating func fcpNegativelyAcknowledged(sequence: UInt64) { calls.append(.nack(sequence)) }
     mutating func fcpTransmissionRequested() { calls.append(.trigger) }
     mutating func fcpReceivedAlloc(_ payload: FCPAllocPayloadView) {
-        calls.append(.alloc(
-            base: payload.baseTimeslot, dsts: (0..<payload.destinationCount).map(payload.destination),
-            tslots: hexString(payload.descriptors)))
+        calls.append(
+            .alloc(
+                base: payload.baseTimeslot, dsts: (0..<payload.destinationCount).map(payload.destination),
+                tslots: hexString(payload.descriptors)))
     }
     mutating func fcpReceivedRequests(_ payload: FCPRequestsPayloadView) {
-        calls.append(.areq((0..<payload.count).map { let e = payload.entry($0); return [Int(e.destination), Int(e.count)] }))
+        calls.append(
+            .areq(
+                (0..<payload.count).map {
+                    let e = payload.entry($0); return [Int(e.destination), Int(e.count)]
+                }))
     }
     mutating func fcpTimerSet(deadline: UInt64) { calls.append(.setTimer(deadline)) }
     mutating func fcpTimerCancelled() { calls.append(.cancelTimer) }
@@ -344,7 +359,8 @@ extension ReferenceVectorTests {
                     }
                     let encoded = Self.encode(
                         sequence: header.sequence, ackSequence: header.ackSequence, ackVector: header.ackVector,
-                        resetTimestamp: header.sendReset ? header.resetTimestamp : nil, alloc: alloc, requests: requests,
+                        resetTimestamp: header.sendReset ? header.resetTimestamp : nil, alloc: alloc,
+                        requests: requests,
                         minSize: FCPWire.minimumPacketLength,
                         maxLength: side == .endpoint ? FCPWire.endpointMaxLength : FCPWire.arbiterMaxLength)
                     switch encoded {
@@ -362,14 +378,19 @@ extension ReferenceVectorTests {
                         if i == 0 { first = header.sequence }
                         last = header.sequence
                     }
-                    delegate.calls.removeAll { if case .setTimer = $0 { true } else if case .cancelTimer = $0 { true } else { false } }
-                    expectedCalls.removeAll { if case .setTimer = $0 { true } else if case .cancelTimer = $0 { true } else { false } }
+                    delegate.calls.removeAll {
+                        if case .setTimer = $0 { true } else if case .cancelTimer = $0 { true } else { false }
+                    }
+                    expectedCalls.removeAll {
+                        if case .setTimer = $0 { true } else if case .cancelTimer = $0 { true } else { false }
+                    }
                     report.check(id, "first_seqno", first, try step.u64("first_seqno"))
                     report.check(id, "last_seqno", last, try step.u64("last_seqno"))
                 case "rx":
                     let result = conn.receive(try step.bytes("bytes"), now: now, delegate: &delegate)
                     report.check(id, "handle_rx_packet", result.headerAccepted, try step.bool("handle_rx_packet"))
-                    report.check(id, "perform_rx_callbacks", result.payloadsParsed, step["perform_rx_callbacks"] as? Bool)
+                    report.check(
+                        id, "perform_rx_callbacks", result.payloadsParsed, step["perform_rx_callbacks"] as? Bool)
                     report.check(id, "delivered", result.delivered, try step.bool("delivered"))
                 case "timeout":
                     conn.handleTimeout(now: now, delegate: &delegate)

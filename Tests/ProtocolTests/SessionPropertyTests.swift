@@ -12,7 +12,8 @@ struct SessionPropertyTests {
         let demand = o.demandAdded.values.reduce(0, +)
         let used = o.used.values.reduce(0, +)
         let gaveBack = o.gaveBack.values.reduce(0, +)
-        print("""
+        print(
+            """
             seed \(settings.seed) \(settings.extended ? "extended" : "reference")\(settings.authenticated ? "+auth" : ""): \
             \(o.packets) packets, \(o.resets) forced resets, demand \(demand), used \(used), given back \(gaveBack) (arbiter withdrew \(o.withdrawn)), \
             lost allocations \(o.endpointStatistics.allocationsLost), expired \(o.endpointStatistics.allocationsExpired), \
@@ -29,7 +30,8 @@ struct SessionPropertyTests {
         #expect(o.endpointStatistics.reportsAboveRequest == 0, "a report exceeded the request")
         #expect(o.doubleBookedSlots == 0, "a slot was used twice")
         #expect(o.violations.isEmpty, "cross-checks failed: \(o.violations.prefix(3))")
-        #expect(o.endpointStatistics.allocationsUnwanted <= o.endpointStatistics.allocationsAdmitted / 100,
+        #expect(
+            o.endpointStatistics.allocationsUnwanted <= o.endpointStatistics.allocationsAdmitted / 100,
             "more than 1 % of allocations arrived unwanted: \(o.endpointStatistics.allocationsUnwanted)")
         #expect(o.endpointStatistics.allocationsSlotTaken == 0)
         return o
@@ -47,6 +49,19 @@ struct SessionPropertyTests {
         let o = Self.check(.init(seed: seed, extended: true, authenticated: seed == 4))
         if case .established = o.negotiation {} else { Issue.record("not established: \(o.negotiation)") }
         #expect(o.endpointStatistics.giveBackEntriesSent > 0)
+    }
+
+    /// Reordering longer than the 50 µs grace: reports regularly overtake the ALLOCs they
+    /// cover by more than the grace period, so allocations are declared lost and then turn
+    /// up; they must neither be counted twice nor leak requests.
+    @Test("reordering beyond the loss grace period", arguments: [(5, false), (6, true)] as [(UInt64, Bool)])
+    func longReordering(seed: UInt64, extended: Bool) {
+        var settings = SessionPairSimulation.Settings(seed: seed, extended: extended)
+        settings.jitter = 150_000
+        settings.lookahead = 120
+        settings.packetTarget = 50_000
+        let o = Self.check(settings)
+        #expect(o.endpointStatistics.allocationsArrivedAfterLoss > 0, "the case under test did not occur")
     }
 
     @Test("the same seed gives the same trace; another seed does not")

@@ -20,7 +20,8 @@ enum ReferenceVectors {
 
     static var available: Bool { directory != nil }
 
-    static let skipReason = "FCP reference vectors not found: set FCP_VECTORS_DIR or place them at ../shared/fcp-vectors"
+    static let skipReason =
+        "FCP reference vectors not found: set FCP_VECTORS_DIR or place them at ../shared/fcp-vectors"
 
     static func load(_ name: String) throws -> [String: Any] {
         guard let dir = directory else { throw VectorError.missing(name) }

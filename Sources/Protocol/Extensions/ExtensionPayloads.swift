@@ -18,7 +18,9 @@ public struct FCPCapabilities: OptionSet, Sendable, Hashable, CustomStringConver
     public static let authentication = FCPCapabilities(rawValue: 1 << 4)
 
     /// Everything this version of the protocol defines.
-    public static let all: FCPCapabilities = [.epochFencing, .announcedClock, .wideCounters, .giveBack, .authentication]
+    public static let all: FCPCapabilities = [
+        .epochFencing, .announcedClock, .wideCounters, .giveBack, .authentication,
+    ]
 
     public var description: String {
         var names: [String] = []

@@ -47,6 +47,31 @@ struct DirectPair {
         }
     }
 
+    /// Offset of the first payload of `type` in `packet`, if any.
+    static func offset(of type: UInt8, in packet: [UInt8]) -> Int? {
+        var offset = 8
+        while offset < packet.count {
+            let t = packet[offset] >> 4
+            if t == type { return offset }
+            switch t {
+            case 0: return nil
+            case 1: offset += 8
+            case 4: offset += 6
+            case 2: offset += 2 + 4 * Int(packet[offset + 1] & 0x3F)
+            case 3: offset += 4 + 2 * Int((packet[offset] & 0xF)) + 2 * Int(packet[offset + 1] & 0x3F)
+            default: offset += 4 + (Int(packet[offset + 2]) << 8 | Int(packet[offset + 3]))
+            }
+        }
+        return nil
+    }
+
+    /// Rewrites the checksum of a (tampered) packet so that `receiver` accepts it as
+    /// intact at `now`: what an attacker who knows the sequence numbers can do.
+    static func fixChecksum(_ packet: inout [UInt8], for receiver: FCPConnection, now: UInt64) {
+        guard let r = packet.withUnsafeBytes({ receiver.reconstructedSequences(of: $0, now: now) }) else { return }
+        packet.withUnsafeMutableBytes { FCPChecksum.store(into: $0, sequence: r.sequence, ackSequence: r.ackSequence) }
+    }
+
     /// The payload types of a packet as a reference parser would walk it (extension
     /// types included), starting after the header.
     static func payloadTypes(_ packet: [UInt8]) -> [UInt8] {

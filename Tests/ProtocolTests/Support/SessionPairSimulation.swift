@@ -124,8 +124,10 @@ struct SessionPairSimulation {
         var endpoint = EndpointSession(configuration: epConfig, now: now)
         var arbiter = ArbiterSession(configuration: arConfig, now: now - 3_000_000_000)
         var allocator = TestAllocator()
-        var toArbiter = LossyChannel(lossRate: s.lossRate, duplicationRate: s.duplicationRate, baseDelay: s.baseDelay, jitter: s.jitter)
-        var toEndpoint = LossyChannel(lossRate: s.lossRate, duplicationRate: s.duplicationRate, baseDelay: s.baseDelay, jitter: s.jitter)
+        var toArbiter = LossyChannel(
+            lossRate: s.lossRate, duplicationRate: s.duplicationRate, baseDelay: s.baseDelay, jitter: s.jitter)
+        var toEndpoint = LossyChannel(
+            lossRate: s.lossRate, duplicationRate: s.duplicationRate, baseDelay: s.baseDelay, jitter: s.jitter)
         var outcome = Outcome()
         var trace = TraceHash()
         var buffer = [UInt8](repeating: 0, count: 1500)
@@ -139,7 +141,8 @@ struct SessionPairSimulation {
         let deadline = now + 2_000_000_000
 
         func arbiterSlot(_ now: UInt64, clock: Bool) -> UInt64 {
-            clock ? (now - arConfig.slotOrigin) * 1000 / UInt64(arConfig.timeslotPicoseconds)
+            clock
+                ? (now - arConfig.slotOrigin) * 1000 / UInt64(arConfig.timeslotPicoseconds)
                 : ReferenceTimeslot.slot(atNanoseconds: now)
         }
 
@@ -163,7 +166,9 @@ struct SessionPairSimulation {
                 usedSlots.removeAll()
             }
             while nextAllocationSlot <= current + s.lookahead {
-                if let d = allocator.nextDestination(), arbiter.recordAllocation(slot: nextAllocationSlot, destination: d, path: PathID(0)) {
+                if let d = allocator.nextDestination(),
+                    arbiter.recordAllocation(slot: nextAllocationSlot, destination: d, path: PathID(0))
+                {
                     allocator.pending[d]! -= 1
                 }
                 nextAllocationSlot += 1
@@ -184,13 +189,17 @@ struct SessionPairSimulation {
                 for f in endpoint.flows {
                     let allocated = arbiter.destination(f.destination)?.allocated ?? 0
                     if f.received > allocated {
-                        outcome.violations.append("t=\((now - start) / 1000)us \(f.destination): endpoint received \(f.received) > arbiter allocated \(allocated) (reported \(f.reported), requested \(f.requested))")
+                        outcome.violations.append(
+                            "t=\((now - start) / 1000)us \(f.destination): endpoint received \(f.received) > arbiter allocated \(allocated) (reported \(f.reported), requested \(f.requested))"
+                        )
                     }
                 }
                 for a in arbiter.destinations {
                     let requested = endpoint.flow(to: a.destination)?.requested ?? 0
                     if a.requested > requested {
-                        outcome.violations.append("t=\((now - start) / 1000)us \(a.destination): arbiter requested \(a.requested) > endpoint requested \(requested)")
+                        outcome.violations.append(
+                            "t=\((now - start) / 1000)us \(a.destination): arbiter requested \(a.requested) > endpoint requested \(requested)"
+                        )
                     }
                 }
             }
@@ -207,7 +216,11 @@ struct SessionPairSimulation {
                 outcome.gaveBack[d, default: 0] += k
             }
             if now >= nextReset && packets < s.packetTarget {
-                if random.chance(0.5) { endpoint.forceReset(now: now) } else { arbiter.forceReset(now: now, handler: &allocator) }
+                if random.chance(0.5) {
+                    endpoint.forceReset(now: now)
+                } else {
+                    arbiter.forceReset(now: now, handler: &allocator)
+                }
                 outcome.resets += 1
                 nextReset = now + 1 + random.next() % (2 * s.meanResetInterval)
             }

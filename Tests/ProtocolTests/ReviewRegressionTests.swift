@@ -1,0 +1,205 @@
+import Testing
+
+@_spi(Testing) @testable import FastpassProtocol
+
+/// Each test pins a defect found in review, so it cannot come back.
+@Suite("Review regressions")
+struct ReviewRegressionTests {
+    static func extended(_ capabilities: FCPCapabilities = [.epochFencing, .announcedClock, .wideCounters, .giveBack])
+        -> EndpointSessionConfiguration
+    {
+        ExtensionBehaviourTests.extendedEndpoint(capabilities)
+    }
+
+    /// A WELCOME announcing a 50 ps slot used to make the endpoint's slot arithmetic trap.
+    @Test func welcomeWithUnusableClockIsRejected() throws {
+        var pair = DirectPair(endpoint: Self.extended(), arbiter: ExtensionBehaviourTests.arbiterConfiguration())
+        pair.deliverToArbiter(pair.endpointPacket())
+        var reply = pair.arbiterPacket()
+        let welcome = try #require(DirectPair.offset(of: 6, in: reply))
+        // Slot length field: 4-byte extension head + 12 bytes into the body.
+        reply.replaceSubrange((welcome + 16)..<(welcome + 20), with: [0, 0, 0, 50])
+        DirectPair.fixChecksum(&reply, for: pair.endpoint.connection, now: pair.now)
+        let r = pair.deliverToEndpoint(reply)
+        #expect(r.delivered)
+        #expect(pair.endpoint.statistics.rejectedWelcomes == 1)
+        #expect(pair.endpoint.negotiation == .offering)
+        #expect(pair.endpoint.currentSlot(now: pair.now) == ReferenceTimeslot.slot(atNanoseconds: pair.now))
+        var a = ArbiterSessionConfiguration()
+        a.timeslotPicoseconds = 50
+        #expect(a.problem?.contains("timeslotPicoseconds") == true)
+    }
+
+    /// An ALLOC reordered behind the grace period, after its slots were declared lost,
+    /// used to be counted twice and leak one unwanted allocation per round trip forever.
+    @Test func allocationArrivingAfterItWasDeclaredLostIsNotCountedTwice() {
+        var e = EndpointSessionConfiguration()
+        e.mode = .reference
+        var pair = DirectPair(endpoint: e, arbiter: ArbiterSessionConfiguration())
+        pair.endpoint.addDemand(to: NodeID(3), slots: 5)
+        pair.exchange()
+        #expect(pair.handler.pending[NodeID(3)] == 5)
+        let first = ReferenceTimeslot.slot(atNanoseconds: pair.now) + 20
+        for k in 0..<3 {
+            let recorded = pair.arbiter.recordAllocation(slot: first + UInt64(k), destination: NodeID(3), path: .none)
+            #expect(recorded)
+            pair.handler.pending[NodeID(3)]! -= 1
+        }
+        let delayed = pair.arbiterPacket()  // ALLOC of 3 + report 3: held back
+        pair.now += 300_000
+        pair.arbiter.handleTimeout(now: pair.now, handler: &pair.handler)
+        let report = pair.arbiterPacket()  // the report again, after the NACK
+        #expect(DirectPair.payloadTypes(report).contains(2) && !DirectPair.payloadTypes(report).contains(3))
+        pair.deliverToEndpoint(report)
+        pair.now += 60_000
+        pair.endpoint.handleTimeout(now: pair.now)
+        #expect(pair.endpoint.statistics.allocationsLost == 3)
+        pair.deliverToEndpoint(delayed)
+        #expect(pair.endpoint.statistics.allocationsArrivedAfterLoss == 3)
+        #expect(pair.endpoint.flow(to: NodeID(3))?.received == 3, "counted once, not twice")
+
+        // Serve everything that is asked for, for a while: the demand is met exactly and
+        // the arbiter is not asked again and again.
+        for _ in 0..<100 {
+            pair.exchange(rounds: 2)
+            let slot = ReferenceTimeslot.slot(atNanoseconds: pair.now) + 10
+            var s = slot
+            while (pair.handler.pending[NodeID(3)] ?? 0) > 0,
+                pair.arbiter.recordAllocation(slot: s, destination: NodeID(3), path: .none)
+            {
+                pair.handler.pending[NodeID(3)]! -= 1
+                s += 1
+            }
+            pair.deliverToEndpoint(pair.arbiterPacket())
+            // Walk through the slots, taking each allocation as it comes due.
+            for _ in 0..<24 {
+                pair.now += 1_000
+                while pair.endpoint.takeAllocation(dueBy: pair.now) != nil {}
+            }
+        }
+        let stats = pair.endpoint.statistics
+        #expect(pair.endpoint.flow(to: NodeID(3))?.need == 0)
+        #expect(pair.handler.pending[NodeID(3)] == 0)
+        #expect(stats.allocationsUnwanted <= 3, "unwanted: \(stats.allocationsUnwanted)")
+        #expect(pair.arbiter.destination(NodeID(3))!.requested <= 8)
+    }
+
+    /// Once a packet carrying HELLO is acknowledged, the arbiter speaks the extensions:
+    /// timeouts of later HELLO packets must not make the endpoint fall back.
+    @Test func acknowledgedHelloPreventsFallback() throws {
+        var e = Self.extended()
+        e.helloFailuresBeforeFallback = 2
+        var pair = DirectPair(endpoint: e, arbiter: ExtensionBehaviourTests.arbiterConfiguration())
+        pair.deliverToArbiter(pair.endpointPacket())
+        // The arbiter's answer arrives without its WELCOME (as if lost in a packet that
+        // was otherwise intact): it still acknowledges the HELLO.
+        var reply = pair.arbiterPacket()
+        let welcome = try #require(DirectPair.offset(of: 6, in: reply))
+        reply.removeSubrange(welcome..<(welcome + 4 + FCPWelcome.bodyLength))
+        DirectPair.fixChecksum(&reply, for: pair.endpoint.connection, now: pair.now)
+        let accepted = pair.deliverToEndpoint(reply)
+        #expect(accepted.delivered)
+        for _ in 0..<5 {
+            _ = pair.endpointPacket()  // lost
+            pair.now += 300_000
+            pair.endpoint.handleTimeout(now: pair.now)
+        }
+        #expect(pair.endpoint.negotiation == .offering)
+        #expect(pair.endpoint.statistics.fallbacks == 0)
+    }
+
+    /// A WELCOME that arrives after the endpoint gave up waiting still counts.
+    @Test func fellBackEndpointAcceptsALateWelcome() {
+        var e = Self.extended()
+        e.helloFailuresBeforeFallback = 1
+        var pair = DirectPair(endpoint: e, arbiter: ExtensionBehaviourTests.arbiterConfiguration())
+        pair.deliverToArbiter(pair.endpointPacket())
+        _ = pair.arbiterPacket()  // WELCOME lost
+        pair.now += 300_000
+        pair.endpoint.handleTimeout(now: pair.now)
+        #expect(pair.endpoint.negotiation == .fellBack)
+        pair.arbiter.handleTimeout(now: pair.now, handler: &pair.handler)
+        pair.deliverToEndpoint(pair.arbiterPacket())  // WELCOME again
+        if case .established = pair.endpoint.negotiation {} else { Issue.record("\(pair.endpoint.negotiation)") }
+    }
+
+    /// Negotiated authentication used not to be enforced: a packet stripped of its trailer
+    /// (checksum recomputed) was accepted.
+    @Test func negotiatedAuthenticationStaysRequired() throws {
+        let key = try #require(FCPAuthenticator(hexKey: "00112233445566778899aabbccddeeff"))
+        var a = ExtensionBehaviourTests.arbiterConfiguration()
+        a.authenticator = key
+        var e = Self.extended([.epochFencing, .wideCounters, .authentication])
+        e.authenticator = key
+        var pair = DirectPair(endpoint: e, arbiter: a)
+        pair.endpoint.addDemand(to: NodeID(2), slots: 1)
+        pair.exchange()
+        #expect(pair.endpoint.negotiation.granted.contains(.authentication))
+
+        func stripped(_ packet: [UInt8]) -> [UInt8] {
+            Array(packet.dropLast(FCPAuthenticator.trailerLength))
+        }
+        var down = stripped(pair.arbiterPacket())
+        DirectPair.fixChecksum(&down, for: pair.endpoint.connection, now: pair.now)
+        let downResult = pair.deliverToEndpoint(down)
+        #expect(downResult.error == .authenticationFailed)
+
+        pair.endpoint.addDemand(to: NodeID(2), slots: 1)
+        var up = stripped(pair.endpointPacket())
+        DirectPair.fixChecksum(&up, for: pair.arbiter.connection, now: pair.now)
+        let upResult = pair.deliverToArbiter(up)
+        #expect(upResult.error == .authenticationFailed)
+        #expect(pair.handler.pending[NodeID(2)] == 1, "the forged demand was not taken")
+    }
+
+    /// The endpoint repeats HELLO until it hears back; the owner must be asked once.
+    @Test func repeatedHelloRegistersOnce() {
+        var pair = DirectPair(endpoint: Self.extended(), arbiter: ExtensionBehaviourTests.arbiterConfiguration())
+        for _ in 0..<3 { pair.deliverToArbiter(pair.endpointPacket()) }
+        #expect(pair.handler.registrations == 1)
+        pair.exchange()
+        if case .established = pair.endpoint.negotiation {} else { Issue.record("\(pair.endpoint.negotiation)") }
+    }
+
+    @Test func authenticationRequiredRefusal() throws {
+        var a = ExtensionBehaviourTests.arbiterConfiguration()
+        a.authenticator = FCPAuthenticator(hexKey: "000102030405060708090a0b0c0d0e0f")
+        a.requireAuthentication = true
+        var e = Self.extended([.epochFencing])  // has the key but does not offer authentication
+        e.authenticator = a.authenticator
+        var pair = DirectPair(endpoint: e, arbiter: a)
+        pair.exchange()
+        #expect(pair.endpoint.negotiation == .refused(.authenticationRequired))
+        #expect(pair.handler.registrations == 0)
+    }
+
+    /// Reference ALLOC fields name nodes in 14 bits and paths in 2: what does not fit is
+    /// refused where it would otherwise be lost.
+    @Test func referenceLimitsAreRefusedUpFront() {
+        var e = EndpointSessionConfiguration()
+        e.mode = .reference
+        var pair = DirectPair(endpoint: e, arbiter: ArbiterSessionConfiguration())
+        let refused = pair.endpoint.addDemand(to: NodeID(20_000), slots: 1)
+        #expect(!refused)
+        #expect(pair.endpoint.statistics.unencodableDestinations == 1)
+        pair.endpoint.addDemand(to: NodeID(5), slots: 2)
+        pair.exchange()
+        let slot = ReferenceTimeslot.slot(atNanoseconds: pair.now) + 10
+        let badPath = pair.arbiter.recordAllocation(slot: slot, destination: NodeID(5), path: PathID(4))
+        #expect(!badPath)
+        #expect(pair.arbiter.statistics.allocationsUnencodable == 1)
+        #expect(pair.arbiter.destination(NodeID(5))?.allocated == 0)
+    }
+
+    /// A hostile cumulative count must not hand the owner an increase it cannot add up.
+    @Test func hostileDemandIsClamped() {
+        var a = ExtensionBehaviourTests.arbiterConfiguration()
+        a.maxOutstandingSlots = 1_000
+        var pair = DirectPair(endpoint: Self.extended(), arbiter: a)
+        pair.exchange()
+        pair.endpoint.addDemand(to: NodeID(9), slots: 1 << 62)
+        pair.exchange()
+        #expect(pair.handler.pending[NodeID(9)] == 1_000)
+        #expect(pair.arbiter.statistics.demandClamped >= 1)
+    }
+}
