@@ -225,19 +225,11 @@ public struct PendingAllocations {
         slot: UInt64, node: NodeID, path: PathID,
         fellOff: (_ slot: UInt64, _ node: NodeID, _ path: PathID) -> Void = { _, _, _ in }
     ) -> AddResult {
+        while let old = popFallingOff(whenAdding: slot) { fellOff(old.slot, old.node, old.path) }
         if !anchored {
             anchored = true
             head = slot
         } else if Wrapping.after(slot, head) {
-            // Everything at or before slot - 192 leaves the window.
-            let limit = slot &- Self.windowLength
-            var cursor = Wrapping.before(head, limit) ? head : limit
-            while let old = lastMarked(atOrBefore: cursor) {
-                let i = Self.index(old)
-                fellOff(old, NodeID(nodes[i]), PathID(paths[i]))
-                unmark(old)
-                cursor = old &- 1
-            }
             head = slot
         } else if Wrapping.beforeOrEqual(slot, head &- Self.windowLength) {
             return .tooOld
@@ -250,6 +242,25 @@ public struct PendingAllocations {
         paths[i] = path.rawValue
         count += 1
         return .added
+    }
+
+    /// Removes and returns, newest first, one pending allocation that adding `slot` would
+    /// push out of the window (everything at or before `slot - 192`).
+    public mutating func popFallingOff(whenAdding slot: UInt64) -> (slot: UInt64, node: NodeID, path: PathID)? {
+        guard anchored, count > 0, Wrapping.after(slot, head) else { return nil }
+        let limit = slot &- Self.windowLength
+        guard let old = lastMarked(atOrBefore: Wrapping.before(head, limit) ? head : limit) else { return nil }
+        let i = Self.index(old)
+        unmark(old)
+        return (old, NodeID(nodes[i]), PathID(paths[i]))
+    }
+
+    /// Removes and returns any one pending allocation's destination (to report allocations
+    /// that will never be sent).
+    public mutating func popAny() -> NodeID? {
+        guard let slot = earliest else { return nil }
+        unmark(slot)
+        return NodeID(nodes[Self.index(slot)])
     }
 
     /// Adds an allocation given as a raw reference destination field (node in bits 13–0,

@@ -10,8 +10,9 @@ public struct EndpointAllocation: Sendable, Hashable {
 /// Accepted allocations waiting for their slot: a ring of 256 slots, enough for any
 /// acceptance window (the reference's is 16 late + 64 early). Ordered and expired by
 /// time rather than slot number, because reference and announced-clock slots count
-/// differently. The earliest start and deadline are cached, so the per-allocation and
-/// per-slot checks are O(1) unless the entry they point at leaves.
+/// differently. Within one numbering start and deadline grow with the slot, so the entry
+/// that starts first is also the next to expire, and after it leaves the next one is the
+/// next mark in the ring: every operation is O(1) (a few word scans).
 struct AllocationSchedule {
     private var marked = RingBitmap256()
     private var slots = InlineArray<256, UInt64>(repeating: 0)
@@ -22,8 +23,6 @@ struct AllocationSchedule {
     private(set) var count = 0
     /// Ring index of the entry that starts first, or -1 when empty.
     private var earliestIndex = -1
-    /// Smallest deadline of any entry (`.max` when empty).
-    private var minimumDeadline = UInt64.max
 
     @inline(__always)
     private static func index(_ slot: UInt64) -> Int { Int(truncatingIfNeeded: slot & 255) }
@@ -48,7 +47,6 @@ struct AllocationSchedule {
         paths[i] = a.path.rawValue
         count += 1
         if earliestIndex < 0 || a.startNanoseconds < starts[earliestIndex] { earliestIndex = i }
-        minimumDeadline = min(minimumDeadline, deadline)
     }
 
     private func entry(_ i: Int) -> EndpointAllocation {
@@ -61,19 +59,11 @@ struct AllocationSchedule {
         earliestIndex < 0 ? nil : entry(earliestIndex)
     }
 
-    /// Removes and returns one entry whose deadline is before `now`, if any.
+    /// Removes and returns the first entry if its deadline is before `now`.
     mutating func popExpired(before now: UInt64) -> EndpointAllocation? {
-        guard count > 0, minimumDeadline < now else { return nil }
-        var found = -1
-        marked.forEachIndex { i in
-            if found < 0 && deadlines[i] < now { found = i }
-        }
-        guard found >= 0 else {
-            recomputeCaches()
-            return nil
-        }
-        let e = entry(found)
-        removeAt(found)
+        guard earliestIndex >= 0, deadlines[earliestIndex] < now else { return nil }
+        let e = entry(earliestIndex)
+        removeAt(earliestIndex)
         return e
     }
 
@@ -83,26 +73,20 @@ struct AllocationSchedule {
     }
 
     private mutating func removeAt(_ i: Int) {
-        marked.remove(slots[i])
+        let slot = slots[i]
+        marked.remove(slot)
         count -= 1
-        if i == earliestIndex || deadlines[i] == minimumDeadline { recomputeCaches() }
-    }
-
-    private mutating func recomputeCaches() {
-        var earliest = -1
-        var deadline = UInt64.max
-        marked.forEachIndex { i in
-            if earliest < 0 || starts[i] < starts[earliest] { earliest = i }
-            deadline = min(deadline, deadlines[i])
+        guard i == earliestIndex else { return }
+        if let next = marked.first(from: slot &+ 1, through: slot &+ 255) {
+            earliestIndex = Self.index(next)
+        } else {
+            earliestIndex = -1
         }
-        earliestIndex = earliest
-        minimumDeadline = deadline
     }
 
     mutating func removeAll() {
         marked.removeAll()
         count = 0
         earliestIndex = -1
-        minimumDeadline = .max
     }
 }

@@ -22,9 +22,10 @@ public struct ArbiterSessionConfiguration: Sendable {
     public var extendedMaxPacketLength = 512
     /// Reference ALLOC descriptor bytes per payload (the reference's 64).
     public var referenceMaxDescriptorBytes = PendingAllocations.referenceMaxDescriptorBytes
-    /// Most slots an endpoint may have requested but not yet been allocated towards one
-    /// destination (about 20 s of a 10 Gbit/s link); a larger request is clamped and
-    /// counted, so a hostile count cannot overflow the allocator's arithmetic.
+    /// Most slots of one endpoint's demand towards one destination handed to the owner and
+    /// not yet allocated (about 20 s of a 10 Gbit/s link). Demand beyond it waits here and
+    /// is handed on as allocations are made, so a hostile count cannot overflow the
+    /// allocator's arithmetic and a large legitimate one is not lost.
     public var maxOutstandingSlots: UInt64 = 1 << 24
 
     public init() {}
@@ -109,8 +110,8 @@ public struct ArbiterSessionStatistics: Sendable, Hashable {
     /// Allocations refused because a reference endpoint cannot be told them (node above
     /// 16383 or path above 3 in the 16-bit ALLOC destination field).
     public var allocationsUnencodable: UInt64 = 0
-    /// Demand increases cut to ``ArbiterSessionConfiguration/maxOutstandingSlots``.
-    public var demandClamped: UInt64 = 0
+    /// Times demand was held back by ``ArbiterSessionConfiguration/maxOutstandingSlots``.
+    public var demandDeferred: UInt64 = 0
     public var reportEntriesSent: UInt64 = 0
     public var hellosReceived: UInt64 = 0
     public var registrations: UInt64 = 0
@@ -129,6 +130,8 @@ public struct ArbiterDestinationSnapshot: Sendable, Hashable {
     public var destination: NodeID
     /// Cumulative demand the endpoint asked for since the last reset.
     public var requested: UInt64
+    /// Cumulative demand handed to the owner (the rest waits, see `maxOutstandingSlots`).
+    public var released: UInt64
     /// Cumulative allocations recorded.
     public var allocated: UInt64
     /// Cumulative allocations sent in an ALLOC, or dropped from the pending window: what
@@ -142,15 +145,20 @@ public struct ArbiterDestinationSnapshot: Sendable, Hashable {
 
 struct ArbiterDestination {
     var requested: UInt64 = 0
+    /// Demand handed to the owner; `requested - released - withdrawnDeferred` waits here.
+    var released: UInt64 = 0
     var allocated: UInt64 = 0
     /// Reported, not `allocated`: an allocation still waiting in the pending window has
     /// not been sent, and reporting it would make the endpoint declare it lost.
     var sent: UInt64 = 0
-    var withdrawn: UInt64 = 0
+    /// Withdrawn from demand the owner held, and from demand still waiting here.
+    var withdrawnFromOwner: UInt64 = 0
+    var withdrawnDeferred: UInt64 = 0
+    var withdrawn: UInt64 { withdrawnFromOwner &+ withdrawnDeferred }
+    var deferred: UInt64 { requested &- released &- withdrawnDeferred }
     var giveBackRequested: UInt64 = 0
     var reportAcked: UInt64 = 0
     var withdrawnAcked: UInt64 = 0
-    var pendingIncrease: UInt64 = 0
     var pendingWithdrawal: UInt64 = 0
     var dirty = false
 }
@@ -182,6 +190,9 @@ struct ArbiterBook: FCPConnectionDelegate {
     var welcomeAcked = true
     var welcomeInFlight = false
     var helloReceived: FCPHello?
+    /// Whether the packet carrying `helloReceived` was authenticated.
+    var helloAuthenticated = false
+    var packetAuthenticated = false
     var didReset = false
     var transmitRequested = false
     var statistics = ArbiterSessionStatistics()
@@ -226,17 +237,9 @@ struct ArbiterBook: FCPConnectionDelegate {
         if inserted { destinations[i] = ArbiterDestination() }
         let current = destinations[i].requested
         // A 16-bit count stands for the value nearest the last one known (±2^15).
-        var value = cumulative ?? FCPSequence.widen16(wire16 ?? 0, from: current &- 0x8000)
+        let value = cumulative ?? FCPSequence.widen16(wire16 ?? 0, from: current &- 0x8000)
         guard Wrapping.after(value, current), value > current else { return }
-        let d = destinations[i]
-        let limit = d.allocated &+ d.withdrawn &+ configuration.maxOutstandingSlots
-        if value > limit {
-            statistics.demandClamped &+= 1
-            guard limit > current else { return }
-            value = limit
-        }
         destinations[i].requested = value
-        destinations[i].pendingIncrease &+= value - current
         markDirty(i)
     }
 
@@ -292,6 +295,8 @@ struct ArbiterBook: FCPConnectionDelegate {
 
     mutating func fcpTransmissionRequested() { transmitRequested = true }
 
+    mutating func fcpWillDeliverPayloads(of packet: FCPPacketInfo) { packetAuthenticated = packet.authenticated }
+
     mutating func fcpReceivedAlloc(_ payload: FCPAllocPayloadView) {
         statistics.unexpectedPayloads &+= 1  // endpoints do not allocate
     }
@@ -313,6 +318,7 @@ struct ArbiterBook: FCPConnectionDelegate {
             }
             statistics.hellosReceived &+= 1
             helloReceived = hello
+            helloAuthenticated = packetAuthenticated
             transmitRequested = true
         case .wideRequests:
             let n = FCPListPayload.entryCount(payload.body, entryLength: FCPListPayload.wideRequestEntryLength)
@@ -387,7 +393,7 @@ public struct ArbiterSession {
         guard let i = book.table.index(of: node) else { return nil }
         let d = book.destinations[i]
         return ArbiterDestinationSnapshot(
-            destination: node, requested: d.requested, allocated: d.allocated, sent: d.sent,
+            destination: node, requested: d.requested, released: d.released, allocated: d.allocated, sent: d.sent,
             withdrawn: d.withdrawn, reportAcknowledged: d.reportAcked)
     }
 
@@ -435,40 +441,72 @@ public struct ArbiterSession {
             k += 1
             book.destinations[i].dirty = false
             let node = book.table.nodes[i]
-            let increase = book.destinations[i].pendingIncrease
-            if increase > 0 {
-                book.destinations[i].pendingIncrease = 0
-                book.statistics.demandSlots &+= increase
-                handler.demandIncreased(destination: node, by: increase)
-            }
             let withdrawal = book.destinations[i].pendingWithdrawal
             if withdrawal > 0 {
+                // Withdraw what still waits here first, then ask the owner for the rest.
                 book.destinations[i].pendingWithdrawal = 0
-                let withdrawn = min(handler.withdrawalRequested(destination: node, upTo: withdrawal), withdrawal)
-                book.destinations[i].withdrawn &+= withdrawn
+                let fromDeferred = min(withdrawal, book.destinations[i].deferred)
+                book.destinations[i].withdrawnDeferred &+= fromDeferred
+                var withdrawn = fromDeferred
+                if withdrawal > fromDeferred {
+                    let rest = withdrawal - fromDeferred
+                    let w = min(handler.withdrawalRequested(destination: node, upTo: rest), rest)
+                    book.destinations[i].withdrawnFromOwner &+= w
+                    withdrawn &+= w
+                }
                 book.statistics.withdrawnSlots &+= withdrawn
                 // The endpoint learns the outcome from the next report.
                 book.triggerReport(i)
             }
+            release(i, node: node, handler: &handler)
         }
         book.dirtyCount = 0
+    }
+
+    /// Hands the owner as much waiting demand as `maxOutstandingSlots` allows.
+    private mutating func release<H: ArbiterSessionHandler>(_ i: Int, node: NodeID, handler: inout H) {
+        let d = book.destinations[i]
+        let deferred = d.deferred
+        guard deferred > 0 else { return }
+        let held = d.released &- d.allocated &- d.withdrawnFromOwner
+        let room = book.configuration.maxOutstandingSlots > held ? book.configuration.maxOutstandingSlots - held : 0
+        let amount = min(deferred, room)
+        if amount < deferred { book.statistics.demandDeferred &+= 1 }
+        guard amount > 0 else { return }
+        book.destinations[i].released &+= amount
+        book.statistics.demandSlots &+= amount
+        handler.demandIncreased(destination: node, by: amount)
+    }
+
+    /// Pending allocations that will never be sent: reported as sent, so that the
+    /// endpoint counts them lost and asks again.
+    private mutating func dropPendingAllocations() {
+        while let node = book.pending.popAny() { book.noteSent(node, count: 1) }
     }
 
     private mutating func register<H: ArbiterSessionHandler>(_ hello: FCPHello, handler: inout H) {
         let configuration = book.configuration
         var offered = hello.capabilities.intersection(configuration.supportedCapabilities)
-        if configuration.authenticator == nil { offered.remove(.authentication) }
+        // Authentication is granted only to an endpoint that proved it holds the key: an
+        // unsigned HELLO asking for it would otherwise lock the real endpoint out.
+        if configuration.authenticator == nil || !book.helloAuthenticated { offered.remove(.authentication) }
         // The endpoint repeats HELLO until it has our answer: the same request again only
         // needs the answer again, not a second registration (which an owner enforcing
         // unique identities would refuse).
-        if case .extended(let node, let granted) = book.negotiation, granted == offered,
-            hello.node == nil || hello.node == node
-        {
+        var repeated = false
+        switch book.negotiation {
+        case .extended(let node, let granted):
+            repeated = granted == offered && (hello.node == nil || hello.node == node)
+        case .refused: repeated = book.welcome != nil
+        case .reference: break
+        }
+        if repeated {
             book.welcomeAcked = false
             book.welcomeInFlight = false
             book.transmitRequested = true
             return
         }
+        let hadClock = book.negotiation.granted.contains(.announcedClock)
         let decision: FCPRegistrationDecision
         if hello.version < 1 {
             decision = .refuse(.unsupportedVersion)
@@ -481,10 +519,9 @@ public struct ArbiterSession {
         case .accept(let node):
             let granted = offered
             if granted.contains(.authentication) { connection.requireAuthentication = true }
-            if granted.contains(.announcedClock) != book.negotiation.granted.contains(.announcedClock) {
-                // Pending slots were numbered for the other clock; the endpoint will see
-                // them reported but never allocated, count them lost and ask again.
-                book.pending.removeAll()
+            if granted.contains(.announcedClock) != hadClock {
+                // Pending slots were numbered for the other clock.
+                dropPendingAllocations()
             }
             book.negotiation = .extended(node: node, capabilities: granted)
             book.welcome = FCPWelcome(
@@ -492,6 +529,7 @@ public struct ArbiterSession {
                 epoch: configuration.epoch, slotOrigin: configuration.slotOrigin)
             book.statistics.registrations &+= 1
         case .refuse(let reason):
+            if hadClock { dropPendingAllocations() }
             book.negotiation = .refused(reason)
             book.welcome = .refused(reason, epoch: configuration.epoch)
             book.statistics.refusals &+= 1
@@ -521,21 +559,17 @@ public struct ArbiterSession {
         }
         // Allocations that fall out of the window count as sent (and lost): the report
         // then makes the endpoint ask for them again.
-        var fell = InlineArray<192, UInt32>(repeating: 0)
-        var fellCount = 0
-        let result = book.pending.add(slot: slot, node: destination, path: path) { _, node, _ in
-            if fellCount < 192 {
-                fell[fellCount] = node.rawValue
-                fellCount += 1
-            }
+        while let old = book.pending.popFallingOff(whenAdding: slot) {
+            book.noteSent(old.node, count: 1)
+            book.statistics.allocationsFellOff &+= 1
         }
-        for k in 0..<fellCount { book.noteSent(NodeID(fell[k]), count: 1) }
-        book.statistics.allocationsFellOff &+= UInt64(fellCount)
-        guard result == .added else {
+        guard book.pending.add(slot: slot, node: destination, path: path) == .added else {
             book.statistics.allocationsRejected &+= 1
             return false
         }
         book.destinations[i].allocated &+= 1
+        // Room for waiting demand: handed on at the next event.
+        if book.destinations[i].deferred > 0 { book.markDirty(i) }
         book.statistics.allocationsRecorded &+= 1
         book.transmitRequested = true
         return true

@@ -64,6 +64,13 @@ public struct EndpointSessionConfiguration: Sendable {
             return "maxPacketLength must be in \(minimum)...\(FCPWire.maxPacketLength) for this mode"
         }
         if requireAuthentication && authenticator == nil { return "requireAuthentication needs an authenticator (key)" }
+        if capabilities.contains(.authentication) && authenticator == nil {
+            return "capabilities includes authentication but no authenticator (key) is configured"
+        }
+        if authenticator != nil && mode == .reference {
+            return
+                "authenticator needs the extended mode: reference FCP packets (58 bytes) have no room for the trailer"
+        }
         return nil
     }
 }
@@ -213,35 +220,60 @@ struct EndpointFlow {
 struct ArrivalHistory {
     private var sequences = InlineArray<16, UInt64>(repeating: 0)
     private var counts = InlineArray<16, UInt32>(repeating: 0)
-    private var next = 0
     private var used = 0
-    /// Arrivals older than every entry kept.
+    private var last = 0
+    /// Arrivals in packets up to `olderThrough`, no longer kept one by one.
     private var older: UInt64 = 0
+    private var olderThrough: UInt64 = 0
 
     mutating func record(_ sequence: UInt64) {
-        let last = (next + 15) & 15
         if used > 0 && sequences[last] == sequence {
             counts[last] &+= 1
             return
         }
-        if used == 16 {
-            older &+= UInt64(counts[next])
-        } else {
-            used += 1
+        var k = 0
+        while k < used {
+            if sequences[k] == sequence {
+                counts[k] &+= 1
+                last = k
+                return
+            }
+            k += 1
         }
-        sequences[next] = sequence
-        counts[next] = 1
-        next = (next + 1) & 15
+        if used > 0 && older > 0 && sequence <= olderThrough {
+            older &+= 1  // a late arrival from a packet already folded away
+            return
+        }
+        if used < 16 {
+            sequences[used] = sequence
+            counts[used] = 1
+            last = used
+            used += 1
+            return
+        }
+        // Fold the oldest packet (smallest sequence, not the first to arrive) away, so
+        // that `older` only ever holds packets older than every entry kept.
+        var oldest = 0
+        k = 1
+        while k < 16 {
+            if sequences[k] < sequences[oldest] { oldest = k }
+            k += 1
+        }
+        older &+= UInt64(counts[oldest])
+        olderThrough = max(olderThrough, sequences[oldest])
+        sequences[oldest] = sequence
+        counts[oldest] = 1
+        last = oldest
     }
 
-    /// Arrivals in packets up to `sequence` (everything older than the entries kept counts,
-    /// the kept entries newer than `sequence` do not).
+    /// Arrivals in packets up to `sequence`. Exact while the report is no older than the
+    /// packets folded away; otherwise it counts them too (a slight over-estimate that the
+    /// next report, which comes with the next allocations, corrects).
     func arrivals(through sequence: UInt64) -> UInt64 {
         var total = older
         var k = 0
         while k < used {
-            let index = (next + 15 - k) & 15
-            if sequences[index] <= sequence { total &+= UInt64(counts[index]) }
+            if sequences[k] <= sequence { total &+= UInt64(counts[k]) }
             k += 1
         }
         return total
@@ -598,7 +630,10 @@ struct EndpointBook: FCPConnectionDelegate {
 
     mutating func fcpTransmissionRequested() { transmitRequested = true }
 
-    mutating func fcpWillDeliverPayloads(ofSequence sequence: UInt64) { packetSequence = sequence }
+    mutating func fcpWillDeliverPayloads(of packet: FCPPacketInfo) {
+        packetSequence = packet.sequence
+        highestEpoch = max(highestEpoch, packet.highestEpoch)
+    }
 
     mutating func fcpReceivedAlloc(_ payload: FCPAllocPayloadView) {
         // Every ALLOC is acknowledged promptly, so the arbiter learns it arrived.
@@ -708,6 +743,8 @@ struct EndpointBook: FCPConnectionDelegate {
             }
             if accepted.capabilities.contains(.authentication) { authenticationNegotiated = true }
             negotiation = .established(accepted)
+            // Requests that could not be sent in the reference form (wide node ids) can now.
+            for i in 0..<table.count { enqueueIfNeeded(i) }
         }
         helloInFlight = false
         negotiationChanged = true
@@ -942,10 +979,10 @@ public struct EndpointSession {
             // Extension payloads go after the reference ones: a reference arbiter acts on
             // the demand before it stops at the unknown type.
             if hello {
-                try FCPHello(
-                    capabilities: book.configuration.capabilities, node: book.configuration.node,
-                    address: book.configuration.address
-                ).write(to: &writer)
+                var offered = book.configuration.capabilities
+                if book.configuration.authenticator == nil { offered.remove(.authentication) }
+                try FCPHello(capabilities: offered, node: book.configuration.node, address: book.configuration.address)
+                    .write(to: &writer)
             }
             try writer.pad(toMinimum: FCPWire.minimumPacketLength)
             return .success(

@@ -23,16 +23,26 @@ public protocol FCPConnectionDelegate {
     mutating func fcpTimerSet(deadline: UInt64)
     /// The retransmission timer should not fire.
     mutating func fcpTimerCancelled()
-    /// The payloads about to be delivered come from the peer's packet `sequence` (full
-    /// 64-bit), so the owner can tell which of the peer's packets a counter covers.
-    mutating func fcpWillDeliverPayloads(ofSequence sequence: UInt64)
+    /// The payloads about to be delivered come from this packet: which of the peer's
+    /// packets a counter covers, whether its MAC was verified, the arbiter epoch known.
+    mutating func fcpWillDeliverPayloads(of packet: FCPPacketInfo)
+}
+
+/// What the connection knows about the packet whose payloads it is delivering.
+public struct FCPPacketInfo: Sendable, Hashable {
+    /// The peer's full 64-bit sequence number of the packet.
+    public var sequence: UInt64
+    /// The packet carried a trailer whose MAC verified.
+    public var authenticated: Bool
+    /// Highest arbiter epoch known, including this packet's EPOCH payload.
+    public var highestEpoch: UInt64
 }
 
 extension FCPConnectionDelegate {
     public mutating func fcpReceivedExtension(_ payload: FCPExtensionPayloadView) {}
     public mutating func fcpTimerSet(deadline: UInt64) {}
     public mutating func fcpTimerCancelled() {}
-    public mutating func fcpWillDeliverPayloads(ofSequence sequence: UInt64) {}
+    public mutating func fcpWillDeliverPayloads(of packet: FCPPacketInfo) {}
 }
 
 /// What happened to one received packet.
@@ -272,7 +282,8 @@ public struct FCPConnection {
             processAcks(acked, mask: mask, delegate: &delegate)
         }
 
-        delegate.fcpWillDeliverPayloads(ofSequence: incoming)
+        delegate.fcpWillDeliverPayloads(
+            of: FCPPacketInfo(sequence: incoming, authenticated: trailerPresent, highestEpoch: highestEpoch))
         if let error = deliverPayloads(body, delegate: &delegate) {
             return FCPReceiveResult(headerAccepted: true, payloadsParsed: false, delivered: false, error: error)
         }

@@ -191,15 +191,125 @@ struct ReviewRegressionTests {
         #expect(pair.arbiter.destination(NodeID(5))?.allocated == 0)
     }
 
-    /// A hostile cumulative count must not hand the owner an increase it cannot add up.
-    @Test func hostileDemandIsClamped() {
+    /// A hostile cumulative count must not hand the owner an increase it cannot add up;
+    /// a large legitimate one must still be served in full, in instalments.
+    @Test func demandBeyondTheOutstandingCapWaitsAndIsServed() {
         var a = ExtensionBehaviourTests.arbiterConfiguration()
-        a.maxOutstandingSlots = 1_000
+        a.maxOutstandingSlots = 100
         var pair = DirectPair(endpoint: Self.extended(), arbiter: a)
         pair.exchange()
-        pair.endpoint.addDemand(to: NodeID(9), slots: 1 << 62)
+        pair.endpoint.addDemand(to: NodeID(9), slots: 300)
         pair.exchange()
-        #expect(pair.handler.pending[NodeID(9)] == 1_000)
-        #expect(pair.arbiter.statistics.demandClamped >= 1)
+        #expect(pair.handler.pending[NodeID(9)] == 100)
+        #expect(pair.arbiter.destination(NodeID(9))?.requested == 300)
+        #expect(pair.arbiter.statistics.demandDeferred >= 1)
+        var served = 0
+        for _ in 0..<40 {
+            let current = pair.endpoint.currentSlot(now: pair.now)
+            var slot = current + 10
+            while (pair.handler.pending[NodeID(9)] ?? 0) > 0, served < 1_000,
+                pair.arbiter.recordAllocation(slot: slot, destination: NodeID(9), path: .none)
+            {
+                pair.handler.pending[NodeID(9)]! -= 1
+                served += 1
+                slot += 1
+                if slot > current + 60 { break }
+            }
+            pair.exchange(rounds: 2)
+            for _ in 0..<80 {
+                pair.now += 1_200
+                while pair.endpoint.takeAllocation(dueBy: pair.now) != nil {}
+            }
+        }
+        #expect(pair.endpoint.flow(to: NodeID(9))?.need == 0)
+        #expect(served == 300)
+        #expect(pair.arbiter.destination(NodeID(9))?.released == 300)
+
+        // A hostile count: the owner only ever holds the cap.
+        pair.endpoint.addDemand(to: NodeID(10), slots: 1 << 62)
+        pair.exchange()
+        #expect(pair.handler.pending[NodeID(10)] == 100)
+    }
+
+    /// An unsigned HELLO asking for authentication (forged, or from an endpoint without a
+    /// key) must not make the arbiter require authentication from that endpoint.
+    @Test func unsignedHelloCannotTurnOnAuthentication() throws {
+        var a = ExtensionBehaviourTests.arbiterConfiguration()
+        a.authenticator = FCPAuthenticator(hexKey: "000102030405060708090a0b0c0d0e0f")
+        var pair = DirectPair(endpoint: Self.extended([.epochFencing]), arbiter: a)
+        var packet = pair.endpointPacket()
+        let hello = try #require(DirectPair.offset(of: 5, in: packet))
+        // Ask for authentication in the HELLO (capabilities field), without a signature.
+        packet[hello + 11] |= UInt8(FCPCapabilities.authentication.rawValue)
+        DirectPair.fixChecksum(&packet, for: pair.arbiter.connection, now: pair.now)
+        pair.deliverToArbiter(packet)
+        #expect(pair.arbiter.negotiation == .extended(node: NodeID(42), capabilities: [.epochFencing]))
+        #expect(!pair.arbiter.connection.requireAuthentication)
+        pair.endpoint.addDemand(to: NodeID(4), slots: 2)
+        pair.exchange()
+        #expect(pair.handler.pending[NodeID(4)] == 2, "the endpoint is still served")
+
+        var e = Self.extended([.epochFencing, .authentication])
+        #expect(e.problem?.contains("authenticator") == true)
+        e.authenticator = a.authenticator
+        e.mode = .reference
+        #expect(e.problem?.contains("extended mode") == true)
+    }
+
+    /// Demand to a node id only the wide form can carry, added before the handshake ends,
+    /// is requested as soon as wide counters are granted.
+    @Test func wideNodeDemandIsRequestedAfterTheHandshake() {
+        var pair = DirectPair(endpoint: Self.extended(), arbiter: ExtensionBehaviourTests.arbiterConfiguration())
+        pair.endpoint.addDemand(to: NodeID(70_000), slots: 5)
+        pair.exchange(rounds: 6)
+        #expect(pair.handler.pending[NodeID(70_000)] == 5)
+        #expect(pair.endpoint.flow(to: NodeID(70_000))?.requested == 5)
+    }
+
+    /// Allocations that can no longer be sent (the slot numbering changed) are reported,
+    /// so the endpoint asks for them again instead of waiting for ever.
+    @Test func droppedPendingAllocationsAreReported() throws {
+        var pair = DirectPair(endpoint: Self.extended(), arbiter: ExtensionBehaviourTests.arbiterConfiguration())
+        pair.endpoint.addDemand(to: NodeID(5), slots: 4)
+        pair.exchange()
+        let slot = pair.endpoint.currentSlot(now: pair.now) + 30
+        for k in 0..<4 {
+            let ok = pair.arbiter.recordAllocation(slot: slot + UInt64(k), destination: NodeID(5), path: .none)
+            #expect(ok)
+        }
+        #expect(pair.arbiter.pendingAllocationCount == 4)
+        // The endpoint asks again, this time without the clock (a HELLO inserted into a
+        // packet of the current epoch, checksum repaired).
+        var packet = pair.endpointPacket()
+        var hello = [UInt8](repeating: 0, count: 64)
+        let helloLength: Int = hello.withUnsafeMutableBytes { buffer in
+            var w = FCPPacketWriter(buffer)
+            do throws(FCPEncodeError) {
+                try FCPHello(capabilities: [.epochFencing, .wideCounters], node: NodeID(42), address: nil).write(to: &w)
+            } catch { return 0 }
+            return w.length
+        }
+        packet.insert(contentsOf: hello[0..<helloLength], at: 8)
+        DirectPair.fixChecksum(&packet, for: pair.arbiter.connection, now: pair.now)
+        let result = pair.deliverToArbiter(packet)
+        #expect(result.delivered)
+        #expect(pair.arbiter.negotiation == .extended(node: NodeID(42), capabilities: [.epochFencing, .wideCounters]))
+        #expect(pair.arbiter.pendingAllocationCount == 0)
+        #expect(
+            (pair.arbiter.destination(NodeID(5))?.sent ?? 0) == (pair.arbiter.destination(NodeID(5))?.allocated ?? 0))
+    }
+
+    /// A WELCOME older than the EPOCH in the same packet is from a deposed arbiter.
+    @Test func welcomeBelowTheEpochOfItsOwnPacketIsIgnored() throws {
+        var pair = DirectPair(endpoint: Self.extended(), arbiter: ExtensionBehaviourTests.arbiterConfiguration())
+        pair.deliverToArbiter(pair.endpointPacket())
+        var reply = pair.arbiterPacket()
+        let welcome = try #require(DirectPair.offset(of: 6, in: reply))
+        // WELCOME epoch field: head 4 + 16 bytes into the body, u64; 9 becomes 3.
+        reply[welcome + 27] = 3
+        DirectPair.fixChecksum(&reply, for: pair.endpoint.connection, now: pair.now)
+        pair.deliverToEndpoint(reply)
+        #expect(pair.endpoint.negotiation == .offering)
+        #expect(pair.endpoint.statistics.rejectedWelcomes == 1)
     }
 }
