@@ -9,6 +9,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "FastpassProtocol", targets: ["FastpassProtocol"]),
+        .library(name: "FastpassArbiter", targets: ["FastpassArbiter"]),
         .executable(name: "fastpass-bench", targets: ["fastpass-bench"]),
     ],
     dependencies: [
@@ -20,6 +21,12 @@ let package = Package(
         .target(
             name: "FastpassProtocol",
             path: "Sources/Protocol"
+        ),
+        // The arbiter's core: topology, timeslot allocator, path selection; sans-IO.
+        .target(
+            name: "FastpassArbiter",
+            dependencies: ["FastpassProtocol"],
+            path: "Sources/Arbiter"
         ),
         // Counts malloc calls by interposing the allocator inside the benchmark binary only,
         // so benchmarks can prove the hot paths allocate nothing.
@@ -40,6 +47,11 @@ let package = Package(
             name: "ProtocolTests",
             dependencies: ["FastpassProtocol"],
             path: "Tests/ProtocolTests"
+        ),
+        .testTarget(
+            name: "ArbiterTests",
+            dependencies: ["FastpassArbiter", "FastpassProtocol"],
+            path: "Tests/ArbiterTests"
         ),
     ]
 )
