@@ -14,6 +14,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
     ],
     targets: [
         // FCP: codec, connection state machine and the demand bookkeeping both ends share.
@@ -25,7 +26,7 @@ let package = Package(
         // The arbiter's core: topology, timeslot allocator, path selection; sans-IO.
         .target(
             name: "FastpassArbiter",
-            dependencies: ["FastpassProtocol"],
+            dependencies: ["FastpassProtocol", .product(name: "Atomics", package: "swift-atomics")],
             path: "Sources/Arbiter"
         ),
         // Counts malloc calls by interposing the allocator inside the benchmark binary only,
@@ -38,6 +39,7 @@ let package = Package(
             name: "fastpass-bench",
             dependencies: [
                 "FastpassProtocol",
+                "FastpassArbiter",
                 "MallocCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

@@ -1,0 +1,719 @@
+import Atomics
+import FastpassProtocol
+
+/// Counters of one allocation stage.
+public struct AllocationStageStatistics: Sendable, Hashable {
+    public var batches: UInt64 = 0
+    public var allocations: UInt64 = 0
+    /// Records looked at, all rounds included.
+    public var recordVisits: UInt64 = 0
+    /// Times a record looked at its pair's shared word because its group changed.
+    public var syncs: UInt64 = 0
+    /// Records that ran out of demand and left the pipeline.
+    public var retired: UInt64 = 0
+    /// Records found purged (their demand dropped).
+    public var purgedRecords: UInt64 = 0
+    public init() {}
+}
+
+/// The allocation algorithm for one batch of consecutive timeslots, the code every pipeline
+/// stage runs (and the inline allocator runs on one thread).
+///
+/// Per batch, each source and each destination has a bitmap of the slots it is still free
+/// in; a flow is given the earliest slot free at both ends (and, when the fabric is
+/// oversubscribed, with room on its source rack's uplinks and its destination rack's
+/// downlinks). Flows arrive least recently served first; under max-min fairness each gets
+/// one slot per round, rounds repeat until every flow is out of demand or blocked, and
+/// blocked flows leave for the next batch in an order that keeps the least recently
+/// served ahead: first those a round could not serve, then those it served last.
+///
+/// All storage is allocated at construction; a batch allocates nothing.
+public final class AllocationStage: @unchecked Sendable {
+    public let hostCount: Int
+    public let batchSize: Int
+    public let policy: AllocationPolicy
+    /// Whether this stage is the only thread using its ``DemandTable`` (inline use).
+    public let exclusive: Bool
+    let rackCount: Int
+    let fullMask: UInt64
+
+    let sourceFree: UnsafeMutablePointer<UInt64>
+    let destinationFree: UnsafeMutablePointer<UInt64>
+    let rackOf: UnsafeMutablePointer<UInt16>
+    let hostsInRack: UnsafeMutablePointer<Int32>
+    let hostWeight: UnsafeMutablePointer<UInt8>
+    let hostClass: UnsafeMutablePointer<UInt8>
+    let upFree: UnsafeMutablePointer<UInt64>
+    let downFree: UnsafeMutablePointer<UInt64>
+    /// Room left per (rack, slot): `rack * 64 + slot`.
+    let upRoom: UnsafeMutablePointer<Int32>
+    let downRoom: UnsafeMutablePointer<Int32>
+    let linkRate: LinkRate
+    /// Usable spines per rack, shared with whoever marks links down.
+    let usableSpines: AtomicWords
+    /// Whether this batch needs the rack counters (some rack could exceed its uplinks).
+    @exclusivity(unchecked) var rackLimited = false
+
+    let table: DemandTable
+    /// The pair table's entries: pair word at `4 × pair + 1`, last service after it.
+    let entryWords: UnsafeMutablePointer<UInt64.AtomicRepresentation>
+    let changes: UnsafeMutablePointer<UInt16.AtomicRepresentation>
+    let changeMask: Int
+
+    /// Records still being served this batch (the next round's input).
+    let work: UnsafeMutablePointer<FlowRecord>
+    @exclusivity(unchecked) var workCount = 0
+    /// Records served in the current round that cannot be served again in this batch.
+    @exclusivity(unchecked) var servedBlocked: UnsafeMutablePointer<FlowRecord>
+    @exclusivity(unchecked) var servedBlockedCount = 0
+    /// The same from the previous round, held until the current round's blocked records
+    /// are out: both were served in the previous round, and these last.
+    @exclusivity(unchecked) var previousServedBlocked: UnsafeMutablePointer<FlowRecord>
+    @exclusivity(unchecked) var previousServedBlockedCount = 0
+    /// Records blocked in this batch, in the order the next batch should see them. The
+    /// owner may swap in another buffer of ``recordCapacity`` records between batches.
+    @exclusivity(unchecked) public var out: UnsafeMutablePointer<FlowRecord>
+    /// Records in ``out``; the owner takes them and resets it.
+    @exclusivity(unchecked) public var outCount = 0
+    /// Room in every record buffer: a pair has one record, so the pair table's capacity.
+    public let recordCapacity: Int
+    let sortScratch: UnsafeMutablePointer<FlowRecord>
+    let sortKeys: UnsafeMutablePointer<UInt32>
+    let sortKeysScratch: UnsafeMutablePointer<UInt32>
+    let sortCounts: UnsafeMutablePointer<Int>
+    /// Slot each record of a 64-record chunk was given (max-min loop, phase 1 to 2).
+    let chunkSlots: UnsafeMutablePointer<UInt8>
+
+    @exclusivity(unchecked) var batch: BatchAllocations?
+    @exclusivity(unchecked) var firstSlot: UInt64 = 0
+    @exclusivity(unchecked) var batchTag: UInt16 = 0
+    @exclusivity(unchecked) var allocationEntries: UnsafeMutablePointer<UInt64>
+    /// Allocations written into ``allocationEntries`` in this batch.
+    @exclusivity(unchecked) var allocationCount = 0
+
+    @exclusivity(unchecked) public private(set) var statistics = AllocationStageStatistics()
+
+    /// - Parameters:
+    ///   - usableSpines: usable spines per rack (links marked down lower it), read at the
+    ///     start of every batch.
+    ///   - hostWeights: weight of each source host under ``AllocationPolicy/weightedFair``.
+    ///   - hostClasses: class of each source host under ``AllocationPolicy/strictPriority``.
+    public init(
+        topology: Topology, table: DemandTable, batchSize: Int, policy: AllocationPolicy, usableSpines: AtomicWords,
+        hostWeights: [UInt8]? = nil, hostClasses: [UInt8]? = nil, exclusive: Bool = false
+    ) {
+        self.exclusive = exclusive
+        precondition(batchSize >= 1 && batchSize <= 64)
+        precondition(table.hostCount == topology.hostCount && usableSpines.count == topology.rackCount)
+        hostCount = topology.hostCount
+        rackCount = topology.rackCount
+        self.batchSize = batchSize
+        self.policy = policy
+        fullMask = batchSize == 64 ? .max : (1 << UInt64(batchSize)) - 1
+        linkRate = topology.linkRate
+        self.usableSpines = usableSpines
+        self.table = table
+        entryWords = table.entries.storage
+        changes = table.changes.storage
+        changeMask = table.changeMask
+
+        sourceFree = .allocate(capacity: hostCount)
+        destinationFree = .allocate(capacity: hostCount)
+        sourceFree.initialize(repeating: 0, count: hostCount)
+        destinationFree.initialize(repeating: 0, count: hostCount)
+        rackOf = .allocate(capacity: hostCount)
+        rackOf.initialize(from: topology.rackOf, count: hostCount)
+        hostWeight = .allocate(capacity: hostCount)
+        hostWeight.initialize(repeating: 1, count: hostCount)
+        hostClass = .allocate(capacity: hostCount)
+        hostClass.initialize(repeating: 0, count: hostCount)
+        for h in 0..<hostCount {
+            hostWeight[h] = max(1, hostWeights.map { $0[h] } ?? 1)
+            hostClass[h] = hostClasses.map { $0[h] } ?? 0
+        }
+        hostsInRack = .allocate(capacity: rackCount)
+        for r in 0..<rackCount { (hostsInRack + r).initialize(to: Int32(topology.hostsOfRack[r].count)) }
+        upFree = .allocate(capacity: rackCount)
+        downFree = .allocate(capacity: rackCount)
+        upFree.initialize(repeating: 0, count: rackCount)
+        downFree.initialize(repeating: 0, count: rackCount)
+        upRoom = .allocate(capacity: rackCount * 64)
+        downRoom = .allocate(capacity: rackCount * 64)
+        upRoom.initialize(repeating: 0, count: rackCount * 64)
+        downRoom.initialize(repeating: 0, count: rackCount * 64)
+
+        recordCapacity = table.capacity
+        work = .allocate(capacity: recordCapacity)
+        servedBlocked = .allocate(capacity: recordCapacity)
+        previousServedBlocked = .allocate(capacity: recordCapacity)
+        out = .allocate(capacity: recordCapacity)
+        sortScratch = .allocate(capacity: recordCapacity)
+        sortKeys = .allocate(capacity: recordCapacity)
+        sortKeysScratch = .allocate(capacity: recordCapacity)
+        sortCounts = .allocate(capacity: 256)
+        chunkSlots = .allocate(capacity: 64)
+        chunkSlots.initialize(repeating: 0, count: 64)
+        // A placeholder until the first batch: a batch always brings its own buffer.
+        placeholderEntries = .allocate(capacity: 1)
+        placeholderEntries.initialize(to: 0)
+        allocationEntries = placeholderEntries
+    }
+
+    private let placeholderEntries: UnsafeMutablePointer<UInt64>
+
+    deinit {
+        sourceFree.deallocate()
+        destinationFree.deallocate()
+        rackOf.deallocate()
+        hostWeight.deallocate()
+        hostClass.deallocate()
+        hostsInRack.deallocate()
+        upFree.deallocate()
+        downFree.deallocate()
+        upRoom.deallocate()
+        downRoom.deallocate()
+        work.deallocate()
+        servedBlocked.deallocate()
+        previousServedBlocked.deallocate()
+        out.deallocate()
+        sortScratch.deallocate()
+        sortKeys.deallocate()
+        sortKeysScratch.deallocate()
+        sortCounts.deallocate()
+        chunkSlots.deallocate()
+        placeholderEntries.deallocate()
+    }
+
+    // MARK: Batch protocol
+
+    /// Starts allocating the batch whose first slot is `firstSlot`, into `batch` (reset
+    /// here). Records then come in through ``serveFirstRound(_:count:)`` least recently
+    /// served first, and ``finishBatch()`` completes it.
+    public func beginBatch(firstSlot: UInt64, into batch: BatchAllocations) {
+        precondition(batch.batchSize == batchSize && batch.hostCount == hostCount)
+        batch.reset(firstSlot: firstSlot)
+        self.batch = batch
+        self.firstSlot = firstSlot
+        batchTag = Self.batchTag(firstSlot: firstSlot, batchSize: batchSize)
+        allocationEntries = batch.entries
+        allocationCount = 0
+        sourceFree.update(repeating: fullMask, count: hostCount)
+        destinationFree.update(repeating: fullMask, count: hostCount)
+        workCount = 0
+        servedBlockedCount = 0
+        previousServedBlockedCount = 0
+        prepareRackRoom()
+        statistics.batches &+= 1
+    }
+
+    /// The 16-bit batch number records carry as ``FlowRecord/lastServedBatch``.
+    @inlinable
+    public static func batchTag(firstSlot: UInt64, batchSize: Int) -> UInt16 {
+        UInt16(truncatingIfNeeded: firstSlot / UInt64(batchSize))
+    }
+
+    /// Fills the per-rack counters for this batch's slots and decides whether they are
+    /// needed at all: with full bisection no rack can exceed its uplinks, and the fast loop
+    /// skips them.
+    private func prepareRackRoom() {
+        // One rack: no uplinks to exceed.
+        guard rackCount > 1 else {
+            rackLimited = false
+            return
+        }
+        var limited = false
+        var minimumPerLink = Int.max
+        for s in 0..<batchSize {
+            minimumPerLink = min(minimumPerLink, linkRate.capacity(inSlot: firstSlot &+ UInt64(s)))
+        }
+        for r in 0..<rackCount {
+            let spines = Int(usableSpines[r].load(ordering: .relaxed))
+            if spines * minimumPerLink < Int(hostsInRack[r]) { limited = true }
+        }
+        rackLimited = limited
+        guard limited else { return }
+        for r in 0..<rackCount {
+            let spines = Int(usableSpines[r].load(ordering: .relaxed))
+            var mask: UInt64 = 0
+            for s in 0..<batchSize {
+                let room = Int32(spines * linkRate.capacity(inSlot: firstSlot &+ UInt64(s)))
+                upRoom[r &* 64 &+ s] = room
+                downRoom[r &* 64 &+ s] = room
+                if room > 0 { mask |= 1 << UInt64(s) }
+            }
+            upFree[r] = mask
+            downFree[r] = mask
+        }
+    }
+
+    /// Serves records in the first round of the batch, in the order given (least recently
+    /// served first): each checks its pair for changes (new demand, withdrawals, purges),
+    /// then takes its slot(s). Records that cannot be served at all go to ``out`` at once,
+    /// so a next stage can start on them while this one continues.
+    public func serveFirstRound(_ records: UnsafeMutablePointer<FlowRecord>, count: Int) {
+        guard count > 0 else { return }
+        switch policy {
+        case .maxMinFair:
+            if rackLimited {
+                serveRoundLimited(records, count, checkChanges: true)
+            } else {
+                serveRoundMaxMin(records, count, checkChanges: true)
+            }
+        case .weightedFair:
+            serveRoundGeneral(records, count, checkChanges: true, rackLimited: rackLimited, mode: .weighted)
+        case .shortestRemainingFirst, .strictPriority:
+            collect(records, count)
+        }
+    }
+
+    /// Completes the batch: the remaining rounds (or, for the sorting policies, the whole
+    /// allocation). Afterwards every record is in ``out`` or has left the pipeline.
+    public func finishBatch() {
+        switch policy {
+        case .maxMinFair, .weightedFair:
+            runRounds()
+        case .shortestRemainingFirst:
+            // Fewest slots first; each flow takes every slot it can, so one pass suffices.
+            sortWork(byDemand: true)
+            let n = workCount
+            sortScratch.update(from: work, count: n)
+            workCount = 0
+            serveRoundGeneral(sortScratch, n, checkChanges: false, rackLimited: rackLimited, mode: .greedy)
+        case .strictPriority:
+            // Classes in order; a class's rounds are over before the next class starts.
+            sortWork(byDemand: false)
+            let total = workCount
+            sortScratch.update(from: work, count: total)
+            workCount = 0
+            var start = 0
+            while start < total {
+                let cls = hostClass[sortScratch[start].source]
+                var end = start + 1
+                while end < total && hostClass[sortScratch[end].source] == cls { end += 1 }
+                workCount = 0
+                serveOneRound(sortScratch + start, end - start, checkChanges: false)
+                runRounds()
+                start = end
+            }
+        }
+        batch?.totalCount = allocationCount
+        batch = nil
+        let retired = statistics.retired &- retiredPublished
+        if retired > 0 {
+            table.retirements.wrappingIncrement(by: Int(retired), ordering: .relaxed)
+            retiredPublished = statistics.retired
+        }
+    }
+    @exclusivity(unchecked) private var retiredPublished: UInt64 = 0
+
+    /// Rounds over ``work`` until it is empty (the first round is over when called).
+    private func runRounds() {
+        while true {
+            endRound()
+            guard workCount > 0 else { break }
+            let n = workCount
+            workCount = 0
+            serveOneRound(work, n, checkChanges: false)
+        }
+        endRound()
+    }
+
+    @inline(__always)
+    private func serveOneRound(_ input: UnsafeMutablePointer<FlowRecord>, _ n: Int, checkChanges: Bool) {
+        if policy == .weightedFair {
+            serveRoundGeneral(input, n, checkChanges: checkChanges, rackLimited: rackLimited, mode: .weighted)
+        } else if rackLimited {
+            serveRoundLimited(input, n, checkChanges: checkChanges)
+        } else {
+            serveRoundMaxMin(input, n, checkChanges: checkChanges)
+        }
+    }
+
+    /// A round is over, and its blocked records that it could not serve are out: the
+    /// previous round's served-and-blocked records follow them (served a round earlier,
+    /// they were still served later than these had been), and this round's wait a round.
+    private func endRound() {
+        if previousServedBlockedCount > 0 {
+            (out + outCount).update(from: previousServedBlocked, count: previousServedBlockedCount)
+            outCount &+= previousServedBlockedCount
+        }
+        swap(&servedBlocked, &previousServedBlocked)
+        previousServedBlockedCount = servedBlockedCount
+        servedBlockedCount = 0
+    }
+
+    /// Records held for this batch and not allocated yet (the sorting policies hold them
+    /// until ``finishBatch()``).
+    public var heldCount: Int { workCount }
+
+    // MARK: The loops
+
+    /// One max-min round without rack limits, the common case, written without
+    /// data-dependent branches: each record's outcome (served or not, more rounds or
+    /// blocked) is random, and mispredicted branches would cost more than the work. A
+    /// record that is not served still writes its would-be allocation one past the last
+    /// one, where the next real one overwrites it, and every record is written to all
+    /// three places it may go, only the right count moving on (cheaper, measured, than
+    /// choosing one place by masks).
+    ///
+    /// `input` may be ``work`` itself: a record is written back at most once, never ahead
+    /// of the one being read.
+    private func serveRoundMaxMin(_ input: UnsafeMutablePointer<FlowRecord>, _ count: Int, checkChanges: Bool) {
+        if checkChanges {
+            serveFirstRoundMaxMin(input, count)
+        } else {
+            serveLaterRoundMaxMin(input, count)
+        }
+    }
+
+    @inline(never)
+    private func serveFirstRoundMaxMin(_ input: UnsafeMutablePointer<FlowRecord>, _ count: Int) {
+        maxMinLoop(input, count, checkChanges: true)
+    }
+
+    @inline(never)
+    private func serveLaterRoundMaxMin(_ input: UnsafeMutablePointer<FlowRecord>, _ count: Int) {
+        maxMinLoop(input, count, checkChanges: false)
+    }
+
+    @inline(__always)
+    private func maxMinLoop(_ input: UnsafeMutablePointer<FlowRecord>, _ count: Int, checkChanges: Bool) {
+        let sourceFree = self.sourceFree
+        let destinationFree = self.destinationFree
+        let changes = self.changes
+        let changeMask = self.changeMask
+        let work = self.work
+        let out = self.out
+        let servedBlocked = self.servedBlocked
+        let entries = allocationEntries
+        let tag = UInt64(batchTag) &<< 48
+        var w = workCount
+        var o = outCount
+        var b = servedBlockedCount
+        var a = allocationCount
+        let start = a
+        for i in 0..<count {
+            var r = input[i]
+            if checkChanges {
+                let change = UnsafeAtomic<UInt16>(at: changes + (r.pair & changeMask)).load(ordering: .relaxed)
+                if change != r.seenChange {
+                    guard let synced = sync(r, change: change) else { continue }
+                    r = synced
+                }
+            }
+            let s = Int(truncatingIfNeeded: r.a & 0xFFFF)
+            let d = Int(truncatingIfNeeded: (r.a &>> 16) & 0xFFFF)
+            let m = sourceFree[s] & destinationFree[d]
+            if m == 0 {
+                out[o] = r
+                o &+= 1
+                continue
+            }
+            let bit = m & (0 &- m)
+            let slot = UInt64(truncatingIfNeeded: m.trailingZeroBitCount)
+            sourceFree[s] ^= bit
+            destinationFree[d] ^= bit
+            entries[a] = (r.a & 0xFFFF_FFFF) | slot &<< 32
+            a &+= 1
+            r.a &-= 1 &<< 32
+            r.b = (r.b & 0x0000_FFFF_FFFF_FFFF) | tag
+            if r.a &>> 32 == 0 {
+                guard let continued = retire(r, slot: Int(truncatingIfNeeded: slot)) else { continue }
+                r = continued
+            }
+            // Whether it can be served again this batch is as random as whether it was
+            // served: both places get the record, the right count moves on.
+            let more = m ^ bit != 0 ? 1 : 0
+            work[w] = r
+            servedBlocked[b] = r
+            w &+= more
+            b &+= more ^ 1
+        }
+        allocationCount = a
+        workCount = w
+        outCount = o
+        servedBlockedCount = b
+        statistics.allocations &+= UInt64(a &- start)
+        statistics.recordVisits &+= UInt64(count)
+    }
+
+    /// One max-min round with the rack counters of an oversubscribed fabric.
+    @inline(never)
+    private func serveRoundLimited(_ input: UnsafeMutablePointer<FlowRecord>, _ count: Int, checkChanges: Bool) {
+        serveRoundGeneral(input, count, checkChanges: checkChanges, rackLimited: true, mode: .oneSlot)
+    }
+
+    enum RoundMode {
+        /// One slot per record per round (max-min).
+        case oneSlot
+        /// Up to the source host's weight per round.
+        case weighted
+        /// Every slot it can, in one visit (shortest remaining first).
+        case greedy
+    }
+
+    /// One round for every policy and fabric: ``serveRoundMaxMin(_:_:checkChanges:)``
+    /// with rack counters, weights and greedy service, and plain branches.
+    @inline(__always)
+    private func serveRoundGeneral(
+        _ input: UnsafeMutablePointer<FlowRecord>, _ count: Int, checkChanges: Bool, rackLimited: Bool,
+        mode: RoundMode
+    ) {
+        let sourceFree = self.sourceFree
+        let destinationFree = self.destinationFree
+        let rackOf = self.rackOf
+        let upFree = self.upFree
+        let downFree = self.downFree
+        let upRoom = self.upRoom
+        let downRoom = self.downRoom
+        let changes = self.changes
+        let changeMask = self.changeMask
+        let entries = allocationEntries
+        let tag = UInt64(batchTag) << 48
+        var allocated = allocationCount
+        for i in 0..<count {
+            var r = input[i]
+            if checkChanges {
+                let change = UnsafeAtomic<UInt16>(at: changes + (r.pair & changeMask)).load(ordering: .relaxed)
+                if change != r.seenChange {
+                    guard let synced = sync(r, change: change) else { continue }
+                    r = synced
+                }
+            }
+            let s = r.source
+            let d = r.destination
+            var sourceRack = 0
+            var destinationRack = 0
+            var crossRack = false
+            var m = sourceFree[s] & destinationFree[d]
+            if rackLimited {
+                sourceRack = Int(rackOf[s])
+                destinationRack = Int(rackOf[d])
+                crossRack = sourceRack != destinationRack
+                if crossRack { m &= upFree[sourceRack] & downFree[destinationRack] }
+            }
+            if m == 0 {
+                out[outCount] = r
+                outCount &+= 1
+                continue
+            }
+            var quota: Int
+            switch mode {
+            case .oneSlot: quota = 1
+            case .weighted: quota = Int(hostWeight[s])
+            case .greedy: quota = Int.max
+            }
+            var slot = 0
+            while true {
+                slot = m.trailingZeroBitCount
+                let bit: UInt64 = 1 << UInt64(slot)
+                sourceFree[s] ^= bit
+                destinationFree[d] ^= bit
+                m ^= bit
+                if rackLimited && crossRack {
+                    let ui = sourceRack &* 64 &+ slot
+                    let di = destinationRack &* 64 &+ slot
+                    upRoom[ui] &-= 1
+                    downRoom[di] &-= 1
+                    if upRoom[ui] == 0 {
+                        upFree[sourceRack] ^= bit
+                        m &= ~bit
+                    }
+                    if downRoom[di] == 0 {
+                        downFree[destinationRack] ^= bit
+                        m &= ~bit
+                    }
+                }
+                entries[allocated] = UInt64(r.hosts) | UInt64(slot) << 32
+                allocated &+= 1
+                r.a &-= 1 << 32
+                quota &-= 1
+                if r.demand == 0 || m == 0 || quota == 0 { break }
+            }
+            r.b = (r.b & 0x0000_FFFF_FFFF_FFFF) | tag
+            if r.demand == 0 {
+                guard let continued = retire(r, slot: slot) else { continue }
+                r = continued
+            }
+            if mode == .greedy {
+                out[outCount] = r
+                outCount &+= 1
+            } else if m == 0 {
+                servedBlocked[servedBlockedCount] = r
+                servedBlockedCount &+= 1
+            } else {
+                work[workCount] = r
+                workCount &+= 1
+            }
+        }
+        statistics.allocations &+= UInt64(allocated &- allocationCount)
+        allocationCount = allocated
+        statistics.recordVisits &+= UInt64(count)
+    }
+
+    /// The first-round check without allocating (the sorting policies allocate only once
+    /// the whole batch's records are in).
+    private func collect(_ records: UnsafeMutablePointer<FlowRecord>, _ count: Int) {
+        for i in 0..<count {
+            var r = records[i]
+            let change = UnsafeAtomic<UInt16>(at: changes + (r.pair & changeMask)).load(ordering: .relaxed)
+            if change != r.seenChange {
+                guard let synced = sync(r, change: change) else { continue }
+                r = synced
+            }
+            work[workCount] = r
+            workCount += 1
+        }
+        statistics.recordVisits &+= UInt64(count)
+    }
+
+    // MARK: Pair word protocol
+
+    /// Compare-and-swap of a pair word; a plain load and store when this stage is the only
+    /// thread touching the table (the inline allocator), where nothing can race.
+    @inline(__always)
+    private func exchange(
+        _ word: UnsafeAtomic<UInt64>, expected: UInt64, desired: UInt64
+    ) -> (exchanged: Bool, original: UInt64) {
+        if exclusive {
+            let current = word.load(ordering: .relaxed)
+            guard current == expected else { return (false, current) }
+            word.store(desired, ordering: .relaxed)
+            return (true, current)
+        }
+        return word.compareExchange(expected: expected, desired: desired, ordering: .acquiringAndReleasing)
+    }
+
+    /// Brings a record up to date with its pair's shared word: drops the demand it carried
+    /// if the pair was purged, absorbs added demand, applies withdrawals; a record left
+    /// without demand retires. Returns nil when the record leaves the pipeline.
+    ///
+    /// Takes and returns the record by value: an `inout` would pin the hot loop's record
+    /// to memory.
+    @inline(never)
+    private func sync(_ record: FlowRecord, change: UInt16) -> FlowRecord? {
+        var r = record
+        statistics.syncs &+= 1
+        r.seenChange = change
+        let word = UnsafeAtomic<UInt64>(at: entryWords + (4 &* r.pair &+ 1))
+        // A stage's relaxed read of the change counter is ordered before this one.
+        var current = word.load(ordering: .acquiring)
+        while true {
+            var demand = Int64(r.demand)
+            var purged: Int64 = 0
+            if PairWord.isPurged(current) {
+                purged = demand
+                demand = 0
+            }
+            let delta = PairWord.delta(current)
+            var rest: Int64 = 0
+            var withdrawn: Int64 = 0
+            var tooLate: Int64 = 0
+            if delta > 0 {
+                let take = min(delta, Int64(UInt32.max) - demand)
+                demand += take
+                rest = delta - take
+            } else if delta < 0 {
+                withdrawn = min(-delta, demand)
+                demand -= withdrawn
+                tooLate = -delta - withdrawn
+            }
+            if !PairWord.isPurged(current) && delta == 0 { break }
+            let (done, original) = exchange(word, expected: current, desired: PairWord.make(active: true, delta: rest))
+            if !done {
+                current = original
+                continue
+            }
+            if PairWord.isPurged(current) {
+                statistics.purgedRecords &+= 1
+                batch?.purgedSlots &+= UInt64(purged)
+            }
+            if withdrawn > 0 {
+                batch?.reportWithdrawal(source: r.source, destination: r.destination, slots: UInt32(withdrawn))
+            }
+            if tooLate > 0 { batch?.withdrawalsTooLate &+= UInt64(tooLate) }
+            r.demand = UInt32(demand)
+            break
+        }
+        if r.demand == 0 { return retire(r, slot: nil) }
+        return r
+    }
+
+    /// A record ran out of demand: it leaves the pipeline unless demand was added
+    /// meanwhile (then it continues with that). `slot` is the batch slot it was just
+    /// served in, if it was. Returns the continuing record, or nil.
+    @inline(never)
+    private func retire(_ record: FlowRecord, slot: Int?) -> FlowRecord? {
+        var r = record
+        if let slot {
+            UnsafeAtomic<UInt64>(at: entryWords + (4 &* r.pair &+ 2)).store(
+                firstSlot &+ UInt64(slot) &+ 1, ordering: .relaxed)
+        }
+        let word = UnsafeAtomic<UInt64>(at: entryWords + (4 &* r.pair &+ 1))
+        var current = word.load(ordering: .acquiring)
+        while true {
+            let delta = PairWord.delta(current)
+            if delta > 0 {
+                // Demand arrived since the record last looked: keep going with it. (If the
+                // pair was purged meanwhile, the record had nothing left to drop.)
+                let take = min(delta, Int64(UInt32.max))
+                let (done, original) = exchange(
+                    word, expected: current, desired: PairWord.make(active: true, delta: delta - take))
+                if !done {
+                    current = original
+                    continue
+                }
+                r.demand = UInt32(take)
+                r.seenChange = UnsafeAtomic<UInt16>(at: changes + (r.pair & changeMask)).load(ordering: .acquiring)
+                return r
+            }
+            let (done, original) = exchange(word, expected: current, desired: 0)
+            if !done {
+                current = original
+                continue
+            }
+            // A withdrawal that found nothing left to withdraw.
+            if delta < 0 { batch?.withdrawalsTooLate &+= UInt64(-delta) }
+            statistics.retired &+= 1
+            return nil
+        }
+    }
+
+    // MARK: Sorting (stable LSD radix sort of `work`, allocation-free)
+
+    /// Sorts ``work`` stably by remaining demand (shortest first) or by priority class.
+    private func sortWork(byDemand: Bool) {
+        let n = workCount
+        guard n > 1 else { return }
+        var maxKey: UInt32 = 0
+        for i in 0..<n {
+            let key = byDemand ? work[i].demand : UInt32(hostClass[work[i].source])
+            sortKeys[i] = key
+            maxKey = max(maxKey, key)
+        }
+        var source = (records: work, keys: sortKeys)
+        var target = (records: sortScratch, keys: sortKeysScratch)
+        // Eight bits per pass, and only as many passes as the largest key needs.
+        var shift: UInt32 = 0
+        while shift < 32 && (maxKey >> shift) != 0 {
+            for b in 0..<256 { sortCounts[b] = 0 }
+            for i in 0..<n { sortCounts[Int((source.keys[i] >> shift) & 0xFF)] += 1 }
+            var total = 0
+            for b in 0..<256 {
+                let c = sortCounts[b]
+                sortCounts[b] = total
+                total += c
+            }
+            for i in 0..<n {
+                let b = Int((source.keys[i] >> shift) & 0xFF)
+                let t = sortCounts[b]
+                sortCounts[b] = t + 1
+                target.records[t] = source.records[i]
+                target.keys[t] = source.keys[i]
+            }
+            swap(&source, &target)
+            shift += 8
+        }
+        if source.records != work { work.update(from: source.records, count: n) }
+    }
+}

@@ -1,0 +1,250 @@
+import Atomics
+
+/// The allocator's per-pair state: an open-addressing table from (source, destination) to
+/// an entry of four words, one cache line for two pairs, so that looking a pair up, adding
+/// demand and the stage retiring its record each touch one line.
+///
+/// Entry `p` (the pair index records carry) holds at `4p` the key (`source << 32 |
+/// destination`, all ones when the entry never held a pair), at `4p + 1` the pair word
+/// (`active | purged | delta`, see ``PairWord``), at `4p + 2` slot + 1 of the pair's last
+/// service (written by a stage when the pair goes idle, so that a flow coming back is
+/// ordered by when it was really last served), and a spare word.
+///
+/// Keys and the probe sequence are the communication role's alone; stages only touch the
+/// pair word and the last service of entries whose record they hold. An idle entry (no
+/// record circulates) keeps its key, and with it its last service, until the slot is
+/// needed for another pair: memory is proportional to the number of pairs active at once
+/// (twice the configured capacity in entries), not to hosts².
+public final class DemandTable: @unchecked Sendable {
+    /// Most pairs with a record at once.
+    public let capacity: Int
+    public let hostCount: Int
+    /// Entries: a power of two, at least twice the capacity.
+    public let entryCount: Int
+    let entries: AtomicWords
+    /// Change counters, one per group of entries (`pair & changeMask`): moved on whenever
+    /// the pair word of an entry of the group changes under a circulating record (demand
+    /// added or withdrawn, a purge). Small enough to stay in cache, so a stage can check a
+    /// record's group on every visit and read the pair word only when it moved.
+    let changes: AtomicHalfwords
+    let changeMask: Int
+    private let entryMask: Int
+    /// How far from its home entry a pair may be placed.
+    static let probeLimit = 64
+    /// Per home entry: how many entries from it the pairs that hash there may be placed
+    /// (communication role only). Once every entry has been used there is no empty entry
+    /// to end a search, and this keeps a search for an absent pair short.
+    private let reach: UnsafeMutablePointer<UInt8>
+    /// Records made (communication role) and records retired (published by the stages at
+    /// the end of each batch): their difference bounds the records circulating, which
+    /// must stay within the stages' buffers.
+    @exclusivity(unchecked) public private(set) var activations = 0
+    let retirements = ManagedAtomic<Int>(0)
+
+    public init(capacity: Int, hostCount: Int) {
+        precondition(capacity > 0 && capacity <= 1 << 28 && hostCount > 0)
+        self.capacity = capacity
+        self.hostCount = hostCount
+        var n = 64
+        while n < capacity * 2 { n <<= 1 }
+        entryCount = n
+        entryMask = n - 1
+        entries = AtomicWords(count: 4 * n)
+        for p in 0..<n { entries[4 * p].store(.max, ordering: .relaxed) }
+        reach = .allocate(capacity: n)
+        reach.initialize(repeating: 0, count: n)
+        // About four groups per host: few records share a group, and the counters stay
+        // small enough for the first-level cache (8 KiB up to 1024 hosts).
+        var groups = 4096
+        while groups < hostCount * 4 && groups < 65_536 { groups <<= 1 }
+        changes = AtomicHalfwords(count: groups)
+        changeMask = groups - 1
+    }
+
+    deinit { reach.deallocate() }
+
+    @inline(__always)
+    private static func key(_ source: UInt32, _ destination: UInt32) -> UInt64 {
+        UInt64(source) << 32 | UInt64(destination)
+    }
+
+    @inline(__always)
+    private func home(_ key: UInt64) -> Int {
+        Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 29) & entryMask
+    }
+
+    @inline(__always) func keyWord(_ p: Int) -> UnsafeAtomic<UInt64> { entries[4 &* p] }
+    @inline(__always) func pairWord(_ p: Int) -> UnsafeAtomic<UInt64> { entries[4 &* p &+ 1] }
+    @inline(__always) func lastServiceWord(_ p: Int) -> UnsafeAtomic<UInt64> { entries[4 &* p &+ 2] }
+
+    /// The entry of (source, destination), if it has one.
+    public func find(_ source: UInt32, _ destination: UInt32) -> Int? {
+        let k = Self.key(source, destination)
+        let h = home(k)
+        var p = h
+        for _ in 0..<Int(reach[h]) {
+            if keyWord(p).load(ordering: .relaxed) == k { return p }
+            p = (p &+ 1) & entryMask
+        }
+        return nil
+    }
+
+    /// The entry of (source, destination), making one if needed (in a never-used entry, or
+    /// taking over an idle pair's); nil when every entry within reach has a record.
+    @inline(__always)
+    private func findOrInsert(_ source: UInt32, _ destination: UInt32) -> Int? {
+        let k = Self.key(source, destination)
+        let h = home(k)
+        var p = h
+        let known = Int(reach[h])
+        for _ in 0..<known {
+            if keyWord(p).load(ordering: .relaxed) == k { return p }
+            p = (p &+ 1) & entryMask
+        }
+        // Absent: the first entry from home that is unused or idle.
+        p = h
+        var distance = 0
+        while true {
+            guard distance < Self.probeLimit else { return nil }
+            let key = keyWord(p).load(ordering: .relaxed)
+            if key == .max || !PairWord.isActive(pairWord(p).load(ordering: .acquiring)) { break }
+            p = (p &+ 1) & entryMask
+            distance &+= 1
+        }
+        let reusable = p
+        if distance >= known { reach[h] = UInt8(distance &+ 1) }
+        // An idle entry has no record anywhere: no stage will touch it.
+        keyWord(reusable).store(k, ordering: .relaxed)
+        pairWord(reusable).store(0, ordering: .relaxed)
+        lastServiceWord(reusable).store(0, ordering: .relaxed)
+        return reusable
+    }
+
+    @inline(__always)
+    private func noteChange(pair: Int) {
+        changes[pair & changeMask].wrappingIncrement(ordering: .releasing)
+    }
+
+    /// What ``add(source:destination:slots:)`` did.
+    public enum AddResult {
+        /// The pair already had a record circulating; the record will absorb the demand.
+        case merged
+        /// The pair was idle: this new record must be handed to a stage. `lastServed` is
+        /// slot + 1 of the pair's last service (0 when never), for ordering it.
+        case activated(FlowRecord, lastServed: UInt64)
+        /// No entry could be made (the table is full of active pairs), or the pair's waiting
+        /// change would exceed 2^46 slots; nothing was added.
+        case refused
+    }
+
+    /// Adds `slots` of demand from `source` to `destination`.
+    @inline(__always)
+    public func add(source: UInt32, destination: UInt32, slots: UInt32) -> AddResult {
+        guard slots > 0 else { return .merged }
+        guard let p = findOrInsert(source, destination) else { return .refused }
+        let word = pairWord(p)
+        var current = word.load(ordering: .acquiring)
+        if !PairWord.isActive(current) {
+            // No record: nothing but this role writes the word, so a store suffices.
+            guard activeCount < capacity else { return .refused }
+            word.store(PairWord.make(active: true, delta: 0), ordering: .releasing)
+            activations &+= 1
+            let record = FlowRecord(
+                source: Int(source), destination: Int(destination), pair: p, demand: slots,
+                seenChange: changes[p & changeMask].load(ordering: .acquiring), lastServedBatch: 0)
+            return .activated(record, lastServed: lastServiceWord(p).load(ordering: .relaxed))
+        }
+        while true {
+            let delta = PairWord.delta(current) + Int64(slots)
+            guard delta <= PairWord.deltaLimit else { return .refused }
+            let next = PairWord.make(active: true, purged: PairWord.isPurged(current), delta: delta)
+            let (done, original) = word.compareExchange(
+                expected: current, desired: next, ordering: .acquiringAndReleasing)
+            if done {
+                noteChange(pair: p)
+                return .merged
+            }
+            current = original
+            if !PairWord.isActive(current) {
+                // The record retired meanwhile.
+                return add(source: source, destination: destination, slots: slots)
+            }
+        }
+    }
+
+    /// Records circulating, at most (retirements are published at the end of a batch).
+    public var activeCount: Int { activations &- retirements.load(ordering: .relaxed) }
+
+    /// Withdraws up to `slots` of the pair's demand. Returns how many were taken at once
+    /// (demand added since its record last looked); the rest is left as a negative change
+    /// that the record absorbs when a stage next sees it, withdrawing what it still
+    /// carries (reported by the stage) — slots already allocated cannot be withdrawn.
+    public func withdraw(source: UInt32, destination: UInt32, slots: UInt64) -> UInt64 {
+        guard slots > 0, let p = find(source, destination) else { return 0 }
+        let word = pairWord(p)
+        var current = word.load(ordering: .acquiring)
+        while true {
+            guard PairWord.isActive(current) else { return 0 }
+            let delta = PairWord.delta(current)
+            let asked = Int64(min(slots, UInt64(PairWord.deltaLimit)))
+            let immediate = max(0, min(delta, asked))
+            let next = max(delta - asked, -PairWord.deltaLimit)
+            let (done, original) = word.compareExchange(
+                expected: current,
+                desired: PairWord.make(active: true, purged: PairWord.isPurged(current), delta: next),
+                ordering: .acquiringAndReleasing)
+            if done {
+                if next < 0 { noteChange(pair: p) }
+                return UInt64(immediate)
+            }
+            current = original
+        }
+    }
+
+    /// Forgets the demand of every pair matching `matches`: clears waiting changes and
+    /// marks circulating records purged. Such a record drops the demand it carries the
+    /// next time a stage looks at it (counted by that stage), then adopts demand added
+    /// since or retires: a pair never has more than one record. Returns the positive
+    /// waiting changes cleared here.
+    public func purge(where matches: (UInt32, UInt32) -> Bool) -> UInt64 {
+        var purged: UInt64 = 0
+        for p in 0..<entryCount {
+            let key = keyWord(p).load(ordering: .relaxed)
+            guard key != .max, matches(UInt32(truncatingIfNeeded: key >> 32), UInt32(truncatingIfNeeded: key)) else {
+                continue
+            }
+            let word = pairWord(p)
+            var current = word.load(ordering: .acquiring)
+            while PairWord.isActive(current) {
+                let (done, original) = word.compareExchange(
+                    expected: current, desired: PairWord.make(active: true, purged: true, delta: 0),
+                    ordering: .acquiringAndReleasing)
+                if done {
+                    purged &+= UInt64(max(0, PairWord.delta(current)))
+                    noteChange(pair: p)
+                    break
+                }
+                current = original
+            }
+        }
+        return purged
+    }
+
+    /// Demand waiting in the pair words (positive changes not yet absorbed).
+    public var waitingDemand: UInt64 {
+        var total: UInt64 = 0
+        for p in 0..<entryCount {
+            total &+= UInt64(max(0, PairWord.delta(pairWord(p).load(ordering: .acquiring))))
+        }
+        return total
+    }
+
+    /// Whether the record of `pair` carries demand that still counts (not purged since).
+    func isCurrent(pair: Int) -> Bool { !PairWord.isPurged(pairWord(pair).load(ordering: .acquiring)) }
+
+    /// Whether the pair has a record circulating.
+    public func isActive(_ source: UInt32, _ destination: UInt32) -> Bool {
+        guard let p = find(source, destination) else { return false }
+        return PairWord.isActive(pairWord(p).load(ordering: .acquiring))
+    }
+}

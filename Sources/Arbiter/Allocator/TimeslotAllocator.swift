@@ -1,0 +1,350 @@
+import Atomics
+
+/// How the timeslot allocator is set up.
+public struct TimeslotAllocatorConfiguration: Sendable, Hashable {
+    /// Consecutive timeslots allocated together (1...64).
+    public var batchSize = 16
+    public var policy: AllocationPolicy = .maxMinFair
+    /// Most (source, destination) pairs with demand at once; nil picks
+    /// `min(hosts × (hosts − 1), max(65 536, 64 × hosts))`. Memory is proportional to it.
+    public var pairCapacity: Int?
+    /// Weight of each source host under ``AllocationPolicy/weightedFair`` (default 1).
+    public var hostWeights: [UInt8]?
+    /// Class of each source host under ``AllocationPolicy/strictPriority`` (default 0, the
+    /// first served); also selects a class weight.
+    public var hostClasses: [UInt8]?
+    /// Weight of each class under ``AllocationPolicy/weightedFair``, multiplied with the
+    /// host's weight (capped at 255).
+    public var classWeights: [UInt8]?
+
+    public init() {}
+
+    /// Why the configuration cannot work for `hosts` hosts, naming the field; nil when it can.
+    public func problem(hosts: Int) -> String? {
+        if batchSize < 1 || batchSize > 64 { return "allocator.batchSize: must be in 1...64 (got \(batchSize))" }
+        if let c = pairCapacity, c < 1 || c > 1 << 28 {
+            return "allocator.pairCapacity: must be in 1...268435456 (got \(c))"
+        }
+        if let w = hostWeights {
+            if w.count != hosts { return "allocator.hostWeights: \(w.count) entries for \(hosts) hosts" }
+            if let i = w.firstIndex(of: 0) { return "allocator.hostWeights[\(i)]: must be at least 1" }
+        }
+        if let c = hostClasses, c.count != hosts {
+            return "allocator.hostClasses: \(c.count) entries for \(hosts) hosts"
+        }
+        if let w = classWeights {
+            if w.count > 256 { return "allocator.classWeights: at most 256 classes (got \(w.count))" }
+            if let i = w.firstIndex(of: 0) { return "allocator.classWeights[\(i)]: must be at least 1" }
+        }
+        return nil
+    }
+
+    /// The pair capacity used for `hosts` hosts.
+    public func effectivePairCapacity(hosts: Int) -> Int {
+        if let c = pairCapacity { return c }
+        return max(1, min(hosts * (hosts - 1), max(65_536, 64 * hosts)))
+    }
+}
+
+/// Counters of the allocator's communication side.
+public struct TimeslotAllocatorStatistics: Sendable, Hashable {
+    /// Demand accepted, in slots.
+    public var requestedSlots: UInt64 = 0
+    /// Demand refused (pair table full of active pairs), in slots.
+    public var refusedSlots: UInt64 = 0
+    /// Times demand was refused.
+    public var refusals: UInt64 = 0
+    /// Slots allocated (and, when routing, routed).
+    public var allocatedSlots: UInt64 = 0
+    /// Slots withdrawn at once or from records.
+    public var withdrawnSlots: UInt64 = 0
+    /// Demand dropped by purges (reset sources, removed hosts).
+    public var purgedSlots: UInt64 = 0
+    /// Allocations path selection could not route; their demand is requested again.
+    public var unroutable: UInt64 = 0
+    public init() {}
+}
+
+/// The timeslot allocator on one thread: the same ``AllocationStage`` code the pipeline
+/// runs, driven batch by batch, deterministically (the simulator and the tests use it).
+///
+/// Demand is added, withdrawn and purged between batches; ``allocateNextBatch()`` then
+/// allocates the next batch of timeslots and (unless disabled) chooses paths.
+public final class TimeslotAllocator {
+    public let configuration: TimeslotAllocatorConfiguration
+    public private(set) var topology: Topology
+    public let table: DemandTable
+    let stage: AllocationStage
+    let usableSpines: AtomicWords
+    let pathStage: PathStage?
+    let batch: BatchAllocations
+    /// Records blocked in the previous batch: this batch's first-round input.
+    @exclusivity(unchecked) var stream: UnsafeMutablePointer<FlowRecord>
+    @exclusivity(unchecked) var streamCount = 0
+    /// Records of pairs that became active since the last batch.
+    let fresh: UnsafeMutablePointer<FlowRecord>
+    @exclusivity(unchecked) var freshCount = 0
+    let scratch: UnsafeMutablePointer<FlowRecord>
+    let bucketCounts: UnsafeMutablePointer<Int>
+    /// First slot of the next batch.
+    @exclusivity(unchecked) public private(set) var nextSlot: UInt64
+    /// log2 of the batch size, when a power of two (others divide instead).
+    let batchShift: UInt64
+    let batchSizeIsPowerOfTwo: Bool
+    @exclusivity(unchecked) public private(set) var statistics = TimeslotAllocatorStatistics()
+
+    /// - Parameters:
+    ///   - firstSlot: global number of the first slot to allocate.
+    ///   - routing: whether to run path selection on every batch.
+    public init(
+        topology: Topology, configuration: TimeslotAllocatorConfiguration = .init(), firstSlot: UInt64 = 0,
+        routing: Bool = true
+    ) throws(TopologyError) {
+        let hosts = topology.hostCount
+        if let problem = configuration.problem(hosts: hosts) {
+            throw TopologyError(field: "allocator", reason: problem)
+        }
+        self.configuration = configuration
+        self.topology = topology
+        let capacity = configuration.effectivePairCapacity(hosts: hosts)
+        table = DemandTable(capacity: capacity, hostCount: hosts)
+        usableSpines = AtomicWords(count: topology.rackCount)
+        for r in 0..<topology.rackCount {
+            usableSpines[r].store(UInt64(Self.usable(topology, rack: r)), ordering: .relaxed)
+        }
+        let weights = Self.weights(configuration, hosts: hosts)
+        stage = AllocationStage(
+            topology: topology, table: table, batchSize: configuration.batchSize, policy: configuration.policy,
+            usableSpines: usableSpines, hostWeights: weights, hostClasses: configuration.hostClasses, exclusive: true)
+        pathStage = routing ? PathStage(topology: topology) : nil
+        batch = BatchAllocations(batchSize: configuration.batchSize, hostCount: hosts, withdrawalCapacity: capacity)
+        stream = .allocate(capacity: capacity)
+        fresh = .allocate(capacity: capacity)
+        scratch = .allocate(capacity: capacity)
+        bucketCounts = .allocate(capacity: 256)
+        nextSlot = firstSlot
+        batchShift = UInt64(configuration.batchSize.trailingZeroBitCount)
+        batchSizeIsPowerOfTwo = configuration.batchSize.nonzeroBitCount == 1
+    }
+
+    deinit {
+        stream.deallocate()
+        fresh.deallocate()
+        scratch.deallocate()
+        bucketCounts.deallocate()
+    }
+
+    /// Weight of each source host: its own times its class's, at most 255.
+    static func weights(_ configuration: TimeslotAllocatorConfiguration, hosts: Int) -> [UInt8] {
+        (0..<hosts).map { h in
+            let cls = Int(configuration.hostClasses?[h] ?? 0)
+            let classWeight = configuration.classWeights.flatMap { cls < $0.count ? Int($0[cls]) : nil } ?? 1
+            return UInt8(min(255, Int(configuration.hostWeights?[h] ?? 1) * classWeight))
+        }
+    }
+
+    static func usable(_ topology: Topology, rack: Int) -> Int {
+        var n = 0
+        for s in 0..<topology.spineCount where topology.isUsable(rack: rack, spine: s) { n += 1 }
+        return n
+    }
+
+    public var stageStatistics: AllocationStageStatistics { stage.statistics }
+
+    // MARK: Demand
+
+    /// Adds `slots` of demand from host `source` to host `destination` (dense indices).
+    /// Returns false, counted, when the pair table is full of active pairs: the caller
+    /// keeps the demand and offers it again later.
+    @discardableResult
+    public func addDemand(source: Int, destination: Int, slots: UInt32) -> Bool {
+        precondition(source >= 0 && source < topology.hostCount && destination >= 0 && destination < topology.hostCount)
+        precondition(source != destination, "a host cannot send to itself through the fabric")
+        guard slots > 0 else { return true }
+        switch table.add(source: UInt32(source), destination: UInt32(destination), slots: slots) {
+        case .merged:
+            statistics.requestedSlots &+= UInt64(slots)
+            return true
+        case .activated(var record, let lastServed):
+            statistics.requestedSlots &+= UInt64(slots)
+            record.lastServedBatch = tag(lastServed: lastServed)
+            fresh[freshCount] = record
+            freshCount += 1
+            return true
+        case .refused:
+            statistics.refusedSlots &+= UInt64(slots)
+            statistics.refusals &+= 1
+            return false
+        }
+    }
+
+    /// Withdraws up to `slots` of the pair's demand not yet allocated. Returns what was
+    /// withdrawn at once; the rest is withdrawn (as far as it is not allocated by then)
+    /// during the next batch, which reports it in ``BatchAllocations/withdrawal(_:)``.
+    public func withdraw(source: Int, destination: Int, slots: UInt64) -> UInt64 {
+        let now = table.withdraw(source: UInt32(source), destination: UInt32(destination), slots: slots)
+        statistics.withdrawnSlots &+= now
+        return now
+    }
+
+    /// Forgets all demand of `source` (its endpoint reset).
+    public func resetSource(_ source: Int) {
+        let s = UInt32(source)
+        statistics.purgedSlots &+= table.purge { src, _ in src == s }
+    }
+
+    /// Forgets all demand from and to `host` (it went away).
+    public func removeHost(_ host: Int) {
+        let h = UInt32(host)
+        statistics.purgedSlots &+= table.purge { src, dst in src == h || dst == h }
+    }
+
+    /// Marks a ToR↔spine link down or up; takes effect from the next batch.
+    public func setLink(rack: Int, spine: Int, up: Bool) throws(TopologyError) {
+        try topology.setLink(rack: rack, spine: spine, up: up)
+        topologyChanged()
+    }
+
+    /// Marks a spine down or up; takes effect from the next batch.
+    public func setSpine(_ spine: Int, up: Bool) throws(TopologyError) {
+        try topology.setSpine(spine, up: up)
+        topologyChanged()
+    }
+
+    private func topologyChanged() {
+        for r in 0..<topology.rackCount {
+            usableSpines[r].store(UInt64(Self.usable(topology, rack: r)), ordering: .relaxed)
+        }
+        pathStage?.update(topology)
+    }
+
+    // MARK: Allocation
+
+    /// Allocates the next batch of timeslots. The result is valid until the next call.
+    /// Unroutable allocations (possible only with links down) are marked, not counted as
+    /// allocated, and their demand is requested again.
+    public func allocateNextBatch() -> BatchAllocations {
+        stage.beginBatch(firstSlot: nextSlot, into: batch)
+        // `stream` holds the previous batch's blocked records; the stage writes this
+        // batch's into its other buffer, and the two trade places afterwards.
+        stage.outCount = 0
+        feedFirstRound()
+        stage.finishBatch()
+        streamCount = stage.outCount
+        swap(&stream, &stage.out)
+        stage.outCount = 0
+        freshCount = 0
+        nextSlot &+= UInt64(configuration.batchSize)
+
+        var allocated = UInt64(batch.totalCount)
+        if let pathStage {
+            let failed = pathStage.route(batch)
+            if failed > 0 {
+                allocated -= UInt64(failed)
+                statistics.unroutable &+= UInt64(failed)
+                requestUnroutableAgain()
+            }
+        }
+        statistics.allocatedSlots &+= allocated
+        statistics.withdrawnSlots &+= batch.withdrawnSlots
+        statistics.purgedSlots &+= batch.purgedSlots
+        return batch
+    }
+
+    private func requestUnroutableAgain() {
+        for slot in 0..<batch.batchSize {
+            for i in 0..<batch.count(inSlot: slot) where batch.spine(slot: slot, i) == BatchAllocations.unroutable {
+                // Requested again, not anew: the demand stays whole.
+                statistics.requestedSlots &-= 1
+                addDemand(source: batch.source(slot: slot, i), destination: batch.destination(slot: slot, i), slots: 1)
+            }
+        }
+    }
+
+    /// The batch tag a record gets from its pair's last service (slot + 1, 0 when never):
+    /// services longer than 32 768 batches ago, and none, count as that old.
+    @inline(__always)
+    private func tag(lastServed: UInt64) -> UInt16 {
+        let current = batchNumber(ofSlot: nextSlot)
+        let oldest = UInt16(truncatingIfNeeded: current &- 32_768)
+        guard lastServed > 0 else { return oldest }
+        let served = batchNumber(ofSlot: lastServed &- 1)
+        return current &- served > 32_768 ? oldest : UInt16(truncatingIfNeeded: served)
+    }
+
+    @inline(__always)
+    private func batchNumber(ofSlot slot: UInt64) -> UInt64 {
+        batchSizeIsPowerOfTwo ? slot &>> batchShift : slot / UInt64(configuration.batchSize)
+    }
+
+    /// Batches since a record was last served, from its tag.
+    @inline(__always)
+    private func age(_ r: FlowRecord, current: UInt16) -> UInt16 { current &- r.lastServedBatch }
+
+    /// Hands the stage its first-round records least recently served first: the previous
+    /// batch's blocked records (already in that order, held in `stream`, the stage's old
+    /// output buffer) with the records of newly active pairs merged in by when they were
+    /// last served. Segments go straight from the buffers they are in: nothing is copied.
+    private func feedFirstRound() {
+        let input = stream
+        let n = streamCount
+        guard freshCount > 0 else {
+            stage.serveFirstRound(input, count: n)
+            return
+        }
+        let sorted = sortFresh()
+        let current = AllocationStage.batchTag(firstSlot: nextSlot, batchSize: configuration.batchSize)
+        var i = 0
+        var j = 0
+        while j < freshCount {
+            let freshAge = age(sorted[j], current: current)
+            var k = i
+            while k < n && age(input[k], current: current) > freshAge { k += 1 }
+            if k > i { stage.serveFirstRound(input + i, count: k - i) }
+            i = k
+            var e = j + 1
+            let limit = i < n ? age(input[i], current: current) : 0
+            while e < freshCount && age(sorted[e], current: current) >= limit { e += 1 }
+            stage.serveFirstRound(sorted + j, count: e - j)
+            j = e
+        }
+        if i < n { stage.serveFirstRound(input + i, count: n - i) }
+    }
+
+    /// Orders the records of newly active pairs least recently served first, at batch
+    /// granularity (never served, or more than 255 batches ago, first), stably, by
+    /// counting sort into `scratch`.
+    private func sortFresh() -> UnsafeMutablePointer<FlowRecord> {
+        let current = AllocationStage.batchTag(firstSlot: nextSlot, batchSize: configuration.batchSize)
+        @inline(__always) func key(_ r: FlowRecord) -> Int { 255 - Int(min(current &- r.lastServedBatch, 255)) }
+        for b in 0..<256 { bucketCounts[b] = 0 }
+        for j in 0..<freshCount { bucketCounts[key(fresh[j])] &+= 1 }
+        var total = 0
+        for b in 0..<256 {
+            let c = bucketCounts[b]
+            bucketCounts[b] = total
+            total &+= c
+        }
+        for j in 0..<freshCount {
+            let b = key(fresh[j])
+            scratch[bucketCounts[b]] = fresh[j]
+            bucketCounts[b] &+= 1
+        }
+        return scratch
+    }
+
+    // MARK: Inspection
+
+    /// Demand not yet allocated: carried by records, or added and not yet absorbed.
+    public var outstandingSlots: UInt64 {
+        var total = table.waitingDemand
+        for i in 0..<streamCount where table.isCurrent(pair: stream[i].pair) {
+            total &+= UInt64(stream[i].demand)
+        }
+        for i in 0..<freshCount where table.isCurrent(pair: fresh[i].pair) { total &+= UInt64(fresh[i].demand) }
+        return total
+    }
+
+    /// Records waiting for the next batch.
+    public var recordCount: Int { streamCount + freshCount }
+}

@@ -1,0 +1,81 @@
+import Foundation
+
+/// SplitMix64: small, fast, reproducible from a seed.
+struct BenchRandom {
+    var state: UInt64
+    init(seed: UInt64) { state = seed &* 0x9E37_79B9_7F4A_7C15 &+ 1 }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in (0, 1].
+    mutating func unit() -> Double { (Double(next() >> 11) + 1) / 9_007_199_254_740_992.0 }
+    /// Exponentially distributed with the given mean.
+    mutating func exponential(mean: Double) -> Double { -mean * log(unit()) }
+    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+}
+
+/// The reference arbiter's benchmark workload, generated before timing: every node gets
+/// Poisson request arrivals with mean gap `10 / load` slots, each asking for an
+/// exponentially distributed number of slots with mean 10 (rounded down, the fraction
+/// carried to the node's next request), towards a uniformly chosen other node.
+struct ReferenceWorkload {
+    /// Requests ordered by arrival: source, destination, slots.
+    var sources: [UInt16] = []
+    var destinations: [UInt16] = []
+    var sizes: [UInt32] = []
+    /// `batchStart[b]`: first request arriving at or after the start of batch b (and
+    /// before the start of batch b + 1); one extra entry at the end.
+    var batchStart: [Int] = []
+    var offeredSlots: UInt64 = 0
+
+    init(nodes: Int, load: Double, batchSize: Int, batches: Int, seed: UInt64) {
+        precondition(nodes >= 2 && nodes <= 65_536 && load > 0)
+        var random = BenchRandom(seed: seed)
+        let meanGap = 10 / load
+        let horizon = Double(batches * batchSize)
+        // Per node arrival times, merged by sweeping batch by batch.
+        var nextArrival = (0..<nodes).map { _ in random.exponential(mean: meanGap) }
+        var carry = [Double](repeating: 0, count: nodes)
+        let expected = Int(Double(nodes) * horizon / meanGap * 1.05) + 16
+        sources.reserveCapacity(expected)
+        destinations.reserveCapacity(expected)
+        sizes.reserveCapacity(expected)
+        batchStart.reserveCapacity(batches + 1)
+        var pendingSource: [Int] = []
+        var pendingTime: [Double] = []
+        for b in 0..<batches {
+            batchStart.append(sources.count)
+            let end = Double((b + 1) * batchSize)
+            pendingSource.removeAll(keepingCapacity: true)
+            pendingTime.removeAll(keepingCapacity: true)
+            for n in 0..<nodes {
+                while nextArrival[n] < end {
+                    pendingSource.append(n)
+                    pendingTime.append(nextArrival[n])
+                    nextArrival[n] += random.exponential(mean: meanGap)
+                }
+            }
+            // Arrival order within the batch window.
+            let order = pendingTime.indices.sorted { pendingTime[$0] < pendingTime[$1] }
+            for i in order {
+                let n = pendingSource[i]
+                let amount = random.exponential(mean: 10) + carry[n]
+                let whole = amount.rounded(.down)
+                carry[n] = amount - whole
+                var d = random.below(nodes - 1)
+                if d >= n { d += 1 }
+                guard whole >= 1 else { continue }
+                sources.append(UInt16(n))
+                destinations.append(UInt16(d))
+                sizes.append(UInt32(min(whole, Double(UInt32.max))))
+                offeredSlots += UInt64(whole)
+            }
+        }
+        batchStart.append(sources.count)
+        _ = horizon
+    }
+}

@@ -1,0 +1,379 @@
+import FastpassProtocol
+import Testing
+
+@testable import FastpassArbiter
+
+/// SplitMix64, so that every randomised run is reproducible from its seed.
+struct TestRandom: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed &* 0x2545_F491_4F6C_DD1D }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+    mutating func chance(_ p: Double) -> Bool { Double(next() >> 11) / Double(1 << 53) < p }
+}
+
+/// Checks one batch against the fabric: one packet per source and per destination per
+/// slot, racks within their uplink capacity, every inter-rack allocation on a usable
+/// spine whose link has room, intra-rack ones on none.
+func checkBatch(_ batch: BatchAllocations, topology t: Topology, routed: Bool) {
+    batch.groupBySlot()
+    for slot in 0..<batch.batchSize {
+        let global = batch.firstSlot + UInt64(slot)
+        var sending = Set<Int>()
+        var receiving = Set<Int>()
+        var up = [Int](repeating: 0, count: t.rackCount)
+        var down = [Int](repeating: 0, count: t.rackCount)
+        var linkUp = [Int](repeating: 0, count: t.rackCount * t.spineCount)
+        var linkDown = [Int](repeating: 0, count: t.rackCount * t.spineCount)
+        for i in 0..<batch.count(inSlot: slot) {
+            let s = batch.source(slot: slot, i)
+            let d = batch.destination(slot: slot, i)
+            #expect(s != d)
+            #expect(sending.insert(s).inserted, "source \(s) twice in slot \(global)")
+            #expect(receiving.insert(d).inserted, "destination \(d) twice in slot \(global)")
+            let rs = Int(t.rackOf[s])
+            let rd = Int(t.rackOf[d])
+            guard rs != rd else {
+                if routed { #expect(batch.spine(slot: slot, i) == BatchAllocations.intraRack) }
+                continue
+            }
+            up[rs] += 1
+            down[rd] += 1
+            guard routed else { continue }
+            let spine = Int(batch.spine(slot: slot, i))
+            if spine == Int(BatchAllocations.unroutable) { continue }
+            #expect(spine >= 0 && spine < t.spineCount)
+            #expect(t.isUsable(rack: rs, spine: spine) && t.isUsable(rack: rd, spine: spine), "down link used")
+            linkUp[rs * t.spineCount + spine] += 1
+            linkDown[rd * t.spineCount + spine] += 1
+        }
+        for r in 0..<t.rackCount {
+            let capacity = t.rackCapacity(rack: r, slot: global)
+            #expect(up[r] <= capacity, "rack \(r) sends \(up[r]) over uplinks for \(capacity) in slot \(global)")
+            #expect(down[r] <= capacity, "rack \(r) receives \(down[r]) over downlinks for \(capacity)")
+        }
+        let perLink = t.linkRate.capacity(inSlot: global)
+        #expect(linkUp.allSatisfy { $0 <= perLink }, "uplink over capacity in slot \(global)")
+        #expect(linkDown.allSatisfy { $0 <= perLink }, "downlink over capacity in slot \(global)")
+    }
+}
+
+@Suite("Timeslot allocator")
+struct AllocatorTests {
+    /// A random fabric: 1–6 racks of 1–12 hosts, 1–6 spines, sometimes oversubscribed or
+    /// with a fractional uplink rate.
+    static func randomTopology(_ random: inout TestRandom) throws -> Topology {
+        let racks = 1 + random.below(6)
+        let perRack = 1 + random.below(12)
+        let spines = 1 + random.below(6)
+        let over = [1.0, 1.0, 1.5, 3.0, 4.0 / 3.0][random.below(5)]
+        var c = TopologyConfiguration.regular(
+            racks: racks, hostsPerRack: perRack, spines: spines, oversubscription: over)
+        if racks * perRack < 2 { c = .regular(racks: 1, hostsPerRack: 2, spines: spines) }
+        return try Topology(c)
+    }
+
+    /// Random demand, withdrawals, resets, host removals and link failures against a model
+    /// of what every pair is still owed: the allocator never allocates a pair more than it
+    /// asked for, never breaks the fabric's constraints, and accounts for every slot.
+    @Test("random fabrics and demand: constraints hold and demand is conserved", arguments: 1...24)
+    func randomProperties(seed: UInt64) throws {
+        var random = TestRandom(seed: seed)
+        let topology = try Self.randomTopology(&random)
+        var configuration = TimeslotAllocatorConfiguration()
+        configuration.batchSize = [1, 3, 16, 16, 64][random.below(5)]
+        configuration.policy = AllocationPolicy.allCases[random.below(AllocationPolicy.allCases.count)]
+        let hosts = topology.hostCount
+        configuration.hostWeights = (0..<hosts).map { _ in UInt8(1 + random.below(4)) }
+        configuration.hostClasses = (0..<hosts).map { _ in UInt8(random.below(3)) }
+        let allocator = try TimeslotAllocator(topology: topology, configuration: configuration)
+        var owed: [Int: Int64] = [:]  // source * hosts + destination
+        var model = topology
+        for step in 0..<200 {
+            // Events between batches.
+            for _ in 0..<random.below(6) {
+                let s = random.below(hosts)
+                var d = random.below(hosts - 1)
+                if d >= s { d += 1 }
+                let slots = UInt32(1 + random.below(40))
+                #expect(allocator.addDemand(source: s, destination: d, slots: slots))
+                owed[s * hosts + d, default: 0] += Int64(slots)
+            }
+            let keys = owed.keys.sorted()
+            if random.chance(0.15), !keys.isEmpty {
+                let key = keys[random.below(keys.count)]
+                let asked = UInt64(1 + random.below(30))
+                let now = allocator.withdraw(source: key / hosts, destination: key % hosts, slots: asked)
+                #expect(now <= asked)
+                owed[key, default: 0] -= Int64(now)
+            }
+            if random.chance(0.05) {
+                let s = random.below(hosts)
+                allocator.resetSource(s)
+                for key in owed.keys where key / hosts == s { owed[key] = 0 }
+            }
+            if random.chance(0.03) {
+                let h = random.below(hosts)
+                allocator.removeHost(h)
+                for key in owed.keys where key / hosts == h || key % hosts == h { owed[key] = 0 }
+            }
+            if random.chance(0.05) && topology.rackCount > 1 {
+                let rack = random.below(topology.rackCount)
+                let spine = random.below(topology.spineCount)
+                let up = random.chance(0.5)
+                try allocator.setLink(rack: rack, spine: spine, up: up)
+                try model.setLink(rack: rack, spine: spine, up: up)
+            }
+            let batch = allocator.allocateNextBatch()
+            checkBatch(batch, topology: model, routed: true)
+            for slot in 0..<batch.batchSize {
+                for i in 0..<batch.count(inSlot: slot) where batch.spine(slot: slot, i) != BatchAllocations.unroutable {
+                    let key = batch.source(slot: slot, i) * hosts + batch.destination(slot: slot, i)
+                    owed[key, default: 0] -= 1
+                    #expect(owed[key, default: 0] >= 0, "seed \(seed) step \(step): allocated beyond demand")
+                }
+            }
+            for w in 0..<batch.withdrawalCount {
+                let (s, d, slots) = batch.withdrawal(w)
+                owed[s * hosts + d, default: 0] -= Int64(slots)
+                #expect(owed[s * hosts + d, default: 0] >= 0, "withdrew more than owed")
+            }
+            let stats = allocator.statistics
+            let outstanding = allocator.outstandingSlots
+            #expect(
+                stats.requestedSlots == stats.allocatedSlots + outstanding + stats.withdrawnSlots + stats.purgedSlots,
+                "seed \(seed) step \(step): requested \(stats.requestedSlots) ≠ allocated \(stats.allocatedSlots) + pending \(outstanding) + withdrawn \(stats.withdrawnSlots) + purged \(stats.purgedSlots)"
+            )
+            #expect(UInt64(owed.values.reduce(0, +)) == outstanding, "seed \(seed) step \(step): model disagrees")
+        }
+        // With links back up and no new demand, everything owed is allocated.
+        for r in 0..<topology.rackCount {
+            for s in 0..<topology.spineCount { try allocator.setLink(rack: r, spine: s, up: true) }
+        }
+        var guardBatches = 0
+        while allocator.outstandingSlots > 0 && guardBatches < 10_000 {
+            let batch = allocator.allocateNextBatch()
+            checkBatch(batch, topology: topology, routed: true)
+            guardBatches += 1
+        }
+        #expect(allocator.outstandingSlots == 0)
+        #expect(allocator.recordCount == 0, "records left after all demand was served")
+        let stats = allocator.statistics
+        #expect(stats.requestedSlots == stats.allocatedSlots + stats.withdrawnSlots + stats.purgedSlots)
+    }
+
+    /// Shares of `flows` (source, destination) over `slots` slots, every flow with more
+    /// demand than it can be given.
+    static func shares(
+        _ flows: [(Int, Int)], topology: Topology, configuration: TimeslotAllocatorConfiguration, slots: Int
+    ) throws -> [Double] {
+        let allocator = try TimeslotAllocator(topology: topology, configuration: configuration)
+        for (s, d) in flows { allocator.addDemand(source: s, destination: d, slots: UInt32(slots * 2)) }
+        var counts: [Int: Int] = [:]
+        var done = 0
+        while done < slots {
+            let batch = allocator.allocateNextBatch()
+            for i in 0..<batch.totalCount {
+                let a = batch.allocation(i)
+                counts[a.source * topology.hostCount + a.destination, default: 0] += 1
+            }
+            done += configuration.batchSize
+        }
+        return flows.map { Double(counts[$0.0 * topology.hostCount + $0.1, default: 0]) / Double(done) }
+    }
+
+    @Test(
+        "max-min: k flows into one destination get equal shares within 1 % over 10 000 slots",
+        arguments: [2, 3, 5, 7, 17, 40])
+    func maxMinOneDestination(k: Int) throws {
+        let topology = try Topology(.regular(racks: 4, hostsPerRack: 16, spines: 4))
+        let destination = 63
+        let flows = (0..<k).map { ($0, destination) }
+        let shares = try Self.shares(flows, topology: topology, configuration: .init(), slots: 10_000)
+        let fair = 1.0 / Double(k)
+        for (i, share) in shares.enumerated() {
+            #expect(abs(share - fair) <= 0.01 * fair, "flow \(i) of \(k): share \(share), fair \(fair)")
+        }
+        #expect(abs(shares.reduce(0, +) - 1) < 0.002, "the destination's link is not kept full")
+    }
+
+    @Test("max-min: a flow bottlenecked elsewhere leaves its share to the others")
+    func maxMinBottleneck() throws {
+        // A: 0→2 and B: 0→3 share source 0; C: 1→3 shares destination 3 with B.
+        // Max-min: every flow gets 1/2.
+        let topology = try Topology(.regular(racks: 1, hostsPerRack: 4, spines: 1))
+        let shares = try Self.shares(
+            [(0, 2), (0, 3), (1, 3)], topology: topology, configuration: .init(), slots: 10_000)
+        for share in shares { #expect(abs(share - 0.5) <= 0.01) }
+    }
+
+    @Test("weighted fair: shares follow the source hosts' weights")
+    func weighted() throws {
+        let topology = try Topology(.regular(racks: 1, hostsPerRack: 8, spines: 1))
+        var configuration = TimeslotAllocatorConfiguration()
+        configuration.policy = .weightedFair
+        configuration.hostWeights = [1, 3, 1, 1, 1, 1, 1, 1]
+        configuration.classWeights = [1]
+        let shares = try Self.shares([(0, 7), (1, 7)], topology: topology, configuration: configuration, slots: 10_000)
+        #expect(abs(shares[0] - 0.25) <= 0.01, "weight 1: \(shares[0])")
+        #expect(abs(shares[1] - 0.75) <= 0.01, "weight 3: \(shares[1])")
+    }
+
+    @Test("strict priority: a backlogged lower class waits, then gets everything")
+    func strictPriority() throws {
+        let topology = try Topology(.regular(racks: 1, hostsPerRack: 4, spines: 1))
+        var configuration = TimeslotAllocatorConfiguration()
+        configuration.policy = .strictPriority
+        configuration.hostClasses = [1, 0, 0, 0]
+        let allocator = try TimeslotAllocator(topology: topology, configuration: configuration)
+        allocator.addDemand(source: 0, destination: 3, slots: 100)  // class 1
+        allocator.addDemand(source: 1, destination: 3, slots: 160)  // class 0
+        var low = 0
+        var high = 0
+        for _ in 0..<10 {
+            let batch = allocator.allocateNextBatch()
+            for i in 0..<batch.totalCount {
+                if batch.allocation(i).source == 0 { low += 1 } else { high += 1 }
+            }
+        }
+        #expect(high == 160 && low == 0, "class 0 got \(high), class 1 got \(low)")
+        for _ in 0..<10 {
+            let batch = allocator.allocateNextBatch()
+            for i in 0..<batch.totalCount where batch.allocation(i).source == 0 { low += 1 }
+        }
+        #expect(low == 100)
+    }
+
+    @Test("shortest remaining first: a short flow finishes before a long one that was there first")
+    func shortestFirst() throws {
+        let topology = try Topology(.regular(racks: 1, hostsPerRack: 4, spines: 1))
+        var configuration = TimeslotAllocatorConfiguration()
+        configuration.policy = .shortestRemainingFirst
+        let allocator = try TimeslotAllocator(topology: topology, configuration: configuration)
+        allocator.addDemand(source: 0, destination: 3, slots: 1000)
+        _ = allocator.allocateNextBatch()
+        allocator.addDemand(source: 1, destination: 3, slots: 20)
+        var short = 0
+        var long = 0
+        for _ in 0..<2 {
+            let batch = allocator.allocateNextBatch()
+            for i in 0..<batch.totalCount {
+                if batch.allocation(i).source == 1 { short += 1 } else { long += 1 }
+            }
+        }
+        #expect(short == 20 && long == 12, "short \(short), long \(long)")
+    }
+
+    @Test("a flow that keeps going idle does not jump the queue (no stale priority)")
+    func noStalePriority() throws {
+        // One slot per batch into host 2. Flow X (0→2) is always backlogged; flow Y (1→2)
+        // asks for one slot again every time it was served. If a returning flow counted as
+        // never served, Y would take every slot and X would starve.
+        let topology = try Topology(.regular(racks: 1, hostsPerRack: 3, spines: 1))
+        var configuration = TimeslotAllocatorConfiguration()
+        configuration.batchSize = 1
+        let allocator = try TimeslotAllocator(topology: topology, configuration: configuration)
+        allocator.addDemand(source: 0, destination: 2, slots: 10_000)
+        allocator.addDemand(source: 1, destination: 2, slots: 1)
+        var x = 0
+        var y = 0
+        for _ in 0..<2000 {
+            let batch = allocator.allocateNextBatch()
+            for i in 0..<batch.totalCount {
+                if batch.allocation(i).source == 0 {
+                    x += 1
+                } else {
+                    y += 1
+                    allocator.addDemand(source: 1, destination: 2, slots: 1)
+                }
+            }
+        }
+        #expect(x + y == 2000)
+        #expect(abs(x - y) <= 2, "X got \(x), Y got \(y)")
+    }
+
+    @Test("withdrawal: waiting demand goes at once, the rest when the record is next seen")
+    func withdrawal() throws {
+        let topology = try Topology(.regular(racks: 1, hostsPerRack: 4, spines: 1))
+        let allocator = try TimeslotAllocator(topology: topology)
+        allocator.addDemand(source: 0, destination: 1, slots: 100)
+        _ = allocator.allocateNextBatch()  // 16 allocated, 84 carried by the record
+        allocator.addDemand(source: 0, destination: 1, slots: 10)  // waits in the pair word
+        let now = allocator.withdraw(source: 0, destination: 1, slots: 50)
+        #expect(now == 10)
+        let batch = allocator.allocateNextBatch()
+        #expect(batch.withdrawalCount == 1)
+        let report = batch.withdrawal(0)
+        #expect(report.source == 0 && report.destination == 1 && report.slots == 40)
+        #expect(batch.totalCount == 16)
+        #expect(allocator.outstandingSlots == 100 - 16 - 40 - 16)
+        // Withdrawing more than is left stops the flow; the excess was too late.
+        _ = allocator.withdraw(source: 0, destination: 1, slots: 1000)
+        let last = allocator.allocateNextBatch()
+        #expect(last.totalCount == 0)
+        #expect(last.withdrawnSlots == 28 && last.withdrawalsTooLate == 972)
+        #expect(allocator.recordCount == 0)
+    }
+
+    @Test("reset of a source and removal of a host purge demand, also demand added again after")
+    func purges() throws {
+        let topology = try Topology(.regular(racks: 1, hostsPerRack: 4, spines: 1))
+        let allocator = try TimeslotAllocator(topology: topology)
+        allocator.addDemand(source: 0, destination: 1, slots: 100)
+        allocator.addDemand(source: 0, destination: 2, slots: 100)
+        allocator.addDemand(source: 3, destination: 2, slots: 100)
+        _ = allocator.allocateNextBatch()
+        allocator.resetSource(0)
+        allocator.addDemand(source: 0, destination: 1, slots: 5)  // after the reset: counts
+        var toOne = 0
+        var fromZeroToTwo = 0
+        for _ in 0..<10 {
+            let batch = allocator.allocateNextBatch()
+            for i in 0..<batch.totalCount {
+                let a = batch.allocation(i)
+                if a.source == 0 && a.destination == 1 { toOne += 1 }
+                if a.source == 0 && a.destination == 2 { fromZeroToTwo += 1 }
+            }
+        }
+        #expect(toOne == 5)
+        #expect(fromZeroToTwo == 0)
+        allocator.addDemand(source: 1, destination: 2, slots: 50)
+        allocator.removeHost(2)
+        let batch = allocator.allocateNextBatch()
+        for i in 0..<batch.totalCount { #expect(batch.allocation(i).destination != 2) }
+        let stats = allocator.statistics
+        #expect(allocator.outstandingSlots == 0)
+        #expect(stats.requestedSlots == stats.allocatedSlots + stats.withdrawnSlots + stats.purgedSlots)
+    }
+
+    @Test("the pair table refuses demand when full of active pairs, and takes it again later")
+    func tableFull() throws {
+        let topology = try Topology(.regular(racks: 1, hostsPerRack: 8, spines: 1))
+        var configuration = TimeslotAllocatorConfiguration()
+        configuration.pairCapacity = 4
+        let allocator = try TimeslotAllocator(topology: topology, configuration: configuration)
+        for d in 1...4 { #expect(allocator.addDemand(source: 0, destination: d, slots: 1)) }
+        #expect(!allocator.addDemand(source: 0, destination: 5, slots: 1))
+        #expect(allocator.statistics.refusals == 1)
+        _ = allocator.allocateNextBatch()  // serves and retires all four
+        #expect(allocator.addDemand(source: 0, destination: 5, slots: 1))
+    }
+
+    @Test("invalid allocator configuration is refused naming the field")
+    func invalidConfiguration() throws {
+        let topology = try Topology(.regular(racks: 1, hostsPerRack: 4, spines: 1))
+        var c = TimeslotAllocatorConfiguration()
+        c.batchSize = 65
+        #expect(throws: TopologyError.self) { try TimeslotAllocator(topology: topology, configuration: c) }
+        #expect(c.problem(hosts: 4)?.contains("allocator.batchSize") == true)
+        c = .init()
+        c.hostWeights = [1, 0, 1, 1]
+        #expect(c.problem(hosts: 4)?.contains("allocator.hostWeights[1]") == true)
+    }
+}
