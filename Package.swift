@@ -23,10 +23,16 @@ let package = Package(
             name: "FastpassProtocol",
             path: "Sources/Protocol"
         ),
-        // The arbiter's core: topology, timeslot allocator, path selection; sans-IO.
+        // Linux calls the Glibc module does not export: thread pinning, the CPU relax hint.
+        .target(
+            name: "CPlatform",
+            path: "Sources/CPlatform"
+        ),
+        // The arbiter's core: topology, timeslot allocator, path selection, sans-IO; and the
+        // threaded pipeline that runs the same allocation stages on pinned cores.
         .target(
             name: "FastpassArbiter",
-            dependencies: ["FastpassProtocol", .product(name: "Atomics", package: "swift-atomics")],
+            dependencies: ["FastpassProtocol", "CPlatform", .product(name: "Atomics", package: "swift-atomics")],
             path: "Sources/Arbiter"
         ),
         // Counts malloc calls by interposing the allocator inside the benchmark binary only,
@@ -40,6 +46,7 @@ let package = Package(
             dependencies: [
                 "FastpassProtocol",
                 "FastpassArbiter",
+                "CPlatform",
                 "MallocCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CPlatform
 import FastpassArbiter
 import Foundation
 
@@ -237,6 +238,32 @@ struct AllocatorBenchmark: ParsableCommand {
         topology: Topology, configuration: TimeslotAllocatorConfiguration, workload: ReferenceWorkload, warmup: Int,
         measured: Int, stages: Int
     ) throws -> RunResult {
-        fatalError("not yet")
+        var pipelineConfiguration = PipelineConfiguration()
+        pipelineConfiguration.stages = stages
+        pipelineConfiguration.routing = false
+        let available = Int(fp_available_cpus())
+        pipelineConfiguration.cpus = (0..<stages).map { $0 % max(1, available) }
+        let pipeline = try AllocatorPipeline(
+            topology: topology, allocator: configuration, pipeline: pipelineConfiguration)
+        let feed: @Sendable (Int, PipelineDemand) -> Void = { b, demand in
+            guard b > 0 else { return }
+            for i in workload.batchStart[b - 1]..<workload.batchStart[b] {
+                demand.addDemand(
+                    source: Int(workload.sources[i]), destination: Int(workload.destinations[i]),
+                    slots: workload.sizes[i])
+            }
+        }
+        _ = pipeline.run(batches: warmup, feed: feed)
+        let run = pipeline.start(batches: measured, feed: feed)
+        let m = Measurement.of {
+            run.go()
+            run.join()
+        }
+        run.collect()
+        let statistics = run.statistics
+        return RunResult(
+            nanoseconds: m.nanoseconds, allocations: statistics.allocations, mallocs: m.allocations,
+            late: statistics.lateBatches, visits: statistics.stages.reduce(0) { $0 + $1.recordVisits },
+            refusals: statistics.refusedRequests)
     }
 }

@@ -96,39 +96,41 @@ struct AllocatorTests {
         var owed: [Int: Int64] = [:]  // source * hosts + destination
         var model = topology
         for step in 0..<200 {
-            // Events between batches.
-            for _ in 0..<random.below(6) {
-                let s = random.below(hosts)
-                var d = random.below(hosts - 1)
-                if d >= s { d += 1 }
-                let slots = UInt32(1 + random.below(40))
-                #expect(allocator.addDemand(source: s, destination: d, slots: slots))
-                owed[s * hosts + d, default: 0] += Int64(slots)
-            }
-            let keys = owed.keys.sorted()
-            if random.chance(0.15), !keys.isEmpty {
-                let key = keys[random.below(keys.count)]
-                let asked = UInt64(1 + random.below(30))
-                let now = allocator.withdraw(source: key / hosts, destination: key % hosts, slots: asked)
-                #expect(now <= asked)
-                owed[key, default: 0] -= Int64(now)
-            }
-            if random.chance(0.05) {
-                let s = random.below(hosts)
-                allocator.resetSource(s)
-                for key in owed.keys where key / hosts == s { owed[key] = 0 }
-            }
-            if random.chance(0.03) {
-                let h = random.below(hosts)
-                allocator.removeHost(h)
-                for key in owed.keys where key / hosts == h || key % hosts == h { owed[key] = 0 }
-            }
-            if random.chance(0.05) && topology.rackCount > 1 {
-                let rack = random.below(topology.rackCount)
-                let spine = random.below(topology.spineCount)
-                let up = random.chance(0.5)
-                try allocator.setLink(rack: rack, spine: spine, up: up)
-                try model.setLink(rack: rack, spine: spine, up: up)
+            // Events between batches, in random order.
+            for _ in 0..<random.below(8) {
+                switch random.below(20) {
+                case 0..<13:
+                    let s = random.below(hosts)
+                    var d = random.below(hosts - 1)
+                    if d >= s { d += 1 }
+                    let slots = UInt32(1 + random.below(40))
+                    #expect(allocator.addDemand(source: s, destination: d, slots: slots))
+                    owed[s * hosts + d, default: 0] += Int64(slots)
+                case 13..<17:
+                    let keys = owed.keys.sorted()
+                    guard !keys.isEmpty else { break }
+                    let key = keys[random.below(keys.count)]
+                    let asked = UInt64(1 + random.below(30))
+                    let now = allocator.withdraw(source: key / hosts, destination: key % hosts, slots: asked)
+                    #expect(now <= asked)
+                    owed[key, default: 0] -= Int64(now)
+                case 17:
+                    let s = random.below(hosts)
+                    allocator.resetSource(s)
+                    for key in owed.keys where key / hosts == s { owed[key] = 0 }
+                case 18:
+                    guard random.chance(0.5) else { break }
+                    let h = random.below(hosts)
+                    allocator.removeHost(h)
+                    for key in owed.keys where key / hosts == h || key % hosts == h { owed[key] = 0 }
+                default:
+                    guard topology.rackCount > 1 else { break }
+                    let rack = random.below(topology.rackCount)
+                    let spine = random.below(topology.spineCount)
+                    let up = random.chance(0.5)
+                    try allocator.setLink(rack: rack, spine: spine, up: up)
+                    try model.setLink(rack: rack, spine: spine, up: up)
+                }
             }
             let batch = allocator.allocateNextBatch()
             checkBatch(batch, topology: model, routed: true)
@@ -319,6 +321,22 @@ struct AllocatorTests {
         #expect(last.totalCount == 0)
         #expect(last.withdrawnSlots == 28 && last.withdrawalsTooLate == 972)
         #expect(allocator.recordCount == 0)
+    }
+
+    @Test("a withdrawal applies to the demand carried when it was asked, not to demand added after it")
+    func withdrawalThenNewDemand() throws {
+        let topology = try Topology(.regular(racks: 1, hostsPerRack: 4, spines: 1))
+        let allocator = try TimeslotAllocator(topology: topology)
+        allocator.addDemand(source: 0, destination: 1, slots: 20)
+        _ = allocator.allocateNextBatch()  // 16 allocated, 4 carried
+        #expect(allocator.withdraw(source: 0, destination: 1, slots: 10) == 0)  // 4 of it can be
+        allocator.addDemand(source: 0, destination: 1, slots: 30)  // new demand, whole
+        let batch = allocator.allocateNextBatch()
+        #expect(batch.withdrawnSlots == 4 && batch.withdrawalsTooLate == 6)
+        #expect(batch.totalCount == 16)
+        #expect(allocator.outstandingSlots == 14)
+        let stats = allocator.statistics
+        #expect(stats.requestedSlots == stats.allocatedSlots + allocator.outstandingSlots + stats.withdrawnSlots)
     }
 
     @Test("reset of a source and removal of a host purge demand, also demand added again after")

@@ -585,8 +585,9 @@ public final class AllocationStage: @unchecked Sendable {
     }
 
     /// Brings a record up to date with its pair's shared word: drops the demand it carried
-    /// if the pair was purged, absorbs added demand, applies withdrawals; a record left
-    /// without demand retires. Returns nil when the record leaves the pipeline.
+    /// if the pair was purged, applies a withdrawal to the demand it carries, then absorbs
+    /// demand added after; a record left without demand retires. Returns nil when the
+    /// record leaves the pipeline.
     ///
     /// Takes and returns the record by value: an `inout` would pin the hot loop's record
     /// to memory.
@@ -596,42 +597,32 @@ public final class AllocationStage: @unchecked Sendable {
         statistics.syncs &+= 1
         r.seenChange = change
         let word = UnsafeAtomic<UInt64>(at: entryWords + (4 &* r.pair &+ 1))
-        // A stage's relaxed read of the change counter is ordered before this one.
+        // The change counter was read before the word: a change after this read moves it
+        // on again, and the record looks again.
         var current = word.load(ordering: .acquiring)
-        while true {
-            var demand = Int64(r.demand)
-            var purged: Int64 = 0
-            if PairWord.isPurged(current) {
-                purged = demand
-                demand = 0
-            }
-            let delta = PairWord.delta(current)
-            var rest: Int64 = 0
-            var withdrawn: Int64 = 0
-            var tooLate: Int64 = 0
-            if delta > 0 {
-                let take = min(delta, Int64(UInt32.max) - demand)
-                demand += take
-                rest = delta - take
-            } else if delta < 0 {
-                withdrawn = min(-delta, demand)
-                demand -= withdrawn
-                tooLate = -delta - withdrawn
-            }
-            if !PairWord.isPurged(current) && delta == 0 { break }
-            let (done, original) = exchange(word, expected: current, desired: PairWord.make(active: true, delta: rest))
+        while PairWord.hasChanges(current) {
+            var demand = UInt64(r.demand)
+            let purged = PairWord.isPurged(current) ? demand : 0
+            demand -= purged
+            let withdrawn = min(PairWord.withdrawal(current), demand)
+            demand -= withdrawn
+            let tooLate = PairWord.withdrawal(current) - withdrawn
+            let take = min(PairWord.added(current), UInt64(UInt32.max) - demand)
+            demand += take
+            let (done, original) = exchange(
+                word, expected: current, desired: PairWord.make(active: true, added: PairWord.added(current) - take))
             if !done {
                 current = original
                 continue
             }
             if PairWord.isPurged(current) {
                 statistics.purgedRecords &+= 1
-                batch?.purgedSlots &+= UInt64(purged)
+                batch?.purgedSlots &+= purged
             }
             if withdrawn > 0 {
                 batch?.reportWithdrawal(source: r.source, destination: r.destination, slots: UInt32(withdrawn))
             }
-            if tooLate > 0 { batch?.withdrawalsTooLate &+= UInt64(tooLate) }
+            if tooLate > 0 { batch?.withdrawalsTooLate &+= tooLate }
             r.demand = UInt32(demand)
             break
         }
@@ -649,33 +640,29 @@ public final class AllocationStage: @unchecked Sendable {
             UnsafeAtomic<UInt64>(at: entryWords + (4 &* r.pair &+ 2)).store(
                 firstSlot &+ UInt64(slot) &+ 1, ordering: .relaxed)
         }
+        let change = UnsafeAtomic<UInt16>(at: changes + (r.pair & changeMask)).load(ordering: .acquiring)
         let word = UnsafeAtomic<UInt64>(at: entryWords + (4 &* r.pair &+ 1))
         var current = word.load(ordering: .acquiring)
         while true {
-            let delta = PairWord.delta(current)
-            if delta > 0 {
-                // Demand arrived since the record last looked: keep going with it. (If the
-                // pair was purged meanwhile, the record had nothing left to drop.)
-                let take = min(delta, Int64(UInt32.max))
-                let (done, original) = exchange(
-                    word, expected: current, desired: PairWord.make(active: true, delta: delta - take))
-                if !done {
-                    current = original
-                    continue
-                }
-                r.demand = UInt32(take)
-                r.seenChange = UnsafeAtomic<UInt16>(at: changes + (r.pair & changeMask)).load(ordering: .acquiring)
-                return r
-            }
-            let (done, original) = exchange(word, expected: current, desired: 0)
+            // A withdrawal finds nothing left to withdraw; a purge finds nothing to drop.
+            let tooLate = PairWord.withdrawal(current)
+            let added = PairWord.added(current)
+            let take = min(added, UInt64(UInt32.max))
+            let next = take > 0 ? PairWord.make(active: true, added: added - take) : 0
+            let (done, original) = exchange(word, expected: current, desired: next)
             if !done {
                 current = original
                 continue
             }
-            // A withdrawal that found nothing left to withdraw.
-            if delta < 0 { batch?.withdrawalsTooLate &+= UInt64(-delta) }
-            statistics.retired &+= 1
-            return nil
+            if tooLate > 0 { batch?.withdrawalsTooLate &+= tooLate }
+            guard take > 0 else {
+                statistics.retired &+= 1
+                return nil
+            }
+            // Demand arrived since the record last looked: keep going with it.
+            r.demand = UInt32(take)
+            r.seenChange = change
+            return r
         }
     }
 

@@ -132,8 +132,8 @@ public final class DemandTable: @unchecked Sendable {
         /// The pair was idle: this new record must be handed to a stage. `lastServed` is
         /// slot + 1 of the pair's last service (0 when never), for ordering it.
         case activated(FlowRecord, lastServed: UInt64)
-        /// No entry could be made (the table is full of active pairs), or the pair's waiting
-        /// change would exceed 2^46 slots; nothing was added.
+        /// No entry could be made (the table is full of active pairs), or the pair's added
+        /// demand not yet absorbed would exceed 2^31 − 1 slots; nothing was added.
         case refused
     }
 
@@ -147,7 +147,7 @@ public final class DemandTable: @unchecked Sendable {
         if !PairWord.isActive(current) {
             // No record: nothing but this role writes the word, so a store suffices.
             guard activeCount < capacity else { return .refused }
-            word.store(PairWord.make(active: true, delta: 0), ordering: .releasing)
+            word.store(PairWord.make(active: true), ordering: .releasing)
             activations &+= 1
             let record = FlowRecord(
                 source: Int(source), destination: Int(destination), pair: p, demand: slots,
@@ -155,9 +155,11 @@ public final class DemandTable: @unchecked Sendable {
             return .activated(record, lastServed: lastServiceWord(p).load(ordering: .relaxed))
         }
         while true {
-            let delta = PairWord.delta(current) + Int64(slots)
-            guard delta <= PairWord.deltaLimit else { return .refused }
-            let next = PairWord.make(active: true, purged: PairWord.isPurged(current), delta: delta)
+            let added = PairWord.added(current) + UInt64(slots)
+            guard added <= PairWord.fieldLimit else { return .refused }
+            let next = PairWord.make(
+                active: true, purged: PairWord.isPurged(current), withdrawal: PairWord.withdrawal(current),
+                added: added)
             let (done, original) = word.compareExchange(
                 expected: current, desired: next, ordering: .acquiringAndReleasing)
             if done {
@@ -176,26 +178,26 @@ public final class DemandTable: @unchecked Sendable {
     public var activeCount: Int { activations &- retirements.load(ordering: .relaxed) }
 
     /// Withdraws up to `slots` of the pair's demand. Returns how many were taken at once
-    /// (demand added since its record last looked); the rest is left as a negative change
-    /// that the record absorbs when a stage next sees it, withdrawing what it still
-    /// carries (reported by the stage) — slots already allocated cannot be withdrawn.
+    /// (demand added since its record last looked); the rest is left as a withdrawal that
+    /// the record applies to the demand it carries when a stage next sees it (reported by
+    /// the stage) — slots already allocated by then cannot be withdrawn.
     public func withdraw(source: UInt32, destination: UInt32, slots: UInt64) -> UInt64 {
         guard slots > 0, let p = find(source, destination) else { return 0 }
         let word = pairWord(p)
         var current = word.load(ordering: .acquiring)
         while true {
             guard PairWord.isActive(current) else { return 0 }
-            let delta = PairWord.delta(current)
-            let asked = Int64(min(slots, UInt64(PairWord.deltaLimit)))
-            let immediate = max(0, min(delta, asked))
-            let next = max(delta - asked, -PairWord.deltaLimit)
+            let added = PairWord.added(current)
+            let immediate = min(added, slots)
+            let pending = min(
+                PairWord.withdrawal(current) + min(slots - immediate, PairWord.fieldLimit), PairWord.fieldLimit)
+            let next = PairWord.make(
+                active: true, purged: PairWord.isPurged(current), withdrawal: pending, added: added - immediate)
             let (done, original) = word.compareExchange(
-                expected: current,
-                desired: PairWord.make(active: true, purged: PairWord.isPurged(current), delta: next),
-                ordering: .acquiringAndReleasing)
+                expected: current, desired: next, ordering: .acquiringAndReleasing)
             if done {
-                if next < 0 { noteChange(pair: p) }
-                return UInt64(immediate)
+                if pending > PairWord.withdrawal(current) { noteChange(pair: p) }
+                return immediate
             }
             current = original
         }
@@ -204,8 +206,8 @@ public final class DemandTable: @unchecked Sendable {
     /// Forgets the demand of every pair matching `matches`: clears waiting changes and
     /// marks circulating records purged. Such a record drops the demand it carries the
     /// next time a stage looks at it (counted by that stage), then adopts demand added
-    /// since or retires: a pair never has more than one record. Returns the positive
-    /// waiting changes cleared here.
+    /// since or retires: a pair never has more than one record. Returns the added demand
+    /// not yet absorbed that was cleared here.
     public func purge(where matches: (UInt32, UInt32) -> Bool) -> UInt64 {
         var purged: UInt64 = 0
         for p in 0..<entryCount {
@@ -217,10 +219,10 @@ public final class DemandTable: @unchecked Sendable {
             var current = word.load(ordering: .acquiring)
             while PairWord.isActive(current) {
                 let (done, original) = word.compareExchange(
-                    expected: current, desired: PairWord.make(active: true, purged: true, delta: 0),
+                    expected: current, desired: PairWord.make(active: true, purged: true),
                     ordering: .acquiringAndReleasing)
                 if done {
-                    purged &+= UInt64(max(0, PairWord.delta(current)))
+                    purged &+= PairWord.added(current)
                     noteChange(pair: p)
                     break
                 }
@@ -230,11 +232,11 @@ public final class DemandTable: @unchecked Sendable {
         return purged
     }
 
-    /// Demand waiting in the pair words (positive changes not yet absorbed).
+    /// Demand waiting in the pair words (added and not yet absorbed).
     public var waitingDemand: UInt64 {
         var total: UInt64 = 0
         for p in 0..<entryCount {
-            total &+= UInt64(max(0, PairWord.delta(pairWord(p).load(ordering: .acquiring))))
+            total &+= PairWord.added(pairWord(p).load(ordering: .acquiring))
         }
         return total
     }

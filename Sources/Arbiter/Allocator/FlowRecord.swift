@@ -10,6 +10,12 @@ public struct FlowRecord: BitwiseCopyable, Sendable, Hashable {
     public var b: UInt64
 
     @inlinable
+    init(a: UInt64, b: UInt64) {
+        self.a = a
+        self.b = b
+    }
+
+    @inlinable
     public init(source: Int, destination: Int, pair: Int, demand: UInt32, seenChange: UInt16, lastServedBatch: UInt16) {
         a =
             UInt64(UInt16(truncatingIfNeeded: source)) | UInt64(UInt16(truncatingIfNeeded: destination)) << 16
@@ -45,30 +51,38 @@ public struct FlowRecord: BitwiseCopyable, Sendable, Hashable {
     }
 }
 
-/// The shared state word of a pair: `active (bit 63) | purged (bit 62) | delta (62 bits,
-/// two's complement)`. `active` says the pair's one record circulates in the pipeline;
-/// `purged` says its demand was forgotten since the record last looked; `delta` is demand
-/// the communication side added (positive) or withdrew (negative) that the record has not
-/// absorbed yet. Every change is a compare-and-swap of the whole word, so the record can
-/// only retire (clear `active`) when nothing waits for it, and a pair never has two
-/// records.
+/// The shared state word of a pair: `active (bit 63) | purged (bit 62) | withdrawal (31
+/// bits) | added (31 bits)`. `active` says the pair's one record circulates in the
+/// pipeline; `purged` says its demand was forgotten since the record last looked; `added`
+/// is demand the communication side added and `withdrawal` slots it asked to withdraw,
+/// neither absorbed by the record yet. A withdrawal takes from `added` first, so the two
+/// are only both non-zero when the withdrawal came first: it applies to the demand the
+/// record carries, and `added` is new demand after it. Every change is a compare-and-swap
+/// of the whole word, so the record can only retire (clear `active`) when nothing waits
+/// for it, and a pair never has two records.
 @usableFromInline
 enum PairWord {
     @usableFromInline static let activeBit: UInt64 = 1 << 63
     @usableFromInline static let purgedBit: UInt64 = 1 << 62
-    @usableFromInline static let deltaMask: UInt64 = (1 << 62) - 1
-    /// Largest magnitude a delta may reach; beyond it the communication side refuses.
-    @usableFromInline static let deltaLimit: Int64 = (1 << 46) - 1
+    @usableFromInline static let fieldMask: UInt64 = (1 << 31) - 1
+    /// Largest value either field may reach; beyond it the communication side refuses
+    /// (adding) or stops counting (withdrawing).
+    @usableFromInline static let fieldLimit: UInt64 = (1 << 31) - 1
 
     @inline(__always) @usableFromInline
-    static func delta(_ w: UInt64) -> Int64 { Int64(bitPattern: (w & deltaMask) << 2) >> 2 }
+    static func added(_ w: UInt64) -> UInt64 { w & fieldMask }
+    @inline(__always) @usableFromInline
+    static func withdrawal(_ w: UInt64) -> UInt64 { (w >> 31) & fieldMask }
     @inline(__always) @usableFromInline
     static func isActive(_ w: UInt64) -> Bool { w & activeBit != 0 }
     @inline(__always) @usableFromInline
     static func isPurged(_ w: UInt64) -> Bool { w & purgedBit != 0 }
+    /// Whether something waits for the record: added demand, a withdrawal or a purge.
     @inline(__always) @usableFromInline
-    static func make(active: Bool, purged: Bool = false, delta: Int64) -> UInt64 {
-        (active ? activeBit : 0) | (purged ? purgedBit : 0) | (UInt64(bitPattern: delta) & deltaMask)
+    static func hasChanges(_ w: UInt64) -> Bool { w & ~activeBit != 0 }
+    @inline(__always) @usableFromInline
+    static func make(active: Bool, purged: Bool = false, withdrawal: UInt64 = 0, added: UInt64 = 0) -> UInt64 {
+        (active ? activeBit : 0) | (purged ? purgedBit : 0) | (withdrawal & fieldMask) << 31 | (added & fieldMask)
     }
 }
 

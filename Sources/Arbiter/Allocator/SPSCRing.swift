@@ -5,7 +5,7 @@ import Atomics
 ///
 /// One thread calls the `push` methods and another the `pop` methods. The indices are
 /// atomics with acquire/release ordering; each side keeps a private copy of the other's
-/// index and only reloads it when the ring looks full (or empty).
+/// index (on its own cache line) and only reloads it when the ring looks full (or empty).
 public final class SPSCRing<Element: BitwiseCopyable>: @unchecked Sendable {
     @usableFromInline let storage: UnsafeMutablePointer<Element>
     @usableFromInline let mask: Int
@@ -13,10 +13,10 @@ public final class SPSCRing<Element: BitwiseCopyable>: @unchecked Sendable {
     @usableFromInline let head = ManagedAtomic<Int>(0)
     /// Next index the producer writes (written by the producer).
     @usableFromInline let tail = ManagedAtomic<Int>(0)
-    @usableFromInline var producerHead = 0
-    @usableFromInline var producerTail = 0
-    @usableFromInline var consumerHead = 0
-    @usableFromInline var consumerTail = 0
+    /// Private indices: `[0]` producer's tail, `[1]` producer's view of head, `[16]`
+    /// consumer's head, `[17]` consumer's view of tail; 128 bytes apart so the two threads
+    /// never write the same cache line.
+    @usableFromInline let local: UnsafeMutablePointer<Int>
 
     /// - Parameter capacity: rounded up to a power of two.
     public init(capacity: Int) {
@@ -24,36 +24,119 @@ public final class SPSCRing<Element: BitwiseCopyable>: @unchecked Sendable {
         while size < capacity { size <<= 1 }
         mask = size - 1
         storage = .allocate(capacity: size)
+        local = .allocate(capacity: 32)
+        local.initialize(repeating: 0, count: 32)
     }
 
-    deinit { storage.deallocate() }
+    deinit {
+        storage.deallocate()
+        local.deallocate()
+    }
 
     public var capacity: Int { mask + 1 }
 
     /// Appends `value`; false when the ring is full.
     @inlinable
     public func push(_ value: Element) -> Bool {
-        if producerTail - producerHead > mask {
-            producerHead = head.load(ordering: .acquiring)
-            if producerTail - producerHead > mask { return false }
+        let t = local[0]
+        if t &- local[1] > mask {
+            local[1] = head.load(ordering: .acquiring)
+            if t &- local[1] > mask { return false }
         }
-        storage[producerTail & mask] = value
-        producerTail &+= 1
-        tail.store(producerTail, ordering: .releasing)
+        storage[t & mask] = value
+        local[0] = t &+ 1
+        tail.store(t &+ 1, ordering: .releasing)
         return true
+    }
+
+    /// Appends as many of `values` as fit, in order; returns how many.
+    @inlinable
+    public func push(_ values: UnsafePointer<Element>, count: Int) -> Int {
+        let t = local[0]
+        var room = mask &+ 1 &- (t &- local[1])
+        if room < count {
+            local[1] = head.load(ordering: .acquiring)
+            room = mask &+ 1 &- (t &- local[1])
+        }
+        let n = min(room, count)
+        guard n > 0 else { return 0 }
+        let start = t & mask
+        let first = min(n, mask &+ 1 &- start)
+        (storage + start).update(from: values, count: first)
+        if first < n { storage.update(from: values + first, count: n &- first) }
+        local[0] = t &+ n
+        tail.store(t &+ n, ordering: .releasing)
+        return n
     }
 
     /// Takes the oldest value; nil when the ring is empty.
     @inlinable
     public func pop() -> Element? {
-        if consumerHead == consumerTail {
-            consumerTail = tail.load(ordering: .acquiring)
-            if consumerHead == consumerTail { return nil }
+        let h = local[16]
+        if h == local[17] {
+            local[17] = tail.load(ordering: .acquiring)
+            if h == local[17] { return nil }
         }
-        let value = storage[consumerHead & mask]
-        consumerHead &+= 1
-        head.store(consumerHead, ordering: .releasing)
+        let value = storage[h & mask]
+        local[16] = h &+ 1
+        head.store(h &+ 1, ordering: .releasing)
         return value
+    }
+
+    /// Takes up to `maximum` of the oldest values into `buffer`, in order; returns how
+    /// many.
+    @inlinable
+    public func pop(into buffer: UnsafeMutablePointer<Element>, maximum: Int) -> Int {
+        let h = local[16]
+        if local[17] &- h < maximum { local[17] = tail.load(ordering: .acquiring) }
+        let n = min(local[17] &- h, maximum)
+        guard n > 0 else { return 0 }
+        let start = h & mask
+        let first = min(n, mask &+ 1 &- start)
+        buffer.update(from: storage + start, count: first)
+        if first < n { (buffer + first).update(from: storage, count: n &- first) }
+        local[16] = h &+ n
+        head.store(h &+ n, ordering: .releasing)
+        return n
+    }
+
+    /// Takes up to `maximum` of the oldest values into `buffer`, stopping after the first
+    /// one that `isLast` accepts; returns how many were taken and whether that one was
+    /// among them (it is the last taken).
+    @inlinable
+    public func pop(
+        into buffer: UnsafeMutablePointer<Element>, maximum: Int, stoppingAfter isLast: (Element) -> Bool
+    ) -> (count: Int, sawLast: Bool) {
+        let h = local[16]
+        if local[17] &- h < maximum { local[17] = tail.load(ordering: .acquiring) }
+        let available = min(local[17] &- h, maximum)
+        var n = 0
+        var sawLast = false
+        while n < available {
+            let value = storage[(h &+ n) & mask]
+            buffer[n] = value
+            n &+= 1
+            if isLast(value) {
+                sawLast = true
+                break
+            }
+        }
+        guard n > 0 else { return (0, false) }
+        local[16] = h &+ n
+        head.store(h &+ n, ordering: .releasing)
+        return (n, sawLast)
+    }
+
+    /// Calls `body` with every value waiting, oldest first, without taking them. Only
+    /// when neither side is running (after both threads were joined).
+    func forEachWaiting(_ body: (Element) -> Void) {
+        let h = head.load(ordering: .acquiring)
+        let t = tail.load(ordering: .acquiring)
+        var i = h
+        while i != t {
+            body(storage[i & mask])
+            i &+= 1
+        }
     }
 
     /// Number of values waiting, as the consumer sees it (exact only on the consumer).

@@ -82,15 +82,10 @@ public final class TimeslotAllocator {
     @exclusivity(unchecked) var stream: UnsafeMutablePointer<FlowRecord>
     @exclusivity(unchecked) var streamCount = 0
     /// Records of pairs that became active since the last batch.
-    let fresh: UnsafeMutablePointer<FlowRecord>
-    @exclusivity(unchecked) var freshCount = 0
-    let scratch: UnsafeMutablePointer<FlowRecord>
-    let bucketCounts: UnsafeMutablePointer<Int>
+    let fresh: FreshRecords
     /// First slot of the next batch.
     @exclusivity(unchecked) public private(set) var nextSlot: UInt64
-    /// log2 of the batch size, when a power of two (others divide instead).
-    let batchShift: UInt64
-    let batchSizeIsPowerOfTwo: Bool
+
     @exclusivity(unchecked) public private(set) var statistics = TimeslotAllocatorStatistics()
 
     /// - Parameters:
@@ -119,19 +114,12 @@ public final class TimeslotAllocator {
         pathStage = routing ? PathStage(topology: topology) : nil
         batch = BatchAllocations(batchSize: configuration.batchSize, hostCount: hosts, withdrawalCapacity: capacity)
         stream = .allocate(capacity: capacity)
-        fresh = .allocate(capacity: capacity)
-        scratch = .allocate(capacity: capacity)
-        bucketCounts = .allocate(capacity: 256)
+        fresh = FreshRecords(capacity: capacity, batchSize: configuration.batchSize)
         nextSlot = firstSlot
-        batchShift = UInt64(configuration.batchSize.trailingZeroBitCount)
-        batchSizeIsPowerOfTwo = configuration.batchSize.nonzeroBitCount == 1
     }
 
     deinit {
         stream.deallocate()
-        fresh.deallocate()
-        scratch.deallocate()
-        bucketCounts.deallocate()
     }
 
     /// Weight of each source host: its own times its class's, at most 255.
@@ -165,11 +153,9 @@ public final class TimeslotAllocator {
         case .merged:
             statistics.requestedSlots &+= UInt64(slots)
             return true
-        case .activated(var record, let lastServed):
+        case .activated(let record, let lastServed):
             statistics.requestedSlots &+= UInt64(slots)
-            record.lastServedBatch = tag(lastServed: lastServed)
-            fresh[freshCount] = record
-            freshCount += 1
+            fresh.append(record, lastServed: lastServed, nextSlot: nextSlot)
             return true
         case .refused:
             statistics.refusedSlots &+= UInt64(slots)
@@ -228,12 +214,13 @@ public final class TimeslotAllocator {
         // `stream` holds the previous batch's blocked records; the stage writes this
         // batch's into its other buffer, and the two trade places afterwards.
         stage.outCount = 0
-        feedFirstRound()
+        fresh.prepare(firstSlot: nextSlot)
+        fresh.serve(stream: stream, count: streamCount, stage: stage)
+        fresh.finish(stage: stage)
         stage.finishBatch()
         streamCount = stage.outCount
         swap(&stream, &stage.out)
         stage.outCount = 0
-        freshCount = 0
         nextSlot &+= UInt64(configuration.batchSize)
 
         var allocated = UInt64(batch.totalCount)
@@ -261,78 +248,6 @@ public final class TimeslotAllocator {
         }
     }
 
-    /// The batch tag a record gets from its pair's last service (slot + 1, 0 when never):
-    /// services longer than 32 768 batches ago, and none, count as that old.
-    @inline(__always)
-    private func tag(lastServed: UInt64) -> UInt16 {
-        let current = batchNumber(ofSlot: nextSlot)
-        let oldest = UInt16(truncatingIfNeeded: current &- 32_768)
-        guard lastServed > 0 else { return oldest }
-        let served = batchNumber(ofSlot: lastServed &- 1)
-        return current &- served > 32_768 ? oldest : UInt16(truncatingIfNeeded: served)
-    }
-
-    @inline(__always)
-    private func batchNumber(ofSlot slot: UInt64) -> UInt64 {
-        batchSizeIsPowerOfTwo ? slot &>> batchShift : slot / UInt64(configuration.batchSize)
-    }
-
-    /// Batches since a record was last served, from its tag.
-    @inline(__always)
-    private func age(_ r: FlowRecord, current: UInt16) -> UInt16 { current &- r.lastServedBatch }
-
-    /// Hands the stage its first-round records least recently served first: the previous
-    /// batch's blocked records (already in that order, held in `stream`, the stage's old
-    /// output buffer) with the records of newly active pairs merged in by when they were
-    /// last served. Segments go straight from the buffers they are in: nothing is copied.
-    private func feedFirstRound() {
-        let input = stream
-        let n = streamCount
-        guard freshCount > 0 else {
-            stage.serveFirstRound(input, count: n)
-            return
-        }
-        let sorted = sortFresh()
-        let current = AllocationStage.batchTag(firstSlot: nextSlot, batchSize: configuration.batchSize)
-        var i = 0
-        var j = 0
-        while j < freshCount {
-            let freshAge = age(sorted[j], current: current)
-            var k = i
-            while k < n && age(input[k], current: current) > freshAge { k += 1 }
-            if k > i { stage.serveFirstRound(input + i, count: k - i) }
-            i = k
-            var e = j + 1
-            let limit = i < n ? age(input[i], current: current) : 0
-            while e < freshCount && age(sorted[e], current: current) >= limit { e += 1 }
-            stage.serveFirstRound(sorted + j, count: e - j)
-            j = e
-        }
-        if i < n { stage.serveFirstRound(input + i, count: n - i) }
-    }
-
-    /// Orders the records of newly active pairs least recently served first, at batch
-    /// granularity (never served, or more than 255 batches ago, first), stably, by
-    /// counting sort into `scratch`.
-    private func sortFresh() -> UnsafeMutablePointer<FlowRecord> {
-        let current = AllocationStage.batchTag(firstSlot: nextSlot, batchSize: configuration.batchSize)
-        @inline(__always) func key(_ r: FlowRecord) -> Int { 255 - Int(min(current &- r.lastServedBatch, 255)) }
-        for b in 0..<256 { bucketCounts[b] = 0 }
-        for j in 0..<freshCount { bucketCounts[key(fresh[j])] &+= 1 }
-        var total = 0
-        for b in 0..<256 {
-            let c = bucketCounts[b]
-            bucketCounts[b] = total
-            total &+= c
-        }
-        for j in 0..<freshCount {
-            let b = key(fresh[j])
-            scratch[bucketCounts[b]] = fresh[j]
-            bucketCounts[b] &+= 1
-        }
-        return scratch
-    }
-
     // MARK: Inspection
 
     /// Demand not yet allocated: carried by records, or added and not yet absorbed.
@@ -341,10 +256,12 @@ public final class TimeslotAllocator {
         for i in 0..<streamCount where table.isCurrent(pair: stream[i].pair) {
             total &+= UInt64(stream[i].demand)
         }
-        for i in 0..<freshCount where table.isCurrent(pair: fresh[i].pair) { total &+= UInt64(fresh[i].demand) }
+        for i in 0..<fresh.count where table.isCurrent(pair: fresh.records[i].pair) {
+            total &+= UInt64(fresh.records[i].demand)
+        }
         return total
     }
 
     /// Records waiting for the next batch.
-    public var recordCount: Int { streamCount + freshCount }
+    public var recordCount: Int { streamCount + fresh.count }
 }

@@ -1,0 +1,527 @@
+import Atomics
+import CPlatform
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Waiting without a lock: a few spins with the processor's pause hint, then yielding the
+/// CPU, so that a machine with fewer cores than threads still makes progress.
+@usableFromInline
+struct Backoff {
+    @usableFromInline var spins = 0
+    @inlinable init() {}
+    @inlinable mutating func wait() {
+        spins &+= 1
+        if spins < 128 {
+            fp_cpu_relax()
+        } else {
+            sched_yield()
+        }
+    }
+}
+
+/// How the threaded allocator runs.
+public struct PipelineConfiguration: Sendable, Hashable {
+    /// Allocation stages, each on its own thread (at least 2; one stage is the inline
+    /// ``TimeslotAllocator``).
+    public var stages = 2
+    /// Whether path selection runs, on a thread of its own after the stages.
+    public var routing = true
+    /// CPU for each stage thread, then for the path thread; nil leaves threads unpinned.
+    public var cpus: [Int]?
+    /// Real-time pacing; nil runs batches back to back as fast as they go (virtual clock).
+    public var schedule: RealTimeSchedule?
+    /// Batch buffers per stage: how far the consumer may lag behind a stage.
+    public var buffersPerStage = 4
+
+    public init() {}
+
+    /// Why the configuration cannot work, naming the field; nil when it can.
+    public var problem: String? {
+        if stages < 2 || stages > 64 { return "pipeline.stages: must be in 2...64 (got \(stages))" }
+        if buffersPerStage < 1 || buffersPerStage > 64 {
+            return "pipeline.buffersPerStage: must be in 1...64 (got \(buffersPerStage))"
+        }
+        if let cpus, let bad = cpus.first(where: { $0 < 0 || $0 >= 1024 }) {
+            return "pipeline.cpus: \(bad) is not a CPU number"
+        }
+        if let schedule, !(schedule.slotNanoseconds > 0) || schedule.leadBatches < 1 {
+            return "pipeline.schedule: slot length must be positive and lead at least one batch"
+        }
+        return nil
+    }
+}
+
+/// When each timeslot happens on the monotonic clock: slot `s` starts at `origin +
+/// s × slotNanoseconds`. A batch may start being allocated `leadBatches` batches before its
+/// first slot, and must be finished (and routed) by then; a batch finished later is late.
+public struct RealTimeSchedule: Sendable, Hashable {
+    public var origin: UInt64
+    public var slotNanoseconds: Double
+    public var leadBatches: Int
+
+    public init(origin: UInt64, slotNanoseconds: Double, leadBatches: Int) {
+        self.origin = origin
+        self.slotNanoseconds = slotNanoseconds
+        self.leadBatches = leadBatches
+    }
+
+    /// Monotonic nanoseconds at which `slot` starts.
+    public func start(ofSlot slot: UInt64) -> UInt64 { origin &+ UInt64(Double(slot) * slotNanoseconds) }
+
+    /// The monotonic clock, in nanoseconds.
+    public static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+    }
+}
+
+/// What a pipeline run did.
+public struct PipelineStatistics: Sendable, Hashable {
+    public var batches: UInt64 = 0
+    public var allocations: UInt64 = 0
+    public var unroutable: UInt64 = 0
+    /// Batches finished (allocated, and routed when routing) after their first slot began.
+    public var lateBatches: UInt64 = 0
+    /// The latest a batch was finished after its first slot began.
+    public var maximumLatenessNanoseconds: UInt64 = 0
+    /// Times a stage found the next stage's ring full and had to wait.
+    public var ringFullWaits: UInt64 = 0
+    /// Demand refused because the pair table was full of active pairs.
+    public var refusedRequests: UInt64 = 0
+    public var stages: [AllocationStageStatistics] = []
+    public var pinnedThreads = 0
+    public init() {}
+}
+
+/// The demand side of the pipeline, handed to the feed for one batch at a time: adding,
+/// withdrawing and purging demand. Only valid during that call.
+public final class PipelineDemand: @unchecked Sendable {
+    let table: DemandTable
+    let fresh: FreshRecords
+    let hostCount: Int
+    @exclusivity(unchecked) var nextSlot: UInt64 = 0
+    @exclusivity(unchecked) var refusals: UInt64 = 0
+    /// Demand dropped from pair words by purges (records' demand is counted by stages).
+    @exclusivity(unchecked) public private(set) var purgedSlots: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var withdrawnSlots: UInt64 = 0
+
+    init(table: DemandTable, fresh: FreshRecords, hostCount: Int) {
+        self.table = table
+        self.fresh = fresh
+        self.hostCount = hostCount
+    }
+
+    /// Adds `slots` from `source` to `destination` (dense host indices); false (counted)
+    /// when the pair table is full of active pairs.
+    @discardableResult
+    public func addDemand(source: Int, destination: Int, slots: UInt32) -> Bool {
+        precondition(source >= 0 && source < hostCount && destination >= 0 && destination < hostCount)
+        precondition(source != destination)
+        switch table.add(source: UInt32(source), destination: UInt32(destination), slots: slots) {
+        case .merged: return true
+        case .activated(let record, let lastServed):
+            fresh.append(record, lastServed: lastServed, nextSlot: nextSlot)
+            return true
+        case .refused:
+            refusals &+= 1
+            return false
+        }
+    }
+
+    /// See ``TimeslotAllocator/withdraw(source:destination:slots:)``.
+    public func withdraw(source: Int, destination: Int, slots: UInt64) -> UInt64 {
+        let now = table.withdraw(source: UInt32(source), destination: UInt32(destination), slots: slots)
+        withdrawnSlots &+= now
+        return now
+    }
+
+    public func resetSource(_ source: Int) {
+        let s = UInt32(source)
+        purgedSlots &+= table.purge { src, _ in src == s }
+    }
+
+    public func removeHost(_ host: Int) {
+        let h = UInt32(host)
+        purgedSlots &+= table.purge { src, dst in src == h || dst == h }
+    }
+}
+
+/// The timeslot allocator on several cores: stage `j` owns batches `j, j + k, j + 2k, …`.
+/// A stage streams the records it could not serve to the next stage through a
+/// single-producer single-consumer ring as it goes, so the next stage starts its first
+/// round while this one is still in its later rounds. Path selection runs on its own
+/// thread and takes the batches in order.
+///
+/// Demand enters through a feed called at the start of every batch, in batch order, on
+/// the thread of the stage that starts it (a token passed from stage to stage makes the
+/// calls one at a time, so the pair table keeps a single writer). Everything is
+/// allocated when the pipeline is made; running allocates nothing.
+public final class AllocatorPipeline: @unchecked Sendable {
+    public let topology: Topology
+    public let allocatorConfiguration: TimeslotAllocatorConfiguration
+    public let configuration: PipelineConfiguration
+    let table: DemandTable
+    let usableSpines: AtomicWords
+    let stages: [AllocationStage]
+    let demand: [PipelineDemand]
+    let fresh: [FreshRecords]
+    /// `rings[j]`: records stage `j` could not serve, for stage `j + 1`.
+    let rings: [SPSCRing<FlowRecord>]
+    /// Per stage: its batch buffers, finished ones (to the path thread) and free ones.
+    let buffers: [[BatchAllocations]]
+    let done: [SPSCRing<Int>]
+    let free: [SPSCRing<Int>]
+    let pathStage: PathStage?
+    /// The batch whose feed may run next.
+    let feedToken = ManagedAtomic<Int>(0)
+    let chunk: [UnsafeMutablePointer<FlowRecord>]
+    static let chunkSize = 256
+    /// Marks the end of a batch's records in a ring.
+    static let endOfBatch = FlowRecord(a: .max, b: .max)
+    @inline(__always)
+    static func isEndOfBatch(_ r: FlowRecord) -> Bool { r.a == .max && r.b == .max }
+    /// The next batch to allocate (runs continue where the previous one stopped).
+    @exclusivity(unchecked) public private(set) var nextBatch = 0
+
+    public init(
+        topology: Topology, allocator: TimeslotAllocatorConfiguration = .init(),
+        pipeline: PipelineConfiguration = .init()
+    ) throws(TopologyError) {
+        if let problem = allocator.problem(hosts: topology.hostCount) {
+            throw TopologyError(field: "allocator", reason: problem)
+        }
+        if let problem = pipeline.problem { throw TopologyError(field: "pipeline", reason: problem) }
+        self.topology = topology
+        allocatorConfiguration = allocator
+        configuration = pipeline
+        let hosts = topology.hostCount
+        let capacity = allocator.effectivePairCapacity(hosts: hosts)
+        let k = pipeline.stages
+        let table = DemandTable(capacity: capacity, hostCount: hosts)
+        self.table = table
+        let usableSpines = AtomicWords(count: topology.rackCount)
+        self.usableSpines = usableSpines
+        for r in 0..<topology.rackCount {
+            usableSpines[r].store(UInt64(TimeslotAllocator.usable(topology, rack: r)), ordering: .relaxed)
+        }
+        let weights = TimeslotAllocator.weights(allocator, hosts: hosts)
+        stages = (0..<k).map { _ in
+            AllocationStage(
+                topology: topology, table: table, batchSize: allocator.batchSize, policy: allocator.policy,
+                usableSpines: usableSpines, hostWeights: weights, hostClasses: allocator.hostClasses)
+        }
+        let fresh = (0..<k).map { _ in FreshRecords(capacity: capacity, batchSize: allocator.batchSize) }
+        self.fresh = fresh
+        demand = fresh.map { PipelineDemand(table: table, fresh: $0, hostCount: hosts) }
+        // Every record there is can sit in one ring (a pair has one record), plus a marker
+        // per batch in flight: a full ring would mean a lost record, never a wait forever.
+        rings = (0..<k).map { _ in SPSCRing<FlowRecord>(capacity: capacity + 4 * k + 16) }
+        buffers = (0..<k).map { _ in
+            (0..<pipeline.buffersPerStage).map { _ in
+                BatchAllocations(batchSize: allocator.batchSize, hostCount: hosts, withdrawalCapacity: capacity)
+            }
+        }
+        done = (0..<k).map { _ in SPSCRing<Int>(capacity: pipeline.buffersPerStage + 1) }
+        free = (0..<k).map { _ in SPSCRing<Int>(capacity: pipeline.buffersPerStage + 1) }
+        pathStage = pipeline.routing ? PathStage(topology: topology) : nil
+        chunk = (0..<k).map { _ in .allocate(capacity: Self.chunkSize) }
+    }
+
+    deinit { for c in chunk { c.deallocate() } }
+
+    /// Allocates the next `batches` batches (the first run starts at slot 0, each run
+    /// continues where the previous one stopped) and returns what happened.
+    ///
+    /// - Parameters:
+    ///   - feed: called with each batch number before the batch is allocated, in batch
+    ///     order, one call at a time, on a stage thread: add and withdraw demand there.
+    ///   - consume: called with every finished batch. With routing, on the path thread in
+    ///     batch order; without, on the stage thread that made it, concurrently with other
+    ///     stages. The batch is reused once the call returns.
+    public func run(
+        batches: Int, feed: @escaping @Sendable (Int, PipelineDemand) -> Void,
+        consume: (@Sendable (BatchAllocations) -> Void)? = nil
+    ) -> PipelineStatistics {
+        let run = start(batches: batches, feed: feed, consume: consume)
+        run.go()
+        run.join()
+        run.collect()
+        return run.statistics
+    }
+
+    /// A run whose threads are started and waiting for ``go()``: everything a run
+    /// allocates (threads, their bookkeeping) is done before, so the allocations counted
+    /// between ``go()`` and ``join()`` are the hot loops' own.
+    public final class Run: @unchecked Sendable {
+        let pipeline: AllocatorPipeline
+        let gate = ManagedAtomic<Bool>(false)
+        var threads: [pthread_t] = []
+        let results: [StageResult]
+        let pathResult = StageResult()
+        let end: Int
+        public private(set) var statistics = PipelineStatistics()
+
+        init(pipeline: AllocatorPipeline, end: Int) {
+            self.pipeline = pipeline
+            self.end = end
+            results = (0..<pipeline.stages.count).map { _ in StageResult() }
+            statistics.stages.reserveCapacity(pipeline.stages.count)
+        }
+
+        /// Lets the threads start allocating.
+        public func go() { gate.store(true, ordering: .releasing) }
+
+        /// Waits for every thread to finish; then ``statistics`` holds the outcome.
+        public func join() {
+            for t in threads { pthread_join(t, nil) }
+            pipeline.nextBatch = end
+        }
+
+        /// Gathers the threads' counters (after ``join()``; this allocates).
+        public func collect() {
+            var statistics = PipelineStatistics()
+            for (j, r) in results.enumerated() {
+                statistics.allocations &+= r.allocations
+                statistics.batches &+= r.batches
+                statistics.lateBatches &+= r.late
+                statistics.maximumLatenessNanoseconds = max(statistics.maximumLatenessNanoseconds, r.maximumLateness)
+                statistics.ringFullWaits &+= r.ringFullWaits
+                statistics.refusedRequests &+= pipeline.demand[j].refusals
+                statistics.stages.append(pipeline.stages[j].statistics)
+                if r.pinned { statistics.pinnedThreads += 1 }
+            }
+            if pipeline.pathStage != nil {
+                statistics.lateBatches = pathResult.late
+                statistics.maximumLatenessNanoseconds = pathResult.maximumLateness
+                statistics.unroutable = pathResult.unroutable
+                statistics.allocations = pathResult.allocations
+                if pathResult.pinned { statistics.pinnedThreads += 1 }
+            }
+            self.statistics = statistics
+        }
+    }
+
+    /// Demand not allocated yet: carried by records between stages, or added and not yet
+    /// absorbed. Only between runs.
+    public var outstandingSlots: UInt64 {
+        var total = table.waitingDemand
+        for ring in rings {
+            ring.forEachWaiting { r in
+                if !Self.isEndOfBatch(r) && table.isCurrent(pair: r.pair) { total &+= UInt64(r.demand) }
+            }
+        }
+        return total
+    }
+
+    /// Starts the threads of a run of the next `batches` batches, held until
+    /// ``Run/go()``. See ``run(batches:feed:consume:)``.
+    public func start(
+        batches: Int, feed: @escaping @Sendable (Int, PipelineDemand) -> Void,
+        consume: (@Sendable (BatchAllocations) -> Void)? = nil
+    ) -> Run {
+        let k = stages.count
+        let first = nextBatch
+        let end = first + batches
+        feedToken.store(first, ordering: .relaxed)
+        for j in 0..<k {
+            while free[j].pop() != nil {}
+            while done[j].pop() != nil {}
+            for b in 0..<configuration.buffersPerStage { _ = free[j].push(b) }
+        }
+        // The very first batch has no predecessor: its stream is empty. Later runs find
+        // the records the last batches left in the rings.
+        if first == 0 { _ = rings[k - 1].push(Self.endOfBatch) }
+        let run = Run(pipeline: self, end: end)
+        for j in 0..<k {
+            let cpu = configuration.cpus.flatMap { j < $0.count ? $0[j] : nil }
+            let result = run.results[j]
+            run.threads.append(
+                Self.startThread { [self] in
+                    if let cpu, fp_pin_current_thread(Int32(cpu)) == 0 { result.pinned = true }
+                    var backoff = Backoff()
+                    while !run.gate.load(ordering: .acquiring) { backoff.wait() }
+                    runStage(j, first: first, end: end, feed: feed, consume: consume, result: result)
+                })
+        }
+        if pathStage != nil {
+            let cpu = configuration.cpus.flatMap { k < $0.count ? $0[k] : nil }
+            let result = run.pathResult
+            run.threads.append(
+                Self.startThread { [self] in
+                    if let cpu, fp_pin_current_thread(Int32(cpu)) == 0 { result.pinned = true }
+                    var backoff = Backoff()
+                    while !run.gate.load(ordering: .acquiring) { backoff.wait() }
+                    runPath(first: first, end: end, consume: consume, result: result)
+                })
+        }
+        return run
+    }
+
+    final class StageResult: @unchecked Sendable {
+        var allocations: UInt64 = 0
+        var batches: UInt64 = 0
+        var late: UInt64 = 0
+        var maximumLateness: UInt64 = 0
+        var ringFullWaits: UInt64 = 0
+        var unroutable: UInt64 = 0
+        var pinned = false
+    }
+
+    private func runStage(
+        _ j: Int, first: Int, end: Int, feed: @Sendable (Int, PipelineDemand) -> Void,
+        consume: (@Sendable (BatchAllocations) -> Void)?, result: StageResult
+    ) {
+        let k = stages.count
+        let stage = stages[j]
+        let input = rings[(j + k - 1) % k]
+        let output = rings[j]
+        let fresh = self.fresh[j]
+        let demand = self.demand[j]
+        let chunk = self.chunk[j]
+        let batchSize = UInt64(allocatorConfiguration.batchSize)
+        // This stage's first batch of the run: the first one `b ≥ first` with `b % k == j`.
+        var b = first + ((j - first % k) + k) % k
+        while b < end {
+            let firstSlot = UInt64(b) &* batchSize
+            if let schedule = configuration.schedule {
+                let startAt =
+                    schedule.start(ofSlot: firstSlot)
+                    &- UInt64(
+                        Double(UInt64(schedule.leadBatches) &* batchSize) * schedule.slotNanoseconds)
+                var backoff = Backoff()
+                while RealTimeSchedule.now() < startAt { backoff.wait() }
+            }
+            // The feed, one batch at a time in order.
+            var tokenWait = Backoff()
+            while feedToken.load(ordering: .acquiring) != b { tokenWait.wait() }
+            demand.nextSlot = firstSlot
+            feed(b, demand)
+            feedToken.store(b + 1, ordering: .releasing)
+
+            var index: Int? = free[j].pop()
+            var freeWait = Backoff()
+            while index == nil {
+                freeWait.wait()
+                index = free[j].pop()
+            }
+            let batch = buffers[j][index!]
+            stage.beginBatch(firstSlot: firstSlot, into: batch)
+            stage.outCount = 0
+            fresh.prepare(firstSlot: firstSlot)
+            // First round over the previous stage's records as they arrive.
+            // (The previous stage may already have started its next batch behind the
+            // marker: taking stops at the marker.)
+            var ended = false
+            var inputWait = Backoff()
+            while !ended {
+                let (n, sawMarker) = input.pop(into: chunk, maximum: Self.chunkSize, stoppingAfter: Self.isEndOfBatch)
+                guard n > 0 else {
+                    inputWait.wait()
+                    continue
+                }
+                inputWait = Backoff()
+                ended = sawMarker
+                fresh.serve(stream: chunk, count: sawMarker ? n - 1 : n, stage: stage)
+                flush(stage, to: output, result: result)
+            }
+            fresh.finish(stage: stage)
+            stage.finishBatch()
+            flush(stage, to: output, result: result)
+            push(Self.endOfBatch, to: output, result: result)
+
+            result.batches &+= 1
+            if pathStage == nil {
+                result.allocations &+= UInt64(batch.totalCount)
+                if let schedule = configuration.schedule { noteLateness(schedule, firstSlot: firstSlot, result) }
+                consume?(batch)
+                _ = free[j].push(index!)
+            } else {
+                var doneWait = Backoff()
+                while !done[j].push(index!) { doneWait.wait() }
+            }
+            b += k
+        }
+    }
+
+    /// Moves the stage's blocked records to the next stage.
+    @inline(__always)
+    private func flush(_ stage: AllocationStage, to ring: SPSCRing<FlowRecord>, result: StageResult) {
+        var sent = 0
+        let n = stage.outCount
+        var backoff = Backoff()
+        while sent < n {
+            let pushed = ring.push(stage.out + sent, count: n - sent)
+            if pushed == 0 {
+                result.ringFullWaits &+= 1
+                backoff.wait()
+            }
+            sent += pushed
+        }
+        stage.outCount = 0
+    }
+
+    @inline(__always)
+    private func push(_ record: FlowRecord, to ring: SPSCRing<FlowRecord>, result: StageResult) {
+        var backoff = Backoff()
+        while !ring.push(record) {
+            result.ringFullWaits &+= 1
+            backoff.wait()
+        }
+    }
+
+    private func noteLateness(_ schedule: RealTimeSchedule, firstSlot: UInt64, _ result: StageResult) {
+        let deadline = schedule.start(ofSlot: firstSlot)
+        let now = RealTimeSchedule.now()
+        if now > deadline {
+            result.late &+= 1
+            result.maximumLateness = max(result.maximumLateness, now - deadline)
+        }
+    }
+
+    private func runPath(
+        first: Int, end: Int, consume: (@Sendable (BatchAllocations) -> Void)?, result: StageResult
+    ) {
+        guard let pathStage else { return }
+        let k = stages.count
+        for b in first..<end {
+            let j = b % k
+            var index: Int? = done[j].pop()
+            var backoff = Backoff()
+            while index == nil {
+                backoff.wait()
+                index = done[j].pop()
+            }
+            let batch = buffers[j][index!]
+            let failed = pathStage.route(batch)
+            result.unroutable &+= UInt64(failed)
+            result.allocations &+= UInt64(batch.totalCount &- failed)
+            result.batches &+= 1
+            if let schedule = configuration.schedule { noteLateness(schedule, firstSlot: batch.firstSlot, result) }
+            consume?(batch)
+            var freeWait = Backoff()
+            while !free[j].push(index!) { freeWait.wait() }
+        }
+    }
+
+    /// Starts a joinable thread running `body`.
+    static func startThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
+        final class Box: @unchecked Sendable {
+            let body: @Sendable () -> Void
+            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+        }
+        let context = Unmanaged.passRetained(Box(body)).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(
+            &thread, nil,
+            { raw in
+                let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+                box.body()
+                return nil
+            }, context)
+        precondition(rc == 0, "pthread_create failed: \(rc)")
+        return thread
+    }
+}
