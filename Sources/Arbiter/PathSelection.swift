@@ -2,110 +2,184 @@
 /// link carries more than its per-slot capacity in either direction and no link or spine
 /// that is down is used. Intra-rack allocations need no spine.
 ///
-/// Methods, by case:
-/// - every link up and a power-of-two number of spines: the rack-to-rack count matrix is
-///   halved recursively (an *Euler split*: even counts divide exactly, pairs with an odd
-///   count are balanced at every rack); after log2(S) levels each of the S parts has row
-///   and column sums ≤ ⌈Δ/S⌉, which is within a link's capacity because the allocator
-///   keeps every rack's degree Δ ≤ S × capacity;
-/// - every link up, other spine counts: bipartite edge colouring of the rack multigraph
-///   with S × capacity colours by alternating paths (König's theorem guarantees it), colour
-///   k going to spine k / capacity;
-/// - links or spines down: each allocation takes the usable spine with the most room at
-///   both its racks; one that finds none is reported unroutable (counted, not sent).
+/// The rack multigraph of one slot (an edge per allocation, from its source's rack to its
+/// destination's rack) is edge-coloured. A rack's degree is at most S × c (S spines of c
+/// packets each per slot), which the allocator guarantees, and by König's theorem S × c
+/// colours then suffice. Methods:
+/// - *edge colouring* (the default, any number of spines): colour `k` is packet `k mod c`
+///   of spine `k / c`. Every rack side keeps a bitmap of its free colours; an edge takes
+///   the lowest colour free at both its racks, and when there is none, colours α (free at
+///   the source) and β (free at the destination) are swapped along the alternating α/β
+///   path from the destination, which cannot reach the source, freeing α there. With links
+///   down, a rack's bitmap only holds the colours of its usable spines, and an allocation
+///   that cannot be coloured is reported unroutable (counted, not sent);
+/// - *Euler split* (power-of-two spine counts, every link up): the rack-to-rack count
+///   matrix is halved recursively (even counts divide exactly, pairs with an odd count are
+///   balanced at every rack); after log2(S) levels each of the S parts has row and column
+///   sums within a link's capacity.
 ///
-/// All storage is sized at start-up from the topology; `assign` allocates nothing.
-public struct PathSelector {
-    public let topology: Topology
+/// All storage is sized at construction from the topology; `assign` allocates nothing.
+public final class PathSelector: @unchecked Sendable {
+    /// How spines are chosen (see the type's documentation).
+    public enum Method: String, Sendable, Hashable, CaseIterable, Codable {
+        /// Edge colouring with colour bitmaps and alternating paths, whatever the spine count.
+        case edgeColoring
+        /// Euler split when the spine count is a power of two and every link is up; edge
+        /// colouring otherwise.
+        case eulerSplit
+    }
+
+    public private(set) var topology: Topology
+    public let method: Method
     let racks: Int
     let spines: Int
     let maxEdges: Int
 
-    // Rack-pair aggregation (open addressing, keys u·R+v+1, 0 empty).
-    var pairKeys: [UInt32]
-    var pairSlots: [Int32]
-    var bucketMask: Int
-    var pairSource: [UInt16]
-    var pairDestination: [UInt16]
-    var pairCount: [Int32]
-    var touchedBuckets: [Int32]
-    var pairTotal = 0
-    var edgePair: [Int32]
+    // Edge colouring, for up to `slotsPerCall` slots at once. Per slot and rack side: the
+    // free colours (`words` 64-bit words each) and the edge holding each colour (epoch-tagged
+    // so that tables need no clearing between calls). Per capacity c (packets per link in a
+    // slot): the colours each rack may use (those of its usable spines) and each colour's
+    // spine. Per edge of the call: its racks and colour.
+    let peakColors: Int
+    let words: Int
+    public let slotsPerCall: Int
+    let upFree: UnsafeMutablePointer<UInt64>
+    let downFree: UnsafeMutablePointer<UInt64>
+    let allowedByCapacity: UnsafeMutablePointer<UInt64>
+    let spineOfColor: UnsafeMutablePointer<Int16>
+    let upEdge: UnsafeMutablePointer<UInt32>
+    let downEdge: UnsafeMutablePointer<UInt32>
+    @exclusivity(unchecked) var epoch: UInt32 = 0
+    static let edgeBits: UInt32 = 23
+    let edgeRacks: UnsafeMutablePointer<UInt32>
+    let edgeColor: UnsafeMutablePointer<Int16>
+    let capacityOfSlot: UnsafeMutablePointer<Int>
+    let path: UnsafeMutablePointer<Int32>
+    let pathLimit: Int
+    let maxBatchEdges: Int
 
-    // Euler split: parts as (pair, count) lists, double-buffered per level.
-    var partPairA: [Int32]
-    var partCountA: [Int32]
-    var partPairB: [Int32]
-    var partCountB: [Int32]
-    var partStart: [Int32]
-    var nextPartStart: [Int32]
-    // Odd-count pairs of one part, and their balancing.
-    var oddPair: [Int32]
-    var oddHalf: [UInt8]
-    var partnerAtSource: [Int32]
-    var partnerAtDestination: [Int32]
-    var pendingAtSource: [Int32]
-    var pendingAtDestination: [Int32]
-    // Final per-pair, per-spine counts and a cursor per pair.
-    var pairSpineCount: [Int32]
-    var pairCursor: [Int32]
-
-    // Edge colouring (general case): colour of each edge, and per rack-side the edge of
-    // each colour (-1 none).
-    var edgeColor: [Int32]
-    var colorEdge: [Int32]
-    var usedColors: [UInt64]
-
-    // Degraded case: remaining capacity per (rack, spine) up and down.
-    var upRoom: [Int32]
-    var downRoom: [Int32]
+    // Euler split: rack-pair aggregation (open addressing, keys u·R+v+1, 0 empty), parts as
+    // (pair, count) lists double-buffered per level, odd-count balancing, and the final
+    // per-pair, per-spine counts with a cursor per pair.
+    let pairKeys: UnsafeMutablePointer<UInt32>
+    let pairSlots: UnsafeMutablePointer<Int32>
+    let bucketMask: Int
+    let pairSource: UnsafeMutablePointer<UInt16>
+    let pairDestination: UnsafeMutablePointer<UInt16>
+    let pairCount: UnsafeMutablePointer<Int32>
+    let touchedBuckets: UnsafeMutablePointer<Int32>
+    @exclusivity(unchecked) var pairTotal = 0
+    let edgePair: UnsafeMutablePointer<Int32>
+    let partPairA: UnsafeMutablePointer<Int32>
+    let partCountA: UnsafeMutablePointer<Int32>
+    let partPairB: UnsafeMutablePointer<Int32>
+    let partCountB: UnsafeMutablePointer<Int32>
+    let partStart: UnsafeMutablePointer<Int32>
+    let nextPartStart: UnsafeMutablePointer<Int32>
+    let oddPair: UnsafeMutablePointer<Int32>
+    let oddHalf: UnsafeMutablePointer<UInt8>
+    let partnerAtSource: UnsafeMutablePointer<Int32>
+    let partnerAtDestination: UnsafeMutablePointer<Int32>
+    let pendingAtSource: UnsafeMutablePointer<Int32>
+    let pendingAtDestination: UnsafeMutablePointer<Int32>
+    let pairSpineCount: UnsafeMutablePointer<Int32>
+    let pairCursor: UnsafeMutablePointer<Int32>
 
     /// Allocations reported unroutable, in total.
-    public private(set) var unroutable: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var unroutable: UInt64 = 0
+    /// Alternating paths walked (an allocation found no colour free at both racks).
+    @exclusivity(unchecked) public private(set) var recolorings: UInt64 = 0
+    /// Edges whose colour an alternating path swapped.
+    @exclusivity(unchecked) public private(set) var recoloredEdges: UInt64 = 0
 
-    public init(topology: Topology, maxEdgesPerSlot: Int? = nil) {
+    private static func make<T>(_ count: Int, _ value: T) -> UnsafeMutablePointer<T> {
+        let p = UnsafeMutablePointer<T>.allocate(capacity: max(1, count))
+        p.initialize(repeating: value, count: max(1, count))
+        return p
+    }
+
+    /// - Parameters:
+    ///   - maxEdgesPerSlot: most allocations one slot has (default: the hosts).
+    ///   - slotsPerCall: most slots ``assignBatch(entries:count:rackOf:firstSlot:batchSize:spinesOut:)``
+    ///     colours at once (the allocator's batch size).
+    public init(
+        topology: Topology, method: Method = .edgeColoring, maxEdgesPerSlot: Int? = nil, slotsPerCall: Int = 16
+    ) {
         self.topology = topology
+        self.method = method
         racks = topology.rackCount
         spines = topology.spineCount
         maxEdges = max(1, maxEdgesPerSlot ?? topology.hostCount)
+        peakColors = max(1, topology.linkRate.peak * spines)
+        words = (peakColors + 63) / 64
+        self.slotsPerCall = max(1, slotsPerCall)
+        pathLimit = 2 * racks + 4
+        let sides = self.slotsPerCall * racks
+        upFree = Self.make(sides * words, 0)
+        downFree = Self.make(sides * words, 0)
+        let peak = topology.linkRate.peak
+        allowedByCapacity = Self.make((peak + 1) * racks * words, 0)
+        spineOfColor = Self.make((peak + 1) * peakColors, -1)
+        upEdge = Self.make(sides * peakColors, 0)
+        downEdge = Self.make(sides * peakColors, 0)
+        maxBatchEdges = self.slotsPerCall * maxEdges
+        edgeRacks = Self.make(maxBatchEdges, 0)
+        edgeColor = Self.make(maxBatchEdges, -1)
+        capacityOfSlot = Self.make(self.slotsPerCall, 0)
+        path = Self.make(pathLimit, 0)
+
         var buckets = 16
         while buckets < maxEdges * 2 { buckets <<= 1 }
         bucketMask = buckets - 1
-        pairKeys = [UInt32](repeating: 0, count: buckets)
-        pairSlots = [Int32](repeating: -1, count: buckets)
-        pairSource = [UInt16](repeating: 0, count: maxEdges)
-        pairDestination = [UInt16](repeating: 0, count: maxEdges)
-        pairCount = [Int32](repeating: 0, count: maxEdges)
-        touchedBuckets = [Int32](repeating: 0, count: maxEdges)
-        edgePair = [Int32](repeating: 0, count: maxEdges)
-        let partCapacity = maxEdges * 2
-        partPairA = [Int32](repeating: 0, count: partCapacity)
-        partCountA = [Int32](repeating: 0, count: partCapacity)
-        partPairB = [Int32](repeating: 0, count: partCapacity)
-        partCountB = [Int32](repeating: 0, count: partCapacity)
-        partStart = [Int32](repeating: 0, count: spines + 1)
-        nextPartStart = [Int32](repeating: 0, count: spines + 1)
-        oddPair = [Int32](repeating: 0, count: maxEdges)
-        oddHalf = [UInt8](repeating: 0, count: maxEdges)
-        partnerAtSource = [Int32](repeating: -1, count: maxEdges)
-        partnerAtDestination = [Int32](repeating: -1, count: maxEdges)
-        pendingAtSource = [Int32](repeating: -1, count: racks)
-        pendingAtDestination = [Int32](repeating: -1, count: racks)
-        pairSpineCount = [Int32](repeating: 0, count: spines.isPowerOfTwo ? maxEdges * spines : 0)
-        pairCursor = [Int32](repeating: 0, count: maxEdges)
-        let maxColors = topology.linkRate.peak * spines
-        edgeColor = [Int32](repeating: -1, count: maxEdges)
-        colorEdge = [Int32](repeating: -1, count: spines.isPowerOfTwo ? 0 : 2 * racks * maxColors)
-        usedColors = [UInt64](repeating: 0, count: spines.isPowerOfTwo ? 0 : 2 * racks * ((maxColors + 63) / 64))
-        upRoom = [Int32](repeating: 0, count: racks * spines)
-        downRoom = [Int32](repeating: 0, count: racks * spines)
-        pendingRecolor = [Int32](repeating: 0, count: 4 * racks + 16)
+        let euler = spines.isPowerOfTwo && method == .eulerSplit
+        let pairs = euler ? maxEdges : 1
+        pairKeys = Self.make(euler ? buckets : 1, 0)
+        pairSlots = Self.make(euler ? buckets : 1, -1)
+        pairSource = Self.make(pairs, 0)
+        pairDestination = Self.make(pairs, 0)
+        pairCount = Self.make(pairs, 0)
+        touchedBuckets = Self.make(pairs, 0)
+        edgePair = Self.make(pairs, 0)
+        partPairA = Self.make(2 * pairs, 0)
+        partCountA = Self.make(2 * pairs, 0)
+        partPairB = Self.make(2 * pairs, 0)
+        partCountB = Self.make(2 * pairs, 0)
+        partStart = Self.make(spines + 1, 0)
+        nextPartStart = Self.make(spines + 1, 0)
+        oddPair = Self.make(pairs, 0)
+        oddHalf = Self.make(pairs, 0)
+        partnerAtSource = Self.make(pairs, -1)
+        partnerAtDestination = Self.make(pairs, -1)
+        pendingAtSource = Self.make(euler ? racks : 1, -1)
+        pendingAtDestination = Self.make(euler ? racks : 1, -1)
+        pairSpineCount = Self.make(euler ? pairs * spines : 1, 0)
+        pairCursor = Self.make(pairs, 0)
+        prepareColors()
     }
 
-    /// Marks links and spines as the topology now has them.
-    public mutating func update(_ topology: Topology) {
+    deinit {
+        for p in [upFree, downFree, allowedByCapacity] { p.deallocate() }
+        for p in [upEdge, downEdge, edgeRacks] { p.deallocate() }
+        spineOfColor.deallocate()
+        edgeColor.deallocate()
+        capacityOfSlot.deallocate()
+        path.deallocate()
+        pairKeys.deallocate()
+        pairSource.deallocate()
+        pairDestination.deallocate()
+        oddHalf.deallocate()
+        for p in [
+            pairSlots, pairCount, touchedBuckets, edgePair, partPairA, partCountA, partPairB, partCountB, partStart,
+            nextPartStart, oddPair, partnerAtSource, partnerAtDestination, pendingAtSource, pendingAtDestination,
+            pairSpineCount, pairCursor,
+        ] { p.deallocate() }
+    }
+
+    /// Takes links and spines as `topology` now has them (same racks and spines).
+    public func update(_ topology: Topology) {
         precondition(topology.rackCount == racks && topology.spineCount == spines)
-        self = PathSelector(topology: topology, maxEdgesPerSlot: maxEdges)
+        self.topology = topology
+        prepareColors()
     }
 
     /// Chooses spines for one slot's inter-rack allocations.
@@ -117,7 +191,7 @@ public struct PathSelector {
     ///   - spinesOut: receives each allocation's spine, or -1 when it cannot be routed.
     /// - Returns: how many allocations could not be routed.
     @discardableResult
-    public mutating func assign(
+    public func assign(
         sources: UnsafeBufferPointer<UInt16>, destinations: UnsafeBufferPointer<UInt16>, slot: UInt64,
         spinesOut: UnsafeMutableBufferPointer<Int16>
     ) -> Int {
@@ -130,10 +204,7 @@ public struct PathSelector {
             unroutable &+= UInt64(n)
             return n
         }
-        if !topology.allLinksUp {
-            return assignDegraded(sources, destinations, capacity: capacity, spinesOut: spinesOut)
-        }
-        if spines.isPowerOfTwo {
+        if method == .eulerSplit && spines.isPowerOfTwo && topology.allLinksUp {
             aggregate(sources, destinations)
             eulerSplit()
             for e in 0..<n {
@@ -147,12 +218,297 @@ public struct PathSelector {
             clearAggregation()
             return 0
         }
-        return colorEdges(sources, destinations, capacity: capacity, spinesOut: spinesOut)
+        let sourceRacks = sources.baseAddress!
+        let destinationRacks = destinations.baseAddress!
+        let failed = color(
+            count: n, firstSlot: slot, slots: 1, spinesOut: spinesOut.baseAddress!,
+            unroutableMark: -1
+        ) { e in (Int(sourceRacks[e]), Int(destinationRacks[e]), 0) }
+        unroutable &+= UInt64(failed)
+        return failed
     }
 
-    // MARK: Aggregation
+    /// Whether ``assignBatch(entries:count:rackOf:firstSlot:batchSize:spinesOut:)`` is the
+    /// way to use this selector (edge colouring); Euler split goes slot by slot.
+    public var colorsWholeBatches: Bool { !(method == .eulerSplit && spines.isPowerOfTwo && topology.allLinksUp) }
 
-    mutating func aggregate(_ sources: UnsafeBufferPointer<UInt16>, _ destinations: UnsafeBufferPointer<UInt16>) {
+    /// Chooses spines for a whole batch of allocations at once, each slot coloured on its
+    /// own: `entries` are `source host | destination host << 16 | batch slot << 32` in any
+    /// order. Writes each allocation's spine, ``BatchAllocations/intraRack`` (-1) when its
+    /// hosts share a rack, or ``BatchAllocations/unroutable`` (-2). Returns how many are
+    /// unroutable.
+    @discardableResult
+    public func assignBatch(
+        entries: UnsafePointer<UInt64>, count: Int, rackOf: UnsafePointer<UInt16>, firstSlot: UInt64, batchSize: Int,
+        spinesOut: UnsafeMutablePointer<Int16>
+    ) -> Int {
+        precondition(batchSize <= slotsPerCall && count <= maxBatchEdges)
+        guard count > 0 else { return 0 }
+        if words == 1 {
+            let failed = colorOneWord(
+                entries: entries, count: count, rackOf: rackOf, firstSlot: firstSlot, slots: batchSize,
+                spinesOut: spinesOut)
+            unroutable &+= UInt64(failed)
+            return failed
+        }
+        let failed = color(
+            count: count, firstSlot: firstSlot, slots: batchSize, spinesOut: spinesOut, unroutableMark: -2
+        ) { i in
+            let e = entries[i]
+            return (
+                Int(rackOf[Int(truncatingIfNeeded: e & 0xFFFF)]),
+                Int(rackOf[Int(truncatingIfNeeded: (e >> 16) & 0xFFFF)]),
+                Int(truncatingIfNeeded: e >> 32)
+            )
+        }
+        unroutable &+= UInt64(failed)
+        return failed
+    }
+
+    // MARK: Edge colouring
+
+    /// Fills, for every capacity a slot can have, the colours each rack may use and the
+    /// spine of each colour.
+    private func prepareColors() {
+        let peak = topology.linkRate.peak
+        for c in 0...peak {
+            for r in 0..<racks {
+                let base = (c * racks + r) * words
+                for w in 0..<words { allowedByCapacity[base + w] = 0 }
+                guard c > 0 else { continue }
+                for s in 0..<spines where topology.isUsable(rack: r, spine: s) {
+                    for k in (s * c)..<((s + 1) * c) { allowedByCapacity[base + k >> 6] |= 1 << UInt64(k & 63) }
+                }
+            }
+            for k in 0..<peakColors { spineOfColor[c * peakColors + k] = c > 0 && k < spines * c ? Int16(k / c) : -1 }
+        }
+    }
+
+    /// The colouring loop behind both interfaces: edge `i`'s racks and batch slot come from
+    /// `edge(i)`; returns how many edges could not be coloured (marked `unroutableMark`).
+    @inline(__always)
+    private func color(
+        count: Int, firstSlot: UInt64, slots: Int, spinesOut: UnsafeMutablePointer<Int16>, unroutableMark: Int16,
+        edge: (Int) -> (Int, Int, Int)
+    ) -> Int {
+        let words = self.words
+        let colors = peakColors
+        let racks = self.racks
+        // A new epoch makes every table entry of earlier calls stale at once.
+        epoch &+= 1
+        if epoch >= 1 << (32 - Self.edgeBits) {
+            upEdge.update(repeating: 0, count: slotsPerCall * racks * colors)
+            downEdge.update(repeating: 0, count: slotsPerCall * racks * colors)
+            epoch = 1
+        }
+        let tag = epoch << Self.edgeBits
+        for s in 0..<slots {
+            let c = topology.linkRate.capacity(inSlot: firstSlot &+ UInt64(s))
+            capacityOfSlot[s] = c
+            let from = allowedByCapacity + c * racks * words
+            (upFree + s * racks * words).update(from: from, count: racks * words)
+            (downFree + s * racks * words).update(from: from, count: racks * words)
+        }
+        var failed = 0
+        for i in 0..<count {
+            let (u, v, s) = edge(i)
+            if u == v {
+                spinesOut[i] = BatchAllocations.intraRack
+                continue
+            }
+            edgeRacks[i] = UInt32(truncatingIfNeeded: u) | UInt32(truncatingIfNeeded: v) << 16
+            let side = s &* racks
+            let up = upFree + (side &+ u) &* words
+            let down = downFree + (side &+ v) &* words
+            var k = -1
+            if words == 1 {
+                let m = up[0] & down[0]
+                if m != 0 { k = m.trailingZeroBitCount }
+            } else {
+                for w in 0..<words {
+                    let m = up[w] & down[w]
+                    if m != 0 {
+                        k = w << 6 | m.trailingZeroBitCount
+                        break
+                    }
+                }
+            }
+            if k < 0 {
+                k = recolor(u: u, v: v, slot: s, tag: tag, spinesOut: spinesOut)
+                guard k >= 0 else {
+                    edgeColor[i] = -1
+                    spinesOut[i] = unroutableMark
+                    failed &+= 1
+                    continue
+                }
+            }
+            take(i, u: u, v: v, slot: s, color: k, tag: tag)
+            spinesOut[i] = spineOfColor[capacityOfSlot[s] &* colors &+ k]
+        }
+        return failed
+    }
+
+    /// ``color(count:firstSlot:slots:spinesOut:unroutableMark:edge:)`` for batches whose
+    /// colours fit one word (S × c ≤ 64, the usual case), with the index arithmetic folded.
+    @inline(never)
+    private func colorOneWord(
+        entries: UnsafePointer<UInt64>, count: Int, rackOf: UnsafePointer<UInt16>, firstSlot: UInt64, slots: Int,
+        spinesOut: UnsafeMutablePointer<Int16>
+    ) -> Int {
+        let colors = peakColors
+        let racks = self.racks
+        epoch &+= 1
+        if epoch >= 1 << (32 - Self.edgeBits) {
+            upEdge.update(repeating: 0, count: slotsPerCall * racks * colors)
+            downEdge.update(repeating: 0, count: slotsPerCall * racks * colors)
+            epoch = 1
+        }
+        let tag = epoch << Self.edgeBits
+        for s in 0..<slots {
+            let c = topology.linkRate.capacity(inSlot: firstSlot &+ UInt64(s))
+            capacityOfSlot[s] = c
+            let from = allowedByCapacity + c * racks
+            (upFree + s * racks).update(from: from, count: racks)
+            (downFree + s * racks).update(from: from, count: racks)
+        }
+        let upFree = self.upFree
+        let downFree = self.downFree
+        let upEdge = self.upEdge
+        let downEdge = self.downEdge
+        let edgeRacks = self.edgeRacks
+        let edgeColor = self.edgeColor
+        let spineOfColor = self.spineOfColor
+        let capacityOfSlot = self.capacityOfSlot
+        var failed = 0
+        for i in 0..<count {
+            let e = entries[i]
+            let u = Int(rackOf[Int(truncatingIfNeeded: e & 0xFFFF)])
+            let v = Int(rackOf[Int(truncatingIfNeeded: (e &>> 16) & 0xFFFF)])
+            if u == v {
+                spinesOut[i] = BatchAllocations.intraRack
+                continue
+            }
+            let s = Int(truncatingIfNeeded: e &>> 32)
+            let side = s &* racks
+            let ui = side &+ u
+            let vi = side &+ v
+            edgeRacks[i] = UInt32(truncatingIfNeeded: u) | UInt32(truncatingIfNeeded: v) &<< 16
+            let m = upFree[ui] & downFree[vi]
+            var k: Int
+            if m != 0 {
+                k = m.trailingZeroBitCount
+            } else {
+                k = recolor(u: u, v: v, slot: s, tag: tag, spinesOut: spinesOut)
+                guard k >= 0 else {
+                    edgeColor[i] = -1
+                    spinesOut[i] = BatchAllocations.unroutable
+                    failed &+= 1
+                    continue
+                }
+            }
+            let bit: UInt64 = 1 &<< UInt64(truncatingIfNeeded: k)
+            upFree[ui] &= ~bit
+            downFree[vi] &= ~bit
+            edgeColor[i] = Int16(truncatingIfNeeded: k)
+            let entry = tag | UInt32(truncatingIfNeeded: i &+ 1)
+            upEdge[ui &* colors &+ k] = entry
+            downEdge[vi &* colors &+ k] = entry
+            spinesOut[i] = spineOfColor[capacityOfSlot[s] &* colors &+ k]
+        }
+        return failed
+    }
+
+    @inline(__always)
+    private func take(_ e: Int, u: Int, v: Int, slot s: Int, color k: Int, tag: UInt32) {
+        let side = s &* racks
+        edgeColor[e] = Int16(truncatingIfNeeded: k)
+        let entry = tag | UInt32(truncatingIfNeeded: e &+ 1)
+        upEdge[(side &+ u) &* peakColors &+ k] = entry
+        downEdge[(side &+ v) &* peakColors &+ k] = entry
+        upFree[(side &+ u) &* words &+ k &>> 6] &= ~(1 &<< UInt64(truncatingIfNeeded: k & 63))
+        downFree[(side &+ v) &* words &+ k &>> 6] &= ~(1 &<< UInt64(truncatingIfNeeded: k & 63))
+    }
+
+    @inline(__always)
+    private func release(u: Int, v: Int, slot s: Int, color k: Int) {
+        let side = s &* racks
+        upEdge[(side &+ u) &* peakColors &+ k] = 0
+        downEdge[(side &+ v) &* peakColors &+ k] = 0
+        upFree[(side &+ u) &* words &+ k &>> 6] |= 1 &<< UInt64(truncatingIfNeeded: k & 63)
+        downFree[(side &+ v) &* words &+ k &>> 6] |= 1 &<< UInt64(truncatingIfNeeded: k & 63)
+    }
+
+    @inline(__always)
+    private func firstSet(_ base: UnsafeMutablePointer<UInt64>) -> Int {
+        for w in 0..<words where base[w] != 0 { return w << 6 | base[w].trailingZeroBitCount }
+        return -1
+    }
+
+    /// The edge holding colour `k` at a rack side, or -1.
+    @inline(__always)
+    private func holder(_ table: UnsafeMutablePointer<UInt32>, _ index: Int, tag: UInt32) -> Int {
+        let entry = table[index]
+        guard entry >> Self.edgeBits == tag >> Self.edgeBits else { return -1 }
+        return Int(entry & ((1 << Self.edgeBits) - 1)) - 1
+    }
+
+    /// No colour is free at both racks of edge (u, v) in slot `s`: frees colour α (free at
+    /// u) at v by swapping α and β (free at v) along the alternating path that leaves v by
+    /// its α edge, updating the spines of the edges it recolours. Returns α, or -1 when u or
+    /// v has no free colour or the swap would put a colour on a link that is down.
+    @inline(never)
+    private func recolor(u: Int, v: Int, slot s: Int, tag: UInt32, spinesOut: UnsafeMutablePointer<Int16>) -> Int {
+        let colors = peakColors
+        let side = s * racks
+        let alpha = firstSet(upFree + (side + u) * words)
+        let beta = firstSet(downFree + (side + v) * words)
+        guard alpha >= 0, beta >= 0 else { return -1 }
+        // At a destination rack follow its edge of the colour looked for to that edge's
+        // source rack, then that rack's edge of the other colour, and so on.
+        var length = 0
+        var rack = v
+        var atDestination = true
+        var wanted = alpha
+        while true {
+            let edge =
+                atDestination
+                ? holder(downEdge, (side + rack) * colors + wanted, tag: tag)
+                : holder(upEdge, (side + rack) * colors + wanted, tag: tag)
+            guard edge >= 0 else { break }
+            guard length < pathLimit else { return -1 }
+            path[length] = Int32(truncatingIfNeeded: edge)
+            length += 1
+            let racksOfEdge = edgeRacks[edge]
+            rack = atDestination ? Int(racksOfEdge & 0xFFFF) : Int(racksOfEdge >> 16)
+            atDestination.toggle()
+            wanted = wanted == alpha ? beta : alpha
+        }
+        guard length > 0 else { return -1 }
+        // The last rack gets `wanted` on its link: it must be usable there.
+        let allowed = allowedByCapacity + (capacityOfSlot[s] * racks + rack) * words
+        guard allowed[wanted >> 6] & (1 << UInt64(wanted & 63)) != 0 else { return -1 }
+        recolorings &+= 1
+        recoloredEdges &+= UInt64(length)
+        var from = alpha
+        for i in 0..<length {
+            let edge = Int(path[i])
+            release(u: Int(edgeRacks[edge] & 0xFFFF), v: Int(edgeRacks[edge] >> 16), slot: s, color: from)
+            from = from == alpha ? beta : alpha
+        }
+        var to = beta
+        let spineBase = capacityOfSlot[s] * colors
+        for i in 0..<length {
+            let edge = Int(path[i])
+            take(edge, u: Int(edgeRacks[edge] & 0xFFFF), v: Int(edgeRacks[edge] >> 16), slot: s, color: to, tag: tag)
+            spinesOut[edge] = spineOfColor[spineBase + to]
+            to = to == alpha ? beta : alpha
+        }
+        return alpha
+    }
+
+    // MARK: Euler split: aggregation
+
+    func aggregate(_ sources: UnsafeBufferPointer<UInt16>, _ destinations: UnsafeBufferPointer<UInt16>) {
         pairTotal = 0
         for e in 0..<sources.count {
             let key = UInt32(sources[e]) &* UInt32(racks) &+ UInt32(destinations[e]) &+ 1
@@ -182,7 +538,7 @@ public struct PathSelector {
         }
     }
 
-    mutating func clearAggregation() {
+    func clearAggregation() {
         for p in 0..<pairTotal {
             let b = Int(touchedBuckets[p])
             pairKeys[b] = 0
@@ -195,7 +551,7 @@ public struct PathSelector {
 
     /// Splits the pair counts into `spines` parts, each with row and column sums at most
     /// ⌈Δ/spines⌉, writing `pairSpineCount`.
-    mutating func eulerSplit() {
+    func eulerSplit() {
         // Level 0: one part holding every pair.
         for p in 0..<pairTotal {
             partPairA[p] = Int32(p)
@@ -234,7 +590,7 @@ public struct PathSelector {
 
     /// Splits one part's entries `[start, end)` of the current buffer into two children
     /// appended to the other buffer; returns the new write position.
-    mutating func splitPart(start: Int, end: Int, from useA: Bool, writtenSoFar: Int, childIndex: Int) -> Int {
+    func splitPart(start: Int, end: Int, from useA: Bool, writtenSoFar: Int, childIndex: Int) -> Int {
         // Odd counts: one edge each left over after the even halves, to be balanced.
         var oddCount = 0
         for k in start..<end {
@@ -277,7 +633,7 @@ public struct PathSelector {
     /// two halves differ by at most one: edges are paired up at each rack, the pairings
     /// form paths and cycles (even cycles: the graph is bipartite), and halves alternate
     /// along them.
-    mutating func balance(_ count: Int) {
+    func balance(_ count: Int) {
         guard count > 0 else { return }
         for e in 0..<count {
             partnerAtSource[e] = -1
@@ -337,156 +693,6 @@ public struct PathSelector {
         }
     }
 
-    // MARK: Edge colouring (other spine counts)
-
-    mutating func colorEdges(
-        _ sources: UnsafeBufferPointer<UInt16>, _ destinations: UnsafeBufferPointer<UInt16>, capacity: Int,
-        spinesOut: UnsafeMutableBufferPointer<Int16>
-    ) -> Int {
-        let colors = capacity * spines
-        let words = (topology.linkRate.peak * spines + 63) / 64
-        let stride = topology.linkRate.peak * spines
-        // Vertices 0..<racks are sources, racks..<2·racks destinations.
-        for v in 0..<(2 * racks) {
-            for w in 0..<words { usedColors[v * words + w] = 0 }
-        }
-        var failed = 0
-        for e in 0..<sources.count {
-            let u = Int(sources[e])
-            let v = racks + Int(destinations[e])
-            guard let alpha = freeColor(u, colors: colors, words: words),
-                let beta = freeColor(v, colors: colors, words: words)
-            else {
-                edgeColor[e] = -1
-                failed += 1
-                continue
-            }
-            if !isUsed(v, alpha, words: words) {
-                setColor(e, u: u, v: v, color: alpha, stride: stride, words: words)
-                continue
-            }
-            // α is taken at v: swap α and β along the alternating path from v; the path
-            // cannot reach u (bipartite), after which α is free at v.
-            var x = v
-            var colorOut = alpha
-            var colorIn = beta
-            var pathLength = 0
-            while pathLength < 4 * racks {
-                let edge = Int(colorEdge[x * stride + colorOut])
-                guard edge >= 0 else { break }
-                let y = Int(sources[edge]) == x ? racks + Int(destinations[edge]) : Int(sources[edge])
-                // Recolour this edge from colorOut to colorIn.
-                clearColor(
-                    edge, u: Int(sources[edge]), v: racks + Int(destinations[edge]), color: colorOut, stride: stride,
-                    words: words)
-                pendingRecolor[pathLength] = Int32(edge)
-                pathLength += 1
-                x = y
-                swap(&colorOut, &colorIn)
-            }
-            // Apply the recolouring (the edges' new colour alternates from β).
-            var c = beta
-            for k in 0..<pathLength {
-                let edge = Int(pendingRecolor[k])
-                setColor(
-                    edge, u: Int(sources[edge]), v: racks + Int(destinations[edge]), color: c, stride: stride,
-                    words: words)
-                c = c == beta ? alpha : beta
-            }
-            setColor(e, u: u, v: v, color: alpha, stride: stride, words: words)
-        }
-        for e in 0..<sources.count {
-            let c = Int(edgeColor[e])
-            spinesOut[e] = c < 0 ? -1 : Int16(c / capacity)
-        }
-        // Clear the colour table for the next slot (only entries this slot used).
-        for e in 0..<sources.count where edgeColor[e] >= 0 {
-            let c = Int(edgeColor[e])
-            colorEdge[Int(sources[e]) * stride + c] = -1
-            colorEdge[(racks + Int(destinations[e])) * stride + c] = -1
-        }
-        unroutable &+= UInt64(failed)
-        return failed
-    }
-
-    /// Edges recoloured along one alternating path (a simple path: at most 2·racks).
-    var pendingRecolor: [Int32]
-
-    @inline(__always)
-    func isUsed(_ v: Int, _ c: Int, words: Int) -> Bool {
-        usedColors[v * words + (c >> 6)] & (1 << UInt64(c & 63)) != 0
-    }
-
-    @inline(__always)
-    func freeColor(_ v: Int, colors: Int, words: Int) -> Int? {
-        var w = 0
-        while w * 64 < colors {
-            let free = ~usedColors[v * words + w]
-            if free != 0 {
-                let c = w * 64 + free.trailingZeroBitCount
-                return c < colors ? c : nil
-            }
-            w += 1
-        }
-        return nil
-    }
-
-    @inline(__always)
-    mutating func setColor(_ e: Int, u: Int, v: Int, color c: Int, stride: Int, words: Int) {
-        edgeColor[e] = Int32(c)
-        colorEdge[u * stride + c] = Int32(e)
-        colorEdge[v * stride + c] = Int32(e)
-        usedColors[u * words + (c >> 6)] |= 1 << UInt64(c & 63)
-        usedColors[v * words + (c >> 6)] |= 1 << UInt64(c & 63)
-    }
-
-    @inline(__always)
-    mutating func clearColor(_ e: Int, u: Int, v: Int, color c: Int, stride: Int, words: Int) {
-        edgeColor[e] = -1
-        colorEdge[u * stride + c] = -1
-        colorEdge[v * stride + c] = -1
-        usedColors[u * words + (c >> 6)] &= ~(1 << UInt64(c & 63))
-        usedColors[v * words + (c >> 6)] &= ~(1 << UInt64(c & 63))
-    }
-
-    // MARK: Degraded fabric
-
-    mutating func assignDegraded(
-        _ sources: UnsafeBufferPointer<UInt16>, _ destinations: UnsafeBufferPointer<UInt16>, capacity: Int,
-        spinesOut: UnsafeMutableBufferPointer<Int16>
-    ) -> Int {
-        for r in 0..<racks {
-            for s in 0..<spines {
-                let room = topology.isUsable(rack: r, spine: s) ? Int32(capacity) : 0
-                upRoom[r * spines + s] = room
-                downRoom[r * spines + s] = room
-            }
-        }
-        var failed = 0
-        for e in 0..<sources.count {
-            let u = Int(sources[e])
-            let v = Int(destinations[e])
-            var best = -1
-            var bestRoom: Int32 = 0
-            for s in 0..<spines {
-                let room = min(upRoom[u * spines + s], downRoom[v * spines + s])
-                if room > bestRoom {
-                    bestRoom = room
-                    best = s
-                }
-            }
-            if best < 0 {
-                spinesOut[e] = -1
-                failed += 1
-            } else {
-                upRoom[u * spines + best] -= 1
-                downRoom[v * spines + best] -= 1
-                spinesOut[e] = Int16(best)
-            }
-        }
-        unroutable &+= UInt64(failed)
-        return failed
-    }
 }
 
 extension Int {

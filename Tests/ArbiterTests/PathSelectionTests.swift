@@ -41,8 +41,10 @@ struct PathSelectionTests {
         return (sources, targets)
     }
 
-    static func check(_ t: Topology, seed: UInt64, slots: Int, load: Double) -> (routed: Int, unroutable: Int) {
-        var selector = PathSelector(topology: t)
+    static func check(
+        _ t: Topology, seed: UInt64, slots: Int, load: Double, method: PathSelector.Method = .edgeColoring
+    ) -> (routed: Int, unroutable: Int) {
+        let selector = PathSelector(topology: t, method: method)
         var random = Generator(state: seed)
         var routed = 0
         var failed = 0
@@ -88,18 +90,22 @@ struct PathSelectionTests {
     func allLinksUp(racks: Int, hostsPerRack: Int, spines: Int, oversubscription: Double) throws {
         let t = try Topology(
             .regular(racks: racks, hostsPerRack: hostsPerRack, spines: spines, oversubscription: oversubscription))
-        let r = Self.check(t, seed: UInt64(racks * 1000 + spines), slots: 200, load: 1.0)
-        #expect(r.unroutable == 0)
-        #expect(r.routed > 0)
+        for method in PathSelector.Method.allCases {
+            let r = Self.check(t, seed: UInt64(racks * 1000 + spines), slots: 200, load: 1.0, method: method)
+            #expect(r.unroutable == 0, "\(method)")
+            #expect(r.routed > 0)
+        }
     }
 
     @Test func downLinksAreNeverUsed() throws {
         var t = try Topology(.regular(racks: 8, hostsPerRack: 8, spines: 4))
         try t.setLink(rack: 2, spine: 1, up: false)
         try t.setSpine(3, up: false)
+        // Loaded to the racks' remaining capacity: colouring within the usable spines
+        // routes nearly everything; what it cannot is counted, never misplaced.
         let r = Self.check(t, seed: 9, slots: 200, load: 1.0)
         #expect(r.routed > 0)
-        print("degraded fabric: \(r.routed) routed, \(r.unroutable) unroutable")
+        #expect(Double(r.unroutable) <= 0.05 * Double(r.routed + r.unroutable), "\(r)")
     }
 }
 

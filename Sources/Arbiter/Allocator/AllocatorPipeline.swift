@@ -226,7 +226,7 @@ public final class AllocatorPipeline: @unchecked Sendable {
         }
         done = (0..<k).map { _ in SPSCRing<Int>(capacity: pipeline.buffersPerStage + 1) }
         free = (0..<k).map { _ in SPSCRing<Int>(capacity: pipeline.buffersPerStage + 1) }
-        pathStage = pipeline.routing ? PathStage(topology: topology) : nil
+        pathStage = pipeline.routing ? PathStage(topology: topology, batchSize: allocator.batchSize) : nil
         chunk = (0..<k).map { _ in .allocate(capacity: Self.chunkSize) }
     }
 

@@ -16,13 +16,14 @@ public final class BatchAllocations: @unchecked Sendable {
     @usableFromInline let entries: UnsafeMutablePointer<UInt64>
     /// Allocations in ``entries``.
     @exclusivity(unchecked) public internal(set) var totalCount = 0
-    /// After ``groupBySlot()``: `source | destination << 16` per allocation, slot by slot.
+    /// After ``groupBySlot()``: the index of each allocation in ``entries``, slot by slot.
     @usableFromInline let grouped: UnsafeMutablePointer<UInt32>
     /// After ``groupBySlot()``: where each slot's allocations start in ``grouped``.
     @usableFromInline let slotStart: UnsafeMutablePointer<Int>
     @exclusivity(unchecked) public private(set) var isGrouped = false
-    /// Spine of each grouped allocation once path selection ran: ``intraRack`` when none
-    /// is needed, ``unroutable`` when no spine had room (the allocation must not be sent).
+    /// Spine of each allocation (by index in ``entries``) once path selection ran:
+    /// ``intraRack`` when none is needed, ``unroutable`` when no spine had room (the
+    /// allocation must not be sent).
     @usableFromInline let spines: UnsafeMutablePointer<Int16>
     public static let intraRack: Int16 = -1
     public static let unroutable: Int16 = -2
@@ -86,6 +87,19 @@ public final class BatchAllocations: @unchecked Sendable {
         unroutableCount = 0
     }
 
+    /// Replaces the contents with `entries` (`source | destination << 16 | slot << 32`,
+    /// as ``allocation(_:)`` reads them) for the batch starting at `firstSlot`: for
+    /// replaying recorded allocations (benchmarks, tests).
+    public func replace(firstSlot: UInt64, with entries: UnsafeBufferPointer<UInt64>) {
+        precondition(entries.count <= batchSize * hostCount)
+        reset(firstSlot: firstSlot)
+        if let base = entries.baseAddress { self.entries.update(from: base, count: entries.count) }
+        totalCount = entries.count
+    }
+
+    /// The allocations as entries (see ``replace(firstSlot:with:)``).
+    public var allocationEntries: UnsafeBufferPointer<UInt64> { UnsafeBufferPointer(start: entries, count: totalCount) }
+
     /// Allocation `i` in the order made: batch slot (0..<batchSize), source, destination.
     @inlinable
     public func allocation(_ i: Int) -> (slot: Int, source: Int, destination: Int) {
@@ -130,7 +144,7 @@ public final class BatchAllocations: @unchecked Sendable {
             let e = entries[i]
             let s = Int(truncatingIfNeeded: e >> 32)
             let at = histograms[65 &+ s]
-            grouped[at] = UInt32(truncatingIfNeeded: e)
+            grouped[at] = UInt32(truncatingIfNeeded: i)
             histograms[65 &+ s] = at &+ 1
         }
         isGrouped = true
@@ -145,16 +159,25 @@ public final class BatchAllocations: @unchecked Sendable {
 
     /// Source host index of allocation `i` of slot `firstSlot + slot` (after grouping).
     @inlinable
-    public func source(slot: Int, _ i: Int) -> Int { Int(grouped[slotStart[slot] &+ i] & 0xFFFF) }
+    public func source(slot: Int, _ i: Int) -> Int {
+        Int(truncatingIfNeeded: entries[Int(grouped[slotStart[slot] &+ i])] & 0xFFFF)
+    }
 
     /// Destination host index of allocation `i` of slot `firstSlot + slot` (after grouping).
     @inlinable
-    public func destination(slot: Int, _ i: Int) -> Int { Int(grouped[slotStart[slot] &+ i] >> 16) }
+    public func destination(slot: Int, _ i: Int) -> Int {
+        Int(truncatingIfNeeded: (entries[Int(grouped[slotStart[slot] &+ i])] >> 16) & 0xFFFF)
+    }
 
     /// Spine of allocation `i` of slot `firstSlot + slot` (see ``intraRack``,
     /// ``unroutable``); valid after path selection.
     @inlinable
-    public func spine(slot: Int, _ i: Int) -> Int16 { spines[slotStart[slot] &+ i] }
+    public func spine(slot: Int, _ i: Int) -> Int16 { spines[Int(grouped[slotStart[slot] &+ i])] }
+
+    /// Spine of allocation `i` in the order made (see ``allocation(_:)``); valid after
+    /// path selection.
+    @inlinable
+    public func spine(_ i: Int) -> Int16 { spines[i] }
 
     /// One withdrawal report: `slots` of the pair's demand were withdrawn.
     public func withdrawal(_ i: Int) -> (source: Int, destination: Int, slots: UInt32) {

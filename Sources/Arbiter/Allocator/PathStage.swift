@@ -2,7 +2,7 @@
 /// ``PathSelector`` assign spines, and writes them back into the ``BatchAllocations``.
 /// The pipeline runs it on its own thread; the inline allocator calls it directly.
 public final class PathStage: @unchecked Sendable {
-    public private(set) var selector: PathSelector
+    public let selector: PathSelector
     let hostCount: Int
     let rackOf: UnsafeMutablePointer<UInt16>
     let gatheredSources: UnsafeMutablePointer<UInt16>
@@ -14,8 +14,9 @@ public final class PathStage: @unchecked Sendable {
     /// Inter-rack allocations routed, in total.
     public private(set) var routed: UInt64 = 0
 
-    public init(topology: Topology) {
-        selector = PathSelector(topology: topology)
+    /// - Parameter batchSize: the allocator's batch size (most slots per batch).
+    public init(topology: Topology, batchSize: Int = 16, method: PathSelector.Method = .edgeColoring) {
+        selector = PathSelector(topology: topology, method: method, slotsPerCall: batchSize)
         hostCount = topology.hostCount
         rackOf = .allocate(capacity: hostCount)
         rackOf.initialize(from: topology.rackOf, count: hostCount)
@@ -33,8 +34,7 @@ public final class PathStage: @unchecked Sendable {
         assigned.deallocate()
     }
 
-    /// Takes links and spines as `topology` now has them (not on the hot path: it
-    /// rebuilds the selector).
+    /// Takes links and spines as `topology` now has them (same racks and spines).
     public func update(_ topology: Topology) {
         selector.update(topology)
     }
@@ -45,42 +45,55 @@ public final class PathStage: @unchecked Sendable {
     @discardableResult
     public func route(_ batch: BatchAllocations) -> Int {
         precondition(batch.hostCount == hostCount)
-        var unroutableHere = 0
-        var routedHere = 0
+        let failed: Int
+        if selector.colorsWholeBatches {
+            // Every slot of the batch at once, in the order the allocations were made.
+            failed = selector.assignBatch(
+                entries: batch.entries, count: batch.totalCount, rackOf: rackOf, firstSlot: batch.firstSlot,
+                batchSize: batch.batchSize, spinesOut: batch.spines)
+        } else {
+            failed = routeSlotBySlot(batch)
+        }
+        unroutable &+= UInt64(failed)
+        routed &+= UInt64(batch.totalCount &- failed)
+        batch.unroutableCount = failed
+        return failed
+    }
+
+    /// The per-slot interface of the selector (Euler split): group by slot, gather each
+    /// slot's inter-rack allocations, assign, scatter.
+    private func routeSlotBySlot(_ batch: BatchAllocations) -> Int {
+        var failedHere = 0
         batch.groupBySlot()
         for slot in 0..<batch.batchSize {
             let base = batch.slotStart[slot]
             let count = batch.slotStart[slot &+ 1] &- base
             var n = 0
             for i in 0..<count {
-                let hosts = batch.grouped[base &+ i]
-                let sr = rackOf[Int(hosts & 0xFFFF)]
-                let dr = rackOf[Int(hosts >> 16)]
+                let index = Int(batch.grouped[base &+ i])
+                let hosts = batch.entries[index]
+                let sr = rackOf[Int(truncatingIfNeeded: hosts & 0xFFFF)]
+                let dr = rackOf[Int(truncatingIfNeeded: (hosts >> 16) & 0xFFFF)]
                 if sr == dr {
-                    batch.spines[base &+ i] = BatchAllocations.intraRack
+                    batch.spines[index] = BatchAllocations.intraRack
                 } else {
                     gatheredSources[n] = sr
                     gatheredDestinations[n] = dr
-                    gatheredIndex[n] = Int32(truncatingIfNeeded: i)
+                    gatheredIndex[n] = Int32(truncatingIfNeeded: index)
                     n &+= 1
                 }
             }
             guard n > 0 else { continue }
-            let failed = selector.assign(
+            failedHere &+= selector.assign(
                 sources: UnsafeBufferPointer(start: gatheredSources, count: n),
                 destinations: UnsafeBufferPointer(start: gatheredDestinations, count: n),
                 slot: batch.firstSlot &+ UInt64(slot),
                 spinesOut: UnsafeMutableBufferPointer(start: assigned, count: n))
-            unroutableHere &+= failed
-            routedHere &+= n &- failed
             for e in 0..<n {
                 let spine = assigned[e]
-                batch.spines[base &+ Int(gatheredIndex[e])] = spine < 0 ? BatchAllocations.unroutable : spine
+                batch.spines[Int(gatheredIndex[e])] = spine < 0 ? BatchAllocations.unroutable : spine
             }
         }
-        unroutable &+= UInt64(unroutableHere)
-        routed &+= UInt64(routedHere)
-        batch.unroutableCount = unroutableHere
-        return unroutableHere
+        return failedHere
     }
 }

@@ -111,7 +111,7 @@ public final class TimeslotAllocator {
         stage = AllocationStage(
             topology: topology, table: table, batchSize: configuration.batchSize, policy: configuration.policy,
             usableSpines: usableSpines, hostWeights: weights, hostClasses: configuration.hostClasses, exclusive: true)
-        pathStage = routing ? PathStage(topology: topology) : nil
+        pathStage = routing ? PathStage(topology: topology, batchSize: configuration.batchSize) : nil
         batch = BatchAllocations(batchSize: configuration.batchSize, hostCount: hosts, withdrawalCapacity: capacity)
         stream = .allocate(capacity: capacity)
         fresh = FreshRecords(capacity: capacity, batchSize: configuration.batchSize)
@@ -239,12 +239,11 @@ public final class TimeslotAllocator {
     }
 
     private func requestUnroutableAgain() {
-        for slot in 0..<batch.batchSize {
-            for i in 0..<batch.count(inSlot: slot) where batch.spine(slot: slot, i) == BatchAllocations.unroutable {
-                // Requested again, not anew: the demand stays whole.
-                statistics.requestedSlots &-= 1
-                addDemand(source: batch.source(slot: slot, i), destination: batch.destination(slot: slot, i), slots: 1)
-            }
+        for i in 0..<batch.totalCount where batch.spine(i) == BatchAllocations.unroutable {
+            let a = batch.allocation(i)
+            // Requested again, not anew: the demand stays whole.
+            statistics.requestedSlots &-= 1
+            addDemand(source: a.source, destination: a.destination, slots: 1)
         }
     }
 
