@@ -204,7 +204,11 @@ public struct Topology: Sendable {
         guard c.hosts.count <= 65_536 else {
             throw TopologyError(field: "hosts", reason: "at most 65536 hosts (got \(c.hosts.count))")
         }
-        let slot = c.timeslotNanoseconds ?? Double(c.slotBytes) * 8 / c.hostLinkGbps
+        // Reference endpoints count slots of 2^19 / 419 ns; an arbiter serving them keeps to
+        // that length (slightly longer, so no two of our slots fall in one of theirs).
+        let slot =
+            c.timeslotNanoseconds
+            ?? (c.referenceEndpoints ? Topology.referenceTimeslotNanoseconds : Double(c.slotBytes) * 8 / c.hostLinkGbps)
         guard slot.isFinite, slot >= 10, slot <= 1_000_000 else {
             throw TopologyError(field: "timeslotNanoseconds", reason: "must be in 10...1000000 ns (got \(slot))")
         }
@@ -271,6 +275,11 @@ public struct Topology: Sendable {
         // Reference endpoints name destinations by an 8-bit hash of the MAC; two hosts with
         // the same hash could not be told apart.
         if c.referenceEndpoints {
+            guard c.spines <= 4 else {
+                throw TopologyError(
+                    field: "spines",
+                    reason: "reference endpoints carry a 2-bit path: at most 4 spines (got \(c.spines))")
+            }
             guard c.hosts.count <= 256 else {
                 throw TopologyError(
                     field: "referenceEndpoints",
@@ -303,6 +312,13 @@ public struct Topology: Sendable {
         linkUp = [Bool](repeating: true, count: c.racks * c.spines)
         spineUp = [Bool](repeating: true, count: c.spines)
     }
+
+    /// The reference's slot, 2^19 / 419 ns, rounded up to the picosecond.
+    public static let referenceTimeslotNanoseconds = 1251.277
+
+    /// Reference node id (MAC hash) of each host, when the topology serves reference
+    /// endpoints.
+    public var referenceIDs: [UInt16] { macs.map { ReferenceNodeID.hash($0) } }
 
     /// Parses a dotted-quad IPv4 address into host byte order.
     public static func parseIPv4(_ text: String) -> UInt32? {

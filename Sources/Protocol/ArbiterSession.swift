@@ -76,6 +76,18 @@ public protocol ArbiterSessionHandler {
     mutating func withdrawalRequested(destination: NodeID, upTo slots: UInt64) -> UInt64
 }
 
+/// What became of an allocation an arbiter-side session was asked to record.
+public enum FCPAllocationOutcome: Sendable, Hashable {
+    case recorded
+    /// No demand towards the destination is held (none recorded, or all of it allocated or
+    /// withdrawn: the allocation is stale, e.g. from before a reset).
+    case noDemand
+    /// A reference endpoint cannot be told (node above 16383 or path above 3).
+    case unencodable
+    /// The slot already has an allocation, or is older than the pending window.
+    case slotUnavailable
+}
+
 /// Where the extension handshake of an arbiter-side connection stands.
 public enum ArbiterNegotiation: Sendable, Hashable {
     /// Plain reference FCP (no HELLO seen since the last reset).
@@ -547,15 +559,28 @@ public struct ArbiterSession {
     /// (node above 16383 or path above 3); the allocation is then not made.
     @discardableResult
     public mutating func recordAllocation(slot: UInt64, destination: NodeID, path: PathID) -> Bool {
+        record(allocationIn: slot, destination: destination, path: path) == .recorded
+    }
+
+    /// ``recordAllocation(slot:destination:path:)``, saying why an allocation was not made:
+    /// an owner re-requests a slot it could not place, but not demand that is gone.
+    public mutating func record(allocationIn slot: UInt64, destination: NodeID, path: PathID) -> FCPAllocationOutcome {
         guard let i = book.table.index(of: destination) else {
             book.statistics.allocationsRejected &+= 1
-            return false
+            return .noDemand
+        }
+        // Only demand the owner holds can be allocated: anything more is stale (made before
+        // a reset, or for demand withdrawn meanwhile).
+        let d = book.destinations[i]
+        guard d.released > d.allocated &+ d.withdrawnFromOwner else {
+            book.statistics.allocationsRejected &+= 1
+            return .noDemand
         }
         if !book.negotiation.granted.contains(.announcedClock),
             ReferenceDestination.pack(destination, path: path) == nil
         {
             book.statistics.allocationsUnencodable &+= 1
-            return false
+            return .unencodable
         }
         // Allocations that fall out of the window count as sent (and lost): the report
         // then makes the endpoint ask for them again.
@@ -565,14 +590,25 @@ public struct ArbiterSession {
         }
         guard book.pending.add(slot: slot, node: destination, path: path) == .added else {
             book.statistics.allocationsRejected &+= 1
-            return false
+            return .slotUnavailable
         }
         book.destinations[i].allocated &+= 1
         // Room for waiting demand: handed on at the next event.
         if book.destinations[i].deferred > 0 { book.markDirty(i) }
         book.statistics.allocationsRecorded &+= 1
         book.transmitRequested = true
-        return true
+        return .recorded
+    }
+
+    /// The owner withdrew `slots` of the demand it held towards `destination` after the
+    /// request (its allocator applies withdrawals when it next sees the flow): counted
+    /// as withdrawn, and reported to the endpoint.
+    public mutating func recordWithdrawal(destination: NodeID, slots: UInt64) {
+        guard slots > 0, let i = book.table.index(of: destination) else { return }
+        book.destinations[i].withdrawnFromOwner &+= slots
+        book.statistics.withdrawnSlots &+= slots
+        book.triggerReport(i)
+        if book.destinations[i].deferred > 0 { book.markDirty(i) }
     }
 
     /// Builds the next packet into `buffer` (at least the configured maximum packet

@@ -91,9 +91,10 @@ public final class TimeslotAllocator {
     /// - Parameters:
     ///   - firstSlot: global number of the first slot to allocate.
     ///   - routing: whether to run path selection on every batch.
+    ///   - pathMethod: how path selection chooses spines.
     public init(
         topology: Topology, configuration: TimeslotAllocatorConfiguration = .init(), firstSlot: UInt64 = 0,
-        routing: Bool = true
+        routing: Bool = true, pathMethod: PathSelector.Method = .edgeColoring
     ) throws(TopologyError) {
         let hosts = topology.hostCount
         if let problem = configuration.problem(hosts: hosts) {
@@ -111,7 +112,8 @@ public final class TimeslotAllocator {
         stage = AllocationStage(
             topology: topology, table: table, batchSize: configuration.batchSize, policy: configuration.policy,
             usableSpines: usableSpines, hostWeights: weights, hostClasses: configuration.hostClasses, exclusive: true)
-        pathStage = routing ? PathStage(topology: topology, batchSize: configuration.batchSize) : nil
+        pathStage =
+            routing ? PathStage(topology: topology, batchSize: configuration.batchSize, method: pathMethod) : nil
         batch = BatchAllocations(batchSize: configuration.batchSize, hostCount: hosts, withdrawalCapacity: capacity)
         stream = .allocate(capacity: capacity)
         fresh = FreshRecords(capacity: capacity, batchSize: configuration.batchSize)
@@ -236,6 +238,12 @@ public final class TimeslotAllocator {
         statistics.withdrawnSlots &+= batch.withdrawnSlots
         statistics.purgedSlots &+= batch.purgedSlots
         return batch
+    }
+
+    /// Moves on to `slot` without allocating the slots before it (the caller fell behind
+    /// the clock); demand waits for the batches from `slot` on.
+    public func skip(to slot: UInt64) {
+        if slot > nextSlot { nextSlot = slot }
     }
 
     private func requestUnroutableAgain() {

@@ -1,0 +1,516 @@
+import FastpassProtocol
+
+/// How an ``ArbiterCore`` is set up.
+public struct ArbiterCoreConfiguration: Sendable {
+    /// Template for every endpoint's session: epoch, capabilities, authentication, limits.
+    /// Its timeslot length and origin are set from the topology and ``slotOrigin``.
+    public var session = ArbiterSessionConfiguration()
+    public var allocator = TimeslotAllocatorConfiguration()
+    /// How spines are chosen.
+    public var pathMethod: PathSelector.Method = .edgeColoring
+    /// Start of slot 0 on the arbiter's clock, in nanoseconds.
+    public var slotOrigin: UInt64 = 0
+    /// How far ahead of the current slot batches are allocated. Endpoints take
+    /// allocations up to 64 slots early, so the batch must fit in that.
+    public var lookaheadSlots = 32
+    /// Demand the allocator's pair table refused, kept to offer again (entries).
+    public var retryCapacity = 65_536
+
+    public init() {}
+
+    /// Why the configuration cannot work with `topology`, naming the field; nil when it can.
+    public func problem(topology: Topology) -> String? {
+        if let p = session.problem { return "session.\(p)" }
+        if let p = allocator.problem(hosts: topology.hostCount) { return p }
+        if lookaheadSlots < 0 || lookaheadSlots + allocator.batchSize > 64 {
+            return "lookaheadSlots: a batch of \(allocator.batchSize) allocated \(lookaheadSlots) slots ahead "
+                + "ends more than 64 slots ahead, which endpoints refuse"
+        }
+        if retryCapacity < 1 { return "retryCapacity: must be at least 1" }
+        return nil
+    }
+}
+
+/// Counters of an ``ArbiterCore``.
+public struct ArbiterCoreStatistics: Sendable, Hashable {
+    public var packetsReceived: UInt64 = 0
+    /// Packets from an address that is not a host of the topology (dropped).
+    public var packetsFromUnknownHosts: UInt64 = 0
+    /// Packets a session dropped as bad: checksum, malformed, unauthenticated, stale epoch.
+    public var packetsDropped: UInt64 = 0
+    /// Packets a session ignored as part of the protocol: a RESET it did not apply, a
+    /// duplicate or one older than the receive window.
+    public var packetsOutOfSync: UInt64 = 0
+    public var packetsSent: UInt64 = 0
+    public var encodeFailures: UInt64 = 0
+    /// Demand towards a destination the topology does not know, or towards the sender.
+    public var demandToUnknownDestination: UInt64 = 0
+    public var demandToSelf: UInt64 = 0
+    public var batchesAllocated: UInt64 = 0
+    /// Slots skipped because the core was called too late to allocate them in time.
+    public var slotsSkipped: UInt64 = 0
+    /// Allocations recorded in a session (to be sent).
+    public var allocationsRecorded: UInt64 = 0
+    /// Allocations for demand the session no longer holds (a reset, a withdrawal).
+    public var allocationsStale: UInt64 = 0
+    /// Allocations a session could not place (slot taken or too old, unencodable for a
+    /// reference endpoint); their demand is offered to the allocator again.
+    public var allocationsRequestedAgain: UInt64 = 0
+    /// Allocations with no spine that had room (links down); requested again.
+    public var allocationsUnroutable: UInt64 = 0
+    /// Times the allocator's pair table was full; the demand waits to be offered again.
+    public var allocatorRefusals: UInt64 = 0
+    /// Demand lost because the retry list was full too (slots).
+    public var demandDropped: UInt64 = 0
+    public var registrations: UInt64 = 0
+    public var refusals: UInt64 = 0
+    public var endpointResets: UInt64 = 0
+    public init() {}
+}
+
+/// The arbiter, sans-IO: every endpoint's FCP session, the timeslot allocator and path
+/// selection, driven by packets in, the clock and timers, producing packets out.
+///
+/// - ``receive(_:from:now:)`` with each packet from an endpoint (its IPv4 source address
+///   names the host);
+/// - ``advance(now:)`` whenever ``nextDeadline`` passes (and after receiving): session
+///   timers fire, and every batch of slots due for allocation is allocated, routed and
+///   recorded in the source endpoints' sessions;
+/// - ``nextPacket(now:into:)`` until it returns nil, sending each packet to its address.
+///
+/// Reference endpoints and extended ones are served side by side: a session's slot
+/// numbers and destination ids follow what its endpoint negotiated (reference slots and
+/// MAC-hash node ids, or the announced clock and topology node ids).
+public final class ArbiterCore {
+    public let configuration: ArbiterCoreConfiguration
+    public private(set) var topology: Topology
+    let allocator: TimeslotAllocator
+    /// Sessions by host index, made on a host's first packet.
+    private var sessions: UnsafeMutablePointer<ArbiterSession?>
+    private let sessionTemplate: ArbiterSessionConfiguration
+    private let hostCount: Int
+    private let referenceIDs: [UInt16]
+    /// Slot length in picoseconds, and half a slot in nanoseconds (slot midpoints).
+    let timeslotPicoseconds: UInt64
+    private let halfSlotNanoseconds: UInt64
+
+    // Sessions with something to send, in order, each once.
+    private let ready: UnsafeMutablePointer<Int32>
+    private let isReady: UnsafeMutablePointer<Bool>
+    private var readyHead = 0
+    private var readyCount = 0
+
+    // Session timers: a binary heap of (deadline, host), entries checked when they surface.
+    private let timerDeadlines: UnsafeMutablePointer<UInt64>
+    private let timerHosts: UnsafeMutablePointer<Int32>
+    private let timerCapacity: Int
+    private var timerCount = 0
+
+    // Demand the allocator refused, offered again on every advance.
+    private let retrySources: UnsafeMutablePointer<Int32>
+    private let retryDestinations: UnsafeMutablePointer<Int32>
+    private let retrySlots: UnsafeMutablePointer<UInt32>
+    private var retryCount = 0
+
+    public private(set) var statistics = ArbiterCoreStatistics()
+
+    public init(topology: Topology, configuration: ArbiterCoreConfiguration = .init(), now: UInt64)
+        throws(TopologyError)
+    {
+        if let problem = configuration.problem(topology: topology) {
+            throw TopologyError(field: "arbiter", reason: problem)
+        }
+        self.configuration = configuration
+        self.topology = topology
+        hostCount = topology.hostCount
+        referenceIDs = topology.configuration.referenceEndpoints ? topology.referenceIDs : []
+        timeslotPicoseconds = UInt64((topology.timeslotNanoseconds * 1000).rounded())
+        halfSlotNanoseconds = timeslotPicoseconds / 2000
+        var template = configuration.session
+        template.timeslotPicoseconds = UInt32(clamping: timeslotPicoseconds)
+        template.slotOrigin = configuration.slotOrigin
+        sessionTemplate = template
+        // Start allocating at the first slot that is still ahead.
+        let firstSlot = Self.slot(at: now, origin: configuration.slotOrigin, picoseconds: timeslotPicoseconds) + 1
+        let batch = UInt64(configuration.allocator.batchSize)
+        allocator = try TimeslotAllocator(
+            topology: topology, configuration: configuration.allocator,
+            firstSlot: (firstSlot + batch - 1) / batch * batch, routing: true, pathMethod: configuration.pathMethod)
+        sessions = .allocate(capacity: hostCount)
+        sessions.initialize(repeating: nil, count: hostCount)
+        ready = .allocate(capacity: hostCount)
+        ready.initialize(repeating: 0, count: hostCount)
+        isReady = .allocate(capacity: hostCount)
+        isReady.initialize(repeating: false, count: hostCount)
+        timerCapacity = 4 * hostCount + 16
+        timerDeadlines = .allocate(capacity: timerCapacity)
+        timerDeadlines.initialize(repeating: 0, count: timerCapacity)
+        timerHosts = .allocate(capacity: timerCapacity)
+        timerHosts.initialize(repeating: 0, count: timerCapacity)
+        retrySources = .allocate(capacity: configuration.retryCapacity)
+        retrySources.initialize(repeating: 0, count: configuration.retryCapacity)
+        retryDestinations = .allocate(capacity: configuration.retryCapacity)
+        retryDestinations.initialize(repeating: 0, count: configuration.retryCapacity)
+        retrySlots = .allocate(capacity: configuration.retryCapacity)
+        retrySlots.initialize(repeating: 0, count: configuration.retryCapacity)
+    }
+
+    deinit {
+        sessions.deinitialize(count: hostCount)
+        sessions.deallocate()
+        ready.deallocate()
+        isReady.deallocate()
+        timerDeadlines.deallocate()
+        timerHosts.deallocate()
+        retrySources.deallocate()
+        retryDestinations.deallocate()
+        retrySlots.deallocate()
+    }
+
+    // MARK: Clock
+
+    static func slot(at now: UInt64, origin: UInt64, picoseconds: UInt64) -> UInt64 {
+        guard now > origin else { return 0 }
+        let (high, low) = (now - origin).multipliedFullWidth(by: 1000)
+        return picoseconds.dividingFullWidth((high, low)).quotient
+    }
+
+    /// The slot in progress at `now` on the arbiter's clock.
+    public func currentSlot(now: UInt64) -> UInt64 {
+        Self.slot(at: now, origin: configuration.slotOrigin, picoseconds: timeslotPicoseconds)
+    }
+
+    /// When `slot` starts on the arbiter's clock.
+    public func start(ofSlot slot: UInt64) -> UInt64 {
+        let (high, low) = slot.multipliedFullWidth(by: timeslotPicoseconds)
+        return configuration.slotOrigin &+ UInt64(1000).dividingFullWidth((high, low)).quotient
+    }
+
+    /// The number a session uses for our slot `slot`: ours for an endpoint that took the
+    /// announced clock, the reference slot containing its midpoint otherwise.
+    private func sessionSlot(_ slot: UInt64, announcedClock: Bool) -> UInt64 {
+        announcedClock ? slot : ReferenceTimeslot.slot(atNanoseconds: start(ofSlot: slot) &+ halfSlotNanoseconds)
+    }
+
+    /// The next slot the allocator will allocate.
+    public var nextSlotToAllocate: UInt64 { allocator.nextSlot }
+
+    // MARK: Packets in
+
+    /// Handles one packet from the endpoint at `address` (IPv4, host byte order).
+    public func receive(_ packet: UnsafeRawBufferPointer, from address: UInt32, now: UInt64) {
+        statistics.packetsReceived &+= 1
+        guard let host = topology.index(ofAddress: address) else {
+            statistics.packetsFromUnknownHosts &+= 1
+            return
+        }
+        if sessions[host] == nil { sessions[host] = ArbiterSession(configuration: sessionTemplate, now: now) }
+        var handler = Handler(core: self, source: host, extended: isExtended(host))
+        let result = sessions[host]!.receive(packet, now: now, handler: &handler)
+        switch result.error {
+        case nil: break
+        case .resetNotApplied, .duplicate: statistics.packetsOutOfSync &+= 1
+        default: statistics.packetsDropped &+= 1
+        }
+        sessionChanged(host)
+    }
+
+    private func isExtended(_ host: Int) -> Bool {
+        if case .extended = sessions[host]?.negotiation { return true }
+        return false
+    }
+
+    /// The core's side of a session's requests (the session calls it back, in the order
+    /// reset, registration, demand; it must not look at the session, which is busy).
+    struct Handler: ArbiterSessionHandler {
+        unowned let core: ArbiterCore
+        let source: Int
+        /// Whether the endpoint is registered: its destination ids are topology node ids.
+        var extended: Bool
+
+        mutating func endpointReset() {
+            extended = false
+            core.statistics.endpointResets &+= 1
+            core.allocator.resetSource(source)
+            core.dropRetries(source: source)
+        }
+
+        mutating func registrationRequested(_ hello: FCPHello) -> FCPRegistrationDecision {
+            let t = core.topology
+            // The endpoint is the host its packets come from; what it states must agree.
+            extended = false
+            if let node = hello.node {
+                guard let h = t.index(of: node) else {
+                    core.statistics.refusals &+= 1
+                    return .refuse(.unknownIdentity)
+                }
+                guard h == source else {
+                    core.statistics.refusals &+= 1
+                    return .refuse(.identityMismatch)
+                }
+            }
+            if let address = hello.address, address != t.addresses[source] {
+                core.statistics.refusals &+= 1
+                return .refuse(t.index(ofAddress: address) == nil ? .unknownIdentity : .identityMismatch)
+            }
+            core.statistics.registrations &+= 1
+            extended = true
+            return .accept(t.nodeIDs[source])
+        }
+
+        mutating func demandIncreased(destination: NodeID, by slots: UInt64) {
+            guard let d = core.host(named: destination, extended: extended) else {
+                core.statistics.demandToUnknownDestination &+= 1
+                return
+            }
+            guard d != source else {
+                core.statistics.demandToSelf &+= 1
+                return
+            }
+            var rest = slots
+            while rest > 0 {
+                let part = UInt32(min(rest, UInt64(UInt32.max)))
+                core.offer(source: source, destination: d, slots: part)
+                rest -= UInt64(part)
+            }
+        }
+
+        mutating func withdrawalRequested(destination: NodeID, upTo slots: UInt64) -> UInt64 {
+            guard let d = core.host(named: destination, extended: extended) else { return 0 }
+            return core.allocator.withdraw(source: source, destination: d, slots: slots)
+        }
+    }
+
+    /// The host an endpoint means by `node`: a topology node id for a registered
+    /// (extended) endpoint, a reference id (MAC hash) otherwise.
+    func host(named node: NodeID, extended: Bool) -> Int? {
+        if extended { return topology.index(of: node) }
+        guard node.rawValue < 256 else { return nil }
+        return topology.index(ofReferenceID: UInt16(node.rawValue))
+    }
+
+    /// The id session `source` uses for host `destination`.
+    private func nodeID(of destination: Int, for source: Int) -> NodeID? {
+        if isExtended(source) { return topology.nodeIDs[destination] }
+        guard !referenceIDs.isEmpty else { return nil }
+        return NodeID(UInt32(referenceIDs[destination]))
+    }
+
+    /// Hands demand to the allocator, or keeps it for later when the pair table is full.
+    func offer(source: Int, destination: Int, slots: UInt32) {
+        guard !allocator.addDemand(source: source, destination: destination, slots: slots) else { return }
+        statistics.allocatorRefusals &+= 1
+        guard retryCount < configuration.retryCapacity else {
+            statistics.demandDropped &+= UInt64(slots)
+            return
+        }
+        retrySources[retryCount] = Int32(source)
+        retryDestinations[retryCount] = Int32(destination)
+        retrySlots[retryCount] = slots
+        retryCount += 1
+    }
+
+    private func retryRefused() {
+        var kept = 0
+        for i in 0..<retryCount {
+            let s = Int(retrySources[i])
+            let d = Int(retryDestinations[i])
+            if !allocator.addDemand(source: s, destination: d, slots: retrySlots[i]) {
+                retrySources[kept] = retrySources[i]
+                retryDestinations[kept] = retryDestinations[i]
+                retrySlots[kept] = retrySlots[i]
+                kept += 1
+            }
+        }
+        retryCount = kept
+    }
+
+    private func dropRetries(source: Int) {
+        var kept = 0
+        for i in 0..<retryCount where Int(retrySources[i]) != source {
+            retrySources[kept] = retrySources[i]
+            retryDestinations[kept] = retryDestinations[i]
+            retrySlots[kept] = retrySlots[i]
+            kept += 1
+        }
+        retryCount = kept
+    }
+
+    // MARK: Time
+
+    /// Fires session timers that are due and allocates every batch whose slots are within
+    /// the lookahead of `now`, recording its allocations in the sessions.
+    public func advance(now: UInt64) {
+        while timerCount > 0 && timerDeadlines[0] <= now {
+            let host = Int(timerHosts[0])
+            popTimer()
+            guard sessions[host] != nil, let deadline = sessions[host]!.timerDeadline, deadline <= now else { continue }
+            var handler = Handler(core: self, source: host, extended: isExtended(host))
+            sessions[host]!.handleTimeout(now: now, handler: &handler)
+            sessionChanged(host)
+        }
+        if retryCount > 0 { retryRefused() }
+        let current = currentSlot(now: now)
+        // Slots already begun cannot be allocated any more: skip to the next batch.
+        if allocator.nextSlot <= current {
+            let batch = UInt64(configuration.allocator.batchSize)
+            let next = (current + 1 + batch - 1) / batch * batch
+            statistics.slotsSkipped &+= next - allocator.nextSlot
+            allocator.skip(to: next)
+        }
+        while allocator.nextSlot <= current + UInt64(configuration.lookaheadSlots) {
+            allocateBatch()
+        }
+    }
+
+    /// When ``advance(now:)`` must next be called: the earliest session timer or the time
+    /// the next batch falls due.
+    public var nextDeadline: UInt64 {
+        let due = start(ofSlot: allocator.nextSlot &- UInt64(configuration.lookaheadSlots))
+        return timerCount > 0 ? min(timerDeadlines[0], due) : due
+    }
+
+    private func allocateBatch() {
+        let batch = allocator.allocateNextBatch()
+        statistics.batchesAllocated &+= 1
+        statistics.allocationsUnroutable &+= UInt64(batch.unroutableCount)
+        // Withdrawals the allocator applied: the sessions report them.
+        for w in 0..<batch.withdrawalCount {
+            let (s, d, slots) = batch.withdrawal(w)
+            guard sessions[s] != nil, let node = nodeID(of: d, for: s) else { continue }
+            sessions[s]!.recordWithdrawal(destination: node, slots: UInt64(slots))
+            sessionChanged(s)
+        }
+        for i in 0..<batch.totalCount {
+            let spine = batch.spine(i)
+            guard spine != BatchAllocations.unroutable else { continue }  // requested again already
+            let a = batch.allocation(i)
+            guard sessions[a.source] != nil, let node = nodeID(of: a.destination, for: a.source) else {
+                statistics.allocationsStale &+= 1
+                continue
+            }
+            let announced = sessions[a.source]!.negotiation.granted.contains(.announcedClock)
+            let slot = sessionSlot(batch.firstSlot &+ UInt64(a.slot), announcedClock: announced)
+            let path = PathID(spine < 0 ? 0 : UInt16(spine))
+            switch sessions[a.source]!.record(allocationIn: slot, destination: node, path: path) {
+            case .recorded:
+                statistics.allocationsRecorded &+= 1
+            case .noDemand:
+                statistics.allocationsStale &+= 1
+            case .slotUnavailable, .unencodable:
+                statistics.allocationsRequestedAgain &+= 1
+                offer(source: a.source, destination: a.destination, slots: 1)
+            }
+            sessionChanged(a.source)
+        }
+    }
+
+    // MARK: Packets out
+
+    /// The next packet to send, built into `buffer` (at least 512 bytes): its destination
+    /// address and length; nil when no session has anything to send.
+    public func nextPacket(now: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> (address: UInt32, length: Int)? {
+        while readyCount > 0 {
+            let host = Int(ready[readyHead])
+            readyHead = (readyHead + 1) % hostCount
+            readyCount -= 1
+            isReady[host] = false
+            guard sessions[host] != nil, sessions[host]!.wantsToSend else { continue }
+            let result = sessions[host]!.send(now: now, into: buffer)
+            sessionChanged(host)
+            switch result {
+            case .success(let length):
+                statistics.packetsSent &+= 1
+                return (topology.addresses[host], length)
+            case .failure:
+                statistics.encodeFailures &+= 1
+            }
+        }
+        return nil
+    }
+
+    /// After any event on a session: queue it to send, and track its timer.
+    private func sessionChanged(_ host: Int) {
+        guard sessions[host] != nil else { return }
+        if sessions[host]!.wantsToSend && !isReady[host] {
+            isReady[host] = true
+            ready[(readyHead + readyCount) % hostCount] = Int32(host)
+            readyCount += 1
+        }
+        if let deadline = sessions[host]!.timerDeadline { pushTimer(deadline, host) }
+    }
+
+    private func pushTimer(_ deadline: UInt64, _ host: Int) {
+        if timerCount == timerCapacity { rebuildTimers() }
+        var i = timerCount
+        timerCount += 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard timerDeadlines[parent] > deadline else { break }
+            timerDeadlines[i] = timerDeadlines[parent]
+            timerHosts[i] = timerHosts[parent]
+            i = parent
+        }
+        timerDeadlines[i] = deadline
+        timerHosts[i] = Int32(host)
+    }
+
+    private func popTimer() {
+        timerCount -= 1
+        guard timerCount > 0 else { return }
+        let deadline = timerDeadlines[timerCount]
+        let host = timerHosts[timerCount]
+        var i = 0
+        while true {
+            var child = 2 * i + 1
+            guard child < timerCount else { break }
+            if child + 1 < timerCount && timerDeadlines[child + 1] < timerDeadlines[child] { child += 1 }
+            guard timerDeadlines[child] < deadline else { break }
+            timerDeadlines[i] = timerDeadlines[child]
+            timerHosts[i] = timerHosts[child]
+            i = child
+        }
+        timerDeadlines[i] = deadline
+        timerHosts[i] = host
+    }
+
+    /// The heap is full of entries made stale by later deadlines: keep one per session.
+    private func rebuildTimers() {
+        timerCount = 0
+        for h in 0..<hostCount {
+            guard sessions[h] != nil, let deadline = sessions[h]!.timerDeadline else { continue }
+            pushTimer(deadline, h)
+        }
+    }
+
+    // MARK: Operations
+
+    /// The session of the host at `address`, if it has sent anything.
+    public func session(forAddress address: UInt32) -> ArbiterSession? {
+        topology.index(ofAddress: address).flatMap { sessions[$0] }
+    }
+
+    /// The host at `address` went away: its session ends and all demand from and to it is
+    /// purged from the allocator.
+    public func removeHost(address: UInt32) {
+        guard let host = topology.index(ofAddress: address) else { return }
+        sessions[host] = nil
+        allocator.removeHost(host)
+        dropRetries(source: host)
+    }
+
+    /// Marks a ToR↔spine link down or up (from the next batch).
+    public func setLink(rack: Int, spine: Int, up: Bool) throws(TopologyError) {
+        try allocator.setLink(rack: rack, spine: spine, up: up)
+        topology = allocator.topology
+    }
+
+    /// Marks a spine down or up (from the next batch).
+    public func setSpine(_ spine: Int, up: Bool) throws(TopologyError) {
+        try allocator.setSpine(spine, up: up)
+        topology = allocator.topology
+    }
+
+    /// The allocator's counters.
+    public var allocatorStatistics: TimeslotAllocatorStatistics { allocator.statistics }
+}

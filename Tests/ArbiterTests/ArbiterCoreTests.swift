@@ -1,0 +1,292 @@
+import FastpassProtocol
+import Testing
+
+@testable import FastpassArbiter
+
+/// The arbiter core with real endpoint sessions on an in-memory network: demand goes in
+/// as FCP requests, allocations come back as ALLOC / WIDE-ALLOC and are used by the
+/// endpoints in their slots.
+@Suite("Arbiter core")
+struct ArbiterCoreTests {
+    /// One endpoint: its FCP session and what it used.
+    struct Host {
+        var session: EndpointSession
+        let address: UInt32
+        let reference: Bool
+        /// Allocations used, by the arbiter slot they fall in: (arbiter slot, destination host, path).
+        var used: [(slot: UInt64, destination: Int, path: UInt16)] = []
+    }
+
+    /// A fabric of `hosts` endpoints and the arbiter, advanced in steps of `step` ns; each
+    /// packet arrives `latency` ns after it was sent, unless `drop` says it is lost.
+    struct Network {
+        var core: ArbiterCore
+        var hosts: [Host]
+        let topology: Topology
+        var now: UInt64
+        var inFlight: [(at: UInt64, toArbiter: Bool, host: Int, bytes: [UInt8])] = []
+        let latency: UInt64
+        var buffer = [UInt8](repeating: 0, count: 2048)
+        var sent = 0
+        var random = TestRandom(seed: 7)
+        var lossRate = 0.0
+
+        init(topology: Topology, referenceHosts: Set<Int>, configuration: ArbiterCoreConfiguration = .init()) throws {
+            self.topology = topology
+            now = 1_000_000_000
+            latency = 2_000
+            core = try ArbiterCore(topology: topology, configuration: configuration, now: now)
+            var hosts: [Host] = []
+            let referenceIDs = topology.referenceIDs
+            for h in 0..<topology.hostCount {
+                var c = EndpointSessionConfiguration()
+                let reference = referenceHosts.contains(h)
+                if reference {
+                    c.mode = .reference
+                } else {
+                    c.node = topology.nodeIDs[h]
+                    c.address = topology.addresses[h]
+                }
+                _ = referenceIDs
+                hosts.append(
+                    Host(
+                        session: EndpointSession(configuration: c, now: now), address: topology.addresses[h],
+                        reference: reference))
+            }
+            self.hosts = hosts
+        }
+
+        /// How host `h` names host `d` in its requests.
+        func name(of d: Int, by h: Int) -> NodeID {
+            hosts[h].reference ? NodeID(UInt32(topology.referenceIDs[d])) : topology.nodeIDs[d]
+        }
+
+        func host(named node: NodeID, by h: Int) -> Int? {
+            hosts[h].reference ? topology.index(ofReferenceID: UInt16(node.rawValue)) : topology.index(of: node)
+        }
+
+        /// When reference slot `r` starts: ⌈r · 2^19 / 419⌉ ns.
+        static func referenceStart(_ r: UInt64) -> UInt64 {
+            let (high, low) = r.multipliedFullWidth(by: 1 << 19)
+            let (q, remainder) = UInt64(419).dividingFullWidth((high, low))
+            return remainder == 0 ? q : q + 1
+        }
+
+        mutating func run(for duration: UInt64, step: UInt64 = 1_000) {
+            let end = now + duration
+            while now < end {
+                now += step
+                // Deliveries.
+                var keep: [(at: UInt64, toArbiter: Bool, host: Int, bytes: [UInt8])] = []
+                for p in inFlight {
+                    guard p.at <= now else {
+                        keep.append(p)
+                        continue
+                    }
+                    if lossRate > 0 && random.chance(lossRate) { continue }
+                    p.bytes.withUnsafeBytes { raw in
+                        if p.toArbiter {
+                            core.receive(raw, from: hosts[p.host].address, now: now)
+                        } else {
+                            _ = hosts[p.host].session.receive(raw, now: now)
+                        }
+                    }
+                }
+                inFlight = keep
+                core.advance(now: now)
+                while let (address, length) = buffer.withUnsafeMutableBytes({ core.nextPacket(now: now, into: $0) }) {
+                    let h = topology.index(ofAddress: address)!
+                    inFlight.append((now + latency, false, h, Array(buffer[0..<length])))
+                }
+                for h in 0..<hosts.count {
+                    if let deadline = hosts[h].session.timerDeadline, deadline <= now {
+                        hosts[h].session.handleTimeout(now: now)
+                    }
+                    if hosts[h].session.wantsToSend {
+                        let length = buffer.withUnsafeMutableBytes { hosts[h].session.send(now: now, into: $0) }
+                        if case .success(let n) = length {
+                            inFlight.append((now + latency, true, h, Array(buffer[0..<n])))
+                            sent += 1
+                        }
+                    }
+                    while let a = hosts[h].session.takeAllocation(dueBy: now) {
+                        // Our slot numbers for an endpoint on the announced clock; a reference
+                        // slot is the arbiter slot whose middle it contains.
+                        let slot =
+                            hosts[h].reference
+                            ? core.currentSlot(now: Self.referenceStart(a.slot) + 626) : a.slot
+                        let d = host(named: a.destination, by: h)!
+                        hosts[h].used.append((slot, d, a.path.rawValue))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Checks what the endpoints used against the fabric: one packet per host per slot in
+    /// each direction, paths on existing spines (and reference ones within 2 bits).
+    static func checkSchedule(_ network: Network) {
+        var bySlotSource: Set<UInt64> = []
+        var bySlotDestination: Set<UInt64> = []
+        let t = network.topology
+        for (h, host) in network.hosts.enumerated() {
+            for u in host.used {
+                #expect(
+                    bySlotSource.insert(u.slot << 16 | UInt64(h)).inserted, "host \(h) sends twice in slot \(u.slot)")
+                #expect(
+                    bySlotDestination.insert(u.slot << 16 | UInt64(u.destination)).inserted,
+                    "host \(u.destination) receives twice in slot \(u.slot)")
+                #expect(u.destination != h)
+                if t.rackOf[h] != t.rackOf[u.destination] { #expect(Int(u.path) < t.spineCount) }
+                if host.reference { #expect(u.path <= 3) }
+            }
+        }
+    }
+
+    static func referenceTopology() throws -> Topology {
+        var c = TopologyConfiguration.regular(racks: 2, hostsPerRack: 4, spines: 2)
+        c.referenceEndpoints = true
+        return try Topology(c)
+    }
+
+    @Test("reference and extended endpoints side by side get exactly the slots they ask for")
+    func mixedEndpoints() throws {
+        let topology = try Self.referenceTopology()
+        var network = try Network(topology: topology, referenceHosts: [1, 4, 6])
+        var asked: [Int: UInt64] = [:]  // source * 64 + destination
+        for h in 0..<topology.hostCount {
+            for k in 1...3 {
+                let d = (h + k * 3) % topology.hostCount
+                guard d != h else { continue }
+                let slots = UInt64(20 + 7 * k + h)
+                let added = network.hosts[h].session.addDemand(to: network.name(of: d, by: h), slots: slots)
+                #expect(added)
+                asked[h * 64 + d, default: 0] += slots
+            }
+        }
+        network.run(for: 3_000_000)
+        var got: [Int: UInt64] = [:]
+        for (h, host) in network.hosts.enumerated() {
+            for u in host.used { got[h * 64 + u.destination, default: 0] += 1 }
+        }
+        #expect(got == asked, "used \(got.values.reduce(0, +)) of \(asked.values.reduce(0, +)) slots asked for")
+        Self.checkSchedule(network)
+        let s = network.core.statistics
+        #expect(s.packetsDropped == 0 && s.packetsFromUnknownHosts == 0)
+        #expect(s.allocationsStale == 0)
+        #expect(s.registrations == 5, "extended endpoints register")
+        for h in [1, 4, 6] {
+            #expect(network.core.session(forAddress: topology.addresses[h])?.negotiation == .reference)
+        }
+        for h in [0, 2, 3, 5, 7] {
+            #expect(network.hosts[h].session.negotiation.granted.contains(.announcedClock))
+        }
+    }
+
+    @Test("with packets lost both ways every slot asked for still arrives, and none twice")
+    func lossyNetwork() throws {
+        let topology = try Topology(.regular(racks: 2, hostsPerRack: 4, spines: 2))
+        var network = try Network(topology: topology, referenceHosts: [])
+        network.lossRate = 0.05
+        var asked: [Int: UInt64] = [:]
+        for h in 0..<topology.hostCount {
+            let d = (h + 5) % topology.hostCount
+            let added = network.hosts[h].session.addDemand(to: network.name(of: d, by: h), slots: 300)
+            #expect(added)
+            asked[h * 64 + d] = 300
+        }
+        network.run(for: 8_000_000)
+        var got: [Int: UInt64] = [:]
+        for (h, host) in network.hosts.enumerated() {
+            for u in host.used { got[h * 64 + u.destination, default: 0] += 1 }
+        }
+        // Lost ALLOCs are reported, declared lost by the endpoint and asked for again.
+        #expect(got == asked, "\(got) vs \(asked)")
+        Self.checkSchedule(network)
+    }
+
+    @Test("an endpoint that resets and asks again is served its need once: the old demand is purged")
+    func resetPurges() throws {
+        let topology = try Topology(.regular(racks: 1, hostsPerRack: 4, spines: 1))
+        var network = try Network(topology: topology, referenceHosts: [])
+        _ = network.hosts[0].session.addDemand(to: network.name(of: 1, by: 0), slots: 3_000)
+        _ = network.hosts[2].session.addDemand(to: network.name(of: 1, by: 2), slots: 200)
+        network.run(for: 1_000_000)
+        let before = network.hosts[0].used.count
+        #expect(before > 100 && before < 3_000)
+        // The endpoint starts a new epoch: the arbiter forgets its demand, and the endpoint
+        // asks for what it still needs.
+        network.hosts[0].session.forceReset(now: network.now)
+        network.run(for: 8_000_000)
+        #expect(network.hosts[0].used.count == 3_000, "used \(network.hosts[0].used.count) of 3000")
+        #expect(network.hosts[2].used.count == 200)
+        #expect(network.core.statistics.endpointResets >= 1)
+        #expect(network.core.allocatorStatistics.purgedSlots > 0)
+        Self.checkSchedule(network)
+    }
+
+    @Test("give-back: demand an endpoint withdraws is not allocated, and the arbiter reports it withdrawn")
+    func giveBack() throws {
+        let topology = try Topology(.regular(racks: 1, hostsPerRack: 4, spines: 1))
+        var network = try Network(topology: topology, referenceHosts: [])
+        let to3 = network.name(of: 3, by: 0)
+        _ = network.hosts[0].session.addDemand(to: to3, slots: 2_000)
+        _ = network.hosts[1].session.addDemand(to: network.name(of: 3, by: 1), slots: 2_000)
+        network.run(for: 500_000)
+        let kept = network.hosts[0].session.withdrawDemand(to: to3, slots: 1_000)
+        #expect(kept == 1_000)
+        network.run(for: 6_000_000)
+        let used = network.hosts[0].used.count
+        let flow = network.hosts[0].session.flow(to: to3)
+        #expect(used == 1_000, "used \(used)")
+        #expect(flow?.withdrawn ?? 0 > 0, "the arbiter reported no withdrawal")
+        #expect(network.hosts[1].used.count == 2_000)
+        let arbiterSide = network.core.session(forAddress: topology.addresses[0])?.destination(topology.nodeIDs[3])
+        #expect((arbiterSide?.allocated ?? 0) + (arbiterSide?.withdrawn ?? 0) == 2_000)
+    }
+
+    @Test("a HELLO claiming another host's identity is refused; unknown senders are dropped and counted")
+    func identities() throws {
+        let topology = try Topology(.regular(racks: 1, hostsPerRack: 4, spines: 1))
+        var network = try Network(topology: topology, referenceHosts: [])
+        var c = EndpointSessionConfiguration()
+        c.node = topology.nodeIDs[3]  // host 0 claims to be host 3
+        c.mode = .extended(fallbackToReference: false)
+        network.hosts[0].session = EndpointSession(configuration: c, now: network.now)
+        network.run(for: 500_000)
+        if case .refused(let reason) = network.hosts[0].session.negotiation {
+            #expect(reason == .identityMismatch)
+        } else {
+            Issue.record("not refused: \(network.hosts[0].session.negotiation)")
+        }
+        [UInt8](repeating: 0, count: 40).withUnsafeBytes {
+            network.core.receive($0, from: Topology.parseIPv4("192.0.2.1")!, now: network.now)
+        }
+        #expect(network.core.statistics.packetsFromUnknownHosts == 1)
+        [UInt8](repeating: 0xA5, count: 40).withUnsafeBytes {
+            network.core.receive($0, from: topology.addresses[1], now: network.now)
+        }
+        #expect(network.core.statistics.packetsDropped == 1)
+    }
+
+    @Test("a core called late skips the slots it can no longer allocate, and says so")
+    func fallingBehind() throws {
+        let topology = try Topology(.regular(racks: 1, hostsPerRack: 4, spines: 1))
+        let core = try ArbiterCore(topology: topology, now: 1_000_000_000)
+        core.advance(now: 1_000_000_000)
+        let before = core.nextSlotToAllocate
+        core.advance(now: 1_001_000_000)  // a millisecond later
+        #expect(core.statistics.slotsSkipped > 0)
+        #expect(core.nextSlotToAllocate > before + 700)
+        #expect(core.nextDeadline > 1_001_000_000)
+    }
+
+    @Test("invalid core configuration is refused naming the field")
+    func invalid() throws {
+        let topology = try Topology(.regular(racks: 1, hostsPerRack: 4, spines: 1))
+        var c = ArbiterCoreConfiguration()
+        c.lookaheadSlots = 60
+        #expect(c.problem(topology: topology)?.hasPrefix("lookaheadSlots") == true)
+        #expect(throws: TopologyError.self) { try ArbiterCore(topology: topology, configuration: c, now: 0) }
+    }
+}
