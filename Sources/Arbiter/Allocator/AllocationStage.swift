@@ -39,6 +39,12 @@ public final class AllocationStage: @unchecked Sendable {
 
     let sourceFree: UnsafeMutablePointer<UInt64>
     let destinationFree: UnsafeMutablePointer<UInt64>
+    /// The same as 16-bit words, for the max-min loop when a batch has at most 16 slots:
+    /// a quarter of the cache footprint, which matters with thousands of hosts.
+    let narrowSourceFree: UnsafeMutablePointer<UInt16>
+    let narrowDestinationFree: UnsafeMutablePointer<UInt16>
+    /// Whether this batch's max-min rounds use the 16-bit bitmaps.
+    @exclusivity(unchecked) var narrow = false
     let rackOf: UnsafeMutablePointer<UInt16>
     let hostsInRack: UnsafeMutablePointer<Int32>
     let hostWeight: UnsafeMutablePointer<UInt8>
@@ -121,6 +127,10 @@ public final class AllocationStage: @unchecked Sendable {
         destinationFree = .allocate(capacity: hostCount)
         sourceFree.initialize(repeating: 0, count: hostCount)
         destinationFree.initialize(repeating: 0, count: hostCount)
+        narrowSourceFree = .allocate(capacity: hostCount)
+        narrowDestinationFree = .allocate(capacity: hostCount)
+        narrowSourceFree.initialize(repeating: 0, count: hostCount)
+        narrowDestinationFree.initialize(repeating: 0, count: hostCount)
         rackOf = .allocate(capacity: hostCount)
         rackOf.initialize(from: topology.rackOf, count: hostCount)
         hostWeight = .allocate(capacity: hostCount)
@@ -164,6 +174,8 @@ public final class AllocationStage: @unchecked Sendable {
     deinit {
         sourceFree.deallocate()
         destinationFree.deallocate()
+        narrowSourceFree.deallocate()
+        narrowDestinationFree.deallocate()
         rackOf.deallocate()
         hostWeight.deallocate()
         hostClass.deallocate()
@@ -197,12 +209,20 @@ public final class AllocationStage: @unchecked Sendable {
         batchTag = Self.batchTag(firstSlot: firstSlot, batchSize: batchSize)
         allocationEntries = batch.entries
         allocationCount = 0
-        sourceFree.update(repeating: fullMask, count: hostCount)
-        destinationFree.update(repeating: fullMask, count: hostCount)
         workCount = 0
         servedBlockedCount = 0
         previousServedBlockedCount = 0
         prepareRackRoom()
+        // Only the max-min rounds without rack limits run on the narrow bitmaps; a batch
+        // uses one kind throughout.
+        narrow = batchSize <= 16 && !rackLimited && (policy == .maxMinFair || policy == .strictPriority)
+        if narrow {
+            narrowSourceFree.update(repeating: UInt16(truncatingIfNeeded: fullMask), count: hostCount)
+            narrowDestinationFree.update(repeating: UInt16(truncatingIfNeeded: fullMask), count: hostCount)
+        } else {
+            sourceFree.update(repeating: fullMask, count: hostCount)
+            destinationFree.update(repeating: fullMask, count: hostCount)
+        }
         statistics.batches &+= 1
     }
 
@@ -368,18 +388,27 @@ public final class AllocationStage: @unchecked Sendable {
 
     @inline(never)
     private func serveFirstRoundMaxMin(_ input: UnsafeMutablePointer<FlowRecord>, _ count: Int) {
-        maxMinLoop(input, count, checkChanges: true)
+        if narrow {
+            maxMinLoop(input, count, checkChanges: true, narrowSourceFree, narrowDestinationFree)
+        } else {
+            maxMinLoop(input, count, checkChanges: true, sourceFree, destinationFree)
+        }
     }
 
     @inline(never)
     private func serveLaterRoundMaxMin(_ input: UnsafeMutablePointer<FlowRecord>, _ count: Int) {
-        maxMinLoop(input, count, checkChanges: false)
+        if narrow {
+            maxMinLoop(input, count, checkChanges: false, narrowSourceFree, narrowDestinationFree)
+        } else {
+            maxMinLoop(input, count, checkChanges: false, sourceFree, destinationFree)
+        }
     }
 
     @inline(__always)
-    private func maxMinLoop(_ input: UnsafeMutablePointer<FlowRecord>, _ count: Int, checkChanges: Bool) {
-        let sourceFree = self.sourceFree
-        let destinationFree = self.destinationFree
+    private func maxMinLoop<Mask: FixedWidthInteger & UnsignedInteger>(
+        _ input: UnsafeMutablePointer<FlowRecord>, _ count: Int, checkChanges: Bool,
+        _ sourceFree: UnsafeMutablePointer<Mask>, _ destinationFree: UnsafeMutablePointer<Mask>
+    ) {
         let changes = self.changes
         let changeMask = self.changeMask
         let work = self.work
@@ -642,6 +671,13 @@ public final class AllocationStage: @unchecked Sendable {
         }
         let change = UnsafeAtomic<UInt16>(at: changes + (r.pair & changeMask)).load(ordering: .acquiring)
         let word = UnsafeAtomic<UInt64>(at: entryWords + (4 &* r.pair &+ 1))
+        if exclusive && change == r.seenChange {
+            // Alone with the table, and nothing changed since the record looked: the word
+            // is plainly active; storing idle needs no read of a line that is rarely cached.
+            word.store(0, ordering: .relaxed)
+            statistics.retired &+= 1
+            return nil
+        }
         var current = word.load(ordering: .acquiring)
         while true {
             // A withdrawal finds nothing left to withdraw; a purge finds nothing to drop.

@@ -31,10 +31,10 @@ public final class DemandTable: @unchecked Sendable {
     private let entryMask: Int
     /// How far from its home entry a pair may be placed.
     static let probeLimit = 64
-    /// Per home entry: how many entries from it the pairs that hash there may be placed
-    /// (communication role only). Once every entry has been used there is no empty entry
-    /// to end a search, and this keeps a search for an absent pair short.
-    private let reach: UnsafeMutablePointer<UInt8>
+    // Per home entry, in its fourth word (communication role only): how many entries from
+    // it the pairs that hash there may be placed. Once every entry has been used there is
+    // no empty entry to end a search, and this keeps a search for an absent pair short; it
+    // sits in the home entry's cache line, so a lookup costs one line.
     /// Records made (communication role) and records retired (published by the stages at
     /// the end of each batch): their difference bounds the records circulating, which
     /// must stay within the stages' buffers.
@@ -51,8 +51,6 @@ public final class DemandTable: @unchecked Sendable {
         entryMask = n - 1
         entries = AtomicWords(count: 4 * n)
         for p in 0..<n { entries[4 * p].store(.max, ordering: .relaxed) }
-        reach = .allocate(capacity: n)
-        reach.initialize(repeating: 0, count: n)
         // About four groups per host: few records share a group, and the counters stay
         // small enough for the first-level cache (8 KiB up to 1024 hosts).
         var groups = 4096
@@ -60,8 +58,6 @@ public final class DemandTable: @unchecked Sendable {
         changes = AtomicHalfwords(count: groups)
         changeMask = groups - 1
     }
-
-    deinit { reach.deallocate() }
 
     @inline(__always)
     private static func key(_ source: UInt32, _ destination: UInt32) -> UInt64 {
@@ -76,13 +72,17 @@ public final class DemandTable: @unchecked Sendable {
     @inline(__always) func keyWord(_ p: Int) -> UnsafeAtomic<UInt64> { entries[4 &* p] }
     @inline(__always) func pairWord(_ p: Int) -> UnsafeAtomic<UInt64> { entries[4 &* p &+ 1] }
     @inline(__always) func lastServiceWord(_ p: Int) -> UnsafeAtomic<UInt64> { entries[4 &* p &+ 2] }
+    @inline(__always) func reach(_ p: Int) -> Int { Int(entries[4 &* p &+ 3].load(ordering: .relaxed)) }
+    @inline(__always) func setReach(_ p: Int, _ value: Int) {
+        entries[4 &* p &+ 3].store(UInt64(value), ordering: .relaxed)
+    }
 
     /// The entry of (source, destination), if it has one.
     public func find(_ source: UInt32, _ destination: UInt32) -> Int? {
         let k = Self.key(source, destination)
         let h = home(k)
         var p = h
-        for _ in 0..<Int(reach[h]) {
+        for _ in 0..<reach(h) {
             if keyWord(p).load(ordering: .relaxed) == k { return p }
             p = (p &+ 1) & entryMask
         }
@@ -96,7 +96,7 @@ public final class DemandTable: @unchecked Sendable {
         let k = Self.key(source, destination)
         let h = home(k)
         var p = h
-        let known = Int(reach[h])
+        let known = reach(h)
         for _ in 0..<known {
             if keyWord(p).load(ordering: .relaxed) == k { return p }
             p = (p &+ 1) & entryMask
@@ -112,7 +112,7 @@ public final class DemandTable: @unchecked Sendable {
             distance &+= 1
         }
         let reusable = p
-        if distance >= known { reach[h] = UInt8(distance &+ 1) }
+        if distance >= known { setReach(h, distance &+ 1) }
         // An idle entry has no record anywhere: no stage will touch it.
         keyWord(reusable).store(k, ordering: .relaxed)
         pairWord(reusable).store(0, ordering: .relaxed)
