@@ -51,9 +51,8 @@ public final class PathSelector: @unchecked Sendable {
     let downEdge: UnsafeMutablePointer<UInt32>
     @exclusivity(unchecked) var epoch: UInt32 = 0
     static let edgeBits: UInt32 = 23
-    let edgeRacks: UnsafeMutablePointer<UInt32>
-    let edgeColor: UnsafeMutablePointer<Int16>
     let capacityOfSlot: UnsafeMutablePointer<Int>
+    let spineBase: UnsafeMutablePointer<UnsafeMutablePointer<Int16>>
     let path: UnsafeMutablePointer<Int32>
     let pathLimit: Int
     let maxBatchEdges: Int
@@ -123,9 +122,8 @@ public final class PathSelector: @unchecked Sendable {
         upEdge = Self.make(sides * peakColors, 0)
         downEdge = Self.make(sides * peakColors, 0)
         maxBatchEdges = self.slotsPerCall * maxEdges
-        edgeRacks = Self.make(maxBatchEdges, 0)
-        edgeColor = Self.make(maxBatchEdges, -1)
         capacityOfSlot = Self.make(self.slotsPerCall, 0)
+        spineBase = Self.make(self.slotsPerCall, spineOfColor)
         path = Self.make(pathLimit, 0)
 
         var buckets = 16
@@ -159,10 +157,10 @@ public final class PathSelector: @unchecked Sendable {
 
     deinit {
         for p in [upFree, downFree, allowedByCapacity] { p.deallocate() }
-        for p in [upEdge, downEdge, edgeRacks] { p.deallocate() }
+        for p in [upEdge, downEdge] { p.deallocate() }
         spineOfColor.deallocate()
-        edgeColor.deallocate()
         capacityOfSlot.deallocate()
+        spineBase.deallocate()
         path.deallocate()
         pairKeys.deallocate()
         pairSource.deallocate()
@@ -316,7 +314,6 @@ public final class PathSelector: @unchecked Sendable {
                 spinesOut[i] = BatchAllocations.intraRack
                 continue
             }
-            edgeRacks[i] = UInt32(truncatingIfNeeded: u) | UInt32(truncatingIfNeeded: v) << 16
             let side = s &* racks
             let up = upFree + (side &+ u) &* words
             let down = downFree + (side &+ v) &* words
@@ -334,9 +331,11 @@ public final class PathSelector: @unchecked Sendable {
                 }
             }
             if k < 0 {
-                k = recolor(u: u, v: v, slot: s, tag: tag, spinesOut: spinesOut)
+                k = recolor(u: u, v: v, slot: s, tag: tag, spinesOut: spinesOut) { e in
+                    let (a, b, _) = edge(e)
+                    return (a, b)
+                }
                 guard k >= 0 else {
-                    edgeColor[i] = -1
                     spinesOut[i] = unroutableMark
                     failed &+= 1
                     continue
@@ -375,10 +374,9 @@ public final class PathSelector: @unchecked Sendable {
         let downFree = self.downFree
         let upEdge = self.upEdge
         let downEdge = self.downEdge
-        let edgeRacks = self.edgeRacks
-        let edgeColor = self.edgeColor
-        let spineOfColor = self.spineOfColor
-        let capacityOfSlot = self.capacityOfSlot
+        // Each slot's colour-to-spine table, for its capacity.
+        let spineBase = self.spineBase
+        for s in 0..<slots { spineBase[s] = spineOfColor + capacityOfSlot[s] &* colors }
         var failed = 0
         for i in 0..<count {
             let e = entries[i]
@@ -392,15 +390,19 @@ public final class PathSelector: @unchecked Sendable {
             let side = s &* racks
             let ui = side &+ u
             let vi = side &+ v
-            edgeRacks[i] = UInt32(truncatingIfNeeded: u) | UInt32(truncatingIfNeeded: v) &<< 16
             let m = upFree[ui] & downFree[vi]
             var k: Int
             if m != 0 {
                 k = m.trailingZeroBitCount
             } else {
-                k = recolor(u: u, v: v, slot: s, tag: tag, spinesOut: spinesOut)
+                k = recolor(u: u, v: v, slot: s, tag: tag, spinesOut: spinesOut) { e in
+                    let x = entries[e]
+                    return (
+                        Int(rackOf[Int(truncatingIfNeeded: x & 0xFFFF)]),
+                        Int(rackOf[Int(truncatingIfNeeded: (x &>> 16) & 0xFFFF)])
+                    )
+                }
                 guard k >= 0 else {
-                    edgeColor[i] = -1
                     spinesOut[i] = BatchAllocations.unroutable
                     failed &+= 1
                     continue
@@ -409,11 +411,10 @@ public final class PathSelector: @unchecked Sendable {
             let bit: UInt64 = 1 &<< UInt64(truncatingIfNeeded: k)
             upFree[ui] &= ~bit
             downFree[vi] &= ~bit
-            edgeColor[i] = Int16(truncatingIfNeeded: k)
             let entry = tag | UInt32(truncatingIfNeeded: i &+ 1)
             upEdge[ui &* colors &+ k] = entry
             downEdge[vi &* colors &+ k] = entry
-            spinesOut[i] = spineOfColor[capacityOfSlot[s] &* colors &+ k]
+            spinesOut[i] = spineBase[s][k]
         }
         return failed
     }
@@ -421,7 +422,6 @@ public final class PathSelector: @unchecked Sendable {
     @inline(__always)
     private func take(_ e: Int, u: Int, v: Int, slot s: Int, color k: Int, tag: UInt32) {
         let side = s &* racks
-        edgeColor[e] = Int16(truncatingIfNeeded: k)
         let entry = tag | UInt32(truncatingIfNeeded: e &+ 1)
         upEdge[(side &+ u) &* peakColors &+ k] = entry
         downEdge[(side &+ v) &* peakColors &+ k] = entry
@@ -457,7 +457,10 @@ public final class PathSelector: @unchecked Sendable {
     /// its α edge, updating the spines of the edges it recolours. Returns α, or -1 when u or
     /// v has no free colour or the swap would put a colour on a link that is down.
     @inline(never)
-    private func recolor(u: Int, v: Int, slot s: Int, tag: UInt32, spinesOut: UnsafeMutablePointer<Int16>) -> Int {
+    private func recolor(
+        u: Int, v: Int, slot s: Int, tag: UInt32, spinesOut: UnsafeMutablePointer<Int16>,
+        racksOf: (Int) -> (Int, Int)
+    ) -> Int {
         let colors = peakColors
         let side = s * racks
         let alpha = firstSet(upFree + (side + u) * words)
@@ -478,8 +481,8 @@ public final class PathSelector: @unchecked Sendable {
             guard length < pathLimit else { return -1 }
             path[length] = Int32(truncatingIfNeeded: edge)
             length += 1
-            let racksOfEdge = edgeRacks[edge]
-            rack = atDestination ? Int(racksOfEdge & 0xFFFF) : Int(racksOfEdge >> 16)
+            let (source, destination) = racksOf(edge)
+            rack = atDestination ? source : destination
             atDestination.toggle()
             wanted = wanted == alpha ? beta : alpha
         }
@@ -492,14 +495,16 @@ public final class PathSelector: @unchecked Sendable {
         var from = alpha
         for i in 0..<length {
             let edge = Int(path[i])
-            release(u: Int(edgeRacks[edge] & 0xFFFF), v: Int(edgeRacks[edge] >> 16), slot: s, color: from)
+            let (source, destination) = racksOf(edge)
+            release(u: source, v: destination, slot: s, color: from)
             from = from == alpha ? beta : alpha
         }
         var to = beta
         let spineBase = capacityOfSlot[s] * colors
         for i in 0..<length {
             let edge = Int(path[i])
-            take(edge, u: Int(edgeRacks[edge] & 0xFFFF), v: Int(edgeRacks[edge] >> 16), slot: s, color: to, tag: tag)
+            let (source, destination) = racksOf(edge)
+            take(edge, u: source, v: destination, slot: s, color: to, tag: tag)
             spinesOut[edge] = spineOfColor[spineBase + to]
             to = to == alpha ? beta : alpha
         }
