@@ -46,6 +46,8 @@ public struct ArbiterCoreStatistics: Sendable, Hashable {
     /// Demand towards a destination the topology does not know, or towards the sender.
     public var demandToUnknownDestination: UInt64 = 0
     public var demandToSelf: UInt64 = 0
+    /// Demand towards a removed host (slots), withdrawn at once.
+    public var demandToRemovedHost: UInt64 = 0
     public var batchesAllocated: UInt64 = 0
     /// Slots skipped because the core was called too late to allocate them in time.
     public var slotsSkipped: UInt64 = 0
@@ -53,9 +55,12 @@ public struct ArbiterCoreStatistics: Sendable, Hashable {
     public var allocationsRecorded: UInt64 = 0
     /// Allocations for demand the session no longer holds (a reset, a withdrawal).
     public var allocationsStale: UInt64 = 0
-    /// Allocations a session could not place (slot taken or too old, unencodable for a
-    /// reference endpoint); their demand is offered to the allocator again.
+    /// Allocations a session could not place (slot taken or too old); their demand is
+    /// offered to the allocator again.
     public var allocationsRequestedAgain: UInt64 = 0
+    /// Allocations a session could not encode (should not happen: such endpoints are
+    /// refused at registration); dropped.
+    public var allocationsUnencodable: UInt64 = 0
     /// Allocations with no spine that had room (links down); requested again.
     public var allocationsUnroutable: UInt64 = 0
     /// Times the allocator's pair table was full; the demand waits to be offered again.
@@ -110,7 +115,16 @@ public final class ArbiterCore {
     private let retrySources: UnsafeMutablePointer<Int32>
     private let retryDestinations: UnsafeMutablePointer<Int32>
     private let retrySlots: UnsafeMutablePointer<UInt32>
+    /// Whether the entry is demand given back (a slot a session could not place), not new.
+    private let retryAgain: UnsafeMutablePointer<Bool>
     private var retryCount = 0
+    /// Each session's timer deadline as last pushed on the heap.
+    private let pushedDeadline: UnsafeMutablePointer<UInt64>
+    /// Hosts removed and not heard from since: demand towards them is withdrawn at once.
+    private let removed: UnsafeMutablePointer<Bool>
+    /// Demand a session handed over towards a removed host, withdrawn once the session
+    /// is free again (destination node ids, for the session being served).
+    private var refusedTowards: [NodeID] = []
 
     public private(set) var statistics = ArbiterCoreStatistics()
 
@@ -124,6 +138,9 @@ public final class ArbiterCore {
         self.topology = topology
         hostCount = topology.hostCount
         referenceIDs = topology.configuration.referenceEndpoints ? topology.referenceIDs : []
+        referenceNumberingWorks =
+            topology.timeslotNanoseconds >= Topology.referenceTimeslotNanoseconds && topology.spineCount <= 4
+            && topology.nodeIDs.allSatisfy { $0.rawValue <= NodeID.referenceLimit }
         timeslotPicoseconds = UInt64((topology.timeslotNanoseconds * 1000).rounded())
         halfSlotNanoseconds = timeslotPicoseconds / 2000
         var template = configuration.session
@@ -153,6 +170,13 @@ public final class ArbiterCore {
         retryDestinations.initialize(repeating: 0, count: configuration.retryCapacity)
         retrySlots = .allocate(capacity: configuration.retryCapacity)
         retrySlots.initialize(repeating: 0, count: configuration.retryCapacity)
+        retryAgain = .allocate(capacity: configuration.retryCapacity)
+        retryAgain.initialize(repeating: false, count: configuration.retryCapacity)
+        pushedDeadline = .allocate(capacity: hostCount)
+        pushedDeadline.initialize(repeating: .max, count: hostCount)
+        removed = .allocate(capacity: hostCount)
+        removed.initialize(repeating: false, count: hostCount)
+        refusedTowards.reserveCapacity(64)
     }
 
     deinit {
@@ -165,6 +189,9 @@ public final class ArbiterCore {
         retrySources.deallocate()
         retryDestinations.deallocate()
         retrySlots.deallocate()
+        retryAgain.deallocate()
+        pushedDeadline.deallocate()
+        removed.deallocate()
     }
 
     // MARK: Clock
@@ -204,9 +231,12 @@ public final class ArbiterCore {
             statistics.packetsFromUnknownHosts &+= 1
             return
         }
+        // A removed host that speaks again is back.
+        removed[host] = false
         if sessions[host] == nil { sessions[host] = ArbiterSession(configuration: sessionTemplate, now: now) }
         var handler = Handler(core: self, source: host, extended: isExtended(host))
         let result = sessions[host]!.receive(packet, now: now, handler: &handler)
+        withdrawRefused(host)
         switch result.error {
         case nil: break
         case .resetNotApplied, .duplicate: statistics.packetsOutOfSync &+= 1
@@ -232,7 +262,7 @@ public final class ArbiterCore {
             extended = false
             core.statistics.endpointResets &+= 1
             core.allocator.resetSource(source)
-            core.dropRetries(source: source)
+            core.dropRetries(host: source, both: false)
         }
 
         mutating func registrationRequested(_ hello: FCPHello) -> FCPRegistrationDecision {
@@ -253,6 +283,13 @@ public final class ArbiterCore {
                 core.statistics.refusals &+= 1
                 return .refuse(t.index(ofAddress: address) == nil ? .unknownIdentity : .identityMismatch)
             }
+            // Without the announced clock the endpoint counts reference slots and reads
+            // 16-bit destinations with a 2-bit path: only a fabric built for reference
+            // endpoints can be told its allocations that way.
+            if !hello.capabilities.contains(.announcedClock) && !core.referenceNumberingWorks {
+                core.statistics.refusals &+= 1
+                return .refuse(.unsupportedVersion)
+            }
             core.statistics.registrations &+= 1
             extended = true
             return .accept(t.nodeIDs[source])
@@ -267,9 +304,16 @@ public final class ArbiterCore {
                 core.statistics.demandToSelf &+= 1
                 return
             }
+            guard !core.removed[d] else {
+                // Withdrawn (and reported) once the session is free: the host went away.
+                core.statistics.demandToRemovedHost &+= slots
+                core.refusedTowards.append(destination)
+                return
+            }
+            // In parts the pair word can always take (its added field is 31 bits).
             var rest = slots
             while rest > 0 {
-                let part = UInt32(min(rest, UInt64(UInt32.max)))
+                let part = UInt32(min(rest, 1 << 30))
                 core.offer(source: source, destination: d, slots: part)
                 rest -= UInt64(part)
             }
@@ -280,6 +324,11 @@ public final class ArbiterCore {
             return core.allocator.withdraw(source: source, destination: d, slots: slots)
         }
     }
+
+    /// Whether allocations can be told in reference numbering: slots at least as long as
+    /// the reference's (never two of ours in one of theirs), node ids within 14 bits,
+    /// spines within 2.
+    let referenceNumberingWorks: Bool
 
     /// The host an endpoint means by `node`: a topology node id for a registered
     /// (extended) endpoint, a reference id (MAC hash) otherwise.
@@ -297,8 +346,13 @@ public final class ArbiterCore {
     }
 
     /// Hands demand to the allocator, or keeps it for later when the pair table is full.
-    func offer(source: Int, destination: Int, slots: UInt32) {
-        guard !allocator.addDemand(source: source, destination: destination, slots: slots) else { return }
+    /// `again`: the slot was allocated and could not be placed, so it is not new demand.
+    func offer(source: Int, destination: Int, slots: UInt32, again: Bool = false) {
+        let accepted =
+            again
+            ? allocator.requestAgain(source: source, destination: destination, slots: slots)
+            : allocator.addDemand(source: source, destination: destination, slots: slots)
+        guard !accepted else { return }
         statistics.allocatorRefusals &+= 1
         guard retryCount < configuration.retryCapacity else {
             statistics.demandDropped &+= UInt64(slots)
@@ -307,6 +361,7 @@ public final class ArbiterCore {
         retrySources[retryCount] = Int32(source)
         retryDestinations[retryCount] = Int32(destination)
         retrySlots[retryCount] = slots
+        retryAgain[retryCount] = again
         retryCount += 1
     }
 
@@ -315,22 +370,40 @@ public final class ArbiterCore {
         for i in 0..<retryCount {
             let s = Int(retrySources[i])
             let d = Int(retryDestinations[i])
-            if !allocator.addDemand(source: s, destination: d, slots: retrySlots[i]) {
+            let accepted =
+                retryAgain[i]
+                ? allocator.putBack(source: s, destination: d, slots: retrySlots[i])
+                : allocator.addDemand(source: s, destination: d, slots: retrySlots[i])
+            if !accepted {
                 retrySources[kept] = retrySources[i]
                 retryDestinations[kept] = retryDestinations[i]
                 retrySlots[kept] = retrySlots[i]
+                retryAgain[kept] = retryAgain[i]
                 kept += 1
             }
         }
         retryCount = kept
     }
 
-    private func dropRetries(source: Int) {
+    /// Reports as withdrawn the demand `host`'s session just handed over towards removed
+    /// hosts.
+    private func withdrawRefused(_ host: Int) {
+        guard !refusedTowards.isEmpty else { return }
+        for node in refusedTowards { sessions[host]?.withdrawHeldDemand(towards: node) }
+        refusedTowards.removeAll(keepingCapacity: true)
+    }
+
+    /// Forgets waiting demand from `host`, or (`both`) from and to it.
+    private func dropRetries(host: Int, both: Bool) {
         var kept = 0
-        for i in 0..<retryCount where Int(retrySources[i]) != source {
+        for i in 0..<retryCount {
+            let s = Int(retrySources[i])
+            let d = Int(retryDestinations[i])
+            if s == host || (both && d == host) { continue }
             retrySources[kept] = retrySources[i]
             retryDestinations[kept] = retryDestinations[i]
             retrySlots[kept] = retrySlots[i]
+            retryAgain[kept] = retryAgain[i]
             kept += 1
         }
         retryCount = kept
@@ -343,10 +416,21 @@ public final class ArbiterCore {
     public func advance(now: UInt64) {
         while timerCount > 0 && timerDeadlines[0] <= now {
             let host = Int(timerHosts[0])
+            let popped = timerDeadlines[0]
             popTimer()
-            guard sessions[host] != nil, let deadline = sessions[host]!.timerDeadline, deadline <= now else { continue }
+            if popped == pushedDeadline[host] { pushedDeadline[host] = .max }
+            guard sessions[host] != nil, let deadline = sessions[host]!.timerDeadline else { continue }
+            guard deadline <= now else {
+                // Moved later since: back on the heap at its new time.
+                if deadline != pushedDeadline[host] {
+                    pushedDeadline[host] = deadline
+                    pushTimer(deadline, host)
+                }
+                continue
+            }
             var handler = Handler(core: self, source: host, extended: isExtended(host))
             sessions[host]!.handleTimeout(now: now, handler: &handler)
+            withdrawRefused(host)
             sessionChanged(host)
         }
         if retryCount > 0 { retryRefused() }
@@ -366,7 +450,9 @@ public final class ArbiterCore {
     /// When ``advance(now:)`` must next be called: the earliest session timer or the time
     /// the next batch falls due.
     public var nextDeadline: UInt64 {
-        let due = start(ofSlot: allocator.nextSlot &- UInt64(configuration.lookaheadSlots))
+        let lookahead = UInt64(configuration.lookaheadSlots)
+        let due =
+            allocator.nextSlot > lookahead ? start(ofSlot: allocator.nextSlot - lookahead) : configuration.slotOrigin
         return timerCount > 0 ? min(timerDeadlines[0], due) : due
     }
 
@@ -397,9 +483,13 @@ public final class ArbiterCore {
                 statistics.allocationsRecorded &+= 1
             case .noDemand:
                 statistics.allocationsStale &+= 1
-            case .slotUnavailable, .unencodable:
+            case .slotUnavailable:
                 statistics.allocationsRequestedAgain &+= 1
-                offer(source: a.source, destination: a.destination, slots: 1)
+                offer(source: a.source, destination: a.destination, slots: 1, again: true)
+            case .unencodable:
+                // Registration refuses endpoints that could get these, so this is a bug
+                // somewhere; offering the slot again would only repeat it.
+                statistics.allocationsUnencodable &+= 1
             }
             sessionChanged(a.source)
         }
@@ -437,7 +527,10 @@ public final class ArbiterCore {
             ready[(readyHead + readyCount) % hostCount] = Int32(host)
             readyCount += 1
         }
-        if let deadline = sessions[host]!.timerDeadline { pushTimer(deadline, host) }
+        if let deadline = sessions[host]!.timerDeadline, deadline != pushedDeadline[host] {
+            pushedDeadline[host] = deadline
+            pushTimer(deadline, host)
+        }
     }
 
     private func pushTimer(_ deadline: UInt64, _ host: Int) {
@@ -478,7 +571,9 @@ public final class ArbiterCore {
     private func rebuildTimers() {
         timerCount = 0
         for h in 0..<hostCount {
+            pushedDeadline[h] = .max
             guard sessions[h] != nil, let deadline = sessions[h]!.timerDeadline else { continue }
+            pushedDeadline[h] = deadline
             pushTimer(deadline, h)
         }
     }
@@ -490,13 +585,22 @@ public final class ArbiterCore {
         topology.index(ofAddress: address).flatMap { sessions[$0] }
     }
 
-    /// The host at `address` went away: its session ends and all demand from and to it is
-    /// purged from the allocator.
+    /// The host at `address` went away: its session ends, all demand from and to it is
+    /// purged from the allocator, and demand towards it is withdrawn (and reported to its
+    /// senders) until it is heard from again.
     public func removeHost(address: UInt32) {
         guard let host = topology.index(ofAddress: address) else { return }
         sessions[host] = nil
+        removed[host] = true
+        pushedDeadline[host] = .max
         allocator.removeHost(host)
-        dropRetries(source: host)
+        dropRetries(host: host, both: true)
+        // The other endpoints' demand towards it is gone from the allocator: their
+        // sessions report it withdrawn, so no flow waits for slots that will not come.
+        for s in 0..<hostCount where sessions[s] != nil {
+            guard let node = nodeID(of: host, for: s) else { continue }
+            if sessions[s]!.withdrawHeldDemand(towards: node) > 0 { sessionChanged(s) }
+        }
     }
 
     /// Marks a ToR↔spine link down or up (from the next batch).

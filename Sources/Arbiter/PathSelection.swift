@@ -452,22 +452,57 @@ public final class PathSelector: @unchecked Sendable {
         return Int(entry & ((1 << Self.edgeBits) - 1)) - 1
     }
 
-    /// No colour is free at both racks of edge (u, v) in slot `s`: frees colour α (free at
-    /// u) at v by swapping α and β (free at v) along the alternating path that leaves v by
-    /// its α edge, updating the spines of the edges it recolours. Returns α, or -1 when u or
-    /// v has no free colour or the swap would put a colour on a link that is down.
+    /// No colour is free at both racks of edge (u, v) in slot `s`: frees a colour α (free at
+    /// u, and usable at v) at v by swapping α and β (free at v) along the alternating path
+    /// that leaves v by its α edge, updating the spines of the edges it recolours. With
+    /// links down a swap can end on a rack where its colour's link is down; then other
+    /// colours are tried. Returns α, or -1 when no pair of colours works.
     @inline(never)
     private func recolor(
         u: Int, v: Int, slot s: Int, tag: UInt32, spinesOut: UnsafeMutablePointer<Int16>,
         racksOf: (Int) -> (Int, Int)
     ) -> Int {
+        let up = upFree + (s * racks + u) * words
+        let down = downFree + (s * racks + v) * words
+        let allowedAtV = allowedByCapacity + (capacityOfSlot[s] * racks + v) * words
+        var attempts = 0
+        for wa in 0..<words {
+            var alphas = up[wa] & allowedAtV[wa]
+            while alphas != 0 {
+                let alpha = wa << 6 | alphas.trailingZeroBitCount
+                alphas &= alphas &- 1
+                for wb in 0..<words {
+                    var betas = down[wb]
+                    while betas != 0 {
+                        let beta = wb << 6 | betas.trailingZeroBitCount
+                        betas &= betas &- 1
+                        if swap(
+                            alpha: alpha, beta: beta, from: v, slot: s, tag: tag, spinesOut: spinesOut, racksOf: racksOf
+                        ) {
+                            return alpha
+                        }
+                        attempts += 1
+                        // Each try walks a path: a handful is enough for the rare fabric
+                        // where the first one fails.
+                        if attempts >= 8 { return -1 }
+                    }
+                }
+            }
+        }
+        return -1
+    }
+
+    /// Swaps α and β along the alternating path leaving destination rack `v` by its α
+    /// edge, unless its far end cannot take the colour it would get. Returns whether it did.
+    private func swap(
+        alpha: Int, beta: Int, from v: Int, slot s: Int, tag: UInt32, spinesOut: UnsafeMutablePointer<Int16>,
+        racksOf: (Int) -> (Int, Int)
+    ) -> Bool {
         let colors = peakColors
         let side = s * racks
-        let alpha = firstSet(upFree + (side + u) * words)
-        let beta = firstSet(downFree + (side + v) * words)
-        guard alpha >= 0, beta >= 0 else { return -1 }
         // At a destination rack follow its edge of the colour looked for to that edge's
-        // source rack, then that rack's edge of the other colour, and so on.
+        // source rack, then that rack's edge of the other colour, and so on. The path
+        // cannot reach the source rack, where α is free.
         var length = 0
         var rack = v
         var atDestination = true
@@ -478,7 +513,7 @@ public final class PathSelector: @unchecked Sendable {
                 ? holder(downEdge, (side + rack) * colors + wanted, tag: tag)
                 : holder(upEdge, (side + rack) * colors + wanted, tag: tag)
             guard edge >= 0 else { break }
-            guard length < pathLimit else { return -1 }
+            guard length < pathLimit else { return false }
             path[length] = Int32(truncatingIfNeeded: edge)
             length += 1
             let (source, destination) = racksOf(edge)
@@ -486,10 +521,10 @@ public final class PathSelector: @unchecked Sendable {
             atDestination.toggle()
             wanted = wanted == alpha ? beta : alpha
         }
-        guard length > 0 else { return -1 }
+        guard length > 0 else { return false }
         // The last rack gets `wanted` on its link: it must be usable there.
         let allowed = allowedByCapacity + (capacityOfSlot[s] * racks + rack) * words
-        guard allowed[wanted >> 6] & (1 << UInt64(wanted & 63)) != 0 else { return -1 }
+        guard allowed[wanted >> 6] & (1 << UInt64(wanted & 63)) != 0 else { return false }
         recolorings &+= 1
         recoloredEdges &+= UInt64(length)
         var from = alpha
@@ -508,7 +543,7 @@ public final class PathSelector: @unchecked Sendable {
             spinesOut[edge] = spineOfColor[spineBase + to]
             to = to == alpha ? beta : alpha
         }
-        return alpha
+        return true
     }
 
     // MARK: Euler split: aggregation

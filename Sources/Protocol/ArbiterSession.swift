@@ -600,6 +600,19 @@ public struct ArbiterSession {
         return .recorded
     }
 
+    /// The owner dropped all the demand it held towards `destination` (the destination went
+    /// away): counted as withdrawn and reported. Returns the slots withdrawn.
+    @discardableResult
+    public mutating func withdrawHeldDemand(towards destination: NodeID) -> UInt64 {
+        guard let i = book.table.index(of: destination) else { return 0 }
+        let d = book.destinations[i]
+        let held =
+            d.released > d.allocated &+ d.withdrawnFromOwner ? d.released - d.allocated - d.withdrawnFromOwner : 0
+        guard held > 0 else { return 0 }
+        recordWithdrawal(destination: destination, slots: held)
+        return held
+    }
+
     /// The owner withdrew `slots` of the demand it held towards `destination` after the
     /// request (its allocator applies withdrawals when it next sees the flow): counted
     /// as withdrawn, and reported to the endpoint.

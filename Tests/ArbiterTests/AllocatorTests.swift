@@ -87,7 +87,7 @@ struct AllocatorTests {
         var random = TestRandom(seed: seed)
         let topology = try Self.randomTopology(&random)
         var configuration = TimeslotAllocatorConfiguration()
-        configuration.batchSize = [1, 3, 16, 16, 64][random.below(5)]
+        configuration.batchSize = [1, 3, 16, 16, 17, 64][random.below(6)]
         configuration.policy = AllocationPolicy.allCases[random.below(AllocationPolicy.allCases.count)]
         let hosts = topology.hostCount
         configuration.hostWeights = (0..<hosts).map { _ in UInt8(1 + random.below(4)) }

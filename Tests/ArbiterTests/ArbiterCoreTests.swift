@@ -281,6 +281,52 @@ struct ArbiterCoreTests {
         #expect(core.nextDeadline > 1_001_000_000)
     }
 
+    @Test("the next deadline is defined before the first advance, even with slot 0 now")
+    func deadlineBeforeAdvance() throws {
+        let topology = try Topology(.regular(racks: 1, hostsPerRack: 4, spines: 1))
+        var c = ArbiterCoreConfiguration()
+        c.slotOrigin = 5_000
+        let core = try ArbiterCore(topology: topology, configuration: c, now: 5_000)
+        #expect(core.nextDeadline <= 5_000 + 16 * 1_300)
+    }
+
+    @Test("a host that goes away: demand towards it is withdrawn and reported, none allocated after")
+    func hostRemoval() throws {
+        let topology = try Topology(.regular(racks: 1, hostsPerRack: 4, spines: 1))
+        var network = try Network(topology: topology, referenceHosts: [])
+        let to3 = network.name(of: 3, by: 0)
+        _ = network.hosts[0].session.addDemand(to: to3, slots: 5_000)
+        network.run(for: 500_000)
+        let before = network.hosts[0].used.filter { $0.destination == 3 }.count
+        network.core.removeHost(address: topology.addresses[3])
+        network.run(for: 2_000_000)
+        let after = network.hosts[0].used.filter { $0.destination == 3 }.count
+        // Allocations already sent may still be used; nothing new is made.
+        #expect(after - before <= 64, "\(after - before) used after removal")
+        let side = network.core.session(forAddress: topology.addresses[0])?.destination(topology.nodeIDs[3])
+        #expect((side?.withdrawn ?? 0) > 0, "the removal was not reported as withdrawn")
+        #expect((side?.allocated ?? 0) + (side?.withdrawn ?? 0) == side?.released)
+        #expect((network.hosts[0].session.flow(to: to3)?.withdrawn ?? 0) > 0, "the endpoint was not told")
+    }
+
+    @Test("an extended endpoint without the announced clock is refused where reference numbering cannot work")
+    func clocklessRegistration() throws {
+        let topology = try Topology(.regular(racks: 1, hostsPerRack: 4, spines: 1))
+        var network = try Network(topology: topology, referenceHosts: [])
+        var c = EndpointSessionConfiguration()
+        c.node = topology.nodeIDs[0]
+        c.address = topology.addresses[0]
+        c.capabilities = [.epochFencing, .wideCounters, .giveBack]
+        c.mode = .extended(fallbackToReference: false)
+        network.hosts[0].session = EndpointSession(configuration: c, now: network.now)
+        network.run(for: 500_000)
+        if case .refused(let reason) = network.hosts[0].session.negotiation {
+            #expect(reason == .unsupportedVersion)
+        } else {
+            Issue.record("registered: \(network.hosts[0].session.negotiation)")
+        }
+    }
+
     @Test("invalid core configuration is refused naming the field")
     func invalid() throws {
         let topology = try Topology(.regular(racks: 1, hostsPerRack: 4, spines: 1))

@@ -74,7 +74,7 @@ struct PipelineTests {
             for i in 0..<batch.count(inSlot: slot) {
                 let spine = UInt64(UInt16(bitPattern: batch.spine(slot: slot, i)))
                 slotEntries.append(
-                    batch.firstSlot + UInt64(slot) << 48 | UInt64(batch.source(slot: slot, i)) << 32
+                    (batch.firstSlot + UInt64(slot)) << 48 | UInt64(batch.source(slot: slot, i)) << 32
                         | UInt64(batch.destination(slot: slot, i)) << 16 | spine)
             }
             out.append(contentsOf: slotEntries.sorted())
@@ -190,6 +190,61 @@ struct PipelineTests {
             }
         }
         return problems
+    }
+
+    @Test("with a link down, allocations no spine can carry are requested again, and every slot still arrives")
+    func degradedFabric() throws {
+        var degraded = try Topology(.regular(racks: 3, hostsPerRack: 4, spines: 3))
+        try degraded.setLink(rack: 0, spine: 0, up: false)
+        try degraded.setLink(rack: 2, spine: 1, up: false)
+        let topology = degraded
+        let pipeline = try AllocatorPipeline(topology: topology)
+        let hosts = topology.hostCount
+        let ledger = Ledger()
+        let totals = Mutex<(allocated: UInt64, unroutable: Int, violations: [String])>((0, 0, []))
+        let consume: @Sendable (BatchAllocations) -> Void = { batch in
+            let problems = Self.violations(batch, topology: topology)
+            var downLinkUsed = false
+            for i in 0..<batch.totalCount {
+                let spine = Int(batch.spine(i))
+                guard spine >= 0 else { continue }
+                let a = batch.allocation(i)
+                let ru = Int(topology.rackOf[a.source])
+                let rv = Int(topology.rackOf[a.destination])
+                if !topology.isUsable(rack: ru, spine: spine) || !topology.isUsable(rack: rv, spine: spine) {
+                    downLinkUsed = true
+                }
+            }
+            totals.withLock {
+                $0.allocated += UInt64(batch.totalCount - batch.unroutableCount)
+                $0.unroutable += batch.unroutableCount
+                $0.violations += problems + (downLinkUsed ? ["down link used"] : [])
+            }
+        }
+        _ = pipeline.run(
+            batches: 200,
+            feed: { b, demand in
+                var r = TestRandom(seed: UInt64(b) &+ 99)
+                for _ in 0..<r.below(10) {
+                    let s = r.below(hosts)
+                    var d = r.below(hosts - 1)
+                    if d >= s { d += 1 }
+                    let n = UInt32(1 + r.below(30))
+                    if demand.addDemand(source: s, destination: d, slots: n) { ledger.requested += UInt64(n) }
+                }
+            }, consume: consume)
+        var rounds = 0
+        while pipeline.outstandingSlots > 0 && rounds < 100 {
+            _ = pipeline.run(batches: 32, feed: { _, _ in }, consume: consume)
+            rounds += 1
+        }
+        let t = totals.withLock { $0 }
+        #expect(t.violations.isEmpty, "\(t.violations.prefix(3))")
+        #expect(pipeline.outstandingSlots == 0)
+        #expect(
+            t.allocated == ledger.requested,
+            "allocated \(t.allocated) of \(ledger.requested), \(t.unroutable) unroutable")
+        #expect(pipeline.demand.reduce(0) { $0 + $1.requestedAgain } == UInt64(t.unroutable))
     }
 
     @Test("real-time pacing: batches wait for their time and none is late at a slow clock")

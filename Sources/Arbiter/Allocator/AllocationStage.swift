@@ -45,6 +45,10 @@ public final class AllocationStage: @unchecked Sendable {
     let narrowDestinationFree: UnsafeMutablePointer<UInt16>
     /// Whether this batch's max-min rounds use the 16-bit bitmaps.
     @exclusivity(unchecked) var narrow = false
+    /// Set by the owner when so many changes happened since the last batch that a 16-bit
+    /// group counter may have come back to a value a record remembers: this batch, every
+    /// record reads its pair word, and none retires without reading it.
+    @exclusivity(unchecked) public var syncEveryRecord = false
     let rackOf: UnsafeMutablePointer<UInt16>
     let hostsInRack: UnsafeMutablePointer<Int32>
     let hostWeight: UnsafeMutablePointer<UInt8>
@@ -318,6 +322,7 @@ public final class AllocationStage: @unchecked Sendable {
         }
         batch?.totalCount = allocationCount
         batch = nil
+        syncEveryRecord = false
         let retired = statistics.retired &- retiredPublished
         if retired > 0 {
             table.retirements.wrappingIncrement(by: Int(retired), ordering: .relaxed)
@@ -368,13 +373,11 @@ public final class AllocationStage: @unchecked Sendable {
 
     // MARK: The loops
 
-    /// One max-min round without rack limits, the common case, written without
-    /// data-dependent branches: each record's outcome (served or not, more rounds or
-    /// blocked) is random, and mispredicted branches would cost more than the work. A
-    /// record that is not served still writes its would-be allocation one past the last
-    /// one, where the next real one overwrites it, and every record is written to all
-    /// three places it may go, only the right count moving on (cheaper, measured, than
-    /// choosing one place by masks).
+    /// One max-min round without rack limits, the common case. A record that finds no
+    /// slot goes out at once (a branch: making it branch-free cost more stores than the
+    /// mispredictions it saved, measured); one that is served is written both to the next
+    /// round and to the blocked list, and only the right count moves on, because whether
+    /// it could be served again is as random as a coin.
     ///
     /// `input` may be ``work`` itself: a record is written back at most once, never ahead
     /// of the one being read.
@@ -424,8 +427,8 @@ public final class AllocationStage: @unchecked Sendable {
         for i in 0..<count {
             var r = input[i]
             if checkChanges {
-                let change = UnsafeAtomic<UInt16>(at: changes + (r.pair & changeMask)).load(ordering: .relaxed)
-                if change != r.seenChange {
+                let change = UnsafeAtomic<UInt16>(at: changes + (r.pair & changeMask)).load(ordering: .acquiring)
+                if change != r.seenChange || syncEveryRecord {
                     guard let synced = sync(r, change: change) else { continue }
                     r = synced
                 }
@@ -503,8 +506,8 @@ public final class AllocationStage: @unchecked Sendable {
         for i in 0..<count {
             var r = input[i]
             if checkChanges {
-                let change = UnsafeAtomic<UInt16>(at: changes + (r.pair & changeMask)).load(ordering: .relaxed)
-                if change != r.seenChange {
+                let change = UnsafeAtomic<UInt16>(at: changes + (r.pair & changeMask)).load(ordering: .acquiring)
+                if change != r.seenChange || syncEveryRecord {
                     guard let synced = sync(r, change: change) else { continue }
                     r = synced
                 }
@@ -585,8 +588,8 @@ public final class AllocationStage: @unchecked Sendable {
     private func collect(_ records: UnsafeMutablePointer<FlowRecord>, _ count: Int) {
         for i in 0..<count {
             var r = records[i]
-            let change = UnsafeAtomic<UInt16>(at: changes + (r.pair & changeMask)).load(ordering: .relaxed)
-            if change != r.seenChange {
+            let change = UnsafeAtomic<UInt16>(at: changes + (r.pair & changeMask)).load(ordering: .acquiring)
+            if change != r.seenChange || syncEveryRecord {
                 guard let synced = sync(r, change: change) else { continue }
                 r = synced
             }
@@ -671,7 +674,7 @@ public final class AllocationStage: @unchecked Sendable {
         }
         let change = UnsafeAtomic<UInt16>(at: changes + (r.pair & changeMask)).load(ordering: .acquiring)
         let word = UnsafeAtomic<UInt64>(at: entryWords + (4 &* r.pair &+ 1))
-        if exclusive && change == r.seenChange {
+        if exclusive && change == r.seenChange && !syncEveryRecord {
             // Alone with the table, and nothing changed since the record looked: the word
             // is plainly active; storing idle needs no read of a line that is rarely cached.
             word.store(0, ordering: .relaxed)

@@ -107,6 +107,10 @@ public final class PipelineDemand: @unchecked Sendable {
     /// Demand dropped from pair words by purges (records' demand is counted by stages).
     @exclusivity(unchecked) public private(set) var purgedSlots: UInt64 = 0
     @exclusivity(unchecked) public private(set) var withdrawnSlots: UInt64 = 0
+    /// Slots of unroutable allocations requested again (not new demand).
+    @exclusivity(unchecked) public private(set) var requestedAgain: UInt64 = 0
+    /// Of those, refused by a full table (lost: counted, and the table is the problem).
+    @exclusivity(unchecked) public private(set) var requestAgainRefused: UInt64 = 0
 
     init(table: DemandTable, fresh: FreshRecords, hostCount: Int) {
         self.table = table
@@ -128,6 +132,19 @@ public final class PipelineDemand: @unchecked Sendable {
         case .refused:
             refusals &+= 1
             return false
+        }
+    }
+
+    /// Puts back one slot of demand whose allocation could not be routed.
+    func requestAgain(source: Int, destination: Int) {
+        switch table.add(source: UInt32(source), destination: UInt32(destination), slots: 1) {
+        case .merged:
+            requestedAgain &+= 1
+        case .activated(let record, let lastServed):
+            requestedAgain &+= 1
+            fresh.append(record, lastServed: lastServed, nextSlot: nextSlot)
+        case .refused:
+            requestAgainRefused &+= 1
         }
     }
 
@@ -179,6 +196,12 @@ public final class AllocatorPipeline: @unchecked Sendable {
     let feedToken = ManagedAtomic<Int>(0)
     let chunk: [UnsafeMutablePointer<FlowRecord>]
     static let chunkSize = 256
+    /// Per stage: the table's change count at its last feed.
+    let changesSeen: UnsafeMutablePointer<UInt64>
+    /// Allocations path selection could not route (`source | destination << 16`), from the
+    /// path thread to whichever stage runs the next feed (the token orders the consumers):
+    /// their demand is requested again.
+    let unroutableRing: SPSCRing<UInt32>
     /// Marks the end of a batch's records in a ring.
     static let endOfBatch = FlowRecord(a: .max, b: .max)
     @inline(__always)
@@ -228,9 +251,18 @@ public final class AllocatorPipeline: @unchecked Sendable {
         free = (0..<k).map { _ in SPSCRing<Int>(capacity: pipeline.buffersPerStage + 1) }
         pathStage = pipeline.routing ? PathStage(topology: topology, batchSize: allocator.batchSize) : nil
         chunk = (0..<k).map { _ in .allocate(capacity: Self.chunkSize) }
+        changesSeen = .allocate(capacity: k)
+        changesSeen.initialize(repeating: 0, count: k)
+        // Every batch the path thread can hold or be ahead by, in full.
+        unroutableRing = SPSCRing(
+            capacity: pipeline.routing
+                ? (pipeline.buffersPerStage * k + 2) * allocator.batchSize * topology.hostCount : 2)
     }
 
-    deinit { for c in chunk { c.deallocate() } }
+    deinit {
+        for c in chunk { c.deallocate() }
+        changesSeen.deallocate()
+    }
 
     /// Allocates the next `batches` batches (the first run starts at slot 0, each run
     /// continues where the previous one stopped) and returns what happened.
@@ -398,7 +430,14 @@ public final class AllocatorPipeline: @unchecked Sendable {
             var tokenWait = Backoff()
             while feedToken.load(ordering: .acquiring) != b { tokenWait.wait() }
             demand.nextSlot = firstSlot
+            while let pair = unroutableRing.pop() {
+                demand.requestAgain(source: Int(pair & 0xFFFF), destination: Int(pair >> 16))
+            }
             feed(b, demand)
+            // Records may wait k batches between looks: after 65 536 changes within a
+            // pipeline's turn, a group counter could have come back round.
+            if table.changesNoted &- changesSeen[j] >= 65_535 { stage.syncEveryRecord = true }
+            changesSeen[j] = table.changesNoted
             feedToken.store(b + 1, ordering: .releasing)
 
             var index: Int? = free[j].pop()
@@ -497,6 +536,13 @@ public final class AllocatorPipeline: @unchecked Sendable {
             let batch = buffers[j][index!]
             let failed = pathStage.route(batch)
             result.unroutable &+= UInt64(failed)
+            if failed > 0 {
+                for i in 0..<batch.totalCount where batch.spine(i) == BatchAllocations.unroutable {
+                    let a = batch.allocation(i)
+                    var backoff = Backoff()
+                    while !unroutableRing.push(UInt32(a.source) | UInt32(a.destination) << 16) { backoff.wait() }
+                }
+            }
             result.allocations &+= UInt64(batch.totalCount &- failed)
             result.batches &+= 1
             if let schedule = configuration.schedule { noteLateness(schedule, firstSlot: batch.firstSlot, result) }

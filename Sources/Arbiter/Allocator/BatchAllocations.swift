@@ -11,8 +11,7 @@ public final class BatchAllocations: @unchecked Sendable {
     /// Global number of the batch's first timeslot.
     @exclusivity(unchecked) public internal(set) var firstSlot: UInt64 = 0
     /// The allocations in the order they were made: `source | destination << 16 | slot
-    /// << 32`. The stage appends without branches, so one spare entry past the end may be
-    /// written.
+    /// << 32` (one spare entry past the end, which a branch-free appender may write).
     @usableFromInline let entries: UnsafeMutablePointer<UInt64>
     /// Allocations in ``entries``.
     @exclusivity(unchecked) public internal(set) var totalCount = 0

@@ -8,7 +8,8 @@ import Atomics
 /// destination`, all ones when the entry never held a pair), at `4p + 1` the pair word
 /// (`active | purged | delta`, see ``PairWord``), at `4p + 2` slot + 1 of the pair's last
 /// service (written by a stage when the pair goes idle, so that a flow coming back is
-/// ordered by when it was really last served), and a spare word.
+/// ordered by when it was really last served), and at `4p + 3` how far from entry `p`
+/// the keys that hash to it were placed.
 ///
 /// Keys and the probe sequence are the communication role's alone; stages only touch the
 /// pair word and the last service of entries whose record they hold. An idle entry (no
@@ -123,7 +124,12 @@ public final class DemandTable: @unchecked Sendable {
     @inline(__always)
     private func noteChange(pair: Int) {
         changes[pair & changeMask].wrappingIncrement(ordering: .releasing)
+        changesNoted &+= 1
     }
+
+    /// Changes noted so far (communication role): a group counter can only come back to a
+    /// value a record remembers after 65 536 changes.
+    @exclusivity(unchecked) public private(set) var changesNoted: UInt64 = 0
 
     /// What ``add(source:destination:slots:)`` did.
     public enum AddResult {
@@ -141,12 +147,16 @@ public final class DemandTable: @unchecked Sendable {
     @inline(__always)
     public func add(source: UInt32, destination: UInt32, slots: UInt32) -> AddResult {
         guard slots > 0 else { return .merged }
-        guard let p = findOrInsert(source, destination) else { return .refused }
+        // A new record needs room: refused before an idle pair's entry is taken over.
+        let existing = find(source, destination)
+        if existing == nil || !PairWord.isActive(pairWord(existing!).load(ordering: .acquiring)) {
+            guard activeCount < capacity else { return .refused }
+        }
+        guard let p = existing ?? findOrInsert(source, destination) else { return .refused }
         let word = pairWord(p)
         var current = word.load(ordering: .acquiring)
         if !PairWord.isActive(current) {
             // No record: nothing but this role writes the word, so a store suffices.
-            guard activeCount < capacity else { return .refused }
             word.store(PairWord.make(active: true), ordering: .releasing)
             activations &+= 1
             let record = FlowRecord(

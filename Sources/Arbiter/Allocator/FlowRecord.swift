@@ -57,9 +57,11 @@ public struct FlowRecord: BitwiseCopyable, Sendable, Hashable {
 /// is demand the communication side added and `withdrawal` slots it asked to withdraw,
 /// neither absorbed by the record yet. A withdrawal takes from `added` first, so the two
 /// are only both non-zero when the withdrawal came first: it applies to the demand the
-/// record carries, and `added` is new demand after it. Every change is a compare-and-swap
-/// of the whole word, so the record can only retire (clear `active`) when nothing waits
-/// for it, and a pair never has two records.
+/// record carries, and `added` is new demand after it. While a record circulates, every
+/// change is a compare-and-swap of the whole word (a single-threaded allocator uses plain
+/// loads and stores), so the record can only retire (clear `active`) when nothing waits
+/// for it, and a pair never has two records. Activating an idle pair is a plain store: no
+/// other thread touches the word of a pair without a record.
 @usableFromInline
 enum PairWord {
     @usableFromInline static let activeBit: UInt64 = 1 << 63

@@ -87,6 +87,10 @@ public final class TimeslotAllocator {
     @exclusivity(unchecked) public private(set) var nextSlot: UInt64
 
     @exclusivity(unchecked) public private(set) var statistics = TimeslotAllocatorStatistics()
+    @exclusivity(unchecked) private var changesAtLastBatch: UInt64 = 0
+    /// Unroutable allocations the full table could not take back yet (`src | dst << 16`).
+    let heldBack: UnsafeMutablePointer<UInt32>
+    @exclusivity(unchecked) var heldBackCount = 0
 
     /// - Parameters:
     ///   - firstSlot: global number of the first slot to allocate.
@@ -117,10 +121,12 @@ public final class TimeslotAllocator {
         batch = BatchAllocations(batchSize: configuration.batchSize, hostCount: hosts, withdrawalCapacity: capacity)
         stream = .allocate(capacity: capacity)
         fresh = FreshRecords(capacity: capacity, batchSize: configuration.batchSize)
+        heldBack = .allocate(capacity: configuration.batchSize * hosts * 2)
         nextSlot = firstSlot
     }
 
     deinit {
+        heldBack.deallocate()
         stream.deallocate()
     }
 
@@ -212,7 +218,10 @@ public final class TimeslotAllocator {
     /// Unroutable allocations (possible only with links down) are marked, not counted as
     /// allocated, and their demand is requested again.
     public func allocateNextBatch() -> BatchAllocations {
+        if heldBackCount > 0 { offerHeldBack() }
         stage.beginBatch(firstSlot: nextSlot, into: batch)
+        if table.changesNoted &- changesAtLastBatch >= 65_535 { stage.syncEveryRecord = true }
+        changesAtLastBatch = table.changesNoted
         // `stream` holds the previous batch's blocked records; the stage writes this
         // batch's into its other buffer, and the two trade places afterwards.
         stage.outCount = 0
@@ -249,17 +258,56 @@ public final class TimeslotAllocator {
     private func requestUnroutableAgain() {
         for i in 0..<batch.totalCount where batch.spine(i) == BatchAllocations.unroutable {
             let a = batch.allocation(i)
-            // Requested again, not anew: the demand stays whole.
-            statistics.requestedSlots &-= 1
-            addDemand(source: a.source, destination: a.destination, slots: 1)
+            if !putBack(source: a.source, destination: a.destination, slots: 1) {
+                // The pair's record retired with this allocation and the table is full:
+                // hold the slot and offer it again before the next batch.
+                heldBack[heldBackCount] = UInt32(a.source) | UInt32(a.destination) << 16
+                heldBackCount += 1
+            }
         }
+    }
+
+    private func offerHeldBack() {
+        var kept = 0
+        for i in 0..<heldBackCount {
+            let pair = heldBack[i]
+            if !putBack(source: Int(pair & 0xFFFF), destination: Int(pair >> 16), slots: 1) {
+                heldBack[kept] = pair
+                kept += 1
+            }
+        }
+        heldBackCount = kept
+    }
+
+    /// Gives back `slots` allocated to the pair that the caller could not use (a session
+    /// could not place them): they stop counting as allocated and are pending again, not
+    /// new demand. Returns false (counted as refused) when the pair table has no room: the
+    /// caller then holds them and offers them later with ``putBack(source:destination:slots:)``.
+    @discardableResult
+    public func requestAgain(source: Int, destination: Int, slots: UInt32) -> Bool {
+        statistics.allocatedSlots &-= UInt64(slots)
+        return putBack(source: source, destination: destination, slots: slots)
+    }
+
+    /// Puts back demand that left the allocator's counts (see
+    /// ``requestAgain(source:destination:slots:)``) without counting it as requested anew.
+    @discardableResult
+    public func putBack(source: Int, destination: Int, slots: UInt32) -> Bool {
+        let accepted = addDemand(source: source, destination: destination, slots: slots)
+        if accepted {
+            statistics.requestedSlots &-= UInt64(slots)
+        } else {
+            // Not refused demand of the caller's own: the caller still holds it.
+            statistics.refusedSlots &-= UInt64(slots)
+        }
+        return accepted
     }
 
     // MARK: Inspection
 
     /// Demand not yet allocated: carried by records, or added and not yet absorbed.
     public var outstandingSlots: UInt64 {
-        var total = table.waitingDemand
+        var total = table.waitingDemand &+ UInt64(heldBackCount)
         for i in 0..<streamCount where table.isCurrent(pair: stream[i].pair) {
             total &+= UInt64(stream[i].demand)
         }
