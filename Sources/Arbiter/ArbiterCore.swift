@@ -26,6 +26,12 @@ public struct ArbiterCoreConfiguration: Sendable {
             return "lookaheadSlots: a batch of \(allocator.batchSize) allocated \(lookaheadSlots) slots ahead "
                 + "ends more than 64 slots ahead, which endpoints refuse"
         }
+        // Reference endpoints count 64 of their slots of 1251.277 ns.
+        let aheadNanoseconds = Double(lookaheadSlots + allocator.batchSize) * topology.timeslotNanoseconds
+        if topology.configuration.referenceEndpoints && aheadNanoseconds > 64 * Topology.referenceTimeslotNanoseconds {
+            return "lookaheadSlots: a batch ends \(Int(aheadNanoseconds)) ns ahead, more than the 64 reference slots "
+                + "reference endpoints accept early"
+        }
         if retryCapacity < 1 { return "retryCapacity: must be at least 1" }
         return nil
     }

@@ -275,6 +275,11 @@ public struct Topology: Sendable {
         // Reference endpoints name destinations by an 8-bit hash of the MAC; two hosts with
         // the same hash could not be told apart.
         if c.referenceEndpoints {
+            guard slot >= Topology.referenceTimeslotNanoseconds else {
+                throw TopologyError(
+                    field: "timeslotNanoseconds",
+                    reason: "reference endpoints count slots of 1251.277 ns; ours must not be shorter (got \(slot))")
+            }
             guard c.spines <= 4 else {
                 throw TopologyError(
                     field: "spines",

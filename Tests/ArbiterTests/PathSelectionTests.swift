@@ -174,6 +174,29 @@ struct TopologyTests {
         #expect(problem { $0.timeslotNanoseconds = 1 }.hasPrefix("topology.timeslotNanoseconds:"))
     }
 
+    @Test("reference endpoints: at most 4 spines, slots at least the reference's, 1251.277 ns by default")
+    func referenceEndpointLimits() throws {
+        var c = TopologyConfiguration.regular(racks: 2, hostsPerRack: 4, spines: 2)
+        c.referenceEndpoints = true
+        #expect(try Topology(c).timeslotNanoseconds == Topology.referenceTimeslotNanoseconds)
+        c.timeslotNanoseconds = 1230.4
+        #expect(
+            throws: TopologyError(
+                field: "timeslotNanoseconds",
+                reason: "reference endpoints count slots of 1251.277 ns; ours must not be shorter (got 1230.4)")
+        ) {
+            try Topology(c)
+        }
+        var wide = TopologyConfiguration.regular(racks: 2, hostsPerRack: 4, spines: 6)
+        wide.referenceEndpoints = true
+        do {
+            _ = try Topology(wide)
+            Issue.record("six spines accepted for reference endpoints")
+        } catch {
+            #expect(error.field == "spines")
+        }
+    }
+
     /// Reference endpoints name hosts by an 8-bit MAC hash: a collision names both hosts.
     @Test func referenceIDCollisionNamesBothHosts() throws {
         var c = TopologyConfiguration.regular(racks: 2, hostsPerRack: 16, spines: 2)
