@@ -90,20 +90,13 @@ public final class DemandTable: @unchecked Sendable {
         return nil
     }
 
-    /// The entry of (source, destination), making one if needed (in a never-used entry, or
-    /// taking over an idle pair's); nil when every entry within reach has a record.
+    /// Makes an entry for (source, destination), which has none: in a never-used entry, or
+    /// taking over an idle pair's. Nil when every entry within reach has a record.
     @inline(__always)
-    private func findOrInsert(_ source: UInt32, _ destination: UInt32) -> Int? {
+    private func insert(_ source: UInt32, _ destination: UInt32) -> Int? {
         let k = Self.key(source, destination)
         let h = home(k)
         var p = h
-        let known = reach(h)
-        for _ in 0..<known {
-            if keyWord(p).load(ordering: .relaxed) == k { return p }
-            p = (p &+ 1) & entryMask
-        }
-        // Absent: the first entry from home that is unused or idle.
-        p = h
         var distance = 0
         while true {
             guard distance < Self.probeLimit else { return nil }
@@ -112,13 +105,12 @@ public final class DemandTable: @unchecked Sendable {
             p = (p &+ 1) & entryMask
             distance &+= 1
         }
-        let reusable = p
-        if distance >= known { setReach(h, distance &+ 1) }
+        if distance >= reach(h) { setReach(h, distance &+ 1) }
         // An idle entry has no record anywhere: no stage will touch it.
-        keyWord(reusable).store(k, ordering: .relaxed)
-        pairWord(reusable).store(0, ordering: .relaxed)
-        lastServiceWord(reusable).store(0, ordering: .relaxed)
-        return reusable
+        keyWord(p).store(k, ordering: .relaxed)
+        pairWord(p).store(0, ordering: .relaxed)
+        lastServiceWord(p).store(0, ordering: .relaxed)
+        return p
     }
 
     @inline(__always)
@@ -152,7 +144,7 @@ public final class DemandTable: @unchecked Sendable {
         if existing == nil || !PairWord.isActive(pairWord(existing!).load(ordering: .acquiring)) {
             guard activeCount < capacity else { return .refused }
         }
-        guard let p = existing ?? findOrInsert(source, destination) else { return .refused }
+        guard let p = existing ?? insert(source, destination) else { return .refused }
         let word = pairWord(p)
         var current = word.load(ordering: .acquiring)
         if !PairWord.isActive(current) {
