@@ -14,7 +14,7 @@ for nodes in 256 1024 4096; do
             python3 -c '
 import json, sys
 r = json.load(sys.stdin)
-print(f"| {r[\"nodes\"]} | {r[\"load\"]} | {r[\"ns_per_allocation\"]:.2f} | {r[\"ns_per_timeslot\"]:.0f} | "
-      f"{r[\"utilization\"]:.4f} | {r[\"gbps_per_core\"]:.0f} | {r[\"allocations_in_timed_loop\"]} |")'
+print("| %d | %s | %.2f | %.0f | %.4f | %.0f | %d |" % (r["nodes"], r["load"], r["ns_per_allocation"],
+      r["ns_per_timeslot"], r["utilization"], r["gbps_per_core"], r["allocations_in_timed_loop"]))'
     done
 done
