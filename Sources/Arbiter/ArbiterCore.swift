@@ -152,6 +152,8 @@ public final class ArbiterCore {
         var template = configuration.session
         template.timeslotPicoseconds = UInt32(clamping: timeslotPicoseconds)
         template.slotOrigin = configuration.slotOrigin
+        // A session's tables are sized by its destinations: never more than the other hosts.
+        template.maxDestinations = min(template.maxDestinations, max(1, hostCount - 1))
         sessionTemplate = template
         // Start allocating at the first slot that is still ahead.
         let firstSlot = Self.slot(at: now, origin: configuration.slotOrigin, picoseconds: timeslotPicoseconds) + 1
