@@ -121,8 +121,6 @@ public final class ArbiterCore {
     private let retrySources: UnsafeMutablePointer<Int32>
     private let retryDestinations: UnsafeMutablePointer<Int32>
     private let retrySlots: UnsafeMutablePointer<UInt32>
-    /// Whether the entry is demand given back (a slot a session could not place), not new.
-    private let retryAgain: UnsafeMutablePointer<Bool>
     private var retryCount = 0
     /// Each session's timer deadline as last pushed on the heap.
     private let pushedDeadline: UnsafeMutablePointer<UInt64>
@@ -144,16 +142,21 @@ public final class ArbiterCore {
         self.topology = topology
         hostCount = topology.hostCount
         referenceIDs = topology.configuration.referenceEndpoints ? topology.referenceIDs : []
+        let aheadNanoseconds =
+            Double(configuration.lookaheadSlots + configuration.allocator.batchSize) * topology.timeslotNanoseconds
         referenceNumberingWorks =
             topology.timeslotNanoseconds >= Topology.referenceTimeslotNanoseconds && topology.spineCount <= 4
             && topology.nodeIDs.allSatisfy { $0.rawValue <= NodeID.referenceLimit }
+            && aheadNanoseconds <= 64 * Topology.referenceTimeslotNanoseconds
         timeslotPicoseconds = UInt64((topology.timeslotNanoseconds * 1000).rounded())
         halfSlotNanoseconds = timeslotPicoseconds / 2000
         var template = configuration.session
         template.timeslotPicoseconds = UInt32(clamping: timeslotPicoseconds)
         template.slotOrigin = configuration.slotOrigin
-        // A session's tables are sized by its destinations: never more than the other hosts.
-        template.maxDestinations = min(template.maxDestinations, max(1, hostCount - 1))
+        // A session's tables are sized by its destinations: never many more than the other
+        // hosts (a little slack for ids the core then refuses, which hold an entry until the
+        // endpoint resets).
+        template.maxDestinations = min(template.maxDestinations, hostCount + 64)
         sessionTemplate = template
         // Start allocating at the first slot that is still ahead.
         let firstSlot = Self.slot(at: now, origin: configuration.slotOrigin, picoseconds: timeslotPicoseconds) + 1
@@ -178,8 +181,6 @@ public final class ArbiterCore {
         retryDestinations.initialize(repeating: 0, count: configuration.retryCapacity)
         retrySlots = .allocate(capacity: configuration.retryCapacity)
         retrySlots.initialize(repeating: 0, count: configuration.retryCapacity)
-        retryAgain = .allocate(capacity: configuration.retryCapacity)
-        retryAgain.initialize(repeating: false, count: configuration.retryCapacity)
         pushedDeadline = .allocate(capacity: hostCount)
         pushedDeadline.initialize(repeating: .max, count: hostCount)
         removed = .allocate(capacity: hostCount)
@@ -197,7 +198,6 @@ public final class ArbiterCore {
         retrySources.deallocate()
         retryDestinations.deallocate()
         retrySlots.deallocate()
-        retryAgain.deallocate()
         pushedDeadline.deallocate()
         removed.deallocate()
     }
@@ -239,12 +239,12 @@ public final class ArbiterCore {
             statistics.packetsFromUnknownHosts &+= 1
             return
         }
-        // A removed host that speaks again is back.
-        removed[host] = false
         if sessions[host] == nil { sessions[host] = ArbiterSession(configuration: sessionTemplate, now: now) }
         var handler = Handler(core: self, source: host, extended: isExtended(host))
         let result = sessions[host]!.receive(packet, now: now, handler: &handler)
         withdrawRefused(host)
+        // A removed host that speaks again (a packet its session took) is back.
+        if result.error == nil { removed[host] = false }
         switch result.error {
         case nil: break
         case .resetNotApplied, .duplicate: statistics.packetsOutOfSync &+= 1
@@ -294,7 +294,8 @@ public final class ArbiterCore {
             // Without the announced clock the endpoint counts reference slots and reads
             // 16-bit destinations with a 2-bit path: only a fabric built for reference
             // endpoints can be told its allocations that way.
-            if !hello.capabilities.contains(.announcedClock) && !core.referenceNumberingWorks {
+            let granted = hello.capabilities.intersection(core.configuration.session.supportedCapabilities)
+            if !granted.contains(.announcedClock) && !core.referenceNumberingWorks {
                 core.statistics.refusals &+= 1
                 return .refuse(.unsupportedVersion)
             }
@@ -335,7 +336,8 @@ public final class ArbiterCore {
 
     /// Whether allocations can be told in reference numbering: slots at least as long as
     /// the reference's (never two of ours in one of theirs), node ids within 14 bits,
-    /// spines within 2.
+    /// spines within 2 bits, and batches no further ahead than the 64 reference slots an
+    /// endpoint accepts early.
     let referenceNumberingWorks: Bool
 
     /// The host an endpoint means by `node`: a topology node id for a registered
@@ -354,13 +356,8 @@ public final class ArbiterCore {
     }
 
     /// Hands demand to the allocator, or keeps it for later when the pair table is full.
-    /// `again`: the slot was allocated and could not be placed, so it is not new demand.
-    func offer(source: Int, destination: Int, slots: UInt32, again: Bool = false) {
-        let accepted =
-            again
-            ? allocator.requestAgain(source: source, destination: destination, slots: slots)
-            : allocator.addDemand(source: source, destination: destination, slots: slots)
-        guard !accepted else { return }
+    func offer(source: Int, destination: Int, slots: UInt32) {
+        guard !allocator.addDemand(source: source, destination: destination, slots: slots) else { return }
         statistics.allocatorRefusals &+= 1
         guard retryCount < configuration.retryCapacity else {
             statistics.demandDropped &+= UInt64(slots)
@@ -369,7 +366,6 @@ public final class ArbiterCore {
         retrySources[retryCount] = Int32(source)
         retryDestinations[retryCount] = Int32(destination)
         retrySlots[retryCount] = slots
-        retryAgain[retryCount] = again
         retryCount += 1
     }
 
@@ -378,15 +374,10 @@ public final class ArbiterCore {
         for i in 0..<retryCount {
             let s = Int(retrySources[i])
             let d = Int(retryDestinations[i])
-            let accepted =
-                retryAgain[i]
-                ? allocator.putBack(source: s, destination: d, slots: retrySlots[i])
-                : allocator.addDemand(source: s, destination: d, slots: retrySlots[i])
-            if !accepted {
+            if !allocator.addDemand(source: s, destination: d, slots: retrySlots[i]) {
                 retrySources[kept] = retrySources[i]
                 retryDestinations[kept] = retryDestinations[i]
                 retrySlots[kept] = retrySlots[i]
-                retryAgain[kept] = retryAgain[i]
                 kept += 1
             }
         }
@@ -411,7 +402,6 @@ public final class ArbiterCore {
             retrySources[kept] = retrySources[i]
             retryDestinations[kept] = retryDestinations[i]
             retrySlots[kept] = retrySlots[i]
-            retryAgain[kept] = retryAgain[i]
             kept += 1
         }
         retryCount = kept
@@ -493,11 +483,12 @@ public final class ArbiterCore {
                 statistics.allocationsStale &+= 1
             case .slotUnavailable:
                 statistics.allocationsRequestedAgain &+= 1
-                offer(source: a.source, destination: a.destination, slots: 1, again: true)
+                allocator.requestAgain(source: a.source, destination: a.destination, slots: 1)
             case .unencodable:
-                // Registration refuses endpoints that could get these, so this is a bug
-                // somewhere; offering the slot again would only repeat it.
+                // Registration refuses endpoints that could get these. Offering the slot
+                // again would only repeat it: the session reports it withdrawn instead.
                 statistics.allocationsUnencodable &+= 1
+                sessions[a.source]!.recordWithdrawal(destination: node, slots: 1)
             }
             sessionChanged(a.source)
         }

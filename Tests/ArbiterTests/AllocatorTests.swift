@@ -148,6 +148,7 @@ struct AllocatorTests {
             }
             let stats = allocator.statistics
             let outstanding = allocator.outstandingSlots
+            #expect(stats.lostSlots == 0)
             #expect(
                 stats.requestedSlots == stats.allocatedSlots + outstanding + stats.withdrawnSlots + stats.purgedSlots,
                 "seed \(seed) step \(step): requested \(stats.requestedSlots) ≠ allocated \(stats.allocatedSlots) + pending \(outstanding) + withdrawn \(stats.withdrawnSlots) + purged \(stats.purgedSlots)"
@@ -381,6 +382,33 @@ struct AllocatorTests {
         #expect(allocator.statistics.refusals == 1)
         _ = allocator.allocateNextBatch()  // serves and retires all four
         #expect(allocator.addDemand(source: 0, destination: 5, slots: 1))
+    }
+
+    @Test("unroutable slots go back into a full pair table through its reserve: nothing lost")
+    func givenBackIntoFullTable() throws {
+        var t = try Topology(.regular(racks: 3, hostsPerRack: 4, spines: 2))
+        try t.setLink(rack: 0, spine: 0, up: false)
+        try t.setLink(rack: 1, spine: 1, up: false)  // racks 0 and 1 share no spine
+        var configuration = TimeslotAllocatorConfiguration()
+        configuration.pairCapacity = 6
+        let allocator = try TimeslotAllocator(topology: t, configuration: configuration)
+        // Rack 0 → rack 1 can never be routed; keep the table full with such pairs and
+        // others that can.
+        var requested: UInt64 = 0
+        for (s, d) in [(0, 4), (1, 5), (2, 6), (3, 7), (0, 8), (4, 9)] {
+            #expect(allocator.addDemand(source: s, destination: d, slots: 3))
+            requested += 3
+        }
+        for _ in 0..<20 {
+            let batch = allocator.allocateNextBatch()
+            checkBatch(batch, topology: t, routed: true)
+        }
+        let stats = allocator.statistics
+        #expect(stats.unroutable > 0)
+        #expect(stats.lostSlots == 0)
+        #expect(stats.requestedSlots == requested)
+        #expect(stats.requestedSlots == stats.allocatedSlots + allocator.outstandingSlots)
+        #expect(allocator.outstandingSlots == 12, "the four rack-0→rack-1 pairs keep waiting")
     }
 
     @Test("invalid allocator configuration is refused naming the field")

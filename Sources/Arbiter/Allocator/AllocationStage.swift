@@ -156,7 +156,7 @@ public final class AllocationStage: @unchecked Sendable {
         upRoom.initialize(repeating: 0, count: rackCount * 64)
         downRoom.initialize(repeating: 0, count: rackCount * 64)
 
-        recordCapacity = table.capacity
+        recordCapacity = table.recordCapacity
         work = .allocate(capacity: recordCapacity)
         servedBlocked = .allocate(capacity: recordCapacity)
         previousServedBlocked = .allocate(capacity: recordCapacity)

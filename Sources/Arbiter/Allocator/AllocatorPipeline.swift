@@ -112,11 +112,19 @@ public final class PipelineDemand: @unchecked Sendable {
     /// Of those, refused by a full table (lost: counted, and the table is the problem).
     @exclusivity(unchecked) public private(set) var requestAgainRefused: UInt64 = 0
 
-    init(table: DemandTable, fresh: FreshRecords, hostCount: Int) {
+    /// Per host, shared by the stages' feeds: the batch before which demand from it
+    /// (`[h]`) and towards it (`[hostCount + h]`) was purged.
+    let purgedAt: AtomicWords
+
+    init(table: DemandTable, fresh: FreshRecords, hostCount: Int, purgedAt: AtomicWords) {
         self.table = table
         self.fresh = fresh
         self.hostCount = hostCount
+        self.purgedAt = purgedAt
     }
+
+    /// The batch this feed precedes.
+    private var batchNumber: UInt64 { nextSlot / UInt64(fresh.batchSize) }
 
     /// Adds `slots` from `source` to `destination` (dense host indices); false (counted)
     /// when the pair table is full of active pairs.
@@ -135,9 +143,16 @@ public final class PipelineDemand: @unchecked Sendable {
         }
     }
 
-    /// Puts back one slot of demand whose allocation could not be routed.
-    func requestAgain(source: Int, destination: Int) {
-        switch table.add(source: UInt32(source), destination: UInt32(destination), slots: 1) {
+    /// Puts back one slot of demand whose allocation, in batch `batch`, could not be routed
+    /// (dropped, counted as purged, when the pair was purged after that batch).
+    func requestAgain(source: Int, destination: Int, batch: UInt64) {
+        if batch < purgedAt[source].load(ordering: .relaxed)
+            || batch < purgedAt[hostCount + destination].load(ordering: .relaxed)
+        {
+            purgedSlots &+= 1
+            return
+        }
+        switch table.add(source: UInt32(source), destination: UInt32(destination), slots: 1, givenBack: true) {
         case .merged:
             requestedAgain &+= 1
         case .activated(let record, let lastServed):
@@ -158,11 +173,14 @@ public final class PipelineDemand: @unchecked Sendable {
     public func resetSource(_ source: Int) {
         let s = UInt32(source)
         purgedSlots &+= table.purge { src, _ in src == s }
+        purgedAt[source].store(batchNumber, ordering: .relaxed)
     }
 
     public func removeHost(_ host: Int) {
         let h = UInt32(host)
         purgedSlots &+= table.purge { src, dst in src == h || dst == h }
+        purgedAt[host].store(batchNumber, ordering: .relaxed)
+        purgedAt[hostCount + host].store(batchNumber, ordering: .relaxed)
     }
 }
 
@@ -198,10 +216,10 @@ public final class AllocatorPipeline: @unchecked Sendable {
     static let chunkSize = 256
     /// Per stage: the table's change count at its last feed.
     let changesSeen: UnsafeMutablePointer<UInt64>
-    /// Allocations path selection could not route (`source | destination << 16`), from the
-    /// path thread to whichever stage runs the next feed (the token orders the consumers):
-    /// their demand is requested again.
-    let unroutableRing: SPSCRing<UInt32>
+    /// Allocations path selection could not route (`source | destination << 16 | batch <<
+    /// 32`), from the path thread to whichever stage runs the next feed (the token orders
+    /// the consumers): their demand is requested again, unless the pair was purged since.
+    let unroutableRing: SPSCRing<UInt64>
     /// Marks the end of a batch's records in a ring.
     static let endOfBatch = FlowRecord(a: .max, b: .max)
     @inline(__always)
@@ -223,7 +241,8 @@ public final class AllocatorPipeline: @unchecked Sendable {
         let hosts = topology.hostCount
         let capacity = allocator.effectivePairCapacity(hosts: hosts)
         let k = pipeline.stages
-        let table = DemandTable(capacity: capacity, hostCount: hosts)
+        let table = DemandTable(capacity: capacity, hostCount: hosts, reserve: allocator.batchSize * hosts)
+        let records = table.recordCapacity
         self.table = table
         let usableSpines = AtomicWords(count: topology.rackCount)
         self.usableSpines = usableSpines
@@ -236,15 +255,16 @@ public final class AllocatorPipeline: @unchecked Sendable {
                 topology: topology, table: table, batchSize: allocator.batchSize, policy: allocator.policy,
                 usableSpines: usableSpines, hostWeights: weights, hostClasses: allocator.hostClasses)
         }
-        let fresh = (0..<k).map { _ in FreshRecords(capacity: capacity, batchSize: allocator.batchSize) }
+        let fresh = (0..<k).map { _ in FreshRecords(capacity: records, batchSize: allocator.batchSize) }
         self.fresh = fresh
-        demand = fresh.map { PipelineDemand(table: table, fresh: $0, hostCount: hosts) }
+        let purgedAt = AtomicWords(count: 2 * hosts)
+        demand = fresh.map { PipelineDemand(table: table, fresh: $0, hostCount: hosts, purgedAt: purgedAt) }
         // Every record there is can sit in one ring (a pair has one record), plus a marker
         // per batch in flight: a full ring would mean a lost record, never a wait forever.
-        rings = (0..<k).map { _ in SPSCRing<FlowRecord>(capacity: capacity + 4 * k + 16) }
+        rings = (0..<k).map { _ in SPSCRing<FlowRecord>(capacity: records + 4 * k + 16) }
         buffers = (0..<k).map { _ in
             (0..<pipeline.buffersPerStage).map { _ in
-                BatchAllocations(batchSize: allocator.batchSize, hostCount: hosts, withdrawalCapacity: capacity)
+                BatchAllocations(batchSize: allocator.batchSize, hostCount: hosts, withdrawalCapacity: records)
             }
         }
         done = (0..<k).map { _ in SPSCRing<Int>(capacity: pipeline.buffersPerStage + 1) }
@@ -253,10 +273,11 @@ public final class AllocatorPipeline: @unchecked Sendable {
         chunk = (0..<k).map { _ in .allocate(capacity: Self.chunkSize) }
         changesSeen = .allocate(capacity: k)
         changesSeen.initialize(repeating: 0, count: k)
-        // Every batch the path thread can hold or be ahead by, in full.
+        // Every batch that can be routed between two feeds, in full: each stage's buffers
+        // and the batch it may hold fed but unbuffered.
         unroutableRing = SPSCRing(
             capacity: pipeline.routing
-                ? (pipeline.buffersPerStage * k + 2) * allocator.batchSize * topology.hostCount : 2)
+                ? (k * (pipeline.buffersPerStage + 1) + 2) * allocator.batchSize * topology.hostCount : 2)
     }
 
     deinit {
@@ -345,6 +366,8 @@ public final class AllocatorPipeline: @unchecked Sendable {
                 if !Self.isEndOfBatch(r) && table.isCurrent(pair: r.pair) { total &+= UInt64(r.demand) }
             }
         }
+        // Unroutable slots routed after the last feed, to be requested again.
+        unroutableRing.forEachWaiting { _ in total &+= 1 }
         return total
     }
 
@@ -430,8 +453,9 @@ public final class AllocatorPipeline: @unchecked Sendable {
             var tokenWait = Backoff()
             while feedToken.load(ordering: .acquiring) != b { tokenWait.wait() }
             demand.nextSlot = firstSlot
-            while let pair = unroutableRing.pop() {
-                demand.requestAgain(source: Int(pair & 0xFFFF), destination: Int(pair >> 16))
+            while let entry = unroutableRing.pop() {
+                demand.requestAgain(
+                    source: Int(entry & 0xFFFF), destination: Int((entry >> 16) & 0xFFFF), batch: entry >> 32)
             }
             feed(b, demand)
             // Records may wait k batches between looks: after 65 536 changes within a
@@ -540,7 +564,8 @@ public final class AllocatorPipeline: @unchecked Sendable {
                 for i in 0..<batch.totalCount where batch.spine(i) == BatchAllocations.unroutable {
                     let a = batch.allocation(i)
                     var backoff = Backoff()
-                    while !unroutableRing.push(UInt32(a.source) | UInt32(a.destination) << 16) { backoff.wait() }
+                    let entry = UInt64(a.source) | UInt64(a.destination) << 16 | UInt64(b) << 32
+                    while !unroutableRing.push(entry) { backoff.wait() }
                 }
             }
             result.allocations &+= UInt64(batch.totalCount &- failed)

@@ -17,8 +17,12 @@ import Atomics
 /// needed for another pair: memory is proportional to the number of pairs active at once
 /// (twice the configured capacity in entries), not to hosts².
 public final class DemandTable: @unchecked Sendable {
-    /// Most pairs with a record at once.
+    /// Most pairs with a record at once for new demand.
     public let capacity: Int
+    /// Most records there can be: the capacity, plus room for slots given back (an
+    /// allocation that could not be routed or placed goes back as demand even when new
+    /// demand is refused). Every record buffer of the stages holds this many.
+    public let recordCapacity: Int
     public let hostCount: Int
     /// Entries: a power of two, at least twice the capacity.
     public let entryCount: Int
@@ -42,12 +46,15 @@ public final class DemandTable: @unchecked Sendable {
     @exclusivity(unchecked) public private(set) var activations = 0
     let retirements = ManagedAtomic<Int>(0)
 
-    public init(capacity: Int, hostCount: Int) {
-        precondition(capacity > 0 && capacity <= 1 << 28 && hostCount > 0)
+    /// - Parameter reserve: records beyond `capacity` kept for demand given back (at
+    ///   least one batch's allocations).
+    public init(capacity: Int, hostCount: Int, reserve: Int = 0) {
+        precondition(capacity > 0 && capacity <= 1 << 28 && hostCount > 0 && reserve >= 0)
         self.capacity = capacity
         self.hostCount = hostCount
+        recordCapacity = capacity + reserve
         var n = 64
-        while n < capacity * 2 { n <<= 1 }
+        while n < recordCapacity * 2 { n <<= 1 }
         entryCount = n
         entryMask = n - 1
         entries = AtomicWords(count: 4 * n)
@@ -135,14 +142,15 @@ public final class DemandTable: @unchecked Sendable {
         case refused
     }
 
-    /// Adds `slots` of demand from `source` to `destination`.
+    /// Adds `slots` of demand from `source` to `destination`. `givenBack`: the slots were
+    /// allocated and could not be used, so they may use the reserve.
     @inline(__always)
-    public func add(source: UInt32, destination: UInt32, slots: UInt32) -> AddResult {
+    public func add(source: UInt32, destination: UInt32, slots: UInt32, givenBack: Bool = false) -> AddResult {
         guard slots > 0 else { return .merged }
         // A new record needs room: refused before an idle pair's entry is taken over.
         let existing = find(source, destination)
         if existing == nil || !PairWord.isActive(pairWord(existing!).load(ordering: .acquiring)) {
-            guard activeCount < capacity else { return .refused }
+            guard activeCount < (givenBack ? recordCapacity : capacity) else { return .refused }
         }
         guard let p = existing ?? insert(source, destination) else { return .refused }
         let word = pairWord(p)
@@ -171,7 +179,7 @@ public final class DemandTable: @unchecked Sendable {
             current = original
             if !PairWord.isActive(current) {
                 // The record retired meanwhile.
-                return add(source: source, destination: destination, slots: slots)
+                return add(source: source, destination: destination, slots: slots, givenBack: givenBack)
             }
         }
     }

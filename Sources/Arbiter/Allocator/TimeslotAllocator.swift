@@ -62,6 +62,8 @@ public struct TimeslotAllocatorStatistics: Sendable, Hashable {
     public var purgedSlots: UInt64 = 0
     /// Allocations path selection could not route; their demand is requested again.
     public var unroutable: UInt64 = 0
+    /// Slots given back that not even the table's reserve could take (should stay 0).
+    public var lostSlots: UInt64 = 0
     public init() {}
 }
 
@@ -88,9 +90,6 @@ public final class TimeslotAllocator {
 
     @exclusivity(unchecked) public private(set) var statistics = TimeslotAllocatorStatistics()
     @exclusivity(unchecked) private var changesAtLastBatch: UInt64 = 0
-    /// Unroutable allocations the full table could not take back yet (`src | dst << 16`).
-    let heldBack: UnsafeMutablePointer<UInt32>
-    @exclusivity(unchecked) var heldBackCount = 0
 
     /// - Parameters:
     ///   - firstSlot: global number of the first slot to allocate.
@@ -107,7 +106,9 @@ public final class TimeslotAllocator {
         self.configuration = configuration
         self.topology = topology
         let capacity = configuration.effectivePairCapacity(hosts: hosts)
-        table = DemandTable(capacity: capacity, hostCount: hosts)
+        // Reserve: one batch's allocations, the most that can be given back at once.
+        table = DemandTable(capacity: capacity, hostCount: hosts, reserve: configuration.batchSize * hosts)
+        let records = table.recordCapacity
         usableSpines = AtomicWords(count: topology.rackCount)
         for r in 0..<topology.rackCount {
             usableSpines[r].store(UInt64(Self.usable(topology, rack: r)), ordering: .relaxed)
@@ -118,15 +119,13 @@ public final class TimeslotAllocator {
             usableSpines: usableSpines, hostWeights: weights, hostClasses: configuration.hostClasses, exclusive: true)
         pathStage =
             routing ? PathStage(topology: topology, batchSize: configuration.batchSize, method: pathMethod) : nil
-        batch = BatchAllocations(batchSize: configuration.batchSize, hostCount: hosts, withdrawalCapacity: capacity)
-        stream = .allocate(capacity: capacity)
-        fresh = FreshRecords(capacity: capacity, batchSize: configuration.batchSize)
-        heldBack = .allocate(capacity: configuration.batchSize * hosts * 2)
+        batch = BatchAllocations(batchSize: configuration.batchSize, hostCount: hosts, withdrawalCapacity: records)
+        stream = .allocate(capacity: records)
+        fresh = FreshRecords(capacity: records, batchSize: configuration.batchSize)
         nextSlot = firstSlot
     }
 
     deinit {
-        heldBack.deallocate()
         stream.deallocate()
     }
 
@@ -218,7 +217,6 @@ public final class TimeslotAllocator {
     /// Unroutable allocations (possible only with links down) are marked, not counted as
     /// allocated, and their demand is requested again.
     public func allocateNextBatch() -> BatchAllocations {
-        if heldBackCount > 0 { offerHeldBack() }
         stage.beginBatch(firstSlot: nextSlot, into: batch)
         if table.changesNoted &- changesAtLastBatch >= 65_535 { stage.syncEveryRecord = true }
         changesAtLastBatch = table.changesNoted
@@ -258,56 +256,41 @@ public final class TimeslotAllocator {
     private func requestUnroutableAgain() {
         for i in 0..<batch.totalCount where batch.spine(i) == BatchAllocations.unroutable {
             let a = batch.allocation(i)
-            if !putBack(source: a.source, destination: a.destination, slots: 1) {
-                // The pair's record retired with this allocation and the table is full:
-                // hold the slot and offer it again before the next batch.
-                heldBack[heldBackCount] = UInt32(a.source) | UInt32(a.destination) << 16
-                heldBackCount += 1
-            }
+            putBack(source: a.source, destination: a.destination, slots: 1)
         }
-    }
-
-    private func offerHeldBack() {
-        var kept = 0
-        for i in 0..<heldBackCount {
-            let pair = heldBack[i]
-            if !putBack(source: Int(pair & 0xFFFF), destination: Int(pair >> 16), slots: 1) {
-                heldBack[kept] = pair
-                kept += 1
-            }
-        }
-        heldBackCount = kept
     }
 
     /// Gives back `slots` allocated to the pair that the caller could not use (a session
     /// could not place them): they stop counting as allocated and are pending again, not
-    /// new demand. Returns false (counted as refused) when the pair table has no room: the
-    /// caller then holds them and offers them later with ``putBack(source:destination:slots:)``.
+    /// new demand. They may use the table's reserve; when even that is full (only if the
+    /// caller gives back far more than a batch at once) they are counted lost and false
+    /// is returned.
     @discardableResult
     public func requestAgain(source: Int, destination: Int, slots: UInt32) -> Bool {
         statistics.allocatedSlots &-= UInt64(slots)
         return putBack(source: source, destination: destination, slots: slots)
     }
 
-    /// Puts back demand that left the allocator's counts (see
-    /// ``requestAgain(source:destination:slots:)``) without counting it as requested anew.
+    /// Puts back demand that left the allocator's counts without counting it as new.
     @discardableResult
-    public func putBack(source: Int, destination: Int, slots: UInt32) -> Bool {
-        let accepted = addDemand(source: source, destination: destination, slots: slots)
-        if accepted {
-            statistics.requestedSlots &-= UInt64(slots)
-        } else {
-            // Not refused demand of the caller's own: the caller still holds it.
-            statistics.refusedSlots &-= UInt64(slots)
+    private func putBack(source: Int, destination: Int, slots: UInt32) -> Bool {
+        switch table.add(source: UInt32(source), destination: UInt32(destination), slots: slots, givenBack: true) {
+        case .merged:
+            return true
+        case .activated(let record, let lastServed):
+            fresh.append(record, lastServed: lastServed, nextSlot: nextSlot)
+            return true
+        case .refused:
+            statistics.lostSlots &+= UInt64(slots)
+            return false
         }
-        return accepted
     }
 
     // MARK: Inspection
 
     /// Demand not yet allocated: carried by records, or added and not yet absorbed.
     public var outstandingSlots: UInt64 {
-        var total = table.waitingDemand &+ UInt64(heldBackCount)
+        var total = table.waitingDemand
         for i in 0..<streamCount where table.isCurrent(pair: stream[i].pair) {
             total &+= UInt64(stream[i].demand)
         }
