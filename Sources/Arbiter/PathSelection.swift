@@ -282,6 +282,27 @@ public final class PathSelector: @unchecked Sendable {
         }
     }
 
+    /// Starts a call over `slots` slots from `firstSlot`: a new epoch (which makes every
+    /// table entry of earlier calls stale at once), and each slot's capacity and free
+    /// colours. Returns the epoch's tag for table entries.
+    private func beginCall(firstSlot: UInt64, slots: Int) -> UInt32 {
+        let colors = peakColors
+        epoch &+= 1
+        if epoch >= 1 << (32 - Self.edgeBits) {
+            upEdge.update(repeating: 0, count: slotsPerCall * racks * colors)
+            downEdge.update(repeating: 0, count: slotsPerCall * racks * colors)
+            epoch = 1
+        }
+        for s in 0..<slots {
+            let c = topology.linkRate.capacity(inSlot: firstSlot &+ UInt64(s))
+            capacityOfSlot[s] = c
+            let from = allowedByCapacity + c * racks * words
+            (upFree + s * racks * words).update(from: from, count: racks * words)
+            (downFree + s * racks * words).update(from: from, count: racks * words)
+        }
+        return epoch << Self.edgeBits
+    }
+
     /// The colouring loop behind both interfaces: edge `i`'s racks and batch slot come from
     /// `edge(i)`; returns how many edges could not be coloured (marked `unroutableMark`).
     @inline(__always)
@@ -292,21 +313,7 @@ public final class PathSelector: @unchecked Sendable {
         let words = self.words
         let colors = peakColors
         let racks = self.racks
-        // A new epoch makes every table entry of earlier calls stale at once.
-        epoch &+= 1
-        if epoch >= 1 << (32 - Self.edgeBits) {
-            upEdge.update(repeating: 0, count: slotsPerCall * racks * colors)
-            downEdge.update(repeating: 0, count: slotsPerCall * racks * colors)
-            epoch = 1
-        }
-        let tag = epoch << Self.edgeBits
-        for s in 0..<slots {
-            let c = topology.linkRate.capacity(inSlot: firstSlot &+ UInt64(s))
-            capacityOfSlot[s] = c
-            let from = allowedByCapacity + c * racks * words
-            (upFree + s * racks * words).update(from: from, count: racks * words)
-            (downFree + s * racks * words).update(from: from, count: racks * words)
-        }
+        let tag = beginCall(firstSlot: firstSlot, slots: slots)
         var failed = 0
         for i in 0..<count {
             let (u, v, s) = edge(i)
@@ -356,20 +363,7 @@ public final class PathSelector: @unchecked Sendable {
     ) -> Int {
         let colors = peakColors
         let racks = self.racks
-        epoch &+= 1
-        if epoch >= 1 << (32 - Self.edgeBits) {
-            upEdge.update(repeating: 0, count: slotsPerCall * racks * colors)
-            downEdge.update(repeating: 0, count: slotsPerCall * racks * colors)
-            epoch = 1
-        }
-        let tag = epoch << Self.edgeBits
-        for s in 0..<slots {
-            let c = topology.linkRate.capacity(inSlot: firstSlot &+ UInt64(s))
-            capacityOfSlot[s] = c
-            let from = allowedByCapacity + c * racks
-            (upFree + s * racks).update(from: from, count: racks)
-            (downFree + s * racks).update(from: from, count: racks)
-        }
+        let tag = beginCall(firstSlot: firstSlot, slots: slots)
         let upFree = self.upFree
         let downFree = self.downFree
         let upEdge = self.upEdge

@@ -7,22 +7,11 @@ import Testing
 /// routed, no link is over capacity in either direction, no down link is used.
 @Suite("Path selection")
 struct PathSelectionTests {
-    struct Generator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    }
 
     /// A slot's allocations: a random partial permutation of hosts (each host sends and
     /// receives at most once), keeping only inter-rack pairs and respecting each rack's
     /// capacity to and from the spines.
-    static func slotEdges(_ t: Topology, slot: UInt64, load: Double, random: inout Generator) -> ([UInt16], [UInt16]) {
+    static func slotEdges(_ t: Topology, slot: UInt64, load: Double, random: inout TestRandom) -> ([UInt16], [UInt16]) {
         var destinations = Array(0..<t.hostCount)
         for i in stride(from: destinations.count - 1, to: 0, by: -1) { destinations.swapAt(i, random.below(i + 1)) }
         var up = (0..<t.rackCount).map { t.rackCapacity(rack: $0, slot: slot) }
@@ -45,7 +34,7 @@ struct PathSelectionTests {
         _ t: Topology, seed: UInt64, slots: Int, load: Double, method: PathSelector.Method = .edgeColoring
     ) -> (routed: Int, unroutable: Int) {
         let selector = PathSelector(topology: t, method: method)
-        var random = Generator(state: seed)
+        var random = TestRandom(seed: seed)
         var routed = 0
         var failed = 0
         var out = [Int16](repeating: 0, count: t.hostCount)
