@@ -39,6 +39,8 @@ struct AllocatorBenchmark: ParsableCommand {
     var seed: UInt64 = 1
     @Option(name: .customLong("pair-capacity"), help: "Pairs with demand at once (default: the allocator's).")
     var pairCapacity: Int?
+    @Option(name: .customLong("pair-table"), help: "Pair table layout: automatic, direct, hashed.")
+    var pairTable = "automatic"
     @Flag(help: "Also time adding demand and allocating separately (one extra run, per-batch timers).")
     var breakdown = false
 
@@ -49,6 +51,8 @@ struct AllocatorBenchmark: ParsableCommand {
         var cores: Int
         var batch_size: Int
         var policy: String
+        var pair_table: String
+        var pair_table_bytes: Int
         var hosts_per_rack: Int
         var warmup_slots: Int
         var measured_slots: Int
@@ -81,6 +85,10 @@ struct AllocatorBenchmark: ParsableCommand {
             throw ValidationError(
                 "--policy must be one of \(AllocationPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        guard PairTableLayout(rawValue: pairTable) != nil else {
+            throw ValidationError(
+                "--pair-table must be one of \(PairTableLayout.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         guard cores >= 1 && cores <= 64 else { throw ValidationError("--cores must be in 1...64") }
         guard slots >= batchSize && warmupSlots >= 0 && runs >= 1 else {
             throw ValidationError("--slots, --warmup-slots and --runs must be positive")
@@ -112,6 +120,7 @@ struct AllocatorBenchmark: ParsableCommand {
         configuration.batchSize = batchSize
         configuration.policy = AllocationPolicy(rawValue: policy)!
         configuration.pairCapacity = pairCapacity
+        configuration.pairTable = PairTableLayout(rawValue: pairTable)!
         let warmupBatches = (warmupSlots + batchSize - 1) / batchSize
         let measuredBatches = (slots + batchSize - 1) / batchSize
         let workload = ReferenceWorkload(
@@ -148,8 +157,10 @@ struct AllocatorBenchmark: ParsableCommand {
             ? try Self.runSplit(
                 topology: topology, configuration: configuration, workload: workload, warmup: warmupBatches,
                 measured: measuredBatches) : nil
+        let table = try TimeslotAllocator(topology: topology, configuration: configuration, routing: false).table
         let result = Result(
             nodes: nodes, load: load, cores: cores, batch_size: batchSize, policy: policy,
+            pair_table: table.isDirect ? "direct" : "hashed", pair_table_bytes: table.memoryBytes,
             hosts_per_rack: min(hostsPerRack, nodes), warmup_slots: warmupBatches * batchSize,
             measured_slots: measuredSlots, runs: runs, seed: seed, ns_per_allocation: medianPerAllocation,
             ns_per_timeslot: nsPerSlot, utilization: allocations / Double(nodes * measuredSlots),

@@ -92,7 +92,10 @@ struct AllocatorTests {
         let hosts = topology.hostCount
         configuration.hostWeights = (0..<hosts).map { _ in UInt8(1 + random.below(4)) }
         configuration.hostClasses = (0..<hosts).map { _ in UInt8(random.below(3)) }
+        // Both pair table layouts (small fabrics would otherwise always be direct).
+        configuration.pairTable = seed % 2 == 0 ? .hashed : .direct
         let allocator = try TimeslotAllocator(topology: topology, configuration: configuration)
+        #expect(allocator.table.isDirect == (seed % 2 == 1))
         var owed: [Int: Int64] = [:]  // source * hosts + destination
         var model = topology
         for step in 0..<200 {
@@ -371,11 +374,14 @@ struct AllocatorTests {
         #expect(stats.requestedSlots == stats.allocatedSlots + stats.withdrawnSlots + stats.purgedSlots)
     }
 
-    @Test("the pair table refuses demand when full of active pairs, and takes it again later")
-    func tableFull() throws {
+    @Test(
+        "the pair table refuses demand when full of active pairs, and takes it again later",
+        arguments: [PairTableLayout.direct, .hashed])
+    func tableFull(layout: PairTableLayout) throws {
         let topology = try Topology(.regular(racks: 1, hostsPerRack: 8, spines: 1))
         var configuration = TimeslotAllocatorConfiguration()
         configuration.pairCapacity = 4
+        configuration.pairTable = layout
         let allocator = try TimeslotAllocator(topology: topology, configuration: configuration)
         for d in 1...4 { #expect(allocator.addDemand(source: 0, destination: d, slots: 1)) }
         #expect(!allocator.addDemand(source: 0, destination: 5, slots: 1))
@@ -384,13 +390,29 @@ struct AllocatorTests {
         #expect(allocator.addDemand(source: 0, destination: 5, slots: 1))
     }
 
-    @Test("unroutable slots go back into a full pair table through its reserve: nothing lost")
-    func givenBackIntoFullTable() throws {
+    @Test("the automatic pair table is direct only where that takes no more memory than hashing")
+    func automaticLayout() throws {
+        for (hosts, direct) in [(16, true), (256, true), (1024, false)] {
+            let topology = try Topology(.regular(racks: hosts / 16, hostsPerRack: 16, spines: 2))
+            let chosen = try TimeslotAllocator(topology: topology, routing: false).table
+            var hashed = TimeslotAllocatorConfiguration()
+            hashed.pairTable = .hashed
+            let hashedTable = try TimeslotAllocator(topology: topology, configuration: hashed, routing: false).table
+            #expect(chosen.isDirect == direct, "\(hosts) hosts")
+            #expect(chosen.memoryBytes <= hashedTable.memoryBytes, "\(hosts) hosts")
+        }
+    }
+
+    @Test(
+        "unroutable slots go back into a full pair table through its reserve: nothing lost",
+        arguments: [PairTableLayout.direct, .hashed])
+    func givenBackIntoFullTable(layout: PairTableLayout) throws {
         var t = try Topology(.regular(racks: 3, hostsPerRack: 4, spines: 2))
         try t.setLink(rack: 0, spine: 0, up: false)
         try t.setLink(rack: 1, spine: 1, up: false)  // racks 0 and 1 share no spine
         var configuration = TimeslotAllocatorConfiguration()
         configuration.pairCapacity = 6
+        configuration.pairTable = layout
         let allocator = try TimeslotAllocator(topology: t, configuration: configuration)
         // Rack 0 → rack 1 can never be routed; keep the table full with such pairs and
         // others that can.

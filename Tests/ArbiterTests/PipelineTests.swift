@@ -96,6 +96,8 @@ struct PipelineTests {
         let topology = try AllocatorTests.randomTopology(&random)
         var configuration = TimeslotAllocatorConfiguration()
         configuration.batchSize = [4, 16, 64][random.below(3)]
+        // Both pair table layouts (small fabrics would otherwise always be direct).
+        configuration.pairTable = seed % 2 == 0 ? .hashed : .direct
         var pipelineConfiguration = PipelineConfiguration()
         pipelineConfiguration.stages = 2 + random.below(2)
         let pipeline = try AllocatorPipeline(

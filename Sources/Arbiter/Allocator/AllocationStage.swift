@@ -65,8 +65,11 @@ public final class AllocationStage: @unchecked Sendable {
     @exclusivity(unchecked) var rackLimited = false
 
     let table: DemandTable
-    /// The pair table's entries: pair word at `4 × pair + 1`, last service after it.
+    /// The pair table's entries: pair word at `pair << entryShift`, last service at
+    /// `serviceBase + pair << entryShift`.
     let entryWords: UnsafeMutablePointer<UInt64.AtomicRepresentation>
+    let entryShift: Int
+    let serviceBase: Int
     let changes: UnsafeMutablePointer<UInt16.AtomicRepresentation>
     let changeMask: Int
 
@@ -124,6 +127,8 @@ public final class AllocationStage: @unchecked Sendable {
         self.usableSpines = usableSpines
         self.table = table
         entryWords = table.entries.storage
+        entryShift = table.entryShift
+        serviceBase = table.serviceBase
         changes = table.changes.storage
         changeMask = table.changeMask
 
@@ -628,7 +633,7 @@ public final class AllocationStage: @unchecked Sendable {
         var r = record
         statistics.syncs &+= 1
         r.seenChange = change
-        let word = UnsafeAtomic<UInt64>(at: entryWords + (4 &* r.pair &+ 1))
+        let word = UnsafeAtomic<UInt64>(at: entryWords + (r.pair &<< entryShift))
         // The change counter was read before the word: a change after this read moves it
         // on again, and the record looks again.
         var current = word.load(ordering: .acquiring)
@@ -669,11 +674,11 @@ public final class AllocationStage: @unchecked Sendable {
     private func retire(_ record: FlowRecord, slot: Int?) -> FlowRecord? {
         var r = record
         if let slot {
-            UnsafeAtomic<UInt64>(at: entryWords + (4 &* r.pair &+ 2)).store(
+            UnsafeAtomic<UInt64>(at: entryWords + (serviceBase &+ r.pair &<< entryShift)).store(
                 firstSlot &+ UInt64(slot) &+ 1, ordering: .relaxed)
         }
         let change = UnsafeAtomic<UInt16>(at: changes + (r.pair & changeMask)).load(ordering: .acquiring)
-        let word = UnsafeAtomic<UInt64>(at: entryWords + (4 &* r.pair &+ 1))
+        let word = UnsafeAtomic<UInt64>(at: entryWords + (r.pair &<< entryShift))
         if exclusive && change == r.seenChange && !syncEveryRecord {
             // Alone with the table, and nothing changed since the record looked: the word
             // is plainly active; storing idle needs no read of a line that is rarely cached.

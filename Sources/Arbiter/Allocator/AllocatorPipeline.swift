@@ -241,7 +241,8 @@ public final class AllocatorPipeline: @unchecked Sendable {
         let hosts = topology.hostCount
         let capacity = allocator.effectivePairCapacity(hosts: hosts)
         let k = pipeline.stages
-        let table = DemandTable(capacity: capacity, hostCount: hosts, reserve: allocator.batchSize * hosts)
+        let table = DemandTable(
+            capacity: capacity, hostCount: hosts, reserve: allocator.batchSize * hosts, layout: allocator.pairTable)
         let records = table.recordCapacity
         self.table = table
         let usableSpines = AtomicWords(count: topology.rackCount)

@@ -1,21 +1,40 @@
 import Atomics
 
-/// The allocator's per-pair state: an open-addressing table from (source, destination) to
-/// an entry of four words, one cache line for two pairs, so that looking a pair up, adding
-/// demand and the stage retiring its record each touch one line.
+/// The allocator's per-pair state, in one of two layouts chosen at start-up by memory:
 ///
-/// Entry `p` (the pair index records carry) holds at `4p` the key (`source << 32 |
-/// destination`, all ones when the entry never held a pair), at `4p + 1` the pair word
-/// (`active | purged | delta`, see ``PairWord``), at `4p + 2` slot + 1 of the pair's last
-/// service (written by a stage when the pair goes idle, so that a flow coming back is
-/// ordered by when it was really last served), and at `4p + 3` how far from entry `p`
-/// the keys that hash to it were placed.
+/// - *Direct* (few hosts, where every pair having an entry costs no more memory than
+///   hashing): entry `p = source × hosts + destination`, pair words in one array, eight
+///   to a cache line. No key, no probing: adding demand touches one line of an array small
+///   enough to stay mostly in the caches (512 KiB at 256 hosts).
+/// - *Hashed*: an open-addressing table from (source, destination) to an entry of four
+///   words, two to a cache line, sized by the pairs active at once (twice the record
+///   capacity in entries, rounded up to a power of two), not by hosts². Word `0` is the
+///   pair word, word `1` the last service; word `2` holds the key (`source << 16 |
+///   destination`, all ones when the entry never held a pair) in its low half and, in its
+///   high half, how far from entry `p` the keys that hash to it were placed: once every
+///   entry has been used there is no empty entry to end a search, and this keeps a search
+///   for an absent pair short. Adding demand reads one line.
+///
+/// Either way, entry `p` (the pair index records carry) has a pair word (`active | purged |
+/// delta`, see ``PairWord``) and slot + 1 of the pair's last service (written by a stage
+/// when the pair goes idle), so that a flow coming back is ordered by when it was really
+/// last served. A direct table keeps the last services in an array of their own: the pair
+/// words alone are what every request touches.
 ///
 /// Keys and the probe sequence are the communication role's alone; stages only touch the
-/// pair word and the last service of entries whose record they hold. An idle entry (no
-/// record circulates) keeps its key, and with it its last service, until the slot is
-/// needed for another pair: memory is proportional to the number of pairs active at once
-/// (twice the configured capacity in entries), not to hosts².
+/// pair word and the last service of entries whose record they hold. An idle hashed entry
+/// (no record circulates) keeps its key, and with it its last service, until the slot is
+/// needed for another pair.
+/// How the allocator's pair table finds a (source, destination) pair's entry.
+public enum PairTableLayout: String, Sendable, Hashable, CaseIterable, Codable {
+    /// Direct where it takes no more memory than hashed, else hashed.
+    case automatic
+    /// An entry for every ordered pair of hosts: 16 bytes × hosts², no probing.
+    case direct
+    /// Open addressing sized by the pair capacity: 32 bytes × at least twice the records.
+    case hashed
+}
+
 public final class DemandTable: @unchecked Sendable {
     /// Most pairs with a record at once for new demand.
     public let capacity: Int
@@ -24,8 +43,14 @@ public final class DemandTable: @unchecked Sendable {
     /// demand is refused). Every record buffer of the stages holds this many.
     public let recordCapacity: Int
     public let hostCount: Int
-    /// Entries: a power of two, at least twice the capacity.
+    /// Entries: hosts² when direct, else a power of two at least twice the record capacity.
     public let entryCount: Int
+    /// Whether entries are indexed by `source × hosts + destination` (no keys).
+    public let isDirect: Bool
+    /// Pair word of entry `p` at word `p << entryShift` (0 direct, 2 hashed); its last
+    /// service at `serviceBase + p << entryShift`.
+    let entryShift: Int
+    let serviceBase: Int
     let entries: AtomicWords
     /// Change counters, one per group of entries (`pair & changeMask`): moved on whenever
     /// the pair word of an entry of the group changes under a circulating record (demand
@@ -36,29 +61,48 @@ public final class DemandTable: @unchecked Sendable {
     private let entryMask: Int
     /// How far from its home entry a pair may be placed.
     static let probeLimit = 64
-    // Per home entry, in its fourth word (communication role only): how many entries from
-    // it the pairs that hash there may be placed. Once every entry has been used there is
-    // no empty entry to end a search, and this keeps a search for an absent pair short; it
-    // sits in the home entry's cache line, so a lookup costs one line.
     /// Records made (communication role) and records retired (published by the stages at
     /// the end of each batch): their difference bounds the records circulating, which
     /// must stay within the stages' buffers.
     @exclusivity(unchecked) public private(set) var activations = 0
     let retirements = ManagedAtomic<Int>(0)
 
-    /// - Parameter reserve: records beyond `capacity` kept for demand given back (at
-    ///   least one batch's allocations).
-    public init(capacity: Int, hostCount: Int, reserve: Int = 0) {
-        precondition(capacity > 0 && capacity <= 1 << 28 && hostCount > 0 && reserve >= 0)
+    /// Bytes the table's arrays take.
+    public var memoryBytes: Int { entries.count * 8 + changes.count * 2 }
+
+    /// - Parameters:
+    ///   - reserve: records beyond `capacity` kept for demand given back (at least one
+    ///     batch's allocations).
+    ///   - layout: direct or hashed; automatic picks direct where it takes no more memory.
+    public init(capacity: Int, hostCount: Int, reserve: Int = 0, layout: PairTableLayout = .automatic) {
+        precondition(
+            capacity > 0 && capacity <= 1 << 28 && hostCount > 0 && hostCount <= 1 << 16 && reserve >= 0)
         self.capacity = capacity
         self.hostCount = hostCount
         recordCapacity = capacity + reserve
         var n = 64
         while n < recordCapacity * 2 { n <<= 1 }
-        entryCount = n
-        entryMask = n - 1
-        entries = AtomicWords(count: 4 * n)
-        for p in 0..<n { entries[4 * p].store(.max, ordering: .relaxed) }
+        // Direct when a pair word and a last service for every pair take no more memory
+        // than the hashed table (four words per entry) would.
+        switch layout {
+        case .automatic: isDirect = hostCount * hostCount * 2 <= n * 4
+        case .direct: isDirect = true
+        case .hashed: isDirect = false
+        }
+        if isDirect {
+            entryCount = hostCount * hostCount
+            entryShift = 0
+            entryMask = 0
+            serviceBase = entryCount
+            entries = AtomicWords(count: 2 * entryCount)
+        } else {
+            entryCount = n
+            entryShift = 2
+            entryMask = n - 1
+            serviceBase = 1
+            entries = AtomicWords(count: 4 * n)
+            for p in 0..<n { entries[4 * p + 2].store(UInt64(Self.noKey), ordering: .relaxed) }
+        }
         // About four groups per host: few records share a group, and the counters stay
         // small enough for the first-level cache (8 KiB up to 1024 hosts).
         var groups = 4096
@@ -67,31 +111,41 @@ public final class DemandTable: @unchecked Sendable {
         changeMask = groups - 1
     }
 
+    /// The key of a hashed entry that never held a pair (no pair joins a host to itself).
+    private static let noKey: UInt32 = .max
+
     @inline(__always)
-    private static func key(_ source: UInt32, _ destination: UInt32) -> UInt64 {
-        UInt64(source) << 32 | UInt64(destination)
+    private static func key(_ source: UInt32, _ destination: UInt32) -> UInt32 {
+        source << 16 | destination
     }
 
     @inline(__always)
-    private func home(_ key: UInt64) -> Int {
-        Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 29) & entryMask
+    private func home(_ key: UInt32) -> Int {
+        Int(truncatingIfNeeded: (UInt64(key) &* 0x9E37_79B9_7F4A_7C15) >> 29) & entryMask
     }
 
-    @inline(__always) func keyWord(_ p: Int) -> UnsafeAtomic<UInt64> { entries[4 &* p] }
-    @inline(__always) func pairWord(_ p: Int) -> UnsafeAtomic<UInt64> { entries[4 &* p &+ 1] }
-    @inline(__always) func lastServiceWord(_ p: Int) -> UnsafeAtomic<UInt64> { entries[4 &* p &+ 2] }
-    @inline(__always) func reach(_ p: Int) -> Int { Int(entries[4 &* p &+ 3].load(ordering: .relaxed)) }
-    @inline(__always) func setReach(_ p: Int, _ value: Int) {
-        entries[4 &* p &+ 3].store(UInt64(value), ordering: .relaxed)
+    @inline(__always) func pairWord(_ p: Int) -> UnsafeAtomic<UInt64> { entries[p &<< entryShift] }
+    @inline(__always) func lastServiceWord(_ p: Int) -> UnsafeAtomic<UInt64> {
+        entries[serviceBase &+ p &<< entryShift]
+    }
+    /// Key (low half) and reach (high half) of a hashed entry.
+    @inline(__always) private func keyWord(_ p: Int) -> UnsafeAtomic<UInt64> { entries[4 &* p &+ 2] }
+    @inline(__always) private func key(ofEntry p: Int) -> UInt32 {
+        UInt32(truncatingIfNeeded: keyWord(p).load(ordering: .relaxed))
+    }
+    @inline(__always) private func reach(_ p: Int) -> Int {
+        Int(truncatingIfNeeded: keyWord(p).load(ordering: .relaxed) >> 32)
     }
 
     /// The entry of (source, destination), if it has one.
+    @inline(__always)
     public func find(_ source: UInt32, _ destination: UInt32) -> Int? {
+        if isDirect { return Int(source) &* hostCount &+ Int(destination) }
         let k = Self.key(source, destination)
         let h = home(k)
         var p = h
         for _ in 0..<reach(h) {
-            if keyWord(p).load(ordering: .relaxed) == k { return p }
+            if key(ofEntry: p) == k { return p }
             p = (p &+ 1) & entryMask
         }
         return nil
@@ -107,14 +161,17 @@ public final class DemandTable: @unchecked Sendable {
         var distance = 0
         while true {
             guard distance < Self.probeLimit else { return nil }
-            let key = keyWord(p).load(ordering: .relaxed)
-            if key == .max || !PairWord.isActive(pairWord(p).load(ordering: .acquiring)) { break }
+            if key(ofEntry: p) == Self.noKey || !PairWord.isActive(pairWord(p).load(ordering: .acquiring)) { break }
             p = (p &+ 1) & entryMask
             distance &+= 1
         }
-        if distance >= reach(h) { setReach(h, distance &+ 1) }
+        if distance >= reach(h) {
+            let word = keyWord(h).load(ordering: .relaxed)
+            keyWord(h).store(word & 0xFFFF_FFFF | UInt64(distance &+ 1) << 32, ordering: .relaxed)
+        }
         // An idle entry has no record anywhere: no stage will touch it.
-        keyWord(p).store(k, ordering: .relaxed)
+        let word = keyWord(p).load(ordering: .relaxed)
+        keyWord(p).store(word & ~0xFFFF_FFFF | UInt64(k), ordering: .relaxed)
         pairWord(p).store(0, ordering: .relaxed)
         lastServiceWord(p).store(0, ordering: .relaxed)
         return p
@@ -221,10 +278,8 @@ public final class DemandTable: @unchecked Sendable {
     public func purge(where matches: (UInt32, UInt32) -> Bool) -> UInt64 {
         var purged: UInt64 = 0
         for p in 0..<entryCount {
-            let key = keyWord(p).load(ordering: .relaxed)
-            guard key != .max, matches(UInt32(truncatingIfNeeded: key >> 32), UInt32(truncatingIfNeeded: key)) else {
-                continue
-            }
+            let (source, destination) = hosts(ofEntry: p)
+            guard source != .max, matches(source, destination) else { continue }
             let word = pairWord(p)
             var current = word.load(ordering: .acquiring)
             while PairWord.isActive(current) {
@@ -240,6 +295,13 @@ public final class DemandTable: @unchecked Sendable {
             }
         }
         return purged
+    }
+
+    /// The pair entry `p` holds; `(.max, .max)` for a hashed entry never used.
+    func hosts(ofEntry p: Int) -> (UInt32, UInt32) {
+        if isDirect { return (UInt32(p / hostCount), UInt32(p % hostCount)) }
+        let key = key(ofEntry: p)
+        return key == Self.noKey ? (.max, .max) : (key >> 16, key & 0xFFFF)
     }
 
     /// Demand waiting in the pair words (added and not yet absorbed).

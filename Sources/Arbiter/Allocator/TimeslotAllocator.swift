@@ -8,6 +8,9 @@ public struct TimeslotAllocatorConfiguration: Sendable, Hashable {
     /// Most (source, destination) pairs with demand at once; nil picks
     /// `min(hosts × (hosts − 1), max(65 536, 64 × hosts))`. Memory is proportional to it.
     public var pairCapacity: Int?
+    /// How the pair table is laid out; the default picks direct indexing where it takes no
+    /// more memory than hashing (up to about 700 hosts with the default capacity).
+    public var pairTable: PairTableLayout = .automatic
     /// Weight of each source host under ``AllocationPolicy/weightedFair`` (default 1).
     public var hostWeights: [UInt8]?
     /// Class of each source host under ``AllocationPolicy/strictPriority`` (default 0, the
@@ -107,7 +110,9 @@ public final class TimeslotAllocator {
         self.topology = topology
         let capacity = configuration.effectivePairCapacity(hosts: hosts)
         // Reserve: one batch's allocations, the most that can be given back at once.
-        table = DemandTable(capacity: capacity, hostCount: hosts, reserve: configuration.batchSize * hosts)
+        table = DemandTable(
+            capacity: capacity, hostCount: hosts, reserve: configuration.batchSize * hosts,
+            layout: configuration.pairTable)
         let records = table.recordCapacity
         usableSpines = AtomicWords(count: topology.rackCount)
         for r in 0..<topology.rackCount {
