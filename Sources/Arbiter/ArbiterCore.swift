@@ -117,6 +117,13 @@ public final class ArbiterCore {
     private let timerCapacity: Int
     private var timerCount = 0
 
+    /// Demand a packet brought, handed to the allocator together once the session is done
+    /// with it (so that the allocator looks the pairs up a few ahead); also flushed before
+    /// anything that must come after it (withdrawals, resets).
+    private let pending: UnsafeMutableBufferPointer<DemandRequest>
+    private var pendingCount = 0
+    static let pendingCapacity = 256
+
     // Demand the allocator refused, offered again on every advance.
     private let retrySources: UnsafeMutablePointer<Int32>
     private let retryDestinations: UnsafeMutablePointer<Int32>
@@ -175,6 +182,8 @@ public final class ArbiterCore {
         timerDeadlines.initialize(repeating: 0, count: timerCapacity)
         timerHosts = .allocate(capacity: timerCapacity)
         timerHosts.initialize(repeating: 0, count: timerCapacity)
+        pending = .allocate(capacity: Self.pendingCapacity)
+        pending.initialize(repeating: DemandRequest(source: 0, destination: 0, slots: 0))
         retrySources = .allocate(capacity: configuration.retryCapacity)
         retrySources.initialize(repeating: 0, count: configuration.retryCapacity)
         retryDestinations = .allocate(capacity: configuration.retryCapacity)
@@ -195,6 +204,7 @@ public final class ArbiterCore {
         isReady.deallocate()
         timerDeadlines.deallocate()
         timerHosts.deallocate()
+        pending.deallocate()
         retrySources.deallocate()
         retryDestinations.deallocate()
         retrySlots.deallocate()
@@ -242,6 +252,7 @@ public final class ArbiterCore {
         if sessions[host] == nil { sessions[host] = ArbiterSession(configuration: sessionTemplate, now: now) }
         var handler = Handler(core: self, source: host, extended: isExtended(host))
         let result = sessions[host]!.receive(packet, now: now, handler: &handler)
+        flushPending()
         withdrawRefused(host)
         // A removed host that speaks again (a packet its session took) is back.
         if result.error == nil { removed[host] = false }
@@ -267,6 +278,7 @@ public final class ArbiterCore {
         var extended: Bool
 
         mutating func endpointReset() {
+            core.flushPending()
             extended = false
             core.statistics.endpointResets &+= 1
             core.allocator.resetSource(source)
@@ -330,6 +342,7 @@ public final class ArbiterCore {
 
         mutating func withdrawalRequested(destination: NodeID, upTo slots: UInt64) -> UInt64 {
             guard let d = core.host(named: destination, extended: extended) else { return 0 }
+            core.flushPending()
             return core.allocator.withdraw(source: source, destination: d, slots: slots)
         }
     }
@@ -355,9 +368,26 @@ public final class ArbiterCore {
         return NodeID(UInt32(referenceIDs[destination]))
     }
 
-    /// Hands demand to the allocator, or keeps it for later when the pair table is full.
+    /// Queues demand for the allocator (handed over by ``flushPending()``).
     func offer(source: Int, destination: Int, slots: UInt32) {
-        guard !allocator.addDemand(source: source, destination: destination, slots: slots) else { return }
+        if pendingCount == Self.pendingCapacity { flushPending() }
+        pending[pendingCount] = DemandRequest(source: source, destination: destination, slots: slots)
+        pendingCount += 1
+    }
+
+    /// Hands the queued demand to the allocator; what it refuses is kept for later.
+    func flushPending() {
+        guard pendingCount > 0 else { return }
+        let refused = allocator.addDemand(UnsafeMutableBufferPointer(rebasing: pending[0..<pendingCount]))
+        pendingCount = 0
+        for i in 0..<refused {
+            keepRefused(
+                source: Int(pending[i].source), destination: Int(pending[i].destination), slots: pending[i].slots)
+        }
+    }
+
+    /// Keeps demand the pair table refused, to offer it again on every advance.
+    private func keepRefused(source: Int, destination: Int, slots: UInt32) {
         statistics.allocatorRefusals &+= 1
         guard retryCount < configuration.retryCapacity else {
             statistics.demandDropped &+= UInt64(slots)
@@ -428,6 +458,7 @@ public final class ArbiterCore {
             }
             var handler = Handler(core: self, source: host, extended: isExtended(host))
             sessions[host]!.handleTimeout(now: now, handler: &handler)
+            flushPending()
             withdrawRefused(host)
             sessionChanged(host)
         }

@@ -194,14 +194,11 @@ struct AllocatorBenchmark: ParsableCommand {
         measured: Int
     ) throws -> RunResult {
         let allocator = try TimeslotAllocator(topology: topology, configuration: configuration, routing: false)
+        let requests = RequestWindows(workload)
         var allocations: UInt64 = 0
         func step(_ b: Int) -> Int {
             if b > 0 {
-                for i in workload.batchStart[b - 1]..<workload.batchStart[b] {
-                    allocator.addDemand(
-                        source: Int(workload.sources[i]), destination: Int(workload.destinations[i]),
-                        slots: workload.sizes[i])
-                }
+                _ = requests.add(batch: b - 1, to: allocator)
             }
             return allocator.allocateNextBatch().totalCount
         }
@@ -221,18 +218,13 @@ struct AllocatorBenchmark: ParsableCommand {
         measured: Int
     ) throws -> (add: Double, allocate: Double) {
         let allocator = try TimeslotAllocator(topology: topology, configuration: configuration, routing: false)
+        let requests = RequestWindows(workload)
         var adding: UInt64 = 0
         var allocating: UInt64 = 0
         var allocations = 0
         for b in 0..<(warmup + measured) {
             let t0 = DispatchTime.now().uptimeNanoseconds
-            if b > 0 {
-                for i in workload.batchStart[b - 1]..<workload.batchStart[b] {
-                    allocator.addDemand(
-                        source: Int(workload.sources[i]), destination: Int(workload.destinations[i]),
-                        slots: workload.sizes[i])
-                }
-            }
+            if b > 0 { _ = requests.add(batch: b - 1, to: allocator) }
             let t1 = DispatchTime.now().uptimeNanoseconds
             let n = allocator.allocateNextBatch().totalCount
             let t2 = DispatchTime.now().uptimeNanoseconds

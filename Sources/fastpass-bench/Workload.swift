@@ -1,3 +1,4 @@
+import FastpassArbiter
 import Foundation
 
 /// SplitMix64: small, fast, reproducible from a seed.
@@ -77,5 +78,46 @@ struct ReferenceWorkload {
         }
         batchStart.append(sources.count)
         _ = horizon
+    }
+}
+
+/// A workload's requests in the allocator's request form, made before timing, handed over a
+/// batch window at a time as the arbiter core hands over a packet's requests: copied into
+/// a scratch buffer (the allocator moves refused requests to its front) and added with
+/// ``TimeslotAllocator/addDemand(_:)``.
+final class RequestWindows {
+    let all: UnsafeMutableBufferPointer<DemandRequest>
+    let scratch: UnsafeMutableBufferPointer<DemandRequest>
+    let batchStart: [Int]
+
+    init(_ workload: ReferenceWorkload) {
+        let n = workload.sources.count
+        all = .allocate(capacity: max(n, 1))
+        for i in 0..<n {
+            all[i] = DemandRequest(
+                source: Int(workload.sources[i]), destination: Int(workload.destinations[i]), slots: workload.sizes[i])
+        }
+        var widest = 1
+        for b in 1..<max(workload.batchStart.count, 1) {
+            widest = max(widest, workload.batchStart[b] - workload.batchStart[b - 1])
+        }
+        scratch = .allocate(capacity: widest)
+        batchStart = workload.batchStart
+    }
+
+    deinit {
+        all.deallocate()
+        scratch.deallocate()
+    }
+
+    /// Adds the requests arriving during batch `b`; returns how many were refused.
+    @inline(__always)
+    func add(batch b: Int, to allocator: TimeslotAllocator) -> Int {
+        let start = batchStart[b]
+        let count = batchStart[b + 1] - start
+        guard count > 0 else { return 0 }
+        let window = UnsafeMutableBufferPointer(rebasing: scratch[0..<count])
+        _ = window.update(fromContentsOf: all[start..<(start + count)])
+        return allocator.addDemand(window)
     }
 }

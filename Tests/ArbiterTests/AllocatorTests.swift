@@ -390,6 +390,38 @@ struct AllocatorTests {
         #expect(allocator.addDemand(source: 0, destination: 5, slots: 1))
     }
 
+    @Test(
+        "requests added together: the same as one by one, refused ones moved to the front in order",
+        arguments: [PairTableLayout.direct, .hashed])
+    func addTogether(layout: PairTableLayout) throws {
+        let topology = try Topology(.regular(racks: 1, hostsPerRack: 8, spines: 1))
+        var configuration = TimeslotAllocatorConfiguration()
+        configuration.pairCapacity = 4
+        configuration.pairTable = layout
+        let together = try TimeslotAllocator(topology: topology, configuration: configuration)
+        let oneByOne = try TimeslotAllocator(topology: topology, configuration: configuration)
+        // Pairs (0, 1), (0, 2), (0, 5), (0, 3) fill the table; (0, 1) again merges; (0, 4)
+        // and (0, 6) are refused.
+        let list = [(0, 1, 3), (0, 2, 1), (0, 5, 2), (0, 3, 4), (0, 1, 2), (0, 4, 1), (0, 6, 5)].map {
+            DemandRequest(source: $0.0, destination: $0.1, slots: UInt32($0.2))
+        }
+        var buffer = list
+        let refused = buffer.withUnsafeMutableBufferPointer { together.addDemand($0) }
+        #expect(refused == 2)
+        #expect(Array(buffer[0..<refused]) == [list[5], list[6]])
+        let accepted = list.filter {
+            oneByOne.addDemand(source: Int($0.source), destination: Int($0.destination), slots: $0.slots)
+        }
+        #expect(accepted.count == list.count - refused)
+        #expect(together.statistics == oneByOne.statistics)
+        #expect(together.outstandingSlots == 12)
+        for _ in 0..<4 {
+            let a = together.allocateNextBatch().allocationEntries.map { $0 }
+            let b = oneByOne.allocateNextBatch().allocationEntries.map { $0 }
+            #expect(a == b)
+        }
+    }
+
     @Test("the automatic pair table is direct only where that takes no more memory than hashing")
     func automaticLayout() throws {
         for (hosts, direct) in [(16, true), (256, true), (1024, false)] {

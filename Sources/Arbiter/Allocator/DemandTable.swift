@@ -1,4 +1,5 @@
 import Atomics
+import CPlatform
 
 /// The allocator's per-pair state, in one of two layouts chosen at start-up by memory:
 ///
@@ -149,6 +150,14 @@ public final class DemandTable: @unchecked Sendable {
             p = (p &+ 1) & entryMask
         }
         return nil
+    }
+
+    /// Starts loading the line where (source, destination) is looked up (a hint, for a
+    /// request a few ahead of the one being added).
+    @inline(__always)
+    public func prefetch(_ source: UInt32, _ destination: UInt32) {
+        let p = isDirect ? Int(source) &* hostCount &+ Int(destination) : home(Self.key(source, destination))
+        fp_prefetch_for_write(entries.storage + (p &<< entryShift))
     }
 
     /// Makes an entry for (source, destination), which has none: in a never-used entry, or

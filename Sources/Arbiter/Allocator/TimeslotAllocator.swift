@@ -49,6 +49,20 @@ public struct TimeslotAllocatorConfiguration: Sendable, Hashable {
     }
 }
 
+/// One request for ``TimeslotAllocator/addDemand(_:)``: `slots` more from host `source`
+/// to host `destination` (dense indices).
+public struct DemandRequest: Sendable, Hashable, BitwiseCopyable {
+    public var source: Int32
+    public var destination: Int32
+    public var slots: UInt32
+
+    public init(source: Int, destination: Int, slots: UInt32) {
+        self.source = Int32(truncatingIfNeeded: source)
+        self.destination = Int32(truncatingIfNeeded: destination)
+        self.slots = slots
+    }
+}
+
 /// Counters of the allocator's communication side.
 public struct TimeslotAllocatorStatistics: Sendable, Hashable {
     /// Demand accepted, in slots.
@@ -174,6 +188,34 @@ public final class TimeslotAllocator {
             statistics.refusals &+= 1
             return false
         }
+    }
+
+    /// Adds several requests in order, as ``addDemand(source:destination:slots:)`` would one
+    /// by one, but looks each pair up a few requests ahead: with a pair table larger than
+    /// the caches (hashed, thousands of hosts) the lookups then wait for memory together
+    /// instead of one after another. Refused requests are moved to the front of
+    /// `requests`, in order; returns how many there are.
+    public func addDemand(_ requests: UnsafeMutableBufferPointer<DemandRequest>) -> Int {
+        let n = requests.count
+        let ahead = 8
+        for i in 0..<min(ahead, n) { prefetch(requests[i]) }
+        var refused = 0
+        for i in 0..<n {
+            if i &+ ahead < n { prefetch(requests[i &+ ahead]) }
+            let r = requests[i]
+            if !addDemand(source: Int(r.source), destination: Int(r.destination), slots: r.slots) {
+                requests[refused] = r
+                refused &+= 1
+            }
+        }
+        return refused
+    }
+
+    @inline(__always)
+    private func prefetch(_ r: DemandRequest) {
+        let hosts = topology.hostCount
+        guard r.source >= 0 && Int(r.source) < hosts && r.destination >= 0 && Int(r.destination) < hosts else { return }
+        table.prefetch(UInt32(r.source), UInt32(r.destination))
     }
 
     /// Withdraws up to `slots` of the pair's demand not yet allocated. Returns what was

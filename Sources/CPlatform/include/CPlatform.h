@@ -14,4 +14,7 @@ int fp_available_cpus(void);
 /// A spin-wait hint to the processor (x86 `pause`).
 void fp_cpu_relax(void);
 
+/// Asks for the cache line at `address` ahead of a write to it (a hint; never faults).
+static inline void fp_prefetch_for_write(const void *address) { __builtin_prefetch(address, 1, 3); }
+
 #endif
