@@ -374,15 +374,20 @@ struct AllocatorTests {
         #expect(stats.requestedSlots == stats.allocatedSlots + stats.withdrawnSlots + stats.purgedSlots)
     }
 
+    /// Eight hosts in one rack, room for four active pairs.
+    static func smallTable(_ layout: PairTableLayout) throws -> TimeslotAllocator {
+        var configuration = TimeslotAllocatorConfiguration()
+        configuration.pairCapacity = 4
+        configuration.pairTable = layout
+        return try TimeslotAllocator(
+            topology: Topology(.regular(racks: 1, hostsPerRack: 8, spines: 1)), configuration: configuration)
+    }
+
     @Test(
         "the pair table refuses demand when full of active pairs, and takes it again later",
         arguments: [PairTableLayout.direct, .hashed])
     func tableFull(layout: PairTableLayout) throws {
-        let topology = try Topology(.regular(racks: 1, hostsPerRack: 8, spines: 1))
-        var configuration = TimeslotAllocatorConfiguration()
-        configuration.pairCapacity = 4
-        configuration.pairTable = layout
-        let allocator = try TimeslotAllocator(topology: topology, configuration: configuration)
+        let allocator = try Self.smallTable(layout)
         for d in 1...4 { #expect(allocator.addDemand(source: 0, destination: d, slots: 1)) }
         #expect(!allocator.addDemand(source: 0, destination: 5, slots: 1))
         #expect(allocator.statistics.refusals == 1)
@@ -394,12 +399,8 @@ struct AllocatorTests {
         "requests added together: the same as one by one, refused ones moved to the front in order",
         arguments: [PairTableLayout.direct, .hashed])
     func addTogether(layout: PairTableLayout) throws {
-        let topology = try Topology(.regular(racks: 1, hostsPerRack: 8, spines: 1))
-        var configuration = TimeslotAllocatorConfiguration()
-        configuration.pairCapacity = 4
-        configuration.pairTable = layout
-        let together = try TimeslotAllocator(topology: topology, configuration: configuration)
-        let oneByOne = try TimeslotAllocator(topology: topology, configuration: configuration)
+        let together = try Self.smallTable(layout)
+        let oneByOne = try Self.smallTable(layout)
         // Pairs (0, 1), (0, 2), (0, 5), (0, 3) fill the table; (0, 1) again merges; (0, 4)
         // and (0, 6) are refused.
         let list = [(0, 1, 3), (0, 2, 1), (0, 5, 2), (0, 3, 4), (0, 1, 2), (0, 4, 1), (0, 6, 5)].map {
