@@ -248,13 +248,10 @@ struct AllocatorBenchmark: ParsableCommand {
         pipelineConfiguration.cpus = (0..<stages).map { $0 % max(1, available) }
         let pipeline = try AllocatorPipeline(
             topology: topology, allocator: configuration, pipeline: pipelineConfiguration)
+        let requests = RequestWindows(workload)
         let feed: @Sendable (Int, PipelineDemand) -> Void = { b, demand in
             guard b > 0 else { return }
-            for i in workload.batchStart[b - 1]..<workload.batchStart[b] {
-                demand.addDemand(
-                    source: Int(workload.sources[i]), destination: Int(workload.destinations[i]),
-                    slots: workload.sizes[i])
-            }
+            _ = requests.add(batch: b - 1, to: demand)
         }
         _ = pipeline.run(batches: warmup, feed: feed)
         let run = pipeline.start(batches: measured, feed: feed)

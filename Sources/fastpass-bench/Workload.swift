@@ -84,8 +84,9 @@ struct ReferenceWorkload {
 /// A workload's requests in the allocator's request form, made before timing, handed over a
 /// batch window at a time as the arbiter core hands over a packet's requests: copied into
 /// a scratch buffer (the allocator moves refused requests to its front) and added with
-/// ``TimeslotAllocator/addDemand(_:)``.
-final class RequestWindows {
+/// ``TimeslotAllocator/addDemand(_:)``. Sendable for the pipeline's feed, which only one
+/// stage thread runs at a time (it holds the feed token).
+final class RequestWindows: @unchecked Sendable {
     let all: UnsafeMutableBufferPointer<DemandRequest>
     let scratch: UnsafeMutableBufferPointer<DemandRequest>
     let batchStart: [Int]
@@ -110,14 +111,21 @@ final class RequestWindows {
         scratch.deallocate()
     }
 
-    /// Adds the requests arriving during batch `b`; returns how many were refused.
+    /// The requests arriving during batch `b`, in the scratch buffer.
     @inline(__always)
-    func add(batch b: Int, to allocator: TimeslotAllocator) -> Int {
+    private func window(_ b: Int) -> UnsafeMutableBufferPointer<DemandRequest> {
         let start = batchStart[b]
         let count = batchStart[b + 1] - start
-        guard count > 0 else { return 0 }
         let window = UnsafeMutableBufferPointer(rebasing: scratch[0..<count])
         _ = window.update(fromContentsOf: all[start..<(start + count)])
-        return allocator.addDemand(window)
+        return window
     }
+
+    /// Adds the requests arriving during batch `b`; returns how many were refused.
+    @inline(__always)
+    func add(batch b: Int, to allocator: TimeslotAllocator) -> Int { allocator.addDemand(window(b)) }
+
+    /// The same for the pipeline's feed.
+    @inline(__always)
+    func add(batch b: Int, to demand: PipelineDemand) -> Int { demand.addDemand(window(b)) }
 }

@@ -143,6 +143,13 @@ public final class PipelineDemand: @unchecked Sendable {
         }
     }
 
+    /// See ``TimeslotAllocator/addDemand(_:)``.
+    public func addDemand(_ requests: UnsafeMutableBufferPointer<DemandRequest>) -> Int {
+        table.addInOrder(requests) {
+            addDemand(source: Int($0.source), destination: Int($0.destination), slots: $0.slots)
+        }
+    }
+
     /// Puts back one slot of demand whose allocation, in batch `batch`, could not be routed
     /// (dropped, counted as purged, when the pair was purged after that batch).
     func requestAgain(source: Int, destination: Int, batch: UInt64) {

@@ -160,6 +160,36 @@ public final class DemandTable: @unchecked Sendable {
         fp_prefetch_for_write(entries.storage + (p &<< entryShift))
     }
 
+    /// Runs `add` on each request in order, having started to load the pair entry of the
+    /// request eight ahead; moves the requests `add` refused to the front, in order, and
+    /// returns how many there are. Requests naming hosts out of range are not prefetched
+    /// (`add` judges them).
+    @inline(__always)
+    func addInOrder(
+        _ requests: UnsafeMutableBufferPointer<DemandRequest>, _ add: (DemandRequest) -> Bool
+    ) -> Int {
+        let n = requests.count
+        let ahead = 8
+        for i in 0..<min(ahead, n) { prefetch(requests[i]) }
+        var refused = 0
+        for i in 0..<n {
+            if i &+ ahead < n { prefetch(requests[i &+ ahead]) }
+            let r = requests[i]
+            if !add(r) {
+                requests[refused] = r
+                refused &+= 1
+            }
+        }
+        return refused
+    }
+
+    @inline(__always)
+    private func prefetch(_ r: DemandRequest) {
+        guard Int(UInt32(bitPattern: r.source)) < hostCount && Int(UInt32(bitPattern: r.destination)) < hostCount
+        else { return }
+        prefetch(UInt32(bitPattern: r.source), UInt32(bitPattern: r.destination))
+    }
+
     /// Makes an entry for (source, destination), which has none: in a never-used entry, or
     /// taking over an idle pair's. Nil when every entry within reach has a record.
     @inline(__always)

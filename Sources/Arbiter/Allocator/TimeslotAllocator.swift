@@ -196,26 +196,9 @@ public final class TimeslotAllocator {
     /// instead of one after another. Refused requests are moved to the front of
     /// `requests`, in order; returns how many there are.
     public func addDemand(_ requests: UnsafeMutableBufferPointer<DemandRequest>) -> Int {
-        let n = requests.count
-        let ahead = 8
-        for i in 0..<min(ahead, n) { prefetch(requests[i]) }
-        var refused = 0
-        for i in 0..<n {
-            if i &+ ahead < n { prefetch(requests[i &+ ahead]) }
-            let r = requests[i]
-            if !addDemand(source: Int(r.source), destination: Int(r.destination), slots: r.slots) {
-                requests[refused] = r
-                refused &+= 1
-            }
+        table.addInOrder(requests) {
+            addDemand(source: Int($0.source), destination: Int($0.destination), slots: $0.slots)
         }
-        return refused
-    }
-
-    @inline(__always)
-    private func prefetch(_ r: DemandRequest) {
-        let hosts = topology.hostCount
-        guard r.source >= 0 && Int(r.source) < hosts && r.destination >= 0 && Int(r.destination) < hosts else { return }
-        table.prefetch(UInt32(r.source), UInt32(r.destination))
     }
 
     /// Withdraws up to `slots` of the pair's demand not yet allocated. Returns what was
