@@ -1,6 +1,16 @@
 import Atomics
 import CPlatform
 
+/// How the allocator's pair table finds a (source, destination) pair's entry.
+public enum PairTableLayout: String, Sendable, Hashable, CaseIterable, Codable {
+    /// Direct where it takes no more memory than hashed, else hashed.
+    case automatic
+    /// An entry for every ordered pair of hosts: 16 bytes × hosts², no probing.
+    case direct
+    /// Open addressing sized by the pair capacity: 32 bytes × at least twice the records.
+    case hashed
+}
+
 /// The allocator's per-pair state, in one of two layouts chosen at start-up by memory:
 ///
 /// - *Direct* (few hosts, where every pair having an entry costs no more memory than
@@ -25,17 +35,8 @@ import CPlatform
 /// Keys and the probe sequence are the communication role's alone; stages only touch the
 /// pair word and the last service of entries whose record they hold. An idle hashed entry
 /// (no record circulates) keeps its key, and with it its last service, until the slot is
-/// needed for another pair.
-/// How the allocator's pair table finds a (source, destination) pair's entry.
-public enum PairTableLayout: String, Sendable, Hashable, CaseIterable, Codable {
-    /// Direct where it takes no more memory than hashed, else hashed.
-    case automatic
-    /// An entry for every ordered pair of hosts: 16 bytes × hosts², no probing.
-    case direct
-    /// Open addressing sized by the pair capacity: 32 bytes × at least twice the records.
-    case hashed
-}
-
+/// needed for another pair. The fourth word of a hashed entry is unused: two entries fill
+/// a cache line exactly.
 public final class DemandTable: @unchecked Sendable {
     /// Most pairs with a record at once for new demand.
     public let capacity: Int
