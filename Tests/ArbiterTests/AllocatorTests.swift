@@ -401,21 +401,23 @@ struct AllocatorTests {
     func addTogether(layout: PairTableLayout) throws {
         let together = try Self.smallTable(layout)
         let oneByOne = try Self.smallTable(layout)
-        // Pairs (0, 1), (0, 2), (0, 5), (0, 3) fill the table; (0, 1) again merges; (0, 4)
-        // and (0, 6) are refused.
-        let list = [(0, 1, 3), (0, 2, 1), (0, 5, 2), (0, 3, 4), (0, 1, 2), (0, 4, 1), (0, 6, 5)].map {
-            DemandRequest(source: $0.0, destination: $0.1, slots: UInt32($0.2))
-        }
+        // (0, 1)…(0, 4) fill the table; the other new pairs are refused, demand for the four
+        // is taken (refused requests are moved to the front while later ones are still to be
+        // read, and the look-ahead runs: more than eight requests).
+        let list = [
+            (0, 1, 3), (0, 2, 1), (0, 3, 4), (0, 4, 1), (0, 5, 2), (1, 0, 1), (0, 1, 2), (0, 2, 2), (2, 3, 1),
+            (0, 3, 1), (0, 4, 3), (3, 0, 2), (0, 1, 1), (0, 6, 5),
+        ].map { DemandRequest(source: $0.0, destination: $0.1, slots: UInt32($0.2)) }
         var buffer = list
         let refused = buffer.withUnsafeMutableBufferPointer { together.addDemand($0) }
-        #expect(refused == 2)
-        #expect(Array(buffer[0..<refused]) == [list[5], list[6]])
+        #expect(refused == 5)
+        #expect(Array(buffer[0..<refused]) == [list[4], list[5], list[8], list[11], list[13]])
         let accepted = list.filter {
             oneByOne.addDemand(source: Int($0.source), destination: Int($0.destination), slots: $0.slots)
         }
         #expect(accepted.count == list.count - refused)
         #expect(together.statistics == oneByOne.statistics)
-        #expect(together.outstandingSlots == 12)
+        #expect(together.outstandingSlots == 18)
         for _ in 0..<4 {
             let a = together.allocateNextBatch().allocationEntries.map { $0 }
             let b = oneByOne.allocateNextBatch().allocationEntries.map { $0 }
@@ -425,15 +427,41 @@ struct AllocatorTests {
 
     @Test("the automatic pair table is direct only where that takes no more memory than hashing")
     func automaticLayout() throws {
-        for (hosts, direct) in [(16, true), (256, true), (1024, false)] {
-            let topology = try Topology(.regular(racks: hosts / 16, hostsPerRack: 16, spines: 2))
-            let chosen = try TimeslotAllocator(topology: topology, routing: false).table
-            var hashed = TimeslotAllocatorConfiguration()
-            hashed.pairTable = .hashed
-            let hashedTable = try TimeslotAllocator(topology: topology, configuration: hashed, routing: false).table
-            #expect(chosen.isDirect == direct, "\(hosts) hosts")
-            #expect(chosen.memoryBytes <= hashedTable.memoryBytes, "\(hosts) hosts")
+        // With the default capacity the switch is between 724 and 725 hosts.
+        for (hosts, perRack) in [(16, 16), (256, 16), (724, 4), (725, 5), (1024, 16)] {
+            let topology = try Topology(.regular(racks: hosts / perRack, hostsPerRack: perRack, spines: 2))
+            func table(_ layout: PairTableLayout) throws -> DemandTable {
+                var c = TimeslotAllocatorConfiguration()
+                c.pairTable = layout
+                return try TimeslotAllocator(topology: topology, configuration: c, routing: false).table
+            }
+            let chosen = try table(.automatic)
+            let direct = try table(.direct)
+            let hashed = try table(.hashed)
+            #expect(direct.isDirect && !hashed.isDirect)
+            #expect(chosen.isDirect == (direct.memoryBytes <= hashed.memoryBytes), "\(hosts) hosts")
+            #expect(chosen.isDirect == (hosts <= 724), "\(hosts) hosts")
         }
+    }
+
+    @Test(
+        "a host out of range has no pair: nothing is withdrawn from another pair, nothing added",
+        arguments: [PairTableLayout.direct, .hashed])
+    func hostOutOfRange(layout: PairTableLayout) throws {
+        let allocator = try Self.smallTable(layout)
+        #expect(allocator.addDemand(source: 1, destination: 2, slots: 5))
+        // 1 × 8 + 2 and (1 << 16 | 2) would alias pair (1, 2) without the range check.
+        #expect(allocator.withdraw(source: 0, destination: 10, slots: 3) == 0)
+        #expect(allocator.withdraw(source: 0, destination: 65_538, slots: 3) == 0)
+        #expect(allocator.withdraw(source: 1, destination: 1 << 20, slots: 3) == 0)
+        guard case .refused = allocator.table.add(source: 0, destination: 10, slots: 1) else {
+            Issue.record("a pair with a host out of range was accepted")
+            return
+        }
+        let batch = allocator.allocateNextBatch()
+        #expect(batch.withdrawalCount == 0)
+        #expect(batch.totalCount == 5)
+        #expect(allocator.statistics.withdrawnSlots == 0)
     }
 
     @Test(
@@ -476,5 +504,9 @@ struct AllocatorTests {
         c = .init()
         c.hostWeights = [1, 0, 1, 1]
         #expect(c.problem(hosts: 4)?.contains("allocator.hostWeights[1]") == true)
+        c = .init()
+        c.pairTable = .direct
+        #expect(c.problem(hosts: 8192) == nil)
+        #expect(c.problem(hosts: 8193)?.contains("allocator.pairTable") == true)
     }
 }

@@ -183,6 +183,34 @@ struct ArbiterCoreTests {
         }
     }
 
+    @Test("a pair table too small for the demand: what it refuses is kept and offered again until every slot arrives")
+    func refusedDemandRetried() throws {
+        let topology = try Self.referenceTopology()
+        var configuration = ArbiterCoreConfiguration()
+        configuration.allocator.pairCapacity = 3
+        var network = try Network(topology: topology, referenceHosts: [1, 4], configuration: configuration)
+        var asked: [Int: UInt64] = [:]  // source * 64 + destination
+        for h in 0..<topology.hostCount {
+            for k in 1...4 {
+                let d = (h + k) % topology.hostCount
+                let slots = UInt64(5 + k + h)
+                let added = network.hosts[h].session.addDemand(to: network.name(of: d, by: h), slots: slots)
+                #expect(added)
+                asked[h * 64 + d, default: 0] += slots
+            }
+        }
+        network.run(for: 3_000_000)
+        var got: [Int: UInt64] = [:]
+        for (h, host) in network.hosts.enumerated() {
+            for u in host.used { got[h * 64 + u.destination, default: 0] += 1 }
+        }
+        #expect(got == asked, "used \(got.values.reduce(0, +)) of \(asked.values.reduce(0, +)) slots asked for")
+        Self.checkSchedule(network)
+        let s = network.core.statistics
+        #expect(s.allocatorRefusals > 0, "the table was never full: the test does not test refusal")
+        #expect(s.demandDropped == 0)
+    }
+
     @Test("with packets lost both ways every slot asked for still arrives, and none twice")
     func lossyNetwork() throws {
         let topology = try Topology(.regular(racks: 2, hostsPerRack: 4, spines: 2))

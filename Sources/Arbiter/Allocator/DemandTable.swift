@@ -142,6 +142,8 @@ public final class DemandTable: @unchecked Sendable {
     /// The entry of (source, destination), if it has one.
     @inline(__always)
     public func find(_ source: UInt32, _ destination: UInt32) -> Int? {
+        // A host out of range has no pair (and must not alias another pair's entry).
+        guard Int(source) < hostCount && Int(destination) < hostCount else { return nil }
         if isDirect { return Int(source) &* hostCount &+ Int(destination) }
         let k = Self.key(source, destination)
         let h = home(k)
@@ -244,6 +246,7 @@ public final class DemandTable: @unchecked Sendable {
     @inline(__always)
     public func add(source: UInt32, destination: UInt32, slots: UInt32, givenBack: Bool = false) -> AddResult {
         guard slots > 0 else { return .merged }
+        guard Int(source) < hostCount && Int(destination) < hostCount && source != destination else { return .refused }
         // A new record needs room: refused before an idle pair's entry is taken over.
         let existing = find(source, destination)
         if existing == nil || !PairWord.isActive(pairWord(existing!).load(ordering: .acquiring)) {

@@ -28,6 +28,10 @@ public struct TimeslotAllocatorConfiguration: Sendable, Hashable {
         if let c = pairCapacity, c < 1 || c > 1 << 28 {
             return "allocator.pairCapacity: must be in 1...268435456 (got \(c))"
         }
+        if pairTable == .direct && hosts * hosts > Self.directPairLimit {
+            return "allocator.pairTable: direct needs 16 bytes for each of \(hosts)² pairs, "
+                + "\(hosts * hosts * 16 >> 20) MiB (at most \(Self.directPairLimit * 16 >> 20) MiB); use automatic or hashed"
+        }
         if let w = hostWeights {
             if w.count != hosts { return "allocator.hostWeights: \(w.count) entries for \(hosts) hosts" }
             if let i = w.firstIndex(of: 0) { return "allocator.hostWeights[\(i)]: must be at least 1" }
@@ -41,6 +45,9 @@ public struct TimeslotAllocatorConfiguration: Sendable, Hashable {
         }
         return nil
     }
+
+    /// Most pairs a direct pair table may be asked for (16 bytes each: 1 GiB).
+    static let directPairLimit = 1 << 26
 
     /// The pair capacity used for `hosts` hosts.
     public func effectivePairCapacity(hosts: Int) -> Int {
