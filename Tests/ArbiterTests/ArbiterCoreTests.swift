@@ -61,6 +61,20 @@ struct ArbiterCoreTests {
             hosts[h].reference ? NodeID(UInt32(topology.referenceIDs[d])) : topology.nodeIDs[d]
         }
 
+        /// Host `h` asks its session for `slots` more towards host `d`; false when refused.
+        mutating func ask(from h: Int, to d: Int, slots: UInt64) -> Bool {
+            hosts[h].session.addDemand(to: name(of: d, by: h), slots: slots)
+        }
+
+        /// Slots the hosts used, by `source * 64 + destination`.
+        var usedPerPair: [Int: UInt64] {
+            var got: [Int: UInt64] = [:]
+            for (h, host) in hosts.enumerated() {
+                for u in host.used { got[h * 64 + u.destination, default: 0] += 1 }
+            }
+            return got
+        }
+
         func host(named node: NodeID, by h: Int) -> Int? {
             hosts[h].reference ? topology.index(ofReferenceID: UInt16(node.rawValue)) : topology.index(of: node)
         }
@@ -159,16 +173,13 @@ struct ArbiterCoreTests {
                 let d = (h + k * 3) % topology.hostCount
                 guard d != h else { continue }
                 let slots = UInt64(20 + 7 * k + h)
-                let added = network.hosts[h].session.addDemand(to: network.name(of: d, by: h), slots: slots)
+                let added = network.ask(from: h, to: d, slots: slots)
                 #expect(added)
                 asked[h * 64 + d, default: 0] += slots
             }
         }
         network.run(for: 3_000_000)
-        var got: [Int: UInt64] = [:]
-        for (h, host) in network.hosts.enumerated() {
-            for u in host.used { got[h * 64 + u.destination, default: 0] += 1 }
-        }
+        let got = network.usedPerPair
         #expect(got == asked, "used \(got.values.reduce(0, +)) of \(asked.values.reduce(0, +)) slots asked for")
         Self.checkSchedule(network)
         let s = network.core.statistics
@@ -194,16 +205,13 @@ struct ArbiterCoreTests {
             for k in 1...4 {
                 let d = (h + k) % topology.hostCount
                 let slots = UInt64(5 + k + h)
-                let added = network.hosts[h].session.addDemand(to: network.name(of: d, by: h), slots: slots)
+                let added = network.ask(from: h, to: d, slots: slots)
                 #expect(added)
                 asked[h * 64 + d, default: 0] += slots
             }
         }
         network.run(for: 3_000_000)
-        var got: [Int: UInt64] = [:]
-        for (h, host) in network.hosts.enumerated() {
-            for u in host.used { got[h * 64 + u.destination, default: 0] += 1 }
-        }
+        let got = network.usedPerPair
         #expect(got == asked, "used \(got.values.reduce(0, +)) of \(asked.values.reduce(0, +)) slots asked for")
         Self.checkSchedule(network)
         let s = network.core.statistics
@@ -219,15 +227,12 @@ struct ArbiterCoreTests {
         var asked: [Int: UInt64] = [:]
         for h in 0..<topology.hostCount {
             let d = (h + 5) % topology.hostCount
-            let added = network.hosts[h].session.addDemand(to: network.name(of: d, by: h), slots: 300)
+            let added = network.ask(from: h, to: d, slots: 300)
             #expect(added)
             asked[h * 64 + d] = 300
         }
         network.run(for: 8_000_000)
-        var got: [Int: UInt64] = [:]
-        for (h, host) in network.hosts.enumerated() {
-            for u in host.used { got[h * 64 + u.destination, default: 0] += 1 }
-        }
+        let got = network.usedPerPair
         // Lost ALLOCs are reported, declared lost by the endpoint and asked for again.
         #expect(got == asked, "\(got) vs \(asked)")
         Self.checkSchedule(network)
