@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .library(name: "FastpassProtocol", targets: ["FastpassProtocol"]),
         .library(name: "FastpassArbiter", targets: ["FastpassArbiter"]),
+        .library(name: "FastpassAgent", targets: ["FastpassAgent"]),
         .executable(name: "fastpass-bench", targets: ["fastpass-bench"]),
     ],
     dependencies: [
@@ -34,6 +35,13 @@ let package = Package(
             name: "FastpassArbiter",
             dependencies: ["FastpassProtocol", "CPlatform", .product(name: "Atomics", package: "swift-atomics")],
             path: "Sources/Arbiter"
+        ),
+        // The host agent's core: classifies outgoing packets, queues them per destination,
+        // turns them into timeslots of demand and releases them at their slot. Sans-IO.
+        .target(
+            name: "FastpassAgent",
+            dependencies: ["FastpassProtocol"],
+            path: "Sources/EndpointAgent"
         ),
         // Counts malloc calls by interposing the allocator inside the benchmark binary only,
         // so benchmarks can prove the hot paths allocate nothing.
@@ -61,6 +69,11 @@ let package = Package(
             name: "ArbiterTests",
             dependencies: ["FastpassArbiter", "FastpassProtocol"],
             path: "Tests/ArbiterTests"
+        ),
+        .testTarget(
+            name: "AgentTests",
+            dependencies: ["FastpassAgent", "FastpassArbiter", "FastpassProtocol"],
+            path: "Tests/AgentTests"
         ),
     ]
 )

@@ -794,6 +794,9 @@ public struct EndpointSession {
     }
     /// Number of accepted allocations waiting for their slot.
     public var scheduledCount: Int { book.schedule.count }
+    /// When the earliest accepted allocation's slot starts, if any: a pacer can sleep until
+    /// then instead of polling ``takeAllocation(dueBy:)``.
+    public var nextAllocationStart: UInt64? { book.schedule.earliest()?.startNanoseconds }
 
     /// The slot in progress at `now` in the numbering the arbiter uses for us.
     public func currentSlot(now: UInt64) -> UInt64 { book.currentSlot(now) }

@@ -1,0 +1,254 @@
+import FastpassProtocol
+
+/// Counters of one agent.
+public struct AgentStatistics: Sendable {
+    /// Packets that entered a destination queue.
+    public var packetsQueued: UInt64 = 0
+    public var bytesQueued: UInt64 = 0
+    /// Packets let through without waiting, by ``BypassReason`` (its raw value).
+    public var bypassed = InlineArray<6, UInt64>(repeating: 0)
+    /// Packets refused as malformed, by ``MalformedReason`` (its raw value).
+    public var malformed = InlineArray<3, UInt64>(repeating: 0)
+    /// Packets dropped because every buffer of the pool was in use.
+    public var droppedPoolFull: UInt64 = 0
+    /// Packets dropped because their destination's queue was at its limit.
+    public var droppedQueueFull: UInt64 = 0
+    /// Packets dropped because they exceed what one slot carries.
+    public var droppedOversize: UInt64 = 0
+    /// Packets dropped because the FCP session could not take more destinations.
+    public var droppedNoDemand: UInt64 = 0
+    /// Slots of demand handed to the FCP session.
+    public var slotsRequested: UInt64 = 0
+    /// Allocations used to send queued packets.
+    public var slotsUsed: UInt64 = 0
+    /// Allocations that found nothing queued (their demand is given back).
+    public var allocationsUnused: UInt64 = 0
+    /// Allocations for a destination that is not a peer.
+    public var allocationsForUnknownPeers: UInt64 = 0
+    /// Slots of demand given back because nothing was queued for them any more.
+    public var slotsGivenBack: UInt64 = 0
+    /// Packets released at their slot.
+    public var packetsReleased: UInt64 = 0
+    /// Released packets whose release came after their slot had ended.
+    public var releasesAfterSlot: UInt64 = 0
+    /// Release lateness: see ``AgentCore/latenessBucket(_:)``.
+    public var lateness = InlineArray<16, UInt64>(repeating: 0)
+
+    public init() {}
+}
+
+/// One packet to send now: the caller's handle, where to, and over which path.
+public struct AgentRelease: Sendable, Hashable {
+    public var handle: UInt32
+    public var length: Int
+    /// Index in ``AgentConfiguration/peers``.
+    public var peer: Int
+    public var path: PathID
+    /// The slot, in the session's numbering, and when it starts on the host's clock.
+    public var slot: UInt64
+    public var slotStart: UInt64
+    /// How long after its planned release (slot start minus the lead) it was released.
+    public var latenessNanoseconds: UInt64
+}
+
+/// The agent's sans-IO core: classifies outgoing packets, holds them per destination,
+/// turns queued bytes into timeslots of demand for its FCP session, and releases packets
+/// at their allocated slot (not when the allocation arrives).
+///
+/// Drive it like the FCP session inside it: ``receive(_:now:)`` for packets from the
+/// arbiter, ``advance(now:)`` when ``nextDeadline`` passes, ``nextControlPacket(now:into:)``
+/// until nil after each event, and ``nextRelease(now:)`` until nil whenever a slot may
+/// have come. Sized at start-up; nothing allocates afterwards.
+public struct AgentCore {
+    public let configuration: AgentConfiguration
+    public let classifier: PacketClassifier
+    public private(set) var session: EndpointSession
+    public private(set) var statistics = AgentStatistics()
+    private var queues: DestinationQueues
+    private var peerByNode: [UInt32: Int]
+    /// Slots of demand the session holds for each peer and that no release has used yet:
+    /// kept equal to the slots the queue needs.
+    private var promised: [Int]
+    /// The slot being released: the rest of its packets, as a detached chain.
+    private var chain: Int32 = -1
+    private var chainSlot: UInt64 = 0
+    private var chainStart: UInt64 = 0
+    private var chainPath = PathID.none
+    private var chainPeer = 0
+
+    /// Fails with a message naming the field when the configuration cannot work.
+    public init(configuration: AgentConfiguration, now: UInt64) throws(AgentConfigurationError) {
+        if let p = configuration.problem { throw AgentConfigurationError(reason: p) }
+        self.configuration = configuration
+        classifier = PacketClassifier(configuration)
+        session = EndpointSession(configuration: configuration.session, now: now)
+        queues = DestinationQueues(
+            queues: configuration.peers.count, capacity: configuration.packetCapacity,
+            perQueueLimit: configuration.perDestinationPacketLimit, slotBytes: configuration.slotBytes)
+        var byNode: [UInt32: Int] = [:]
+        for (i, p) in configuration.peers.enumerated() { byNode[p.node.rawValue] = i }
+        peerByNode = byNode
+        promised = [Int](repeating: 0, count: configuration.peers.count)
+    }
+
+    // MARK: Outgoing packets
+
+    /// Outcome of offering a packet to ``enqueue(handle:length:peer:)``.
+    public enum EnqueueResult: Sendable, Hashable {
+        /// Queued; its handle comes back from ``nextRelease(now:)``.
+        case queued
+        /// Dropped (counted); the caller frees the packet.
+        case dropped
+    }
+
+    /// Classifies a packet leaving the host and counts the packets that do not wait; the
+    /// caller sends those at once (bypass) or frees them (malformed), and hands the others
+    /// to ``enqueue(handle:length:peer:)``.
+    public mutating func classify(_ packet: UnsafeRawBufferPointer) -> AgentClassification {
+        let c = classifier.classify(packet)
+        switch c {
+        case .schedule: break
+        case .bypass(let reason): statistics.bypassed[reason.rawValue] &+= 1
+        case .malformed(let reason): statistics.malformed[reason.rawValue] &+= 1
+        }
+        return c
+    }
+
+    /// Queues a packet of `length` IPv4 bytes towards `peer` until a slot comes for it,
+    /// asking the arbiter for one more slot when it does not fit the queue's last slot.
+    public mutating func enqueue(handle: UInt32, length: Int, peer: Int) -> EnqueueResult {
+        precondition(peer >= 0 && peer < promised.count, "peer index out of range")
+        guard length >= 1 && length <= configuration.slotBytes else {
+            statistics.droppedOversize &+= 1
+            return .dropped
+        }
+        switch queues.refusal(peer) {
+        case .poolFull?:
+            statistics.droppedPoolFull &+= 1
+            return .dropped
+        case .queueFull?:
+            statistics.droppedQueueFull &+= 1
+            return .dropped
+        case nil:
+            break
+        }
+        if queues.startsSlot(peer, length: length) && queues.slotCounts[peer] >= promised[peer] {
+            guard session.addDemand(to: configuration.peers[peer].node, slots: 1) else {
+                statistics.droppedNoDemand &+= 1
+                return .dropped
+            }
+            promised[peer] += 1
+            statistics.slotsRequested &+= 1
+        }
+        queues.append(peer, handle: handle, length: length)
+        statistics.packetsQueued &+= 1
+        statistics.bytesQueued &+= UInt64(length)
+        return .queued
+    }
+
+    /// Packets waiting towards `peer`.
+    public func queuedPackets(peer: Int) -> Int { Int(queues.packetCounts[peer]) }
+    /// Slots the queue towards `peer` needs to drain.
+    public func queuedSlots(peer: Int) -> Int { queues.slotCounts[peer] }
+    /// Packets waiting, all destinations together.
+    public var queuedPackets: Int { queues.totalPackets }
+
+    // MARK: FCP
+
+    /// Handles one FCP packet from the arbiter.
+    @discardableResult
+    public mutating func receive(_ packet: UnsafeRawBufferPointer, now: UInt64) -> FCPReceiveResult {
+        session.receive(packet, now: now)
+    }
+
+    /// Runs the session's timers that are due.
+    public mutating func advance(now: UInt64) {
+        if let d = session.timerDeadline, d <= now { session.handleTimeout(now: now) }
+    }
+
+    /// The next FCP packet to send to the arbiter, built into `buffer`; nil when there is
+    /// nothing to send. Returns the length.
+    public mutating func nextControlPacket(now: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Int? {
+        guard session.wantsToSend else { return nil }
+        switch session.send(now: now, into: buffer) {
+        case .success(let n): return n
+        case .failure: return nil
+        }
+    }
+
+    /// The earliest time something is due: a session timer or the release of the next
+    /// allocated slot.
+    public var nextDeadline: UInt64? {
+        let release = session.nextAllocationStart.map {
+            $0 > configuration.releaseLeadNanoseconds ? $0 - configuration.releaseLeadNanoseconds : 0
+        }
+        switch (session.timerDeadline, release) {
+        case (let a?, let b?): return min(a, b)
+        case (let a?, nil): return a
+        case (nil, let b): return b
+        }
+    }
+
+    /// Starts a new FCP reset epoch (after the agent or the arbiter lost track); queued
+    /// packets and their demand carry over.
+    public mutating func forceReset(now: UInt64) {
+        session.forceReset(now: now)
+    }
+
+    // MARK: Release
+
+    /// The next packet to send now, if a slot has come: every packet of an allocated slot
+    /// in turn, then the next slot's. A slot that finds its queue empty is counted and the
+    /// demand it stood for is given back.
+    public mutating func nextRelease(now: UInt64) -> AgentRelease? {
+        while chain < 0 {
+            let lead = configuration.releaseLeadNanoseconds
+            guard let a = session.takeAllocation(dueBy: now &+ lead) else { return nil }
+            guard let peer = peerByNode[a.destination.rawValue] else {
+                statistics.allocationsForUnknownPeers &+= 1
+                continue
+            }
+            promised[peer] = max(0, promised[peer] - 1)
+            guard let (first, _) = queues.detachSlot(peer) else {
+                statistics.allocationsUnused &+= 1
+                giveBackExcess(peer)
+                continue
+            }
+            statistics.slotsUsed &+= 1
+            chain = first
+            chainSlot = a.slot
+            chainStart = a.startNanoseconds
+            chainPath = a.path
+            chainPeer = peer
+        }
+        let (handle, length, next) = queues.take(chain)
+        chain = next
+        let lead = configuration.releaseLeadNanoseconds
+        let planned = chainStart > lead ? chainStart - lead : 0
+        let late = now > planned ? now - planned : 0
+        statistics.lateness[Self.latenessBucket(late)] &+= 1
+        statistics.packetsReleased &+= 1
+        if late > lead &+ configuration.slotNanoseconds { statistics.releasesAfterSlot &+= 1 }
+        return AgentRelease(
+            handle: handle, length: length, peer: chainPeer, path: chainPath, slot: chainSlot, slotStart: chainStart,
+            latenessNanoseconds: late)
+    }
+
+    /// Demand the session still holds beyond what the queue needs is asked back, so the
+    /// arbiter stops allocating slots nothing will use.
+    private mutating func giveBackExcess(_ peer: Int) {
+        let excess = promised[peer] - queues.slotCounts[peer]
+        guard excess > 0 else { return }
+        let k = session.withdrawDemand(to: configuration.peers[peer].node, slots: UInt64(excess))
+        promised[peer] -= Int(k)
+        statistics.slotsGivenBack &+= k
+    }
+
+    /// Histogram bucket of a release `late` nanoseconds after plan: 0 below 128 ns, then
+    /// one bucket per doubling (bucket k below 128·2^k ns), the last one open-ended.
+    public static func latenessBucket(_ late: UInt64) -> Int {
+        let scaled = late >> 7
+        guard scaled > 0 else { return 0 }
+        return min(15, 64 - scaled.leadingZeroBitCount)
+    }
+}
