@@ -11,7 +11,9 @@ let package = Package(
         .library(name: "FastpassProtocol", targets: ["FastpassProtocol"]),
         .library(name: "FastpassArbiter", targets: ["FastpassArbiter"]),
         .library(name: "FastpassAgent", targets: ["FastpassAgent"]),
+        .library(name: "FastpassFabric", targets: ["FastpassFabric"]),
         .executable(name: "fastpass-bench", targets: ["fastpass-bench"]),
+        .executable(name: "fastpass-sim", targets: ["fastpass-sim"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -42,6 +44,18 @@ let package = Package(
             name: "FastpassAgent",
             dependencies: ["FastpassProtocol"],
             path: "Sources/EndpointAgent"
+        ),
+        // A discrete-event leaf–spine fabric that runs the real arbiter and agent cores on a
+        // virtual clock, with a DCTCP-style baseline transport for comparison.
+        .target(
+            name: "FastpassFabric",
+            dependencies: ["FastpassProtocol", "FastpassArbiter", "FastpassAgent"],
+            path: "Sources/Fabric"
+        ),
+        .executableTarget(
+            name: "fastpass-sim",
+            dependencies: ["FastpassFabric", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/fastpass-sim"
         ),
         // Counts malloc calls by interposing the allocator inside the benchmark binary only,
         // so benchmarks can prove the hot paths allocate nothing.
@@ -74,6 +88,11 @@ let package = Package(
             name: "AgentTests",
             dependencies: ["FastpassAgent", "FastpassArbiter", "FastpassProtocol"],
             path: "Tests/AgentTests"
+        ),
+        .testTarget(
+            name: "FabricTests",
+            dependencies: ["FastpassFabric"],
+            path: "Tests/FabricTests"
         ),
     ]
 )

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# The demo. Builds the release binaries and shows what exists so far:
-#   - the FCP codec benchmark (encode/decode of the largest ALLOC packet, allocation-free);
-#   - the timeslot allocator on the reference workload (256 hosts at 90 % load), on one core
-#     and pipelined over two;
-#   - path selection on a 1024-host leaf–spine fabric (32 racks, 8 spines).
-# The simulated Clos fabric demo (`fastpass-sim demo`: 64 hosts, web-search traffic at
-# 60 % load, arbiter against a DCTCP-like baseline) replaces this once it exists.
+# The demo. Builds the release binaries, then:
+#   - `fastpass-sim demo`: a simulated leaf–spine fabric (64 hosts in 4 racks, 4 spines,
+#     10 Gbit/s) with web-search traffic at 60 % load, 20 ms simulated, run once with the
+#     real arbiter and agent cores exchanging FCP across the fabric and once with a
+#     DCTCP-like baseline; prints the comparison and writes fastpass-demo.json;
+#   - the per-core benchmarks: FCP codec, timeslot allocator (256 hosts at 90 % load, one
+#     core and two) and path selection (1024 hosts, 8 spines).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== building (release)"
+swift build -c release --product fastpass-sim
 swift build -c release --product fastpass-bench
+echo
+.build/release/fastpass-sim demo --json fastpass-demo.json
 echo
 echo "== FCP codec: the largest reference ALLOC packet, encoded and decoded"
 .build/release/fastpass-bench codec --runs 5 --packets 500000
@@ -23,5 +26,3 @@ echo "== the same, pipelined over two cores"
 echo
 echo "== path selection: 32 racks of 32 hosts, 8 spines, load 0.9"
 .build/release/fastpass-bench paths --runs 3
-echo
-echo "The simulated-fabric demo (fastpass-sim demo) is not built yet: see docs/ and the issue list."

@@ -225,10 +225,13 @@ public final class ArbiterCore {
         Self.slot(at: now, origin: configuration.slotOrigin, picoseconds: timeslotPicoseconds)
     }
 
-    /// When `slot` starts on the arbiter's clock.
+    /// When `slot` starts on the arbiter's clock: the first whole nanosecond in it, so that
+    /// `currentSlot(now: start(ofSlot: s)) == s` (rounding down would give a time still in
+    /// the slot before, and a caller waking then would find nothing to do, forever).
     public func start(ofSlot slot: UInt64) -> UInt64 {
         let (high, low) = slot.multipliedFullWidth(by: timeslotPicoseconds)
-        return configuration.slotOrigin &+ UInt64(1000).dividingFullWidth((high, low)).quotient
+        let (q, r) = UInt64(1000).dividingFullWidth((high, low))
+        return configuration.slotOrigin &+ q &+ (r > 0 ? 1 : 0)
     }
 
     /// The number a session uses for our slot `slot`: ours for an endpoint that took the

@@ -36,6 +36,9 @@ public struct AgentConfiguration: Sendable {
     /// How long before its slot starts an allocated packet is released, to cover the time
     /// from release to the wire.
     public var releaseLeadNanoseconds: UInt64 = 0
+    /// Least time between two FCP packets to the arbiter: new demand waits up to this long so
+    /// that one packet carries the requests of many packets queued meanwhile.
+    public var requestIntervalNanoseconds: UInt64 = 2_000
     /// IP protocols that never wait (FCP, 222, always bypasses).
     public var bypassProtocols: Set<UInt8> = []
     /// DSCP values that never wait.

@@ -31,6 +31,11 @@ public struct AgentStatistics: Sendable {
     public var packetsReleased: UInt64 = 0
     /// Released packets whose release came after their slot had ended.
     public var releasesAfterSlot: UInt64 = 0
+    /// FCP packets sent to the arbiter and their bytes (FCP payload, no IP header).
+    public var controlPacketsSent: UInt64 = 0
+    public var controlBytesSent: UInt64 = 0
+    /// FCP packets the session could not build.
+    public var controlEncodeFailures: UInt64 = 0
     /// Release lateness: see ``AgentCore/latenessBucket(_:)``.
     public var lateness = InlineArray<16, UInt64>(repeating: 0)
 
@@ -164,17 +169,31 @@ public struct AgentCore {
     /// Runs the session's timers that are due.
     public mutating func advance(now: UInt64) {
         if let d = session.timerDeadline, d <= now { session.handleTimeout(now: now) }
+        handledThrough = max(handledThrough, now)
     }
+
+    /// The latest time ``advance(now:)`` ran: a session timer at or before it has been
+    /// handled, and what it left to do is sending, which the request interval paces.
+    private var handledThrough: UInt64 = 0
 
     /// The next FCP packet to send to the arbiter, built into `buffer`; nil when there is
     /// nothing to send. Returns the length.
     public mutating func nextControlPacket(now: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Int? {
-        guard session.wantsToSend else { return nil }
+        guard session.wantsToSend, now >= nextControlTime else { return nil }
         switch session.send(now: now, into: buffer) {
-        case .success(let n): return n
-        case .failure: return nil
+        case .success(let n):
+            nextControlTime = now &+ configuration.requestIntervalNanoseconds
+            statistics.controlPacketsSent &+= 1
+            statistics.controlBytesSent &+= UInt64(n)
+            return n
+        case .failure:
+            statistics.controlEncodeFailures &+= 1
+            return nil
         }
     }
+
+    /// Earliest time the next FCP packet may leave (``AgentConfiguration/requestIntervalNanoseconds``).
+    private var nextControlTime: UInt64 = 0
 
     /// The earliest time something is due: a session timer or the release of the next
     /// allocated slot.
@@ -182,11 +201,10 @@ public struct AgentCore {
         let release = session.nextAllocationStart.map {
             $0 > configuration.releaseLeadNanoseconds ? $0 - configuration.releaseLeadNanoseconds : 0
         }
-        switch (session.timerDeadline, release) {
-        case (let a?, let b?): return min(a, b)
-        case (let a?, nil): return a
-        case (nil, let b): return b
-        }
+        var earliest = session.timerDeadline.map { $0 > handledThrough ? $0 : UInt64.max } ?? .max
+        if let release { earliest = min(earliest, release) }
+        if session.wantsToSend { earliest = min(earliest, nextControlTime) }
+        return earliest == .max ? nil : earliest
     }
 
     /// Starts a new FCP reset epoch (after the agent or the arbiter lost track); queued

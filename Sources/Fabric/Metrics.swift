@@ -1,0 +1,145 @@
+/// Time-weighted histogram of a queue's occupancy: how long it held each amount.
+struct OccupancyHistogram {
+    /// Width of a byte bucket.
+    static let byteBucket = 64
+    var bytes: [UInt64]
+    var packets: [UInt64]
+    var maxBytes = 0
+    var maxPackets = 0
+
+    init() {
+        bytes = [UInt64](repeating: 0, count: 1 << 16)
+        packets = [UInt64](repeating: 0, count: 1 << 13)
+    }
+
+    /// The queue held `b` bytes in `p` packets for `duration` ns.
+    mutating func add(bytes b: Int, packets p: Int, duration: UInt64) {
+        guard duration > 0 else { return }
+        bytes[min(bytes.count - 1, (b + Self.byteBucket - 1) / Self.byteBucket)] &+= duration
+        packets[min(packets.count - 1, p)] &+= duration
+    }
+
+    mutating func noteMaximum(bytes b: Int, packets p: Int) {
+        maxBytes = max(maxBytes, b)
+        maxPackets = max(maxPackets, p)
+    }
+
+    /// The smallest bucket holding fraction `q` of the time, as its upper bound.
+    static func quantile(_ h: [UInt64], _ q: Double, width: Int) -> Int {
+        let total = h.reduce(0, &+)
+        guard total > 0 else { return 0 }
+        let target = UInt64((Double(total) * q).rounded(.up))
+        var sum: UInt64 = 0
+        for (i, t) in h.enumerated() {
+            sum &+= t
+            if sum >= target { return i * width }
+        }
+        return (h.count - 1) * width
+    }
+
+    func summary() -> QueueSummary {
+        QueueSummary(
+            p50Bytes: Self.quantile(bytes, 0.5, width: Self.byteBucket),
+            p99Bytes: Self.quantile(bytes, 0.99, width: Self.byteBucket), maxBytes: maxBytes,
+            p50Packets: Self.quantile(packets, 0.5, width: 1), p99Packets: Self.quantile(packets, 0.99, width: 1),
+            maxPackets: maxPackets)
+    }
+
+    /// Points of the occupancy CDF in bytes, for plots.
+    func cdf(points: Int = 200) -> [[Double]] {
+        let total = Double(bytes.reduce(0, &+))
+        guard total > 0 else { return [] }
+        var out: [[Double]] = []
+        var sum = 0.0
+        let last = bytes.lastIndex { $0 > 0 } ?? 0
+        let stride = max(1, last / points)
+        for i in 0...last {
+            sum += Double(bytes[i])
+            if i % stride == 0 || i == last { out.append([Double(i * Self.byteBucket), sum / total]) }
+        }
+        return out
+    }
+}
+
+/// Occupancy of one class of switch ports, time-weighted over the run. Quantiles are
+/// upper bounds of 64-byte buckets.
+public struct QueueSummary: Codable, Sendable, Hashable {
+    public var p50Bytes: Int
+    public var p99Bytes: Int
+    public var maxBytes: Int
+    public var p50Packets: Int
+    public var p99Packets: Int
+    public var maxPackets: Int
+}
+
+/// Flow completion time and slowdown (FCT over the time the flow would take alone on an
+/// idle fabric) of one size bucket.
+public struct FlowSummary: Codable, Sendable, Hashable {
+    public var bucket: String
+    public var flows: Int
+    public var fctP50Microseconds: Double
+    public var fctP99Microseconds: Double
+    public var slowdownP50: Double
+    public var slowdownP99: Double
+}
+
+/// The value at fraction `q` of sorted `values` (nearest rank), 0 when empty.
+func percentile(_ sorted: [Double], _ q: Double) -> Double {
+    guard !sorted.isEmpty else { return 0 }
+    let rank = Int((q * Double(sorted.count)).rounded(.up)) - 1
+    return sorted[min(sorted.count - 1, max(0, rank))]
+}
+
+/// Jain's index of `values`: 1 when all are equal, 1/n when one takes everything.
+func jainIndex(_ values: [Double]) -> Double {
+    guard !values.isEmpty else { return 1 }
+    let sum = values.reduce(0, +)
+    let squares = values.reduce(0) { $0 + $1 * $1 }
+    return squares > 0 ? sum * sum / (Double(values.count) * squares) : 1
+}
+
+/// Everything measured in one run of one system.
+public struct SystemResult: Codable, Sendable {
+    public var system: String
+    public var simulatedMilliseconds: Double
+    /// Switch queue occupancy over every switch port (ToR down, ToR up, spine down).
+    public var queueP50Bytes: Int
+    public var queueP99Bytes: Int
+    public var queueMaxBytes: Int
+    public var queueP99Packets: Int
+    public var queueMaxPackets: Int
+    /// By port class: "tor_down", "tor_up", "spine_down".
+    public var queues: [String: QueueSummary]
+    public var drops: UInt64
+    public var dataDrops: UInt64
+    public var controlDrops: UInt64
+    public var ecnMarks: UInt64
+    /// Payload delivered to receivers per second of the run.
+    public var throughputGbps: Double
+    /// Throughput over the capacity of every host link.
+    public var utilization: Double
+    public var flowsStarted: Int
+    public var flowsCompleted: Int
+    public var fctSlowdownP50Small: Double
+    public var fctSlowdownP99Small: Double
+    public var flowBuckets: [FlowSummary]
+    /// Jain's index of the completed flows' throughputs (incast: the competing senders).
+    public var jainFairness: Double
+    /// FCP bytes on the wire (both ways), and their share of the host links' capacity.
+    public var controlBytes: UInt64
+    public var controlShare: Double
+    /// Time a packet waited in its agent for its slot (fastpass only): p50 / p99.
+    public var agentWaitP50Microseconds: Double
+    public var agentWaitP99Microseconds: Double
+    /// Timeslots two hosts' packets shared at one receiver, or one host sent twice in;
+    /// links over capacity (checked on every packet a switch forwards).
+    public var doubleBookedSlots: UInt64
+    public var retransmissionTimeouts: UInt64
+    public var events: UInt64
+    public var eventsPerSecond: Double
+    public var wallSeconds: Double
+    /// Occupancy CDF of the ToR downlinks (bytes, fraction), for the report.
+    public var torDownCDF: [[Double]]
+    /// Queue bytes at the busiest ToR downlink, sampled every 10 µs: (µs, bytes).
+    public var timeline: [[Double]]
+}

@@ -1,0 +1,109 @@
+import Foundation
+
+/// The parameters of a run, as written in the JSON results.
+public struct ReportParameters: Codable, Sendable {
+    public var racks: Int
+    public var hostsPerRack: Int
+    public var hosts: Int
+    public var spines: Int
+    public var hostLinkGbps: Double
+    public var oversubscription: Double
+    public var linkDelayNanoseconds: UInt64
+    public var portBufferBytes: Int
+    public var ecnThresholdBytes: Int
+    public var traffic: String
+    public var workload: String?
+    public var load: Double?
+    public var flowBytes: Int?
+    public var senders: Int?
+    public var simulatedMilliseconds: Double
+    public var controlLoss: Double
+    public var controlDuplication: Double
+    public var controlReordering: Double
+    public var arbiterRestartMilliseconds: Double?
+    public var seed: UInt64
+
+    public init(_ c: FabricConfiguration) {
+        racks = c.racks
+        hostsPerRack = c.hostsPerRack
+        hosts = c.hostCount
+        spines = c.spines
+        hostLinkGbps = c.hostLinkGbps
+        oversubscription = c.oversubscription
+        linkDelayNanoseconds = c.linkDelayNanoseconds
+        portBufferBytes = c.portBufferBytes
+        ecnThresholdBytes = c.ecnThresholdBytes
+        switch c.traffic.pattern {
+        case .poisson(let d, let l):
+            traffic = "poisson"
+            workload = d.name
+            load = l
+        case .incast(let s, let b):
+            traffic = "incast"
+            senders = s
+            flowBytes = b
+        case .permutation(let b):
+            traffic = "permutation"
+            flowBytes = b
+        case .allToAll(let b):
+            traffic = "all-to-all"
+            flowBytes = b
+        }
+        simulatedMilliseconds = Double(c.traffic.durationNanoseconds) / 1e6
+        controlLoss = c.faults.controlLoss
+        controlDuplication = c.faults.controlDuplication
+        controlReordering = c.faults.controlReordering
+        arbiterRestartMilliseconds = c.faults.arbiterRestartAt.map { Double($0) / 1e6 }
+        seed = c.seed
+    }
+}
+
+/// The JSON results file: the parameters and one entry per system.
+public struct SimulationReport: Codable, Sendable {
+    public var parameters: ReportParameters
+    public var systems: [SystemResult]
+
+    public init(parameters: ReportParameters, systems: [SystemResult]) {
+        self.parameters = parameters
+        self.systems = systems
+    }
+}
+
+/// The terminal comparison: one column per system.
+public enum ComparisonTable {
+    public static func render(_ results: [SystemResult]) -> String {
+        func kb(_ b: Int) -> String { String(format: "%.1f KB", Double(b) / 1000) }
+        let rows: [(String, (SystemResult) -> String)] = [
+            ("switch queue p50", { kb($0.queueP50Bytes) }),
+            ("switch queue p99", { "\(kb($0.queueP99Bytes)) (\($0.queueP99Packets) pkts)" }),
+            ("switch queue max", { "\(kb($0.queueMaxBytes)) (\($0.queueMaxPackets) pkts)" }),
+            ("drops (data / control)", { "\($0.dataDrops) / \($0.controlDrops)" }),
+            ("throughput", { String(format: "%.1f Gbit/s (%.1f %%)", $0.throughputGbps, $0.utilization * 100) }),
+            ("flows completed", { "\($0.flowsCompleted) of \($0.flowsStarted)" }),
+            (
+                "slowdown < 100 KB p50 / p99",
+                { String(format: "%.2f / %.2f", $0.fctSlowdownP50Small, $0.fctSlowdownP99Small) }
+            ),
+            ("control overhead", { String(format: "%.3f %% of capacity", $0.controlShare * 100) }),
+            (
+                "agent wait p50 / p99",
+                {
+                    $0.system == "fastpass"
+                        ? String(format: "%.1f / %.1f µs", $0.agentWaitP50Microseconds, $0.agentWaitP99Microseconds)
+                        : "—"
+                }
+            ),
+            ("double-booked slots", { $0.system == "fastpass" ? "\($0.doubleBookedSlots)" : "—" }),
+            ("retransmission timeouts", { "\($0.retransmissionTimeouts)" }),
+            ("events / wall time", { String(format: "%.2f M/s (%.1f s)", $0.eventsPerSecond / 1e6, $0.wallSeconds) }),
+        ]
+        let header = [""] + results.map(\.system)
+        var table = [header]
+        for (name, value) in rows { table.append([name] + results.map(value)) }
+        let widths = (0..<header.count).map { col in table.map { $0[col].count }.max() ?? 0 }
+        return table.map { row in
+            row.enumerated().map { i, cell in cell.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,177 @@
+import Foundation
+import Testing
+
+@testable import FastpassFabric
+
+/// Scaled-down versions of the simulator's acceptance runs: the same relations, smaller
+/// fabrics and shorter times so they fit in CI.
+@Suite("Simulated fabric")
+struct SimulationTests {
+    static func small(_ edit: (inout FabricConfiguration) -> Void = { _ in }) -> FabricConfiguration {
+        var c = FabricConfiguration()
+        c.racks = 2
+        c.hostsPerRack = 8
+        c.spines = 2
+        c.traffic.durationNanoseconds = 4_000_000
+        edit(&c)
+        return c
+    }
+
+    static func run(_ c: FabricConfiguration, _ system: SimulatedSystem) throws -> SystemResult {
+        try Simulation(configuration: c, system: system).run()
+    }
+
+    @Test(
+        "web search at 60 %: the arbiter keeps switch queues within 2 MTU with no drops; the baseline queues to its ECN threshold"
+    )
+    func webSearch() throws {
+        let c = Self.small()
+        let fastpass = try Self.run(c, .fastpass)
+        let baseline = try Self.run(c, .baseline)
+        print(
+            "web search: fastpass p99 \(fastpass.queueP99Bytes) B max \(fastpass.queueMaxBytes) B drops \(fastpass.drops), \(fastpass.throughputGbps) Gbit/s; baseline p99 \(baseline.queueP99Bytes) B max \(baseline.queueMaxBytes) B drops \(baseline.drops), \(baseline.throughputGbps) Gbit/s"
+        )
+        #expect(fastpass.drops == 0)
+        #expect(fastpass.doubleBookedSlots == 0)
+        #expect(fastpass.queueP99Bytes <= 2 * c.mtuBytes)
+        for (name, q) in fastpass.queues { #expect(q.p99Bytes <= 2 * c.mtuBytes, "\(name)") }
+        #expect(fastpass.flowsCompleted > 0)
+        #expect(fastpass.throughputGbps >= 0.95 * baseline.throughputGbps)
+        // The baseline is DCTCP-like: its queues reach the marking threshold and get marked.
+        #expect(baseline.queueMaxBytes >= c.ecnThresholdBytes)
+        #expect(baseline.ecnMarks > 0)
+        #expect(baseline.queueMaxBytes >= 20 * fastpass.queueMaxBytes)
+    }
+
+    @Test("incast 16 → 1: the arbiter keeps the receiver's port within 2 MTU; the baseline overflows a small buffer")
+    func incast() throws {
+        let c = Self.small {
+            $0.traffic.pattern = .incast(senders: 15, bytes: 200_000)
+            $0.portBufferBytes = 100_000
+            $0.traffic.durationNanoseconds = 6_000_000
+        }
+        let fastpass = try Self.run(c, .fastpass)
+        let baseline = try Self.run(c, .baseline)
+        print(
+            "incast: fastpass tor_down max \(fastpass.queues["tor_down"]!.maxBytes) B, drops \(fastpass.drops), completed \(fastpass.flowsCompleted); baseline max \(baseline.queues["tor_down"]!.maxBytes) B, drops \(baseline.drops), timeouts \(baseline.retransmissionTimeouts)"
+        )
+        #expect(fastpass.drops == 0)
+        #expect(fastpass.queues["tor_down"]!.p99Bytes <= 2 * c.mtuBytes)
+        #expect(fastpass.flowsCompleted == 15)
+        #expect(fastpass.jainFairness > 0.95)
+        #expect(baseline.drops > 0)
+        #expect(baseline.retransmissionTimeouts > 0)
+    }
+
+    @Test(
+        "lost, duplicated and reordered control packets and an arbiter restart: every flow completes, no slot booked twice"
+    )
+    func faults() throws {
+        let c = Self.small {
+            $0.traffic.pattern = .permutation(bytes: 300_000)
+            $0.traffic.durationNanoseconds = 12_000_000
+            $0.faults.controlLoss = 0.1
+            $0.faults.controlDuplication = 0.05
+            $0.faults.controlReordering = 0.05
+            $0.faults.arbiterRestartAt = 1_000_000
+        }
+        let r = try Self.run(c, .fastpass)
+        print(
+            "faults: completed \(r.flowsCompleted) of \(r.flowsStarted), drops \(r.drops), double-booked \(r.doubleBookedSlots)"
+        )
+        #expect(r.flowsCompleted == r.flowsStarted)
+        #expect(r.flowsStarted == 16)
+        #expect(r.doubleBookedSlots == 0)
+        #expect(r.dataDrops == 0)
+    }
+
+    @Test("same configuration and seed: identical results; another seed: different ones")
+    func deterministic() throws {
+        let c = Self.small { $0.traffic.durationNanoseconds = 2_000_000 }
+        func encoded(_ r: SystemResult) throws -> Data {
+            var r = r
+            r.eventsPerSecond = 0
+            r.wallSeconds = 0
+            let e = JSONEncoder()
+            e.outputFormatting = .sortedKeys
+            return try e.encode(r)
+        }
+        for system in SimulatedSystem.allCases {
+            let a = try encoded(Self.run(c, system))
+            let b = try encoded(Self.run(c, system))
+            #expect(a == b, "\(system)")
+            var other = c
+            other.seed = 2
+            #expect(try encoded(Self.run(other, system)) != a, "\(system)")
+        }
+    }
+
+    @Test("bad configurations are refused with the field named")
+    func invalid() {
+        func problem(_ edit: (inout FabricConfiguration) -> Void) -> String? {
+            var c = FabricConfiguration()
+            edit(&c)
+            do {
+                _ = try Simulation(configuration: c, system: .baseline)
+                return nil
+            } catch {
+                return error.description
+            }
+        }
+        #expect(problem { _ in } == nil)
+        #expect(problem { $0.racks = 0 }?.hasPrefix("racks") == true)
+        #expect(problem { $0.spines = 0 }?.hasPrefix("spines") == true)
+        #expect(problem { $0.oversubscription = 0.5 }?.hasPrefix("oversubscription") == true)
+        #expect(problem { $0.portBufferBytes = 10 }?.hasPrefix("portBufferBytes") == true)
+        #expect(problem { $0.traffic.pattern = .poisson(.webSearch, load: 1.5) }?.hasPrefix("traffic.load") == true)
+        #expect(problem { $0.traffic.pattern = .incast(senders: 64, bytes: 1) }?.contains("incast senders") == true)
+        #expect(problem { $0.faults.controlLoss = 1 }?.hasPrefix("faults.controlLoss") == true)
+    }
+}
+
+@Suite("Workloads")
+struct WorkloadTests {
+    @Test("the built-in distributions match the published files and their stated means")
+    func builtIns() throws {
+        #expect(abs(FlowSizeDistribution.webSearch.meanBytes - 1.7e6) < 0.1e6)
+        #expect(abs(FlowSizeDistribution.dataMining.meanBytes - 7.5e6) < 0.5e6)
+        let directory =
+            ProcessInfo.processInfo.environment["FASTPASS_WORKLOADS_DIR"]
+            ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+                "../../../shared/workloads"
+            )
+            .standardized.path
+        guard FileManager.default.fileExists(atPath: directory + "/websearch.cdf") else {
+            print("workloads: skipped the comparison with the published files: none at \(directory)")
+            return
+        }
+        for builtIn in [FlowSizeDistribution.webSearch, .dataMining] {
+            let file = try FlowSizeDistribution(path: "\(directory)/\(builtIn.name).cdf")
+            #expect(file == builtIn, "\(builtIn.name)")
+        }
+    }
+
+    @Test("sampling inverts the CDF with linear interpolation")
+    func sampling() throws {
+        let d = try FlowSizeDistribution(name: "t", text: "# comment\n0 0\n100 0.5\n300 1\n")
+        #expect(d.size(at: 0.25) == 50)
+        #expect(d.size(at: 0.5) == 100)
+        #expect(d.size(at: 0.75) == 200)
+        #expect(d.meanBytes == 0.5 * 50 + 0.5 * 200)
+    }
+
+    @Test("malformed workload files are refused with the line named")
+    func malformed() {
+        func reason(_ text: String) -> String? {
+            do {
+                _ = try FlowSizeDistribution(name: "x", text: text)
+                return nil
+            } catch { return error.description }
+        }
+        #expect(reason("0 0\n10 0.5 7\n20 1") == "workload x: line 2: expected `bytes fraction`, got `10 0.5 7`")
+        #expect(reason("0 0\n10 0.6\n5 1")?.contains("line 3: sizes and fractions must not decrease") == true)
+        #expect(reason("0 0\n10 0.5")?.contains("the last fraction must be 1") == true)
+        #expect(reason("0 0\n10 1.5")?.contains("line 2") == true)
+        #expect(reason("")?.contains("at least two points") == true)
+    }
+}
