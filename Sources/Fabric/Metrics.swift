@@ -123,8 +123,9 @@ public struct SystemResult: Codable, Sendable {
     public var fctSlowdownP50Small: Double
     public var fctSlowdownP99Small: Double
     public var flowBuckets: [FlowSummary]
-    /// Jain's index of the completed flows' throughputs (incast: the competing senders).
-    public var jainFairness: Double
+    /// Jain's index of the completed flows' throughputs (incast: the competing senders);
+    /// nil when no flow completed.
+    public var jainFairness: Double?
     /// FCP bytes on the wire (both ways), and their share of the host links' capacity.
     public var controlBytes: UInt64
     public var controlShare: Double
