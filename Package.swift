@@ -79,14 +79,19 @@ let package = Package(
             dependencies: ["FastpassProtocol"],
             path: "Tests/ProtocolTests"
         ),
+        // What several test suites share: the seeded random generator.
+        .target(
+            name: "TestSupport",
+            path: "Tests/Support"
+        ),
         .testTarget(
             name: "ArbiterTests",
-            dependencies: ["FastpassArbiter", "FastpassProtocol"],
+            dependencies: ["FastpassArbiter", "FastpassProtocol", "TestSupport"],
             path: "Tests/ArbiterTests"
         ),
         .testTarget(
             name: "AgentTests",
-            dependencies: ["FastpassAgent", "FastpassArbiter", "FastpassProtocol"],
+            dependencies: ["FastpassAgent", "FastpassArbiter", "FastpassProtocol", "TestSupport"],
             path: "Tests/AgentTests"
         ),
         .testTarget(

@@ -1,22 +1,9 @@
 import FastpassArbiter
 import FastpassProtocol
+import TestSupport
 import Testing
 
 @testable import FastpassAgent
-
-struct AgentRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &* 0x2545_F491_4F6C_DD1D }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-}
-
 /// An IPv4 packet of `length` bytes from `source` to `destination`.
 func ipv4(
     from source: UInt32 = 0x0A00_0001, to destination: UInt32, length: Int = 100, proto: UInt8 = 6, dscp: UInt8 = 0
@@ -112,7 +99,7 @@ struct AgentCoreTests {
         let topology = try Topology(TopologyConfiguration.regular(racks: 2, hostsPerRack: 4, spines: 2))
         let lead: UInt64 = 300
         var fabric = try Fabric(topology: topology, lead: lead)
-        var random = AgentRandom(seed: 11)
+        var random = TestRandom(seed: 11)
         var sent: [Int: [UInt32]] = [:]  // source * 64 + destination → handles in order
         var handle: UInt32 = 0
         for _ in 0..<3 {
@@ -240,7 +227,7 @@ struct AgentCoreTests {
         let peers = (2...40).map { AgentPeer(address: 0x0A00_0000 | UInt32($0), node: NodeID(UInt32($0))) }
         let classifier = PacketClassifier(
             AgentConfiguration(session: EndpointSessionConfiguration(), address: 0x0A00_0001, peers: peers))
-        var random = AgentRandom(seed: 5)
+        var random = TestRandom(seed: 5)
         var scheduled = 0
         for _ in 0..<200_000 {
             let n = random.below(80)

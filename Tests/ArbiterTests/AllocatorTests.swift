@@ -1,22 +1,8 @@
 import FastpassProtocol
+import TestSupport
 import Testing
 
 @testable import FastpassArbiter
-
-/// SplitMix64, so that every randomised run is reproducible from its seed.
-struct TestRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &* 0x2545_F491_4F6C_DD1D }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    mutating func chance(_ p: Double) -> Bool { Double(next() >> 11) / Double(1 << 53) < p }
-}
 
 /// Checks one batch against the fabric: one packet per source and per destination per
 /// slot, racks within their uplink capacity, every inter-rack allocation on a usable

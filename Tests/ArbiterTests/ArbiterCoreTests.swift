@@ -1,4 +1,5 @@
 import FastpassProtocol
+import TestSupport
 import Testing
 
 @testable import FastpassArbiter

@@ -1,5 +1,6 @@
 import FastpassProtocol
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import FastpassArbiter
