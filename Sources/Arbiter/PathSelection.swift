@@ -6,8 +6,11 @@
 /// destination's rack) is edge-coloured. A rack's degree is at most S × c (S spines of c
 /// packets each per slot), which the allocator guarantees, and by König's theorem S × c
 /// colours then suffice. Methods:
-/// - *edge colouring* (the default, any number of spines): colour `k` is packet `k mod c`
-///   of spine `k / c`. Every rack side keeps a bitmap of its free colours; an edge takes
+/// - *edge colouring* (the default, any number of spines): colour `k` is packet `k / S`
+///   of spine `k mod S`, so the lowest colours, tried first, spread a slot's packets over
+///   the spines before any link takes a second one (packets sharing a link in one slot
+///   arrive together and queue behind each other). Every rack side keeps a bitmap of its
+///   free colours; an edge takes
 ///   the lowest colour free at both its racks, and when there is none, colours α (free at
 ///   the source) and β (free at the destination) are swapped along the alternating α/β
 ///   path from the destination, which cannot reach the source, freeing α there. With links
@@ -275,10 +278,15 @@ public final class PathSelector: @unchecked Sendable {
                 for w in 0..<words { allowedByCapacity[base + w] = 0 }
                 guard c > 0 else { continue }
                 for s in 0..<spines where topology.isUsable(rack: r, spine: s) {
-                    for k in (s * c)..<((s + 1) * c) { allowedByCapacity[base + k >> 6] |= 1 << UInt64(k & 63) }
+                    for j in 0..<c {
+                        let k = j * spines + s
+                        allowedByCapacity[base + k >> 6] |= 1 << UInt64(k & 63)
+                    }
                 }
             }
-            for k in 0..<peakColors { spineOfColor[c * peakColors + k] = c > 0 && k < spines * c ? Int16(k / c) : -1 }
+            for k in 0..<peakColors {
+                spineOfColor[c * peakColors + k] = c > 0 && k < spines * c ? Int16(k % spines) : -1
+            }
         }
     }
 

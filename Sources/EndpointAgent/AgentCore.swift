@@ -54,6 +54,8 @@ public struct AgentRelease: Sendable, Hashable {
     public var slotStart: UInt64
     /// How long after its planned release (slot start minus the lead) it was released.
     public var latenessNanoseconds: UInt64
+    /// When the allocation for this slot reached the host.
+    public var allocationAdmitted: UInt64 = 0
 }
 
 /// The agent's sans-IO core: classifies outgoing packets, holds them per destination,
@@ -79,6 +81,7 @@ public struct AgentCore {
     private var chainSlot: UInt64 = 0
     private var chainStart: UInt64 = 0
     private var chainPath = PathID.none
+    private var chainAdmitted: UInt64 = 0
     private var chainPeer = 0
 
     /// Fails with a message naming the field when the configuration cannot work.
@@ -197,14 +200,18 @@ public struct AgentCore {
 
     /// The earliest time something is due: a session timer or the release of the next
     /// allocated slot.
+    ///
+    /// A mutating getter: as a plain getter it copied the whole session (13 KB) to read it.
     public var nextDeadline: UInt64? {
-        let release = session.nextAllocationStart.map {
-            $0 > configuration.releaseLeadNanoseconds ? $0 - configuration.releaseLeadNanoseconds : 0
+        mutating get {
+            let release = session.nextAllocationStart.map {
+                $0 > configuration.releaseLeadNanoseconds ? $0 - configuration.releaseLeadNanoseconds : 0
+            }
+            var earliest = session.timerDeadline.map { $0 > handledThrough ? $0 : UInt64.max } ?? .max
+            if let release { earliest = min(earliest, release) }
+            if session.wantsToSend { earliest = min(earliest, nextControlTime) }
+            return earliest == .max ? nil : earliest
         }
-        var earliest = session.timerDeadline.map { $0 > handledThrough ? $0 : UInt64.max } ?? .max
-        if let release { earliest = min(earliest, release) }
-        if session.wantsToSend { earliest = min(earliest, nextControlTime) }
-        return earliest == .max ? nil : earliest
     }
 
     /// Starts a new FCP reset epoch (after the agent or the arbiter lost track); queued
@@ -237,6 +244,7 @@ public struct AgentCore {
             chainSlot = a.slot
             chainStart = a.startNanoseconds
             chainPath = a.path
+            chainAdmitted = a.admittedNanoseconds
             chainPeer = peer
         }
         let (handle, length, next) = queues.take(chain)
@@ -249,7 +257,7 @@ public struct AgentCore {
         if late > lead &+ configuration.slotNanoseconds { statistics.releasesAfterSlot &+= 1 }
         return AgentRelease(
             handle: handle, length: length, peer: chainPeer, path: chainPath, slot: chainSlot, slotStart: chainStart,
-            latenessNanoseconds: late)
+            latenessNanoseconds: late, allocationAdmitted: chainAdmitted)
     }
 
     /// Demand the session still holds beyond what the queue needs is asked back, so the

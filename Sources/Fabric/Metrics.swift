@@ -132,15 +132,69 @@ public struct SystemResult: Codable, Sendable {
     /// Time a packet waited in its agent for its slot (fastpass only): p50 / p99.
     public var agentWaitP50Microseconds: Double
     public var agentWaitP99Microseconds: Double
+    /// From demand to a destination the agent had nothing queued for to the arrival of
+    /// that destination's first allocation (fastpass only): p50 / p99. The arbiter's
+    /// response time, including FCP pacing and the fabric both ways; the wait behind the
+    /// host's own earlier demand is in the agent wait instead.
+    public var requestToAllocationP50Microseconds: Double
+    public var requestToAllocationP99Microseconds: Double
     /// Timeslots two hosts' packets shared at one receiver, or one host sent twice in;
     /// links over capacity (checked on every packet a switch forwards).
     public var doubleBookedSlots: UInt64
+    /// Scheduled packets a ToR moved off a spine that was down (slots allocated before the
+    /// arbiter learnt of the failure).
+    public var reroutedScheduledPackets: UInt64
+    /// Data packets each spine forwarded.
+    public var spinePackets: [UInt64]
     public var retransmissionTimeouts: UInt64
     public var events: UInt64
     public var eventsPerSecond: Double
     public var wallSeconds: Double
-    /// Occupancy CDF of the ToR downlinks (bytes, fraction), for the report.
-    public var torDownCDF: [[Double]]
+    /// Occupancy CDF over every switch port, time-weighted: (bytes, fraction), for the report.
+    public var queueCDF: [[Double]]
     /// Queue bytes at the busiest ToR downlink, sampled every 10 µs: (µs, bytes).
     public var timeline: [[Double]]
+}
+
+/// Distribution of durations in nanoseconds with bounded memory: 16 linear sub-buckets
+/// per power of two (quantiles within 1/16 of the true value), so a run of any length
+/// keeps 1 KB per distribution instead of one value per packet.
+struct DurationHistogram {
+    private var counts = [UInt64](repeating: 0, count: 64 * 16)
+    private(set) var total: UInt64 = 0
+
+    private static func bucket(_ ns: UInt64) -> Int {
+        guard ns >= 16 else { return Int(ns) }
+        let exponent = 63 - ns.leadingZeroBitCount  // ≥ 4
+        let sub = Int((ns >> UInt64(exponent - 4)) & 15)
+        return (exponent - 3) * 16 + sub
+    }
+
+    /// The smallest value of a bucket's range.
+    private static func lowerBound(_ b: Int) -> UInt64 {
+        guard b >= 16 else { return UInt64(b) }
+        let exponent = b / 16 + 3
+        return (16 + UInt64(b % 16)) << UInt64(exponent - 4)
+    }
+
+    mutating func add(_ ns: UInt64) {
+        counts[Self.bucket(ns)] &+= 1
+        total &+= 1
+    }
+
+    /// The value at fraction `q` (the middle of its bucket), in microseconds; 0 when empty.
+    func quantileMicroseconds(_ q: Double) -> Double {
+        guard total > 0 else { return 0 }
+        let target = max(1, UInt64((Double(total) * q).rounded(.up)))
+        var sum: UInt64 = 0
+        for (b, n) in counts.enumerated() where n > 0 {
+            sum &+= n
+            if sum >= target {
+                let low = Self.lowerBound(b)
+                let high = b + 1 < counts.count ? Self.lowerBound(b + 1) : low
+                return Double(low + (high - low) / 2) / 1000
+            }
+        }
+        return 0
+    }
 }

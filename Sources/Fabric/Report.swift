@@ -71,7 +71,8 @@ public struct SimulationReport: Codable, Sendable {
 
 /// The terminal comparison: one column per system.
 public enum ComparisonTable {
-    public static func render(_ results: [SystemResult]) -> String {
+    /// Each row's name and one cell per system, as the terminal and the HTML report show them.
+    public static func rows(_ results: [SystemResult]) -> [(String, [String])] {
         func kb(_ b: Int) -> String { String(format: "%.1f KB", Double(b) / 1000) }
         let rows: [(String, (SystemResult) -> String)] = [
             ("switch queue p50", { kb($0.queueP50Bytes) }),
@@ -93,13 +94,27 @@ public enum ComparisonTable {
                         : "—"
                 }
             ),
+            (
+                "request → allocation p50 / p99",
+                {
+                    $0.system == "fastpass"
+                        ? String(
+                            format: "%.1f / %.1f µs", $0.requestToAllocationP50Microseconds,
+                            $0.requestToAllocationP99Microseconds)
+                        : "—"
+                }
+            ),
             ("double-booked slots", { $0.system == "fastpass" ? "\($0.doubleBookedSlots)" : "—" }),
             ("retransmission timeouts", { "\($0.retransmissionTimeouts)" }),
             ("events / wall time", { String(format: "%.2f M/s (%.1f s)", $0.eventsPerSecond / 1e6, $0.wallSeconds) }),
         ]
+        return rows.map { name, value in (name, results.map(value)) }
+    }
+
+    public static func render(_ results: [SystemResult]) -> String {
         let header = [""] + results.map(\.system)
         var table = [header]
-        for (name, value) in rows { table.append([name] + results.map(value)) }
+        for (name, cells) in rows(results) { table.append([name] + cells) }
         let widths = (0..<header.count).map { col in table.map { $0[col].count }.max() ?? 0 }
         return table.map { row in
             row.enumerated().map { i, cell in cell.padding(toLength: widths[i], withPad: " ", startingAt: 0) }

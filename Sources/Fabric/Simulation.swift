@@ -8,9 +8,15 @@ import Foundation
 /// switches (`.fastpass`), or hosts sending with a DCTCP-style transport (`.baseline`).
 ///
 /// Deterministic: the same configuration and seed give the same results, byte for byte.
+///
+/// Single-threaded, so the hottest tables skip the runtime's dynamic exclusivity checks
+/// (`@exclusivity(unchecked)`): with them the simulator spent a quarter of its time there.
 public final class Simulation {
     public let configuration: FabricConfiguration
     public let system: SimulatedSystem
+    /// Called every 2^16 events with the fraction of the simulated time done, for a
+    /// progress display.
+    public var progress: ((Double) -> Void)?
 
     // MARK: Fabric
 
@@ -32,7 +38,8 @@ public final class Simulation {
         /// Whether the packet on the wire came from the priority queue.
         var inServiceHigh = false
         var inServiceBytes = 0
-        var lastChange: UInt64 = 0
+        /// When the occupancy last changed; the run starts at `Simulation.origin`, not 0.
+        var lastChange: UInt64 = Simulation.origin
         /// Fastpass checks: the last slot this port carried, and its source and destination.
         var lastSlot: UInt64 = .max
         var lastSource: Int32 = -1
@@ -62,11 +69,11 @@ public final class Simulation {
     let arbiterNode: Int
     let torBase: Int
     let spineBase: Int
-    var ports: [Port] = []
+    @exclusivity(unchecked) var ports: [Port] = []
     /// Each port's queues, kept apart from `ports` so that copying a `Port` out and back
     /// never duplicates a queue's storage: FCP packets first, then the rest.
-    var highQueues: [IndexFIFO] = []
-    var lowQueues: [IndexFIFO] = []
+    @exclusivity(unchecked) var highQueues: [IndexFIFO] = []
+    @exclusivity(unchecked) var lowQueues: [IndexFIFO] = []
     /// Output port of each node towards each next hop: host → NIC; ToR → per host / per
     /// spine; spine → per rack.
     var nicPort: [Int] = []
@@ -76,12 +83,12 @@ public final class Simulation {
     var rackOfEndpoint: [Int] = []
     var spineUp: [Bool]
 
-    var packets: [Packet] = []
+    @exclusivity(unchecked) var packets: [Packet] = []
     var freePackets: [Int32] = []
     var controlArena: [[UInt8]] = []
     var freeControl: [Int32] = []
 
-    var events: EventQueue
+    @exclusivity(unchecked) var events: EventQueue
     /// Virtual time starts here rather than at 0: FCP compares reset timestamps within a
     /// window of seconds, as a host's clock long after boot would allow.
     static let origin: UInt64 = 10_000_000_000
@@ -118,14 +125,20 @@ public final class Simulation {
         var inAgent: Int32 = 0
     }
 
-    var flows: [Flow] = []
+    @exclusivity(unchecked) var flows: [Flow] = []
     /// Fastpass: flows of each host with packets not yet handed to its agent.
     var pendingFlows: [[Int32]] = []
 
     // MARK: Fastpass
 
     var arbiter: ArbiterCore?
-    var agents: [AgentCore] = []
+    /// Boxed: an `AgentCore` is several kilobytes, and reaching one inside an array from
+    /// this module copied it on every call (a third of the run time went to memmove).
+    final class AgentBox {
+        var core: AgentCore
+        init(_ core: AgentCore) { self.core = core }
+    }
+    @exclusivity(unchecked) var agents: [AgentBox] = []
     var agentWakeAt: [UInt64] = []
     var agentWakeGeneration: [UInt32] = []
     var arbiterWakeAt: UInt64 = .max
@@ -136,7 +149,7 @@ public final class Simulation {
 
     // MARK: Measurements
 
-    var histograms: [OccupancyHistogram]
+    @exclusivity(unchecked) var histograms: [OccupancyHistogram]
     var drops: UInt64 = 0
     var dropsByClass = [UInt64](repeating: 0, count: PortClass.allCases.count)
     var dataDrops: UInt64 = 0
@@ -144,8 +157,15 @@ public final class Simulation {
     var ecnMarks: UInt64 = 0
     var deliveredPayload: UInt64 = 0
     var controlWireBytes: UInt64 = 0
-    var agentWaits: [Double] = []
+    var agentWaits = DurationHistogram()
+    var requestToAllocation = DurationHistogram()
+    /// Per (source, destination): packets in the source's agent, and when demand to an idle
+    /// destination was raised (0: measured already).
+    var packetsInAgentTo: [Int32] = []
+    var firstDemandAt: [UInt64] = []
     var doubleBooked: UInt64 = 0
+    var reroutedScheduled: UInt64 = 0
+    var spinePackets: [UInt64]
     var timeouts: UInt64 = 0
     var processed: UInt64 = 0
     var timeline: [[Double]] = []
@@ -160,6 +180,7 @@ public final class Simulation {
         torBase = hostCount + 1
         spineBase = torBase + configuration.racks
         spineUp = [Bool](repeating: true, count: configuration.spines)
+        spinePackets = [UInt64](repeating: 0, count: configuration.spines)
         events = EventQueue(capacity: 1 << 16)
         random = SimulationRandom(seed: configuration.seed)
         histograms = PortClass.allCases.map { _ in OccupancyHistogram() }
@@ -225,11 +246,13 @@ public final class Simulation {
             ac.slotNanoseconds = UInt64(slotNanoseconds.rounded(.up))
             ac.packetCapacity = max(1024, c.agentWindowPackets * 64)
             ac.requestIntervalNanoseconds = c.requestIntervalNanoseconds
-            do { agents.append(try AgentCore(configuration: ac, now: now)) } catch {
+            do { agents.append(AgentBox(try AgentCore(configuration: ac, now: now))) } catch {
                 throw SimulationError(reason: error.description)
             }
         }
         agentWakeAt = [UInt64](repeating: .max, count: hostCount)
+        packetsInAgentTo = [Int32](repeating: 0, count: hostCount * hostCount)
+        firstDemandAt = [UInt64](repeating: 0, count: hostCount * hostCount)
         agentWakeGeneration = [UInt32](repeating: 0, count: hostCount)
     }
 
@@ -371,19 +394,22 @@ public final class Simulation {
             } else {
                 var s = Int(p.spine)
                 if !spineUp[s] {
-                    // Baseline: ECMP over the spines still up. Fastpass: the arbiter should
-                    // not have chosen it; the packet is lost.
-                    guard p.kind != .data || system == .baseline, let alive = aliveSpine(hash: Int(p.flow)) else {
+                    // The ToR's fast failover: ECMP over the spines still up. Scheduled
+                    // packets land here only if their slot was allocated before the arbiter
+                    // learnt of the failure; they are counted, as they may queue.
+                    guard let alive = aliveSpine(hash: Int(p.flow)) else {
                         drops &+= 1
-                        dataDrops &+= 1
+                        if p.kind == .control { controlDrops &+= 1 } else { dataDrops &+= 1 }
                         freePacket(i)
                         return
                     }
+                    if p.kind == .data && p.slot != .max { reroutedScheduled &+= 1 }
                     s = alive
                 }
                 enqueue(i, port: torUpPort[rack * c.spines + s])
             }
         } else {
+            if p.kind == .data { spinePackets[node - spineBase] &+= 1 }
             enqueue(i, port: spineDownPort[(node - spineBase) * c.racks + rackOfEndpoint[dst]])
         }
     }
@@ -420,6 +446,9 @@ public final class Simulation {
         while let e = events.pop() {
             now = e.time
             processed &+= 1
+            if processed & 0xFFFF == 0, let report = progress {
+                report(Double(now - Self.origin) / Double(configuration.traffic.durationNanoseconds))
+            }
             if now >= nextSample {
                 sampleTimeline()
                 nextSample = now + 10_000
@@ -649,10 +678,15 @@ public final class Simulation {
                     Packet(
                         kind: .data, flow: Int32(f), sequence: seq, source: flow.source, destination: flow.destination,
                         ipBytes: ipBytes(flow: f, sequence: seq), created: now))
-                if agents[h].enqueue(handle: UInt32(i), length: Int(packets[Int(i)].ipBytes), peer: peer) == .dropped {
+                if agents[h].core.enqueue(handle: UInt32(i), length: Int(packets[Int(i)].ipBytes), peer: peer)
+                    == .dropped
+                {
                     freePacket(i)
                     break
                 }
+                let pair = h * hostCount + Int(flow.destination)
+                if packetsInAgentTo[pair] == 0 { firstDemandAt[pair] = now }
+                packetsInAgentTo[pair] += 1
                 flow.queuedToAgent += 1
                 flow.inAgent += 1
             }
@@ -669,13 +703,23 @@ public final class Simulation {
 
     private func agentWake(_ h: Int) {
         agentWakeAt[h] = .max
-        agents[h].advance(now: now)
+        agents[h].core.advance(now: now)
         var refill = false
-        while let r = agents[h].nextRelease(now: now) {
+        while let r = agents[h].core.nextRelease(now: now) {
             let i = Int32(r.handle)
             packets[Int(i)].spine = Int16(truncatingIfNeeded: r.path.rawValue)
             packets[Int(i)].slot = r.slot
-            agentWaits.append(Double(now - packets[Int(i)].created) / 1000)
+            agentWaits.add(now - packets[Int(i)].created)
+            let pair = h * hostCount + Int(packets[Int(i)].destination)
+            packetsInAgentTo[pair] -= 1
+            // The first allocation after demand to an idle destination: the arbiter's
+            // response time, without the wait behind the host's own earlier demand.
+            if firstDemandAt[pair] != 0 {
+                if r.allocationAdmitted >= firstDemandAt[pair] {
+                    requestToAllocation.add(r.allocationAdmitted - firstDemandAt[pair])
+                }
+                firstDemandAt[pair] = 0
+            }
             let f = Int(packets[Int(i)].flow)
             flows[f].inAgent -= 1
             // Refilled by half a window at a time, so demand reaches the arbiter in a few
@@ -690,14 +734,14 @@ public final class Simulation {
 
     /// Sends whatever FCP packets the agent of host `h` has ready towards the arbiter.
     private func flushControl(_ h: Int) {
-        while let n = scratch.withUnsafeMutableBytes({ agents[h].nextControlPacket(now: now, into: $0) }) {
+        while let n = scratch.withUnsafeMutableBytes({ agents[h].core.nextControlPacket(now: now, into: $0) }) {
             sendControl(scratch[0..<n], from: h, to: arbiterNode)
         }
         scheduleAgentWake(h)
     }
 
     private func scheduleAgentWake(_ h: Int) {
-        guard system == .fastpass, let d = agents[h].nextDeadline else { return }
+        guard system == .fastpass, let d = agents[h].core.nextDeadline else { return }
         let t = max(d, now)
         guard t < agentWakeAt[h] else { return }
         agentWakeAt[h] = t
@@ -732,7 +776,7 @@ public final class Simulation {
 
     private func agentReceive(_ i: Int32, host h: Int) {
         let c = Int(packets[Int(i)].control)
-        controlArena[c].withUnsafeBytes { _ = agents[h].receive($0, now: now) }
+        controlArena[c].withUnsafeBytes { _ = agents[h].core.receive($0, now: now) }
         freePacket(i)
         agentWake(h)
     }
@@ -831,7 +875,6 @@ public final class Simulation {
                     slowdownP99: percentile(slow[k], 0.99)))
         }
         buckets.removeAll()
-        agentWaits.sort()
         let throughput = Double(deliveredPayload) * 8 / seconds / 1e9
         let capacity = Double(hostCount) * rate
         return SystemResult(
@@ -844,11 +887,14 @@ public final class Simulation {
             flowBuckets: flowBuckets, jainFairness: rates.isEmpty ? nil : jainIndex(rates),
             controlBytes: controlWireBytes,
             controlShare: Double(controlWireBytes) * 8 / (capacity * 1e9 * seconds),
-            agentWaitP50Microseconds: percentile(agentWaits, 0.5),
-            agentWaitP99Microseconds: percentile(agentWaits, 0.99),
-            doubleBookedSlots: doubleBooked, retransmissionTimeouts: timeouts, events: processed,
+            agentWaitP50Microseconds: agentWaits.quantileMicroseconds(0.5),
+            agentWaitP99Microseconds: agentWaits.quantileMicroseconds(0.99),
+            requestToAllocationP50Microseconds: requestToAllocation.quantileMicroseconds(0.5),
+            requestToAllocationP99Microseconds: requestToAllocation.quantileMicroseconds(0.99),
+            doubleBookedSlots: doubleBooked, reroutedScheduledPackets: reroutedScheduled, spinePackets: spinePackets,
+            retransmissionTimeouts: timeouts, events: processed,
             eventsPerSecond: Double(processed) / max(wallSeconds, 1e-9), wallSeconds: wallSeconds,
-            torDownCDF: histograms[PortClass.torDown.rawValue].cdf(), timeline: timeline)
+            queueCDF: all.cdf(), timeline: timeline)
     }
 }
 

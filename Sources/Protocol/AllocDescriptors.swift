@@ -158,8 +158,10 @@ public struct PendingAllocations {
     /// that slot, whatever numbering it is in.
     private var anchored: Bool
     private var marked = RingBitmap256()
-    private var nodes = InlineArray<256, UInt32>(repeating: 0)
-    private var paths = InlineArray<256, UInt16>(repeating: 0)
+    // On the heap, allocated once: inline, they made every arbiter session a 2 KB value
+    // that reads copied whole.
+    private var nodes = [UInt32](repeating: 0, count: 256)
+    private var paths = [UInt16](repeating: 0, count: 256)
     /// Allocations waiting to be sent.
     public private(set) var count = 0
     /// Allocations dropped because their node or path does not fit a reference ALLOC

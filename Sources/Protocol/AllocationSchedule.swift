@@ -5,6 +5,9 @@ public struct EndpointAllocation: Sendable, Hashable {
     public var startNanoseconds: UInt64
     public var destination: NodeID
     public var path: PathID
+    /// When the endpoint accepted it (the time of the packet that carried it), so that the
+    /// time from demand to allocation can be measured.
+    public var admittedNanoseconds: UInt64 = 0
 }
 
 /// Accepted allocations waiting for their slot: a ring of 256 slots, enough for any
@@ -15,11 +18,12 @@ public struct EndpointAllocation: Sendable, Hashable {
 /// next mark in the ring: every operation is O(1) (a few word scans).
 struct AllocationSchedule {
     private var marked = RingBitmap256()
-    private var slots = InlineArray<256, UInt64>(repeating: 0)
-    private var starts = InlineArray<256, UInt64>(repeating: 0)
-    private var deadlines = InlineArray<256, UInt64>(repeating: 0)
-    private var nodes = InlineArray<256, UInt32>(repeating: 0)
-    private var paths = InlineArray<256, UInt16>(repeating: 0)
+    /// One entry per ring position. On the heap (allocated once, with the session) rather
+    /// inline: 10 KB inline made every session a value the compiler copied whole for
+    /// plain reads; the simulator spent a third of its time in those copies.
+    private var entries = [EndpointAllocation](
+        repeating: EndpointAllocation(slot: 0, startNanoseconds: 0, destination: NodeID(0), path: .none), count: 256)
+    private var deadlines = [UInt64](repeating: 0, count: 256)
     private(set) var count = 0
     /// Ring index of the entry that starts first, or -1 when empty.
     private var earliestIndex = -1
@@ -28,7 +32,7 @@ struct AllocationSchedule {
     private static func index(_ slot: UInt64) -> Int { Int(truncatingIfNeeded: slot & 255) }
 
     @inline(__always)
-    func contains(slot: UInt64) -> Bool { marked.contains(slot) && slots[Self.index(slot)] == slot }
+    func contains(slot: UInt64) -> Bool { marked.contains(slot) && entries[Self.index(slot)].slot == slot }
 
     /// Whether the ring position of `slot` is free.
     @inline(__always)
@@ -40,19 +44,13 @@ struct AllocationSchedule {
         let i = Self.index(a.slot)
         let inserted = marked.insert(a.slot)
         precondition(inserted, "schedule position taken")
-        slots[i] = a.slot
-        starts[i] = a.startNanoseconds
+        entries[i] = a
         deadlines[i] = deadline
-        nodes[i] = a.destination.rawValue
-        paths[i] = a.path.rawValue
         count += 1
-        if earliestIndex < 0 || a.startNanoseconds < starts[earliestIndex] { earliestIndex = i }
+        if earliestIndex < 0 || a.startNanoseconds < entries[earliestIndex].startNanoseconds { earliestIndex = i }
     }
 
-    private func entry(_ i: Int) -> EndpointAllocation {
-        EndpointAllocation(
-            slot: slots[i], startNanoseconds: starts[i], destination: NodeID(nodes[i]), path: PathID(paths[i]))
-    }
+    private func entry(_ i: Int) -> EndpointAllocation { entries[i] }
 
     /// The entry that starts first.
     func earliest() -> EndpointAllocation? {
@@ -69,11 +67,11 @@ struct AllocationSchedule {
 
     mutating func remove(slot: UInt64) {
         let i = Self.index(slot)
-        if slots[i] == slot && marked.contains(slot) { removeAt(i) }
+        if entries[i].slot == slot && marked.contains(slot) { removeAt(i) }
     }
 
     private mutating func removeAt(_ i: Int) {
-        let slot = slots[i]
+        let slot = entries[i].slot
         marked.remove(slot)
         count -= 1
         guard i == earliestIndex else { return }

@@ -458,7 +458,9 @@ struct EndpointBook: FCPConnectionDelegate {
         let slotLength = nextStart > start ? nextStart - start : 1
         let deadline = start &+ slotLength &* (configuration.allocationWindow.missThreshold &+ 1)
         schedule.insert(
-            EndpointAllocation(slot: slot, startNanoseconds: start, destination: node, path: path), deadline: deadline)
+            EndpointAllocation(
+                slot: slot, startNanoseconds: start, destination: node, path: path, admittedNanoseconds: now),
+            deadline: deadline)
         statistics.allocationsAdmitted &+= 1
     }
 

@@ -10,7 +10,8 @@ struct FCPOutgoingWindow {
     /// Highest sequence number committed.
     private(set) var head: UInt64
     private var marked = RingBitmap256()
-    private var sentAt: InlineArray<256, UInt64> = .init(repeating: 0)
+    /// On the heap, allocated once (see `AllocationSchedule`).
+    private var sentAt = [UInt64](repeating: 0, count: 256)
     /// Number of marked (unacknowledged) packets.
     private(set) var count: Int = 0
 

@@ -36,6 +36,7 @@ struct FabricOptions: ParsableArguments {
     @Option(help: "Random seed.") var seed: UInt64 = 1
     @Option(help: "Systems to run: fastpass, baseline or both.") var system = "both"
     @Option(help: "Write the results as JSON to this file.") var json: String?
+    @Option(help: "Write an HTML report with SVG plots to this file.") var report: String?
 
     func fabric() throws -> FabricConfiguration {
         var c = FabricConfiguration()
@@ -89,6 +90,36 @@ struct FabricOptions: ParsableArguments {
     }
 }
 
+/// A progress bar on standard error, shown only on a terminal and only once a run has
+/// taken two seconds: short runs and logs stay clean.
+final class ProgressBar {
+    let label: String
+    let started = Date()
+    var lastDrawn = Date.distantPast
+    var shown = false
+    let enabled = isatty(STDERR_FILENO) == 1
+
+    init(label: String) { self.label = label }
+
+    func update(_ fraction: Double) {
+        guard enabled else { return }
+        let now = Date()
+        guard now.timeIntervalSince(started) >= 2, now.timeIntervalSince(lastDrawn) >= 0.2 else { return }
+        lastDrawn = now
+        shown = true
+        let f = min(1, max(0, fraction))
+        let filled = Int(f * 30)
+        let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: 30 - filled)
+        let elapsed = now.timeIntervalSince(started)
+        let left = f > 0.01 ? String(format: ", about %.0f s left", elapsed / f - elapsed) : ""
+        FileHandle.standardError.write("\r  \(label) [\(bar)] \(Int(f * 100)) %\(left)   ".data(using: .utf8)!)
+    }
+
+    func finish() {
+        if shown { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) }
+    }
+}
+
 /// Runs every system on one configuration and prints the comparison.
 func runAndReport(_ options: FabricOptions, title: String) throws {
     let c = try options.fabric()
@@ -97,16 +128,29 @@ func runAndReport(_ options: FabricOptions, title: String) throws {
     for s in try options.systems() {
         FileHandle.standardError.write("  running \(s.rawValue)…\n".data(using: .utf8)!)
         let sim = try Simulation(configuration: c, system: s)
+        let bar = ProgressBar(label: s.rawValue)
+        sim.progress = bar.update
         results.append(sim.run())
+        bar.finish()
     }
     print(ComparisonTable.render(results))
+    let report = SimulationReport(parameters: ReportParameters(c), systems: results)
     if let path = options.json {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         encoder.keyEncodingStrategy = .convertToSnakeCase
-        let data = try encoder.encode(SimulationReport(parameters: ReportParameters(c), systems: results))
-        try data.write(to: URL(fileURLWithPath: path))
+        try write(try encoder.encode(report), to: path, what: "results")
         print("results: \(path)")
+    }
+    if let path = options.report {
+        try write(Data(HTMLReport.render(report).utf8), to: path, what: "report")
+        print("report: \(path)")
+    }
+}
+
+func write(_ data: Data, to path: String, what: String) throws {
+    do { try data.write(to: URL(fileURLWithPath: path)) } catch {
+        throw ValidationError("cannot write the \(what) to \(path): \(error.localizedDescription)")
     }
 }
 
@@ -115,11 +159,13 @@ struct Demo: ParsableCommand {
         abstract: "64 hosts (4 racks × 16, 4 spines, 10 Gbit/s), web-search traffic at 60 % load, 20 ms, both systems.")
 
     @Option(help: "Write the results as JSON to this file.") var json = "fastpass-demo.json"
+    @Option(help: "Write the HTML report to this file.") var report = "fastpass-demo.html"
 
     func run() throws {
         var o = try FabricOptions.parse([])
         o.milliseconds = 20
         o.json = json
+        o.report = report
         try runAndReport(
             o,
             title:
@@ -129,10 +175,73 @@ struct Demo: ParsableCommand {
 }
 
 struct Run: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "One simulation with every parameter as a flag.")
+    static let configuration = CommandConfiguration(
+        abstract: "One simulation with every parameter as a flag or in a configuration file.",
+        discussion: """
+            --config FILE reads a JSON object whose keys are the flags' names without the dashes, \
+            for example {"racks": 8, "workload": "datamining", "milliseconds": 50}. \
+            Flags given on the command line override the file.
+            """)
+    @Option(help: "A JSON file of parameters (keys: the flag names).") var config: String?
     @OptionGroup var options: FabricOptions
 
     func run() throws {
-        try runAndReport(options, title: "fastpass-sim run")
+        var o = options
+        if let path = config {
+            // The file's keys become flags in front of the command line's, so the command
+            // line wins and every value goes through the same parsing and validation.
+            o = try FabricOptions.parse(
+                try Self.arguments(fromConfig: path) + CommandLine.arguments.dropFirst(2).droppingConfig())
+        }
+        try runAndReport(o, title: "fastpass-sim run")
+    }
+
+    static func arguments(fromConfig path: String) throws -> [String] {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw ValidationError("--config: cannot read \(path): \(error.localizedDescription)")
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: data), let table = object as? [String: Any] else {
+            throw ValidationError("--config: \(path) is not a JSON object of parameters")
+        }
+        var arguments: [String] = []
+        for key in table.keys.sorted() {
+            let value = table[key]!
+            let text: String
+            switch value {
+            case let n as NSNumber: text = n.stringValue
+            case let s as String: text = s
+            default: throw ValidationError("--config: \(path): \(key) must be a number or a string")
+            }
+            guard key != "config" else {
+                throw ValidationError("--config: \(path): a file cannot name another (config)")
+            }
+            arguments.append("--\(key)=\(text)")
+        }
+        do { _ = try FabricOptions.parse(arguments) } catch {
+            throw ValidationError("--config: \(path): \(FabricOptions.message(for: error))")
+        }
+        return arguments
+    }
+}
+
+extension Sequence<String> {
+    /// The command line without `--config FILE` / `--config=FILE`.
+    func droppingConfig() -> [String] {
+        var out: [String] = []
+        var skip = false
+        for a in self {
+            if skip {
+                skip = false
+                continue
+            }
+            if a == "--config" {
+                skip = true
+                continue
+            }
+            if a.hasPrefix("--config=") { continue }
+            out.append(a)
+        }
+        return out
     }
 }

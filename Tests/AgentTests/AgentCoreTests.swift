@@ -4,6 +4,7 @@ import TestSupport
 import Testing
 
 @testable import FastpassAgent
+
 /// An IPv4 packet of `length` bytes from `source` to `destination`.
 func ipv4(
     from source: UInt32 = 0x0A00_0001, to destination: UInt32, length: Int = 100, proto: UInt8 = 6, dscp: UInt8 = 0

@@ -3,6 +3,10 @@ import Testing
 
 @testable import FastpassFabric
 
+#if canImport(FoundationXML)
+    import FoundationXML
+#endif
+
 /// Scaled-down versions of the simulator's acceptance runs: the same relations, smaller
 /// fabrics and shorter times so they fit in CI.
 @Suite("Simulated fabric")
@@ -41,6 +45,62 @@ struct SimulationTests {
         #expect(baseline.queueMaxBytes >= c.ecnThresholdBytes)
         #expect(baseline.ecnMarks > 0)
         #expect(baseline.queueMaxBytes >= 20 * fastpass.queueMaxBytes)
+        // Time-weighted over the run, not over the idle time before it starts.
+        #expect(baseline.queueP99Bytes >= c.ecnThresholdBytes)
+        #expect(baseline.queueP99Bytes >= 40 * max(fastpass.queueP99Bytes, 64))
+        #expect(fastpass.requestToAllocationP50Microseconds > 0)
+        #expect(fastpass.requestToAllocationP50Microseconds < fastpass.agentWaitP99Microseconds)
+    }
+
+    @Test("data mining at 60 %: the same relations with fewer, larger flows")
+    func dataMining() throws {
+        let c = Self.small {
+            $0.racks = 4
+            $0.traffic.pattern = .poisson(.dataMining, load: 0.6)
+            $0.traffic.durationNanoseconds = 8_000_000
+        }
+        let fastpass = try Self.run(c, .fastpass)
+        let baseline = try Self.run(c, .baseline)
+        print(
+            "data mining: fastpass p99 \(fastpass.queueP99Bytes) B drops \(fastpass.drops), \(fastpass.throughputGbps) Gbit/s; baseline p99 \(baseline.queueP99Bytes) B drops \(baseline.drops), \(baseline.throughputGbps) Gbit/s"
+        )
+        #expect(fastpass.drops == 0)
+        #expect(fastpass.doubleBookedSlots == 0)
+        #expect(fastpass.queueP99Bytes <= 2 * c.mtuBytes)
+        #expect(fastpass.throughputGbps >= 0.95 * baseline.throughputGbps)
+        #expect(fastpass.flowsCompleted > 0)
+        // Few flows at this size (data-mining flows average 7.5 MB), so the baseline's
+        // queues stay short here; the 128-host run in docs/benchmarks.md compares them.
+    }
+
+    @Test("a spine going down: the arbiter stops using it, every flow completes, nothing is lost")
+    func spineDown() throws {
+        let c = Self.small {
+            $0.spines = 4
+            $0.traffic.pattern = .permutation(bytes: 400_000)
+            $0.traffic.durationNanoseconds = 6_000_000
+            $0.faults.spineDown = (1, 200_000)
+        }
+        let r = try Self.run(c, .fastpass)
+        print(
+            "spine down: completed \(r.flowsCompleted) of \(r.flowsStarted), drops \(r.drops), rerouted \(r.reroutedScheduledPackets), double-booked \(r.doubleBookedSlots)"
+        )
+        #expect(r.flowsStarted == 16)
+        #expect(r.flowsCompleted == r.flowsStarted)
+        #expect(r.drops == 0)
+        #expect(r.doubleBookedSlots == 0)
+        // Only slots allocated before the failure can still name the spine: at most the
+        // agents' acceptance window (64 slots early) per host.
+        #expect(r.reroutedScheduledPackets <= UInt64(64 * c.hostCount))
+        // Spine 1 carried traffic until it failed, and less than it does when it stays up.
+        var healthy = c
+        healthy.faults.spineDown = nil
+        let h = try Self.run(healthy, .fastpass)
+        print("spine down: spine 1 forwarded \(r.spinePackets[1]) packets; \(h.spinePackets[1]) when it stays up")
+        #expect(r.spinePackets[1] > 0)
+        #expect(r.spinePackets[1] * 2 < h.spinePackets[1])
+        let baseline = try Self.run(c, .baseline)
+        #expect(baseline.flowsCompleted == baseline.flowsStarted)
     }
 
     @Test("incast 16 → 1: the arbiter keeps the receiver's port within 2 MTU; the baseline overflows a small buffer")
@@ -126,6 +186,53 @@ struct SimulationTests {
         #expect(problem { $0.traffic.pattern = .poisson(.webSearch, load: 1.5) }?.hasPrefix("traffic.load") == true)
         #expect(problem { $0.traffic.pattern = .incast(senders: 64, bytes: 1) }?.contains("incast senders") == true)
         #expect(problem { $0.faults.controlLoss = 1 }?.hasPrefix("faults.controlLoss") == true)
+    }
+}
+
+@Suite("Simulation report")
+struct ReportTests {
+    @Test("the HTML report holds the parameters, both systems and three well-formed SVG plots")
+    func html() throws {
+        let c = SimulationTests.small { $0.traffic.durationNanoseconds = 1_000_000 }
+        let results = try SimulatedSystem.allCases.map { try SimulationTests.run(c, $0) }
+        let html = HTMLReport.render(SimulationReport(parameters: ReportParameters(c), systems: results))
+        #expect(html.hasPrefix("<!DOCTYPE html>"))
+        #expect(html.contains("2 racks × 8 hosts (16), 2 spines"))
+        for name in ["fastpass", "baseline"] { #expect(html.contains("<th>\(name)</th>")) }
+        var svgs = 0
+        var rest = html[...]
+        while let start = rest.range(of: "<svg"),
+            let end = rest.range(of: "</svg>", range: start.upperBound..<rest.endIndex)
+        {
+            let svg = String(rest[start.lowerBound..<end.upperBound])
+            let parser = XMLParser(data: Data(svg.utf8))
+            #expect(parser.parse(), "SVG \(svgs) is not well-formed XML: \(String(describing: parser.parserError))")
+            #expect(svg.contains("<polyline") || svg.contains("<rect"))
+            svgs += 1
+            rest = rest[end.upperBound...]
+        }
+        #expect(svgs == 3)
+        #expect(HTMLReport.escape("a<b & c>") == "a&lt;b &amp; c&gt;")
+    }
+
+    @Test("quantiles of the bounded duration histogram are within 1/16 of the exact ones")
+    func durations() {
+        var h = DurationHistogram()
+        var values: [UInt64] = []
+        var x: UInt64 = 12345
+        for _ in 0..<10_000 {
+            x = x &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            let v = (x >> 40) % 5_000_000
+            values.append(v)
+            h.add(v)
+        }
+        values.sort()
+        for q in [0.5, 0.9, 0.99] {
+            let exact = Double(values[Int((q * 10_000).rounded(.up)) - 1]) / 1000
+            let got = h.quantileMicroseconds(q)
+            #expect(abs(got - exact) <= exact / 16 + 0.001, "q \(q): \(got) vs \(exact)")
+        }
+        #expect(DurationHistogram().quantileMicroseconds(0.5) == 0)
     }
 }
 
