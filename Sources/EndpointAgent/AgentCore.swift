@@ -200,18 +200,14 @@ public struct AgentCore {
 
     /// The earliest time something is due: a session timer or the release of the next
     /// allocated slot.
-    ///
-    /// A mutating getter: as a plain getter it copied the whole session (13 KB) to read it.
     public var nextDeadline: UInt64? {
-        mutating get {
-            let release = session.nextAllocationStart.map {
-                $0 > configuration.releaseLeadNanoseconds ? $0 - configuration.releaseLeadNanoseconds : 0
-            }
-            var earliest = session.timerDeadline.map { $0 > handledThrough ? $0 : UInt64.max } ?? .max
-            if let release { earliest = min(earliest, release) }
-            if session.wantsToSend { earliest = min(earliest, nextControlTime) }
-            return earliest == .max ? nil : earliest
+        let release = session.nextAllocationStart.map {
+            $0 > configuration.releaseLeadNanoseconds ? $0 - configuration.releaseLeadNanoseconds : 0
         }
+        var earliest = session.timerDeadline.map { $0 > handledThrough ? $0 : UInt64.max } ?? .max
+        if let release { earliest = min(earliest, release) }
+        if session.wantsToSend { earliest = min(earliest, nextControlTime) }
+        return earliest == .max ? nil : earliest
     }
 
     /// Starts a new FCP reset epoch (after the agent or the arbiter lost track); queued

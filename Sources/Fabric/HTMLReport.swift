@@ -18,6 +18,7 @@ public enum HTMLReport {
         if p.controlDuplication > 0 { faults.append("duplication \(p.controlDuplication)") }
         if p.controlReordering > 0 { faults.append("reordering \(p.controlReordering)") }
         if let r = p.arbiterRestartMilliseconds { faults.append("arbiter restart at \(r) ms") }
+        if let d = p.spineDown { faults.append("spine \(d.spine) down at \(d.milliseconds) ms") }
         let parameters: [(String, String)] = [
             ("fabric", "\(p.racks) racks × \(p.hostsPerRack) hosts (\(p.hosts)), \(p.spines) spines"),
             (
@@ -25,6 +26,10 @@ public enum HTMLReport {
                 "\(p.hostLinkGbps) Gbit/s hosts, oversubscription \(p.oversubscription), \(p.linkDelayNanoseconds) ns"
             ),
             ("switch ports", "\(p.portBufferBytes) B buffer, ECN at \(p.ecnThresholdBytes) B"),
+            (
+                "arbiter",
+                "\(p.arbiterLinkGbps) Gbit/s link, FCP at most every \(p.requestIntervalNanoseconds) ns per agent"
+            ),
             ("traffic", traffic),
             ("simulated", "\(p.simulatedMilliseconds) ms, seed \(p.seed)"),
             ("faults", faults.isEmpty ? "none" : faults.joined(separator: ", ")),
@@ -62,11 +67,21 @@ public enum HTMLReport {
             series: systems.map { s in (s.system, s.queueCDF.map { [$0[0] / 1000, $0[1]] }) }, yFromData: true)
         html += lineChart(
             title: "Queue at host 0's ToR port over time", xLabel: "time (ms)", yLabel: "queued bytes (KB)",
-            series: systems.map { s in (s.system, s.timeline.map { [$0[0] / 1000, $0[1] / 1000] }) },
+            series: systems.map { s in (s.system, thinned(s.timeline).map { [$0[0] / 1000, $0[1] / 1000] }) },
             yFromData: false)
         html += slowdownChart(systems)
         html += "</div>\n</body></html>\n"
         return html
+    }
+
+    /// At most about `limit` points, keeping each stretch's largest value so that short
+    /// peaks stay visible (a 10 s run has a million timeline samples).
+    static func thinned(_ points: [[Double]], limit: Int = 2000) -> [[Double]] {
+        guard points.count > limit else { return points }
+        let stride = (points.count + limit - 1) / limit
+        return Swift.stride(from: 0, to: points.count, by: stride).map { start in
+            points[start..<min(points.count, start + stride)].max { $0[1] < $1[1] }!
+        }
     }
 
     static func escape(_ s: String) -> String {
@@ -159,8 +174,9 @@ public enum HTMLReport {
         guard !points.isEmpty else { return "" }
         let xMax = max(points.map { $0[0] }.max() ?? 1, 1e-9)
         let yMaxData = points.map { $0[1] }.max() ?? 1
-        let yMin = yFromData ? max(0, floor((points.map { $0[1] }.min() ?? 0) * 10) / 10) : 0
-        let yMax = yFromData ? 1 : max(yMaxData * 1.05, 1e-9)
+        let yMax = yFromData ? 1 : max(yMaxData * 1.05, 1)
+        // A CDF that is 1 from the start (a queue that never held a byte) still gets a range.
+        let yMin = yFromData ? min(0.9, max(0, floor((points.map { $0[1] }.min() ?? 0) * 10) / 10)) : 0
         let xPos = { (v: Double) in left + v / xMax * (width - left - right) }
         let yPos = { (v: Double) in height - bottom - (v - yMin) / (yMax - yMin) * (height - top - bottom) }
         var s = frame(title: title, xLabel: xLabel, yLabel: yLabel)

@@ -138,6 +138,9 @@ public struct SystemResult: Codable, Sendable {
     /// host's own earlier demand is in the agent wait instead.
     public var requestToAllocationP50Microseconds: Double
     public var requestToAllocationP99Microseconds: Double
+    /// Demand raised to an idle destination whose first release used an allocation that
+    /// arrived before it (left over from earlier demand): not a sample of the above.
+    public var requestToAllocationSkipped: UInt64
     /// Timeslots two hosts' packets shared at one receiver, or one host sent twice in;
     /// links over capacity (checked on every packet a switch forwards).
     public var doubleBookedSlots: UInt64
@@ -158,7 +161,7 @@ public struct SystemResult: Codable, Sendable {
 
 /// Distribution of durations in nanoseconds with bounded memory: 16 linear sub-buckets
 /// per power of two (quantiles within 1/16 of the true value), so a run of any length
-/// keeps 1 KB per distribution instead of one value per packet.
+/// keeps 8 KB per distribution instead of one value per packet.
 struct DurationHistogram {
     private var counts = [UInt64](repeating: 0, count: 64 * 16)
     private(set) var total: UInt64 = 0
@@ -178,7 +181,8 @@ struct DurationHistogram {
     }
 
     mutating func add(_ ns: UInt64) {
-        counts[Self.bucket(ns)] &+= 1
+        // Capped below the last power of two, whose bucket has no upper neighbour.
+        counts[Self.bucket(min(ns, 1 << 62))] &+= 1
         total &+= 1
     }
 

@@ -21,7 +21,16 @@ public struct ReportParameters: Codable, Sendable {
     public var controlDuplication: Double
     public var controlReordering: Double
     public var arbiterRestartMilliseconds: Double?
+    public var spineDown: SpineFailure?
+    public var arbiterLinkGbps: Double
+    public var requestIntervalNanoseconds: UInt64
     public var seed: UInt64
+
+    /// A spine taken down during the run.
+    public struct SpineFailure: Codable, Sendable {
+        public var spine: Int
+        public var milliseconds: Double
+    }
 
     public init(_ c: FabricConfiguration) {
         racks = c.racks
@@ -54,6 +63,9 @@ public struct ReportParameters: Codable, Sendable {
         controlDuplication = c.faults.controlDuplication
         controlReordering = c.faults.controlReordering
         arbiterRestartMilliseconds = c.faults.arbiterRestartAt.map { Double($0) / 1e6 }
+        spineDown = c.faults.spineDown.map { SpineFailure(spine: $0.0, milliseconds: Double($0.1) / 1e6) }
+        arbiterLinkGbps = c.arbiterLinkGbps
+        requestIntervalNanoseconds = c.requestIntervalNanoseconds
         seed = c.seed
     }
 }

@@ -82,6 +82,7 @@ public final class Simulation {
     var spineDownPort: [Int] = []  // spine * racks + rack
     var rackOfEndpoint: [Int] = []
     var spineUp: [Bool]
+    var aliveSpines: [Int] = []
 
     @exclusivity(unchecked) var packets: [Packet] = []
     var freePackets: [Int32] = []
@@ -159,6 +160,7 @@ public final class Simulation {
     var controlWireBytes: UInt64 = 0
     var agentWaits = DurationHistogram()
     var requestToAllocation = DurationHistogram()
+    var requestToAllocationSkipped: UInt64 = 0
     /// Per (source, destination): packets in the source's agent, and when demand to an idle
     /// destination was raised (0: measured already).
     var packetsInAgentTo: [Int32] = []
@@ -415,9 +417,8 @@ public final class Simulation {
     }
 
     private func aliveSpine(hash: Int) -> Int? {
-        let alive = (0..<configuration.spines).filter { spineUp[$0] }
-        guard !alive.isEmpty else { return nil }
-        return alive[abs(hash) % alive.count]
+        guard !aliveSpines.isEmpty else { return nil }
+        return aliveSpines[abs(hash) % aliveSpines.count]
     }
 
     /// The spine a flow's packets take without the arbiter: a hash of the flow (ECMP).
@@ -717,6 +718,8 @@ public final class Simulation {
             if firstDemandAt[pair] != 0 {
                 if r.allocationAdmitted >= firstDemandAt[pair] {
                     requestToAllocation.add(r.allocationAdmitted - firstDemandAt[pair])
+                } else {
+                    requestToAllocationSkipped &+= 1
                 }
                 firstDemandAt[pair] = 0
             }
@@ -820,6 +823,7 @@ public final class Simulation {
 
     private func spineDown(_ s: Int) {
         spineUp[s] = false
+        aliveSpines = (0..<configuration.spines).filter { spineUp[$0] }
         if let core = arbiter { try? core.setSpine(s, up: false) }
     }
 
@@ -891,6 +895,7 @@ public final class Simulation {
             agentWaitP99Microseconds: agentWaits.quantileMicroseconds(0.99),
             requestToAllocationP50Microseconds: requestToAllocation.quantileMicroseconds(0.5),
             requestToAllocationP99Microseconds: requestToAllocation.quantileMicroseconds(0.99),
+            requestToAllocationSkipped: requestToAllocationSkipped,
             doubleBookedSlots: doubleBooked, reroutedScheduledPackets: reroutedScheduled, spinePackets: spinePackets,
             retransmissionTimeouts: timeouts, events: processed,
             eventsPerSecond: Double(processed) / max(wallSeconds, 1e-9), wallSeconds: wallSeconds,

@@ -190,8 +190,9 @@ struct Run: ParsableCommand {
         if let path = config {
             // The file's keys become flags in front of the command line's, so the command
             // line wins and every value goes through the same parsing and validation.
-            o = try FabricOptions.parse(
-                try Self.arguments(fromConfig: path) + CommandLine.arguments.dropFirst(2).droppingConfig())
+            let line = CommandLine.arguments
+            let after = line.firstIndex(of: "run").map { Array(line[($0 + 1)...]) } ?? []
+            o = try FabricOptions.parse(try Self.arguments(fromConfig: path) + after.droppingConfig())
         }
         try runAndReport(o, title: "fastpass-sim run")
     }
