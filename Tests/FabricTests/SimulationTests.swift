@@ -25,22 +25,30 @@ struct SimulationTests {
         try Simulation(configuration: c, system: system).run()
     }
 
+    /// Runs both systems on `c`, prints one line, and checks what the arbiter must do
+    /// under any Poisson workload: no drops, no slot booked twice, p99 queue within 2 MTU,
+    /// some flows done, and at least 95 % of the baseline's throughput.
+    static func compare(_ c: FabricConfiguration, _ name: String) throws -> (SystemResult, SystemResult) {
+        let fastpass = try run(c, .fastpass)
+        let baseline = try run(c, .baseline)
+        print(
+            "\(name): fastpass p99 \(fastpass.queueP99Bytes) B max \(fastpass.queueMaxBytes) B drops \(fastpass.drops), \(fastpass.throughputGbps) Gbit/s; baseline p99 \(baseline.queueP99Bytes) B max \(baseline.queueMaxBytes) B drops \(baseline.drops), \(baseline.throughputGbps) Gbit/s"
+        )
+        #expect(fastpass.drops == 0)
+        #expect(fastpass.doubleBookedSlots == 0)
+        #expect(fastpass.queueP99Bytes <= 2 * c.mtuBytes)
+        #expect(fastpass.flowsCompleted > 0)
+        #expect(fastpass.throughputGbps >= 0.95 * baseline.throughputGbps)
+        return (fastpass, baseline)
+    }
+
     @Test(
         "web search at 60 %: the arbiter keeps switch queues within 2 MTU with no drops; the baseline queues to its ECN threshold"
     )
     func webSearch() throws {
         let c = Self.small()
-        let fastpass = try Self.run(c, .fastpass)
-        let baseline = try Self.run(c, .baseline)
-        print(
-            "web search: fastpass p99 \(fastpass.queueP99Bytes) B max \(fastpass.queueMaxBytes) B drops \(fastpass.drops), \(fastpass.throughputGbps) Gbit/s; baseline p99 \(baseline.queueP99Bytes) B max \(baseline.queueMaxBytes) B drops \(baseline.drops), \(baseline.throughputGbps) Gbit/s"
-        )
-        #expect(fastpass.drops == 0)
-        #expect(fastpass.doubleBookedSlots == 0)
-        #expect(fastpass.queueP99Bytes <= 2 * c.mtuBytes)
+        let (fastpass, baseline) = try Self.compare(c, "web search")
         for (name, q) in fastpass.queues { #expect(q.p99Bytes <= 2 * c.mtuBytes, "\(name)") }
-        #expect(fastpass.flowsCompleted > 0)
-        #expect(fastpass.throughputGbps >= 0.95 * baseline.throughputGbps)
         // The baseline is DCTCP-like: its queues reach the marking threshold and get marked.
         #expect(baseline.queueMaxBytes >= c.ecnThresholdBytes)
         #expect(baseline.ecnMarks > 0)
@@ -59,16 +67,7 @@ struct SimulationTests {
             $0.traffic.pattern = .poisson(.dataMining, load: 0.6)
             $0.traffic.durationNanoseconds = 8_000_000
         }
-        let fastpass = try Self.run(c, .fastpass)
-        let baseline = try Self.run(c, .baseline)
-        print(
-            "data mining: fastpass p99 \(fastpass.queueP99Bytes) B drops \(fastpass.drops), \(fastpass.throughputGbps) Gbit/s; baseline p99 \(baseline.queueP99Bytes) B drops \(baseline.drops), \(baseline.throughputGbps) Gbit/s"
-        )
-        #expect(fastpass.drops == 0)
-        #expect(fastpass.doubleBookedSlots == 0)
-        #expect(fastpass.queueP99Bytes <= 2 * c.mtuBytes)
-        #expect(fastpass.throughputGbps >= 0.95 * baseline.throughputGbps)
-        #expect(fastpass.flowsCompleted > 0)
+        _ = try Self.compare(c, "data mining")
         // Few flows at this size (data-mining flows average 7.5 MB), so the baseline's
         // queues stay short here; the 128-host run in docs/benchmarks.md compares them.
     }
