@@ -111,7 +111,9 @@ public final class Simulation {
         // Baseline sender.
         var cwnd: Double = 10
         var ssthresh: Double = 1e9
-        var alpha: Double = 0
+        // As Linux starts it (dctcp_alpha_on_init): the first marked window halves cwnd,
+        // so a flow in slow start backs off at once rather than after many marked windows.
+        var alpha: Double = 1
         var unacknowledged: Int32 = 0
         var nextToSend: Int32 = 0
         var duplicateAcks = 0
