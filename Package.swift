@@ -14,10 +14,18 @@ let package = Package(
         .library(name: "FastpassFabric", targets: ["FastpassFabric"]),
         .executable(name: "fastpass-bench", targets: ["fastpass-bench"]),
         .executable(name: "fastpass-sim", targets: ["fastpass-sim"]),
+        .executable(name: "fastpass-arbiter", targets: ["fastpass-arbiter"]),
+        .executable(name: "fastpassctl", targets: ["fastpassctl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // FCP: codec, connection state machine and the demand bookkeeping both ends share.
@@ -52,6 +60,41 @@ let package = Package(
             dependencies: ["FastpassProtocol", "FastpassArbiter", "FastpassAgent"],
             path: "Sources/Fabric"
         ),
+        // Packet I/O behind one small interface: raw IPv4 sockets of protocol 222 (batched),
+        // the real-time clock, thread pinning. The only code besides the daemons that
+        // touches sockets and threads.
+        .target(
+            name: "PacketIO",
+            dependencies: ["CPlatform"],
+            path: "Sources/PacketIO"
+        ),
+        // The arbiter as a service: configuration, the communication thread around the
+        // arbiter core, metrics over HTTP, systemd notification.
+        .target(
+            name: "FastpassDaemon",
+            dependencies: [
+                "FastpassArbiter", "FastpassProtocol", "PacketIO",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            path: "Sources/Daemon"
+        ),
+        .executableTarget(
+            name: "fastpass-arbiter",
+            dependencies: ["FastpassDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/fastpass-arbiter"
+        ),
+        .executableTarget(
+            name: "fastpassctl",
+            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/fastpassctl"
+        ),
         .executableTarget(
             name: "fastpass-sim",
             dependencies: ["FastpassFabric", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -70,6 +113,8 @@ let package = Package(
                 "FastpassArbiter",
                 "CPlatform",
                 "MallocCounter",
+                "FastpassDaemon",
+                "PacketIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/fastpass-bench"
@@ -93,6 +138,11 @@ let package = Package(
             name: "AgentTests",
             dependencies: ["FastpassAgent", "FastpassArbiter", "FastpassProtocol", "TestSupport"],
             path: "Tests/AgentTests"
+        ),
+        .testTarget(
+            name: "DaemonTests",
+            dependencies: ["FastpassDaemon", "FastpassArbiter", "FastpassProtocol", "PacketIO"],
+            path: "Tests/DaemonTests"
         ),
         .testTarget(
             name: "FabricTests",

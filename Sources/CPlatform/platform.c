@@ -1,7 +1,13 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include "CPlatform.h"
 
@@ -28,3 +34,71 @@ void fp_cpu_relax(void) {
     __asm__ __volatile__("yield");
 #endif
 }
+
+int fp_receive_batch(int fd, unsigned char *buffers, int stride, int *lengths, unsigned int *sources, int count) {
+    if (count <= 0) return 0;
+    if (count > FP_MAX_BATCH) count = FP_MAX_BATCH;
+    struct mmsghdr messages[FP_MAX_BATCH];
+    struct iovec vectors[FP_MAX_BATCH];
+    struct sockaddr_in from[FP_MAX_BATCH];
+    memset(messages, 0, sizeof(struct mmsghdr) * (size_t)count);
+    for (int i = 0; i < count; i++) {
+        vectors[i].iov_base = buffers + (size_t)i * (size_t)stride;
+        vectors[i].iov_len = (size_t)stride;
+        messages[i].msg_hdr.msg_iov = &vectors[i];
+        messages[i].msg_hdr.msg_iovlen = 1;
+        messages[i].msg_hdr.msg_name = &from[i];
+        messages[i].msg_hdr.msg_namelen = sizeof(from[i]);
+    }
+    // MSG_TRUNC: report the real length of a datagram larger than its buffer, so the
+    // caller can count it as too long rather than parse a cut copy.
+    int n = recvmmsg(fd, messages, (unsigned int)count, MSG_DONTWAIT | MSG_TRUNC, NULL);
+    if (n < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
+    for (int i = 0; i < n; i++) {
+        lengths[i] = (int)messages[i].msg_len;
+        sources[i] = messages[i].msg_hdr.msg_namelen >= sizeof(struct sockaddr_in) ? from[i].sin_addr.s_addr : 0;
+    }
+    return n;
+}
+
+int fp_send_batch(int fd, const unsigned char *buffers, int stride, const int *lengths,
+                  const unsigned int *destinations, int count) {
+    if (count <= 0) return 0;
+    if (count > FP_MAX_BATCH) count = FP_MAX_BATCH;
+    struct mmsghdr messages[FP_MAX_BATCH];
+    struct iovec vectors[FP_MAX_BATCH];
+    struct sockaddr_in to[FP_MAX_BATCH];
+    memset(messages, 0, sizeof(struct mmsghdr) * (size_t)count);
+    memset(to, 0, sizeof(struct sockaddr_in) * (size_t)count);
+    for (int i = 0; i < count; i++) {
+        vectors[i].iov_base = (void *)(buffers + (size_t)i * (size_t)stride);
+        vectors[i].iov_len = (size_t)lengths[i];
+        to[i].sin_family = AF_INET;
+        to[i].sin_addr.s_addr = destinations[i];
+        messages[i].msg_hdr.msg_iov = &vectors[i];
+        messages[i].msg_hdr.msg_iovlen = 1;
+        messages[i].msg_hdr.msg_name = &to[i];
+        messages[i].msg_hdr.msg_namelen = sizeof(to[i]);
+    }
+    int n = sendmmsg(fd, messages, (unsigned int)count, MSG_DONTWAIT);
+    if (n < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
+    return n;
+}
+
+int fp_wait_readable(int fd, long long timeout_ns) {
+    struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
+    struct timespec t;
+    struct timespec *tp = NULL;
+    if (timeout_ns >= 0) {
+        t.tv_sec = (time_t)(timeout_ns / 1000000000LL);
+        t.tv_nsec = (long)(timeout_ns % 1000000000LL);
+        tp = &t;
+    }
+    int r = ppoll(&p, 1, tp, NULL);
+    if (r < 0) return -errno;
+    return r > 0 ? 1 : 0;
+}
+
+int fp_enter_network_namespace(int fd) { return setns(fd, CLONE_NEWNET) == 0 ? 0 : errno; }
+
+int fp_set_timer_slack(unsigned long nanoseconds) { return prctl(PR_SET_TIMERSLACK, nanoseconds, 0, 0, 0) == 0 ? 0 : errno; }

@@ -17,4 +17,30 @@ void fp_cpu_relax(void);
 /// Asks for the cache line at `address` ahead of a write to it (a hint; never faults).
 static inline void fp_prefetch_for_write(const void *address) { __builtin_prefetch(address, 1, 3); }
 
+/// Largest batch `fp_receive_batch` and `fp_send_batch` take in one call.
+#define FP_MAX_BATCH 64
+
+/// Receives up to `count` datagrams (count ≤ FP_MAX_BATCH) from `fd` without blocking,
+/// each into `buffers + i * stride` (at most `stride` bytes), with its length in
+/// `lengths[i]` (the size on the wire; larger than `stride` means it was cut) and its
+/// IPv4 source (network byte order) in `sources[i]`. Returns how many arrived (0 when
+/// none), or -errno.
+int fp_receive_batch(int fd, unsigned char *buffers, int stride, int *lengths, unsigned int *sources, int count);
+
+/// Sends `count` datagrams (count ≤ FP_MAX_BATCH) from `buffers + i * stride`, `lengths[i]`
+/// bytes each, to the IPv4 addresses `destinations[i]` (network byte order). Returns how
+/// many the kernel took, or -errno.
+int fp_send_batch(int fd, const unsigned char *buffers, int stride, const int *lengths,
+                  const unsigned int *destinations, int count);
+
+/// Waits up to `timeout_ns` (negative: forever) for `fd` to be readable. Returns 1 when
+/// it is, 0 on timeout, or -errno (-EINTR when a signal came first).
+int fp_wait_readable(int fd, long long timeout_ns);
+
+/// Sets the calling thread's timer slack (how late the kernel may wake it), in ns. 0 or errno.
+int fp_set_timer_slack(unsigned long nanoseconds);
+
+/// Moves the calling thread into the network namespace open at `fd` (setns). 0 or errno.
+int fp_enter_network_namespace(int fd);
+
 #endif

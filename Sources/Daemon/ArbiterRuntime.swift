@@ -1,0 +1,254 @@
+import FastpassArbiter
+import FastpassProtocol
+import Foundation
+import Logging
+import PacketIO
+import Synchronization
+
+/// One endpoint's line in a snapshot.
+public struct EndpointSnapshot: Sendable, Hashable {
+    public var address: String
+    public var id: UInt32
+    public var rack: Int
+    /// Registered: it has a session with the arbiter.
+    public var connected: Bool
+    /// Speaks the extended protocol (false: reference FCP).
+    public var extended: Bool
+    /// The session's counters (demand, allocations sent, late, rejected, ...).
+    public var session: ArbiterSessionStatistics
+    /// The FCP connection's counters.
+    public var connection: FCPConnectionStatistics
+
+    static func idle(_ topology: Topology, _ i: Int) -> EndpointSnapshot {
+        EndpointSnapshot(
+            address: topology.configuration.hosts[i].address, id: topology.nodeIDs[i].rawValue,
+            rack: Int(topology.rackOf[i]), connected: false, extended: false, session: ArbiterSessionStatistics(),
+            connection: FCPConnectionStatistics())
+    }
+}
+
+/// What the daemon reports: copied from the communication thread every
+/// ``ArbiterRuntime/publishIntervalNanoseconds``, read by the HTTP endpoint.
+public struct ArbiterSnapshot: Sendable {
+    public var time: UInt64 = 0
+    public var startedAt: UInt64 = 0
+    public var currentSlot: UInt64 = 0
+    public var loops: UInt64 = 0
+    public var core = ArbiterCoreStatistics()
+    public var allocator = TimeslotAllocatorStatistics()
+    public var io = PacketIOStatistics()
+    /// Wake-ups past their deadline, by lateness: bucket `i` counts [2^(i-1), 2^i) ns
+    /// (bucket 0: on time).
+    public var lateness = [UInt64](repeating: 0, count: ArbiterSnapshot.latenessBuckets)
+    public var endpoints: [EndpointSnapshot] = []
+    /// Packets the communication thread's checks dropped before the core: from addresses
+    /// that are not hosts of the topology.
+    public var unknownSources: UInt64 = 0
+
+    public static let latenessBuckets = 40
+}
+
+/// The arbiter on a real network: the arbiter core on one communication thread, pinned,
+/// reading and writing FCP through a ``PacketIO`` backend on the wall clock.
+///
+/// The thread owns the core; the rest of the process sees it only through the snapshot
+/// it publishes (under a mutex taken once per publish interval, never per packet).
+public final class ArbiterRuntime: Sendable {
+    public let configuration: ArbiterDaemonConfiguration
+    public let topology: Topology
+    let snapshotBox: Mutex<ArbiterSnapshot>
+    let stopRequested = Atomic<Bool>(false)
+    let stopped = Atomic<Bool>(false)
+    /// When the communication thread last went round its loop (ns): the watchdog's proof
+    /// of life.
+    let heartbeat = Atomic<UInt64>(0)
+    let logger: Logger
+    let finished = DispatchSemaphore(value: 0)
+
+    public static let publishIntervalNanoseconds: UInt64 = 100_000_000
+    /// Closer deadlines than this are waited for by polling the socket without sleeping:
+    /// the kernel's wake-up is not precise enough for them.
+    public static let spinThresholdNanoseconds: UInt64 = 20_000
+
+    public init(configuration: ArbiterDaemonConfiguration, logger: Logger) throws(ConfigurationError) {
+        self.configuration = configuration
+        do {
+            topology = try Topology(configuration.topology)
+        } catch {
+            throw ConfigurationError(field: "topology.\(error.field)", reason: error.reason)
+        }
+        var s = ArbiterSnapshot()
+        s.endpoints = (0..<topology.hostCount).map { [topology] in EndpointSnapshot.idle(topology, $0) }
+        snapshotBox = Mutex(s)
+        self.logger = logger
+    }
+
+    /// The latest published state.
+    public func snapshot() -> ArbiterSnapshot { snapshotBox.withLock { $0 } }
+
+    /// The last time the communication thread was seen working (ns, wall clock).
+    public var lastHeartbeat: UInt64 { heartbeat.load(ordering: .relaxed) }
+
+    /// Opens the socket and starts the communication thread. Errors name what failed (the
+    /// socket, the key file, the core's configuration).
+    public func start() throws(ArbiterStartError) {
+        let authenticator: FCPAuthenticator?
+        do {
+            authenticator = try configuration.loadAuthenticator()
+        } catch {
+            throw ArbiterStartError(reason: error.description)
+        }
+        let io: RawIPv4Socket
+        do {
+            io = try RawIPv4Socket(address: configuration.listen)
+        } catch {
+            var reason = "cannot open FCP socket on \(IPv4.format(configuration.listen)): \(error)"
+            if error.code == EPERM { reason += " (raw sockets need CAP_NET_RAW)" }
+            if error.code == EADDRNOTAVAIL { reason += " (no interface has that address)" }
+            throw ArbiterStartError(reason: reason)
+        }
+        let now = RealtimeClock.now()
+        var coreConfiguration = configuration.coreConfiguration(authenticator: authenticator)
+        // A new epoch per start: endpoints tell a restarted arbiter from a lost packet.
+        coreConfiguration.session.epoch = now / 1_000_000
+        let core: ArbiterCore
+        do {
+            core = try ArbiterCore(topology: topology, configuration: coreConfiguration, now: now)
+        } catch {
+            throw ArbiterStartError(reason: error.description)
+        }
+        snapshotBox.withLock { $0.startedAt = now }
+        heartbeat.store(now, ordering: .relaxed)
+        let box = UncheckedBox((core, io))
+        PinnedThread.start(name: "fp-comm", cpu: configuration.communicationCore) { [self] pinError in
+            if pinError != 0 {
+                logger.warning(
+                    "cannot pin the communication thread to CPU \(configuration.communicationCore ?? -1): \(String(cString: strerror(pinError)))"
+                )
+            }
+            PinnedThread.setTimerSlack(nanoseconds: 1_000)
+            let (core, io) = box.value
+            run(core: core, io: io)
+            stopped.store(true, ordering: .releasing)
+            finished.signal()
+        }
+        logger.info(
+            "serving FCP",
+            metadata: [
+                "address": "\(IPv4.format(configuration.listen))", "hosts": "\(topology.hostCount)",
+                "timeslot_ns": "\(topology.timeslotNanoseconds)", "cpu": "\(configuration.communicationCore ?? -1)",
+            ])
+    }
+
+    /// Asks the communication thread to stop and waits for it (at most `timeout` seconds).
+    /// Returns whether it stopped.
+    @discardableResult
+    public func stop(timeout: Double = 5) -> Bool {
+        stopRequested.store(true, ordering: .releasing)
+        if stopped.load(ordering: .acquiring) { return true }
+        return finished.wait(timeout: .now() + timeout) == .success
+    }
+
+    /// The communication loop: generic over the backend so its calls specialise.
+    func run<IO: PacketIO>(core: ArbiterCore, io: IO) {
+        var io = io
+        var rx = PacketBatch(capacity: configuration.ioBatch)
+        var tx = PacketBatch(capacity: configuration.ioBatch)
+        var lateness = [UInt64](repeating: 0, count: ArbiterSnapshot.latenessBuckets)
+        var loops: UInt64 = 0
+        var unknownSources: UInt64 = 0
+        var nextPublish: UInt64 = 0
+        var failures = 0
+        while !stopRequested.load(ordering: .relaxed) {
+            loops &+= 1
+            var now = RealtimeClock.now()
+            let deadline = core.nextDeadline
+            let wait: Int64 =
+                deadline <= now
+                ? 0
+                : (deadline - now < Self.spinThresholdNanoseconds ? 0 : Int64(min(deadline - now, 50_000_000)))
+            do {
+                let n = try io.receive(into: &rx, waitingUpTo: wait)
+                now = RealtimeClock.now()
+                for i in 0..<n {
+                    let source = rx.address(i)
+                    if topology.index(ofAddress: source) == nil { unknownSources &+= 1 }
+                    core.receive(rx.payload(i), from: source, now: now)
+                }
+            } catch {
+                failures += 1
+                if failures <= 10 { logger.error("receive failed: \(error)") }
+                now = RealtimeClock.now()
+            }
+            let due = core.nextDeadline
+            if due <= now {
+                let late = now - due
+                lateness[late == 0 ? 0 : min(ArbiterSnapshot.latenessBuckets - 1, 64 - late.leadingZeroBitCount)] &+= 1
+                core.advance(now: now)
+            }
+            while true {
+                while !tx.isFull && tx.append({ core.nextPacket(now: now, into: $0) }) {}
+                if tx.isEmpty { break }
+                let full = tx.isFull
+                do {
+                    _ = try io.send(&tx)
+                } catch {
+                    failures += 1
+                    if failures <= 10 { logger.error("send failed: \(error)") }
+                    tx.removeAll()
+                }
+                if !full { break }
+            }
+            heartbeat.store(now, ordering: .relaxed)
+            if now >= nextPublish {
+                nextPublish = now + Self.publishIntervalNanoseconds
+                publish(core: core, io: io, now: now, loops: loops, lateness: lateness, unknownSources: unknownSources)
+            }
+        }
+        publish(
+            core: core, io: io, now: RealtimeClock.now(), loops: loops, lateness: lateness,
+            unknownSources: unknownSources)
+    }
+
+    private func publish<IO: PacketIO>(
+        core: ArbiterCore, io: borrowing IO, now: UInt64, loops: UInt64, lateness: [UInt64], unknownSources: UInt64
+    ) {
+        let stats = io.statistics
+        snapshotBox.withLock { s in
+            s.time = now
+            s.currentSlot = core.currentSlot(now: now)
+            s.loops = loops
+            s.core = core.statistics
+            s.allocator = core.allocatorStatistics
+            s.io = stats
+            s.unknownSources = unknownSources
+            for i in s.lateness.indices { s.lateness[i] = lateness[i] }
+            for i in 0..<topology.hostCount {
+                guard let session = core.session(forAddress: topology.addresses[i]) else {
+                    s.endpoints[i].connected = false
+                    continue
+                }
+                s.endpoints[i].connected = true
+                if case .extended = session.negotiation {
+                    s.endpoints[i].extended = true
+                } else {
+                    s.endpoints[i].extended = false
+                }
+                s.endpoints[i].session = session.statistics
+                s.endpoints[i].connection = session.connection.statistics
+            }
+        }
+    }
+}
+
+/// The arbiter could not start: why, in one line.
+public struct ArbiterStartError: Error, Sendable, CustomStringConvertible {
+    public var reason: String
+    public var description: String { reason }
+}
+
+/// Hands a value that is not `Sendable` to the one thread that will own it from then on.
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

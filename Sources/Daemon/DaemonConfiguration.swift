@@ -1,0 +1,227 @@
+import FastpassArbiter
+import FastpassProtocol
+import Foundation
+import PacketIO
+
+/// Everything `fastpass-arbiter` needs to run, as read from its configuration file and
+/// flags, validated.
+public struct ArbiterDaemonConfiguration: Sendable {
+    /// Local IPv4 address FCP is served on (raw IPv4, protocol 222).
+    public var listen: UInt32
+    /// Address and port of the HTTP endpoint (`/metrics`, `/status`, `/endpoints`,
+    /// `/topology`); nil: none.
+    public var metrics: (host: String, port: Int)?
+    /// File holding the 16-byte key (32 hexadecimal digits) that authenticates FCP packets
+    /// of extended endpoints; nil: no authentication.
+    public var authenticationKeyFile: String?
+    /// Refuse extended endpoints that do not authenticate (needs a key).
+    public var requireAuthentication = false
+    /// Slots allocated together.
+    public var batchSize = 16
+    /// How far ahead of the current slot batches are allocated.
+    public var lookaheadSlots = 32
+    public var policy: AllocationPolicy = .maxMinFair
+    public var pathSelection: PathSelector.Method = .edgeColoring
+    /// CPU for the communication thread (sockets, sessions, allocator, path selection);
+    /// nil: not pinned.
+    public var communicationCore: Int?
+    /// Datagrams received or sent per system call.
+    public var ioBatch = 32
+    /// `trace`, `debug`, `info`, `notice`, `warning`, `error` or `critical`.
+    public var logLevel = "info"
+    public var topology: TopologyConfiguration
+
+    /// The fields a configuration file may hold, with their flags, for documentation and
+    /// `--help`.
+    public static let fieldNames = [
+        "listen", "metrics", "authentication_key_file", "require_authentication", "batch_size", "lookahead_slots",
+        "policy", "path_selection", "cores.communication", "io_batch", "log_level", "topology.racks",
+        "topology.spines", "topology.host_gbps", "topology.uplink_gbps_per_spine", "topology.slot_bytes",
+        "topology.timeslot_ns", "topology.reference_endpoints", "topology.hosts",
+    ]
+
+    /// Reads a configuration from YAML `text` (named `file` in messages), then applies
+    /// `overrides` (dotted field path → value, as flags give them), and validates it all,
+    /// the arbiter core's own checks included.
+    public static func parse(yaml text: String, file: String, overrides: [(String, String)] = [])
+        throws(ConfigurationError) -> ArbiterDaemonConfiguration
+    {
+        var tree = try ConfigurationNode.parse(yaml: text, file: file)
+        for (path, value) in overrides {
+            try tree.set(path: path.split(separator: "."), to: value)
+        }
+        var root = try ConfigurationReader(tree, path: "")
+        guard let listenText = try root.string("listen") else {
+            throw ConfigurationError(field: "listen", reason: "missing: the IPv4 address to serve FCP on")
+        }
+        guard let listen = IPv4.parse(listenText) else {
+            throw ConfigurationError(field: "listen", reason: "'\(listenText)' is not an IPv4 address")
+        }
+        guard var topologyReader = try root.mapping("topology") else {
+            throw ConfigurationError(field: "topology", reason: "missing: racks, spines, link rates and hosts")
+        }
+        var c = ArbiterDaemonConfiguration(listen: listen, topology: try readTopology(&topologyReader))
+        if let m = try root.string("metrics"), !m.isEmpty, m != "none" {
+            c.metrics = try parseHostPort(m, field: "metrics")
+        }
+        c.authenticationKeyFile = try root.string("authentication_key_file").flatMap { $0.isEmpty ? nil : $0 }
+        c.requireAuthentication = try root.boolean("require_authentication") ?? false
+        c.batchSize = try root.integer("batch_size", in: 1...64) ?? c.batchSize
+        c.lookaheadSlots = try root.integer("lookahead_slots", in: 0...63) ?? c.lookaheadSlots
+        c.policy =
+            try root.choice(
+                "policy",
+                [
+                    "max-min-fair": .maxMinFair, "shortest-remaining-first": .shortestRemainingFirst,
+                    "weighted-fair": .weightedFair, "strict-priority": .strictPriority,
+                ]) ?? c.policy
+        c.pathSelection =
+            try root.choice("path_selection", ["edge-coloring": .edgeColoring, "euler-split": .eulerSplit])
+            ?? c.pathSelection
+        if var cores = try root.mapping("cores") {
+            c.communicationCore = try cores.integer("communication", in: 0...4095)
+            try cores.finish()
+        }
+        c.ioBatch = try root.integer("io_batch", in: 1...PacketBatch.maximumCapacity) ?? c.ioBatch
+        c.logLevel =
+            try root.choice(
+                "log_level",
+                [
+                    "trace": "trace", "debug": "debug", "info": "info", "notice": "notice", "warning": "warning",
+                    "error": "error", "critical": "critical",
+                ]) ?? c.logLevel
+        try root.finish()
+        if c.requireAuthentication && c.authenticationKeyFile == nil {
+            throw ConfigurationError(
+                field: "require_authentication", reason: "true needs authentication_key_file to name a key")
+        }
+        let topology: Topology
+        do {
+            topology = try Topology(c.topology)
+        } catch {
+            throw ConfigurationError(field: "topology.\(error.field)", reason: error.reason)
+        }
+        if topology.index(ofAddress: listen) != nil {
+            throw ConfigurationError(
+                field: "listen",
+                reason: "\(listenText) is also a host of the topology; the arbiter needs its own address")
+        }
+        if let problem = c.coreConfiguration(authenticator: nil).problem(topology: topology) {
+            // The core names its own fields; say them as the file does.
+            var text = problem
+            for (core, file) in [("lookaheadSlots", "lookahead_slots"), ("batchSize", "batch_size")] {
+                text = text.replacingOccurrences(of: core, with: file)
+            }
+            throw ConfigurationError(field: nil, reason: text)
+        }
+        return c
+    }
+
+    /// Reads and parses the file at `path`.
+    public static func load(path: String, overrides: [(String, String)] = []) throws(ConfigurationError)
+        -> ArbiterDaemonConfiguration
+    {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigurationError(field: nil, reason: "\(path): cannot read: \(Self.reason(error))")
+        }
+        return try parse(yaml: text, file: path, overrides: overrides)
+    }
+
+    static func reason(_ error: any Error) -> String {
+        let e = error as NSError
+        if let underlying = e.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(underlying.code)))
+        }
+        if e.domain == NSCocoaErrorDomain && e.code == NSFileReadNoSuchFileError { return "no such file" }
+        return e.localizedDescription
+    }
+
+    private static func readTopology(_ r: inout ConfigurationReader) throws(ConfigurationError) -> TopologyConfiguration
+    {
+        func required<T>(_ v: T?, _ key: String) throws(ConfigurationError) -> T {
+            guard let v else { throw ConfigurationError(field: r.field(key), reason: "missing") }
+            return v
+        }
+        let racks = try required(try r.integer("racks", in: 1...4096), "racks")
+        let spines = try required(try r.integer("spines", in: 1...4096), "spines")
+        let hostGbps = try required(try r.number("host_gbps", in: 0.001...10_000), "host_gbps")
+        let uplink = try r.number("uplink_gbps_per_spine", in: 0.001...100_000)
+        let slotBytes = try r.integer("slot_bytes", in: 64...65_535) ?? 1538
+        let slotNanoseconds = try r.number("timeslot_ns", in: 1...1_000_000_000)
+        let reference = try r.boolean("reference_endpoints") ?? false
+        guard let items = try r.sequence("hosts"), !items.isEmpty else {
+            throw ConfigurationError(field: r.field("hosts"), reason: "missing: at least one host")
+        }
+        var hosts: [HostConfiguration] = []
+        for (i, item) in items.enumerated() {
+            var h = try ConfigurationReader(item, path: "\(r.field("hosts"))[\(i)]")
+            let id = try required(try h.integer("id", in: 0...Int(UInt32.max)), "hosts[\(i)].id")
+            let address = try required(try h.string("address"), "hosts[\(i)].address")
+            let mac = try h.string("mac") ?? Self.macFor(address: address)
+            let rack = try required(try h.integer("rack", in: 0...(racks - 1)), "hosts[\(i)].rack")
+            try h.finish()
+            hosts.append(HostConfiguration(id: UInt32(id), address: address, mac: mac, rack: rack))
+        }
+        try r.finish()
+        // Non-oversubscribed by default: the rack's host capacity spread over the spines.
+        let perRack = Dictionary(grouping: hosts, by: \.rack).values.map(\.count).max() ?? 1
+        return TopologyConfiguration(
+            hosts: hosts, racks: racks, spines: spines, hostLinkGbps: hostGbps,
+            uplinkGbpsPerSpine: uplink ?? Double(perRack) * hostGbps / Double(spines), slotBytes: slotBytes,
+            timeslotNanoseconds: slotNanoseconds, referenceEndpoints: reference)
+    }
+
+    /// A locally administered MAC derived from the address, for hosts whose MAC only
+    /// matters to reference endpoints' hashing.
+    static func macFor(address: String) -> String {
+        let a = IPv4.parse(address) ?? 0
+        let bytes = [0x02, 0x00, UInt8(a >> 24), UInt8((a >> 16) & 0xFF), UInt8((a >> 8) & 0xFF), UInt8(a & 0xFF)]
+        return bytes.map { b in b < 16 ? "0" + String(b, radix: 16) : String(b, radix: 16) }.joined(separator: ":")
+    }
+
+    static func parseHostPort(_ text: String, field: String) throws(ConfigurationError) -> (host: String, port: Int) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (1...65_535).contains(port)
+        else {
+            throw ConfigurationError(field: field, reason: "'\(text)' is not ADDRESS:PORT (port 1...65535)")
+        }
+        let host = String(text[..<colon])
+        guard IPv4.parse(host) != nil || host == "localhost" else {
+            throw ConfigurationError(field: field, reason: "'\(host)' is not an IPv4 address")
+        }
+        return (host, port)
+    }
+
+    /// The arbiter core's configuration.
+    public func coreConfiguration(authenticator: FCPAuthenticator?) -> ArbiterCoreConfiguration {
+        var core = ArbiterCoreConfiguration()
+        core.allocator.batchSize = batchSize
+        core.allocator.policy = policy
+        core.pathMethod = pathSelection
+        core.lookaheadSlots = lookaheadSlots
+        core.session.authenticator = authenticator
+        core.session.requireAuthentication = requireAuthentication
+        return core
+    }
+
+    /// Reads the authentication key, if one is configured.
+    public func loadAuthenticator() throws(ConfigurationError) -> FCPAuthenticator? {
+        guard let path = authenticationKeyFile else { return nil }
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigurationError(
+                field: "authentication_key_file", reason: "\(path): cannot read: \(Self.reason(error))")
+        }
+        let hex = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let a = FCPAuthenticator(hexKey: hex) else {
+            throw ConfigurationError(
+                field: "authentication_key_file", reason: "\(path): expected 32 hexadecimal digits (a 16-byte key)")
+        }
+        return a
+    }
+}

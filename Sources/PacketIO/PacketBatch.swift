@@ -1,0 +1,105 @@
+/// A batch of datagrams in buffers allocated once, for receiving and sending without
+/// allocating per packet.
+///
+/// Buffer `i` holds one datagram; its payload starts `offset(i)` bytes in (received IPv4
+/// packets keep their header in front of it) and is `length(i)` bytes long. Addresses are
+/// IPv4, host byte order.
+public struct PacketBatch: ~Copyable {
+    /// Datagrams the batch holds at most.
+    public let capacity: Int
+    /// Bytes per buffer: the largest datagram it holds.
+    public let stride: Int
+    let storage: UnsafeMutableRawPointer
+    let lengths: UnsafeMutablePointer<Int32>
+    let offsets: UnsafeMutablePointer<Int32>
+    let addresses: UnsafeMutablePointer<UInt32>
+    /// Datagrams in the batch.
+    public internal(set) var count = 0
+
+    /// A batch of `capacity` buffers (at most ``PacketBatch/maximumCapacity``) of `stride` bytes.
+    public init(capacity: Int, stride: Int = 2048) {
+        precondition(capacity > 0 && capacity <= Self.maximumCapacity && stride >= 64)
+        self.capacity = capacity
+        self.stride = stride
+        storage = .allocate(byteCount: capacity * stride, alignment: 64)
+        storage.initializeMemory(as: UInt8.self, repeating: 0, count: capacity * stride)
+        lengths = .allocate(capacity: capacity)
+        lengths.initialize(repeating: 0, count: capacity)
+        offsets = .allocate(capacity: capacity)
+        offsets.initialize(repeating: 0, count: capacity)
+        addresses = .allocate(capacity: capacity)
+        addresses.initialize(repeating: 0, count: capacity)
+    }
+
+    deinit {
+        storage.deallocate()
+        lengths.deallocate()
+        offsets.deallocate()
+        addresses.deallocate()
+    }
+
+    /// The most datagrams one batch call moves (the kernel calls' limit in this package).
+    public static let maximumCapacity = 64
+
+    public var isEmpty: Bool { count == 0 }
+    public var isFull: Bool { count == capacity }
+
+    /// Datagram `i`'s payload.
+    public func payload(_ i: Int) -> UnsafeRawBufferPointer {
+        precondition(i >= 0 && i < count)
+        return UnsafeRawBufferPointer(start: storage + i * stride + Int(offsets[i]), count: Int(lengths[i]))
+    }
+
+    /// Datagram `i`'s address: where it came from (received) or where it goes (to send).
+    public func address(_ i: Int) -> UInt32 {
+        precondition(i >= 0 && i < count)
+        return addresses[i]
+    }
+
+    /// Empties the batch (the buffers stay).
+    public mutating func removeAll() { count = 0 }
+
+    /// Adds the datagram `write` builds in the next buffer, returning its address and
+    /// length (nil: it had nothing to send). Returns whether one was added; the caller
+    /// checks ``isFull`` first.
+    @inline(__always)
+    public mutating func append(_ write: (UnsafeMutableRawBufferPointer) -> (address: UInt32, length: Int)?) -> Bool {
+        precondition(count < capacity)
+        let buffer = UnsafeMutableRawBufferPointer(start: storage + count * stride, count: stride)
+        guard let (address, n) = write(buffer), n > 0, n <= stride else { return false }
+        lengths[count] = Int32(n)
+        offsets[count] = 0
+        addresses[count] = address
+        count += 1
+        return true
+    }
+
+    /// Adds a copy of `bytes` to `address`. Returns false when the batch is full or the
+    /// datagram does not fit a buffer.
+    public mutating func append(_ bytes: UnsafeRawBufferPointer, to address: UInt32) -> Bool {
+        guard count < capacity, bytes.count > 0, bytes.count <= stride else { return false }
+        (storage + count * stride).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        lengths[count] = Int32(bytes.count)
+        offsets[count] = 0
+        addresses[count] = address
+        count += 1
+        return true
+    }
+
+    /// Drops the first `n` datagrams, keeping the rest in order (after a partial send).
+    mutating func removeFirst(_ n: Int) {
+        guard n > 0 else { return }
+        guard n < count else {
+            count = 0
+            return
+        }
+        for i in n..<count {
+            (storage + (i - n) * stride).copyMemory(
+                from: storage + i * stride, byteCount: Int(lengths[i]) + Int(offsets[i]))
+            lengths[i - n] = lengths[i]
+            offsets[i - n] = offsets[i]
+            addresses[i - n] = addresses[i]
+        }
+        count -= n
+    }
+}

@@ -1,0 +1,108 @@
+import ArgumentParser
+import FastpassDaemon
+import Foundation
+import Logging
+import ServiceLifecycle
+
+@main
+struct FastpassArbiterCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fastpass-arbiter",
+        abstract: "The Fastpass arbiter: allocates timeslots and paths to endpoints over FCP.",
+        discussion: """
+            Reads its configuration (YAML) from --config. Every field can be overridden on the \
+            command line: the common ones have their own flags, and --set FIELD=VALUE takes any \
+            field by its dotted name (e.g. --set topology.spines=4). Stops cleanly on SIGTERM or \
+            SIGINT. Under systemd (Type=notify) it reports READY, STOPPING and feeds the watchdog.
+            """)
+
+    @Option(help: "Configuration file (YAML).")
+    var config = "/etc/fastpass/arbiter.yaml"
+
+    @Option(name: .customLong("check-config"), help: "Validate this configuration file, print the result and exit.")
+    var checkConfig: String?
+
+    @Option(help: "IPv4 address to serve FCP on (field: listen).")
+    var listen: String?
+    @Option(help: "ADDRESS:PORT of the HTTP endpoint, or 'none' (field: metrics).")
+    var metrics: String?
+    @Option(help: "File with the 16-byte FCP key in hex (field: authentication_key_file).")
+    var authenticationKeyFile: String?
+    @Option(help: "Refuse extended endpoints that do not authenticate: true or false.")
+    var requireAuthentication: String?
+    @Option(help: "Slots allocated together, 1...64 (field: batch_size).")
+    var batchSize: String?
+    @Option(help: "Slots ahead of now a batch is allocated (field: lookahead_slots).")
+    var lookaheadSlots: String?
+    @Option(help: "max-min-fair, shortest-remaining-first, weighted-fair or strict-priority.")
+    var policy: String?
+    @Option(help: "edge-coloring or euler-split (field: path_selection).")
+    var pathSelection: String?
+    @Option(help: "CPU for the communication thread (field: cores.communication).")
+    var communicationCore: String?
+    @Option(help: "Timeslot length in ns (field: topology.timeslot_ns).")
+    var timeslotNs: String?
+    @Option(help: "trace, debug, info, notice, warning, error or critical (field: log_level).")
+    var logLevel: String?
+    @Option(name: .customLong("set"), help: "FIELD=VALUE for any field, by its dotted name. Repeatable.")
+    var assignments: [String] = []
+
+    func overrides() throws(ValidationError) -> [(String, String)] {
+        var o: [(String, String)] = []
+        let flags: [(String, String?)] = [
+            ("listen", listen), ("metrics", metrics), ("authentication_key_file", authenticationKeyFile),
+            ("require_authentication", requireAuthentication), ("batch_size", batchSize),
+            ("lookahead_slots", lookaheadSlots), ("policy", policy), ("path_selection", pathSelection),
+            ("cores.communication", communicationCore), ("topology.timeslot_ns", timeslotNs), ("log_level", logLevel),
+        ]
+        for case (let field, let value?) in flags { o.append((field, value)) }
+        for a in assignments {
+            guard let eq = a.firstIndex(of: "="), eq != a.startIndex else {
+                throw ValidationError("--set \(a): expected FIELD=VALUE")
+            }
+            o.append((String(a[..<eq]), String(a[a.index(after: eq)...])))
+        }
+        return o
+    }
+
+    func run() async throws {
+        let overrides = try overrides()
+        if let path = checkConfig {
+            do {
+                let c = try ArbiterDaemonConfiguration.load(path: path, overrides: overrides)
+                print(
+                    "\(path): valid (\(c.topology.hosts.count) hosts, \(c.topology.racks) racks, "
+                        + "\(c.topology.spines) spines)")
+                return
+            } catch {
+                FileHandle.standardError.write(Data("fastpass-arbiter: \(error)\n".utf8))
+                throw ExitCode(2)
+            }
+        }
+        let configuration: ArbiterDaemonConfiguration
+        do {
+            configuration = try ArbiterDaemonConfiguration.load(path: config, overrides: overrides)
+        } catch {
+            FileHandle.standardError.write(Data("fastpass-arbiter: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "fastpass-arbiter")
+        do {
+            let runtime = try ArbiterRuntime(configuration: configuration, logger: logger)
+            let group = ServiceGroup(
+                services: [ArbiterDaemon(runtime: runtime, logger: logger)],
+                gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger)
+            try await group.run()
+        } catch {
+            let reason = (error as? ArbiterStartError)?.reason ?? (error as? ConfigurationError)?.description
+            FileHandle.standardError.write(Data("fastpass-arbiter: \(reason ?? "\(error)")\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}

@@ -1,0 +1,106 @@
+import FastpassDaemon
+import PacketIO
+import Testing
+
+@Suite("Arbiter daemon configuration")
+struct ConfigurationTests {
+    static let valid = """
+        listen: 10.0.0.1
+        metrics: 127.0.0.1:9464
+        topology:
+          racks: 2
+          spines: 2
+          host_gbps: 10
+          hosts:
+            - {id: 1, address: 10.0.1.1, rack: 0}
+            - {id: 2, address: 10.0.2.1, rack: 1}
+        """
+
+    func error(_ yaml: String, _ overrides: [(String, String)] = []) -> String? {
+        do {
+            _ = try ArbiterDaemonConfiguration.parse(yaml: yaml, file: "test.yaml", overrides: overrides)
+            return nil
+        } catch {
+            return error.description
+        }
+    }
+
+    @Test("a minimal file gets the defaults; flags override fields")
+    func defaultsAndOverrides() throws {
+        let c = try ArbiterDaemonConfiguration.parse(yaml: Self.valid, file: "t")
+        #expect(c.listen == IPv4.parse("10.0.0.1"))
+        #expect(c.batchSize == 16 && c.lookaheadSlots == 32 && c.communicationCore == nil)
+        #expect(c.topology.uplinkGbpsPerSpine == 5)  // one host per rack, 10 Gbit/s over 2 spines
+        let o = try ArbiterDaemonConfiguration.parse(
+            yaml: Self.valid, file: "t",
+            overrides: [("batch_size", "8"), ("cores.communication", "1"), ("topology.spines", "1")])
+        #expect(o.batchSize == 8 && o.communicationCore == 1 && o.topology.spines == 1)
+    }
+
+    @Test("every bad field is refused with its name")
+    func badFields() {
+        let cases: [(String, [(String, String)], String)] = [
+            ("topology.spinez", [("topology.spinez", "3")], "did you mean 'spines'"),
+            ("batch_size", [("batch_size", "99")], "out of range"),
+            ("listen", [("listen", "10.0.1.1")], "also a host"),
+            ("listen", [("listen", "ten")], "not an IPv4 address"),
+            ("metrics", [("metrics", "127.0.0.1")], "ADDRESS:PORT"),
+            ("policy", [("policy", "fair")], "not one of"),
+            ("require_authentication", [("require_authentication", "true")], "needs authentication_key_file"),
+            ("lookahead_slots", [("lookahead_slots", "60")], "lookahead_slots"),
+            ("topology.hosts[0].rack", [], "out of range"),
+        ]
+        for (field, overrides, reason) in cases {
+            let yaml =
+                field == "topology.hosts[0].rack"
+                ? Self.valid.replacingOccurrences(of: "rack: 0}", with: "rack: 5}") : Self.valid
+            let e = error(yaml, overrides)
+            #expect(e?.contains(field) == true, "\(field): \(e ?? "accepted")")
+            #expect(e?.contains(reason) == true, "\(field): \(e ?? "accepted")")
+        }
+    }
+
+    @Test("malformed files: not YAML, not a mapping, missing sections")
+    func malformed() {
+        #expect(error("listen: [1, 2")?.contains("not valid YAML") == true)
+        #expect(error("- a\n- b")?.contains("expected a mapping") == true)
+        #expect(error("listen: 10.0.0.1")?.contains("topology: missing") == true)
+        #expect(error("topology: {}")?.contains("listen: missing") == true)
+    }
+
+    @Test("random bytes as a configuration: refused with a reason, never a crash")
+    func fuzzed() {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789:-[]{},.\n #'\"&*!|>%@`".utf8)
+        for _ in 0..<2000 {
+            var bytes: [UInt8] = []
+            for _ in 0..<Int(state % 120) {
+                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                bytes.append(alphabet[Int(state >> 33) % alphabet.count])
+            }
+            let text = String(decoding: bytes, as: UTF8.self)
+            #expect(error(text) != nil)
+        }
+    }
+
+    @Test("IPv4 header checks: FCP's protocol, lengths that fit")
+    func ipv4Header() {
+        var packet = [UInt8](repeating: 0, count: 40)
+        packet[0] = 0x45
+        packet[2] = 0
+        packet[3] = 40
+        packet[9] = 222
+        packet.withUnsafeBytes { #expect(IPv4.payloadOffset($0) == 20) }
+        packet[9] = 6
+        packet.withUnsafeBytes { #expect(IPv4.payloadOffset($0) == nil) }
+        packet[9] = 222
+        packet[3] = 41  // claims more than arrived
+        packet.withUnsafeBytes { #expect(IPv4.payloadOffset($0) == nil) }
+        packet[3] = 40
+        packet[0] = 0x44  // header shorter than 20 bytes
+        packet.withUnsafeBytes { #expect(IPv4.payloadOffset($0) == nil) }
+        #expect(IPv4.parse("10.0.0.1") == 0x0A00_0001)
+        #expect(IPv4.parse("10.0.0.256") == nil && IPv4.parse("10.0.0") == nil && IPv4.parse("01.0.0.1") == nil)
+        #expect(IPv4.format(0x0A00_0001) == "10.0.0.1")
+    }
+}
