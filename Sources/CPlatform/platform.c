@@ -99,6 +99,4 @@ int fp_wait_readable(int fd, long long timeout_ns) {
     return r > 0 ? 1 : 0;
 }
 
-int fp_enter_network_namespace(int fd) { return setns(fd, CLONE_NEWNET) == 0 ? 0 : errno; }
-
 int fp_set_timer_slack(unsigned long nanoseconds) { return prctl(PR_SET_TIMERSLACK, nanoseconds, 0, 0, 0) == 0 ? 0 : errno; }

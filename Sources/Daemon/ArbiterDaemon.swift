@@ -93,7 +93,3 @@ public struct ArbiterDaemon: Service {
         }
     }
 }
-
-extension ArbiterStartError {
-    init(_ error: ConfigurationError) { self.init(reason: error.description) }
-}

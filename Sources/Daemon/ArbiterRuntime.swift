@@ -41,9 +41,6 @@ public struct ArbiterSnapshot: Sendable {
     /// (bucket 0: on time).
     public var lateness = [UInt64](repeating: 0, count: ArbiterSnapshot.latenessBuckets)
     public var endpoints: [EndpointSnapshot] = []
-    /// Packets the communication thread's checks dropped before the core: from addresses
-    /// that are not hosts of the topology.
-    public var unknownSources: UInt64 = 0
 
     public static let latenessBuckets = 40
 }
@@ -156,7 +153,6 @@ public final class ArbiterRuntime: Sendable {
         var tx = PacketBatch(capacity: configuration.ioBatch)
         var lateness = [UInt64](repeating: 0, count: ArbiterSnapshot.latenessBuckets)
         var loops: UInt64 = 0
-        var unknownSources: UInt64 = 0
         var nextPublish: UInt64 = 0
         var failures = 0
         while !stopRequested.load(ordering: .relaxed) {
@@ -170,11 +166,7 @@ public final class ArbiterRuntime: Sendable {
             do {
                 let n = try io.receive(into: &rx, waitingUpTo: wait)
                 now = RealtimeClock.now()
-                for i in 0..<n {
-                    let source = rx.address(i)
-                    if topology.index(ofAddress: source) == nil { unknownSources &+= 1 }
-                    core.receive(rx.payload(i), from: source, now: now)
-                }
+                for i in 0..<n { core.receive(rx.payload(i), from: rx.address(i), now: now) }
             } catch {
                 failures += 1
                 if failures <= 10 { logger.error("receive failed: \(error)") }
@@ -202,16 +194,14 @@ public final class ArbiterRuntime: Sendable {
             heartbeat.store(now, ordering: .relaxed)
             if now >= nextPublish {
                 nextPublish = now + Self.publishIntervalNanoseconds
-                publish(core: core, io: io, now: now, loops: loops, lateness: lateness, unknownSources: unknownSources)
+                publish(core: core, io: io, now: now, loops: loops, lateness: lateness)
             }
         }
-        publish(
-            core: core, io: io, now: RealtimeClock.now(), loops: loops, lateness: lateness,
-            unknownSources: unknownSources)
+        publish(core: core, io: io, now: RealtimeClock.now(), loops: loops, lateness: lateness)
     }
 
     private func publish<IO: PacketIO>(
-        core: ArbiterCore, io: borrowing IO, now: UInt64, loops: UInt64, lateness: [UInt64], unknownSources: UInt64
+        core: ArbiterCore, io: borrowing IO, now: UInt64, loops: UInt64, lateness: [UInt64]
     ) {
         let stats = io.statistics
         snapshotBox.withLock { s in
@@ -221,7 +211,6 @@ public final class ArbiterRuntime: Sendable {
             s.core = core.statistics
             s.allocator = core.allocatorStatistics
             s.io = stats
-            s.unknownSources = unknownSources
             for i in s.lateness.indices { s.lateness[i] = lateness[i] }
             for i in 0..<topology.hostCount {
                 guard let session = core.session(forAddress: topology.addresses[i]) else {

@@ -31,15 +31,6 @@ public struct ArbiterDaemonConfiguration: Sendable {
     public var logLevel = "info"
     public var topology: TopologyConfiguration
 
-    /// The fields a configuration file may hold, with their flags, for documentation and
-    /// `--help`.
-    public static let fieldNames = [
-        "listen", "metrics", "authentication_key_file", "require_authentication", "batch_size", "lookahead_slots",
-        "policy", "path_selection", "cores.communication", "io_batch", "log_level", "topology.racks",
-        "topology.spines", "topology.host_gbps", "topology.uplink_gbps_per_spine", "topology.slot_bytes",
-        "topology.timeslot_ns", "topology.reference_endpoints", "topology.hosts",
-    ]
-
     /// Reads a configuration from YAML `text` (named `file` in messages), then applies
     /// `overrides` (dotted field path → value, as flags give them), and validates it all,
     /// the arbiter core's own checks included.

@@ -45,7 +45,7 @@ final class MetricsExporter: Sendable {
                 advance("fastpass_allocator_\(k)_total", [], to: v, in: &s)
             }
             for (k, v) in StatusReport.counters(snapshot.io) { advance("fastpass_io_\(k)_total", [], to: v, in: &s) }
-            advance("fastpass_io_unknown_sources_total", [], to: snapshot.unknownSources, in: &s)
+            advance("fastpass_io_unknown_sources_total", [], to: snapshot.core.packetsFromUnknownHosts, in: &s)
             var fcp: [String: UInt64] = [:]
             var sessions: [String: UInt64] = [:]
             var connected = 0

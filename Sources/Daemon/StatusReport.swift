@@ -54,7 +54,7 @@ enum StatusReport {
             "hosts": t.hostCount,
             "endpoints_connected": s.endpoints.filter(\.connected).count,
             "loops": s.loops,
-            "packets_from_unknown_sources": s.unknownSources,
+            "packets_from_unknown_sources": s.core.packetsFromUnknownHosts,
             "core": Dictionary(uniqueKeysWithValues: counters(s.core)),
             "allocator": Dictionary(uniqueKeysWithValues: counters(s.allocator)),
             "io": Dictionary(uniqueKeysWithValues: counters(s.io)),

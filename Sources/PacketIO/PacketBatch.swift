@@ -73,33 +73,4 @@ public struct PacketBatch: ~Copyable {
         count += 1
         return true
     }
-
-    /// Adds a copy of `bytes` to `address`. Returns false when the batch is full or the
-    /// datagram does not fit a buffer.
-    public mutating func append(_ bytes: UnsafeRawBufferPointer, to address: UInt32) -> Bool {
-        guard count < capacity, bytes.count > 0, bytes.count <= stride else { return false }
-        (storage + count * stride).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
-        lengths[count] = Int32(bytes.count)
-        offsets[count] = 0
-        addresses[count] = address
-        count += 1
-        return true
-    }
-
-    /// Drops the first `n` datagrams, keeping the rest in order (after a partial send).
-    mutating func removeFirst(_ n: Int) {
-        guard n > 0 else { return }
-        guard n < count else {
-            count = 0
-            return
-        }
-        for i in n..<count {
-            (storage + (i - n) * stride).copyMemory(
-                from: storage + i * stride, byteCount: Int(lengths[i]) + Int(offsets[i]))
-            lengths[i - n] = lengths[i]
-            offsets[i - n] = offsets[i]
-            addresses[i - n] = addresses[i]
-        }
-        count -= n
-    }
 }

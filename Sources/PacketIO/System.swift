@@ -35,19 +35,4 @@ public enum PinnedThread {
     /// (the default slack, 50 µs, is dozens of timeslots). Returns 0 or the error number.
     @discardableResult
     public static func setTimerSlack(nanoseconds: UInt) -> Int32 { fp_set_timer_slack(nanoseconds) }
-
-    /// CPUs this process may run on.
-    public static var availableCPUs: Int { Int(fp_available_cpus()) }
-}
-
-/// Network namespaces, for tests that put endpoints on their own hosts.
-public enum NetworkNamespace {
-    /// Moves the calling thread into the namespace at `/var/run/netns/<name>`.
-    public static func enter(_ name: String) throws(PacketIOError) {
-        let fd = open("/var/run/netns/\(name)", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw PacketIOError(operation: "open(/var/run/netns/\(name))", code: errno) }
-        defer { close(fd) }
-        let r = fp_enter_network_namespace(fd)
-        if r != 0 { throw PacketIOError(operation: "setns(\(name))", code: r) }
-    }
 }

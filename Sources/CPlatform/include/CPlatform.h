@@ -40,7 +40,4 @@ int fp_wait_readable(int fd, long long timeout_ns);
 /// Sets the calling thread's timer slack (how late the kernel may wake it), in ns. 0 or errno.
 int fp_set_timer_slack(unsigned long nanoseconds);
 
-/// Moves the calling thread into the network namespace open at `fd` (setns). 0 or errno.
-int fp_enter_network_namespace(int fd);
-
 #endif
