@@ -90,9 +90,14 @@ let package = Package(
             dependencies: ["FastpassDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/fastpass-arbiter"
         ),
+        // Reads a daemon's HTTP endpoint with a plain socket, for fastpassctl and the benchmarks.
+        .target(
+            name: "FastpassStatusClient",
+            path: "Sources/StatusClient"
+        ),
         .executableTarget(
             name: "fastpassctl",
-            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["FastpassStatusClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/fastpassctl"
         ),
         .executableTarget(
@@ -114,6 +119,7 @@ let package = Package(
                 "CPlatform",
                 "MallocCounter",
                 "FastpassDaemon",
+                "FastpassStatusClient",
                 "PacketIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

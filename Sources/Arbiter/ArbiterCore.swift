@@ -97,7 +97,10 @@ public final class ArbiterCore {
     public private(set) var topology: Topology
     let allocator: TimeslotAllocator
     /// Sessions by host index, made on a host's first packet.
-    private var sessions: UnsafeMutablePointer<ArbiterSession?>
+    /// Sessions in place, initialised only where `hasSession` is set: reading one through
+    /// an optional would copy the whole session (and retain its buffers) on every access.
+    private var sessions: UnsafeMutablePointer<ArbiterSession>
+    private var hasSession: UnsafeMutablePointer<Bool>
     private let sessionTemplate: ArbiterSessionConfiguration
     private let hostCount: Int
     private let referenceIDs: [UInt16]
@@ -172,7 +175,8 @@ public final class ArbiterCore {
             topology: topology, configuration: configuration.allocator,
             firstSlot: (firstSlot + batch - 1) / batch * batch, routing: true, pathMethod: configuration.pathMethod)
         sessions = .allocate(capacity: hostCount)
-        sessions.initialize(repeating: nil, count: hostCount)
+        hasSession = .allocate(capacity: hostCount)
+        hasSession.initialize(repeating: false, count: hostCount)
         ready = .allocate(capacity: hostCount)
         ready.initialize(repeating: 0, count: hostCount)
         isReady = .allocate(capacity: hostCount)
@@ -198,8 +202,9 @@ public final class ArbiterCore {
     }
 
     deinit {
-        sessions.deinitialize(count: hostCount)
+        for h in 0..<hostCount where hasSession[h] { (sessions + h).deinitialize(count: 1) }
         sessions.deallocate()
+        hasSession.deallocate()
         ready.deallocate()
         isReady.deallocate()
         timerDeadlines.deallocate()
@@ -252,9 +257,12 @@ public final class ArbiterCore {
             statistics.packetsFromUnknownHosts &+= 1
             return
         }
-        if sessions[host] == nil { sessions[host] = ArbiterSession(configuration: sessionTemplate, now: now) }
+        if !hasSession[host] {
+            (sessions + host).initialize(to: ArbiterSession(configuration: sessionTemplate, now: now))
+            hasSession[host] = true
+        }
         var handler = Handler(core: self, source: host, extended: isExtended(host))
-        let result = sessions[host]!.receive(packet, now: now, handler: &handler)
+        let result = sessions[host].receive(packet, now: now, handler: &handler)
         flushPending()
         withdrawRefused(host)
         // A removed host that speaks again (a packet its session took) is back.
@@ -268,8 +276,8 @@ public final class ArbiterCore {
     }
 
     private func isExtended(_ host: Int) -> Bool {
-        if case .extended = sessions[host]?.negotiation { return true }
-        return false
+        guard hasSession[host] else { return false }
+        return sessions[host].schedulingState().extended
     }
 
     /// The core's side of a session's requests (the session calls it back, in the order
@@ -421,7 +429,8 @@ public final class ArbiterCore {
     /// hosts.
     private func withdrawRefused(_ host: Int) {
         guard !refusedTowards.isEmpty else { return }
-        for node in refusedTowards { sessions[host]?.withdrawHeldDemand(towards: node) }
+        guard hasSession[host] else { return }
+        for node in refusedTowards { sessions[host].withdrawHeldDemand(towards: node) }
         refusedTowards.removeAll(keepingCapacity: true)
     }
 
@@ -450,7 +459,7 @@ public final class ArbiterCore {
             let popped = timerDeadlines[0]
             popTimer()
             if popped == pushedDeadline[host] { pushedDeadline[host] = .max }
-            guard sessions[host] != nil, let deadline = sessions[host]!.timerDeadline else { continue }
+            guard hasSession[host], let deadline = sessions[host].schedulingState().timerDeadline else { continue }
             guard deadline <= now else {
                 // Moved later since: back on the heap at its new time.
                 if deadline != pushedDeadline[host] {
@@ -460,7 +469,7 @@ public final class ArbiterCore {
                 continue
             }
             var handler = Handler(core: self, source: host, extended: isExtended(host))
-            sessions[host]!.handleTimeout(now: now, handler: &handler)
+            sessions[host].handleTimeout(now: now, handler: &handler)
             flushPending()
             withdrawRefused(host)
             sessionChanged(host)
@@ -495,22 +504,22 @@ public final class ArbiterCore {
         // Withdrawals the allocator applied: the sessions report them.
         for w in 0..<batch.withdrawalCount {
             let (s, d, slots) = batch.withdrawal(w)
-            guard sessions[s] != nil, let node = nodeID(of: d, for: s) else { continue }
-            sessions[s]!.recordWithdrawal(destination: node, slots: UInt64(slots))
+            guard hasSession[s], let node = nodeID(of: d, for: s) else { continue }
+            sessions[s].recordWithdrawal(destination: node, slots: UInt64(slots))
             sessionChanged(s)
         }
         for i in 0..<batch.totalCount {
             let spine = batch.spine(i)
             guard spine != BatchAllocations.unroutable else { continue }  // requested again already
             let a = batch.allocation(i)
-            guard sessions[a.source] != nil, let node = nodeID(of: a.destination, for: a.source) else {
+            guard hasSession[a.source], let node = nodeID(of: a.destination, for: a.source) else {
                 statistics.allocationsStale &+= 1
                 continue
             }
-            let announced = sessions[a.source]!.negotiation.granted.contains(.announcedClock)
+            let announced = sessions[a.source].schedulingState().announcedClock
             let slot = sessionSlot(batch.firstSlot &+ UInt64(a.slot), announcedClock: announced)
             let path = PathID(spine < 0 ? 0 : UInt16(spine))
-            switch sessions[a.source]!.record(allocationIn: slot, destination: node, path: path) {
+            switch sessions[a.source].record(allocationIn: slot, destination: node, path: path) {
             case .recorded:
                 statistics.allocationsRecorded &+= 1
             case .noDemand:
@@ -522,7 +531,7 @@ public final class ArbiterCore {
                 // Registration refuses endpoints that could get these. Offering the slot
                 // again would only repeat it: the session reports it withdrawn instead.
                 statistics.allocationsUnencodable &+= 1
-                sessions[a.source]!.recordWithdrawal(destination: node, slots: 1)
+                sessions[a.source].recordWithdrawal(destination: node, slots: 1)
             }
             sessionChanged(a.source)
         }
@@ -538,8 +547,8 @@ public final class ArbiterCore {
             readyHead = (readyHead + 1) % hostCount
             readyCount -= 1
             isReady[host] = false
-            guard sessions[host] != nil, sessions[host]!.wantsToSend else { continue }
-            let result = sessions[host]!.send(now: now, into: buffer)
+            guard hasSession[host], sessions[host].schedulingState().wantsToSend else { continue }
+            let result = sessions[host].send(now: now, into: buffer)
             sessionChanged(host)
             switch result {
             case .success(let length):
@@ -554,13 +563,14 @@ public final class ArbiterCore {
 
     /// After any event on a session: queue it to send, and track its timer.
     private func sessionChanged(_ host: Int) {
-        guard sessions[host] != nil else { return }
-        if sessions[host]!.wantsToSend && !isReady[host] {
+        guard hasSession[host] else { return }
+        let state = sessions[host].schedulingState()
+        if state.wantsToSend && !isReady[host] {
             isReady[host] = true
             ready[(readyHead + readyCount) % hostCount] = Int32(host)
             readyCount += 1
         }
-        if let deadline = sessions[host]!.timerDeadline, deadline != pushedDeadline[host] {
+        if let deadline = state.timerDeadline, deadline != pushedDeadline[host] {
             pushedDeadline[host] = deadline
             pushTimer(deadline, host)
         }
@@ -605,7 +615,7 @@ public final class ArbiterCore {
         timerCount = 0
         for h in 0..<hostCount {
             pushedDeadline[h] = .max
-            guard sessions[h] != nil, let deadline = sessions[h]!.timerDeadline else { continue }
+            guard hasSession[h], let deadline = sessions[h].schedulingState().timerDeadline else { continue }
             pushedDeadline[h] = deadline
             pushTimer(deadline, h)
         }
@@ -615,7 +625,7 @@ public final class ArbiterCore {
 
     /// The session of the host at `address`, if it has sent anything.
     public func session(forAddress address: UInt32) -> ArbiterSession? {
-        topology.index(ofAddress: address).flatMap { sessions[$0] }
+        topology.index(ofAddress: address).flatMap { hasSession[$0] ? sessions[$0] : nil }
     }
 
     /// The host at `address` went away: its session ends, all demand from and to it is
@@ -623,16 +633,19 @@ public final class ArbiterCore {
     /// senders) until it is heard from again.
     public func removeHost(address: UInt32) {
         guard let host = topology.index(ofAddress: address) else { return }
-        sessions[host] = nil
+        if hasSession[host] {
+            (sessions + host).deinitialize(count: 1)
+            hasSession[host] = false
+        }
         removed[host] = true
         pushedDeadline[host] = .max
         allocator.removeHost(host)
         dropRetries(host: host, both: true)
         // The other endpoints' demand towards it is gone from the allocator: their
         // sessions report it withdrawn, so no flow waits for slots that will not come.
-        for s in 0..<hostCount where sessions[s] != nil {
+        for s in 0..<hostCount where hasSession[s] {
             guard let node = nodeID(of: host, for: s) else { continue }
-            if sessions[s]!.withdrawHeldDemand(towards: node) > 0 { sessionChanged(s) }
+            if sessions[s].withdrawHeldDemand(towards: node) > 0 { sessionChanged(s) }
         }
     }
 

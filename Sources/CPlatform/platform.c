@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <linux/filter.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -17,6 +18,13 @@ int fp_pin_current_thread(int cpu) {
     CPU_ZERO(&set);
     CPU_SET(cpu, &set);
     return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+int fp_set_thread_name(const char *name) {
+    char shortened[16];
+    strncpy(shortened, name, sizeof(shortened) - 1);
+    shortened[sizeof(shortened) - 1] = 0;
+    return pthread_setname_np(pthread_self(), shortened);
 }
 
 int fp_current_cpu(void) { return sched_getcpu(); }
@@ -100,3 +108,17 @@ int fp_wait_readable(int fd, long long timeout_ns) {
 }
 
 int fp_set_timer_slack(unsigned long nanoseconds) { return prctl(PR_SET_TIMERSLACK, nanoseconds, 0, 0, 0) == 0 ? 0 : errno; }
+
+int fp_filter_destination(int fd, unsigned int network, unsigned int mask) {
+    // A raw IPv4 socket's filter sees the packet from its IP header: the destination is
+    // the 32-bit word at offset 16 (BPF loads it in host order).
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 16),
+        BPF_STMT(BPF_ALU | BPF_AND | BPF_K, ntohl(mask)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohl(network & mask), 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, 0xFFFF),
+        BPF_STMT(BPF_RET | BPF_K, 0),
+    };
+    struct sock_fprog program = {.len = sizeof(code) / sizeof(code[0]), .filter = code};
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof(program)) == 0 ? 0 : errno;
+}

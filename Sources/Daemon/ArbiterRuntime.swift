@@ -34,6 +34,13 @@ public struct ArbiterSnapshot: Sendable {
     public var startedAt: UInt64 = 0
     public var currentSlot: UInt64 = 0
     public var loops: UInt64 = 0
+    /// Time the communication thread spent in loop rounds that did something (received,
+    /// advanced or sent), ns: with the packet counters, its packets per busy second,
+    /// which is its capacity per core when the offered load does not fill the core.
+    public var busyNanoseconds: UInt64 = 0
+    /// The part of the busy time spent inside the backend's receive and send calls (the
+    /// kernel, for sockets); the rest is the arbiter's own work.
+    public var ioNanoseconds: UInt64 = 0
     public var core = ArbiterCoreStatistics()
     public var allocator = TimeslotAllocatorStatistics()
     public var io = PacketIOStatistics()
@@ -153,11 +160,15 @@ public final class ArbiterRuntime: Sendable {
         var tx = PacketBatch(capacity: configuration.ioBatch)
         var lateness = [UInt64](repeating: 0, count: ArbiterSnapshot.latenessBuckets)
         var loops: UInt64 = 0
+        var busy: UInt64 = 0
+        var ioTime: UInt64 = 0
         var nextPublish: UInt64 = 0
         var failures = 0
         while !stopRequested.load(ordering: .relaxed) {
             loops &+= 1
             var now = RealtimeClock.now()
+            var roundStart = now
+            var worked = false
             let deadline = core.nextDeadline
             let wait: Int64 =
                 deadline <= now
@@ -166,6 +177,10 @@ public final class ArbiterRuntime: Sendable {
             do {
                 let n = try io.receive(into: &rx, waitingUpTo: wait)
                 now = RealtimeClock.now()
+                // Time spent asleep waiting for a packet is not work.
+                if wait != 0 { roundStart = now }
+                worked = n > 0
+                if worked { ioTime &+= now &- roundStart }
                 for i in 0..<n { core.receive(rx.payload(i), from: rx.address(i), now: now) }
             } catch {
                 failures += 1
@@ -177,13 +192,18 @@ public final class ArbiterRuntime: Sendable {
                 let late = now - due
                 lateness[late == 0 ? 0 : min(ArbiterSnapshot.latenessBuckets - 1, 64 - late.leadingZeroBitCount)] &+= 1
                 core.advance(now: now)
+                worked = true
             }
+            var sendTime: UInt64 = 0
             while true {
                 while !tx.isFull && tx.append({ core.nextPacket(now: now, into: $0) }) {}
                 if tx.isEmpty { break }
+                worked = true
                 let full = tx.isFull
+                let t = RealtimeClock.now()
                 do {
                     _ = try io.send(&tx)
+                    sendTime &+= RealtimeClock.now() &- t
                 } catch {
                     failures += 1
                     if failures <= 10 { logger.error("send failed: \(error)") }
@@ -191,23 +211,29 @@ public final class ArbiterRuntime: Sendable {
                 }
                 if !full { break }
             }
+            ioTime &+= sendTime
+            if worked { busy &+= RealtimeClock.now() &- roundStart }
             heartbeat.store(now, ordering: .relaxed)
             if now >= nextPublish {
                 nextPublish = now + Self.publishIntervalNanoseconds
-                publish(core: core, io: io, now: now, loops: loops, lateness: lateness)
+                publish(core: core, io: io, now: now, loops: loops, busy: busy, ioTime: ioTime, lateness: lateness)
             }
         }
-        publish(core: core, io: io, now: RealtimeClock.now(), loops: loops, lateness: lateness)
+        publish(
+            core: core, io: io, now: RealtimeClock.now(), loops: loops, busy: busy, ioTime: ioTime, lateness: lateness)
     }
 
     private func publish<IO: PacketIO>(
-        core: ArbiterCore, io: borrowing IO, now: UInt64, loops: UInt64, lateness: [UInt64]
+        core: ArbiterCore, io: borrowing IO, now: UInt64, loops: UInt64, busy: UInt64, ioTime: UInt64,
+        lateness: [UInt64]
     ) {
         let stats = io.statistics
         snapshotBox.withLock { s in
             s.time = now
             s.currentSlot = core.currentSlot(now: now)
             s.loops = loops
+            s.busyNanoseconds = busy
+            s.ioNanoseconds = ioTime
             s.core = core.statistics
             s.allocator = core.allocatorStatistics
             s.io = stats

@@ -63,6 +63,7 @@ final class MetricsExporter: Sendable {
             }
             for (k, v) in fcp { advance("fastpass_fcp_\(k)_total", [], to: v, in: &s) }
             for (k, v) in sessions { advance("fastpass_session_\(k)_total", [], to: v, in: &s) }
+            gauge("fastpass_communication_busy_seconds", Double(snapshot.busyNanoseconds) / 1e9, in: &s)
             gauge("fastpass_endpoints_connected", Double(connected), in: &s)
             gauge("fastpass_hosts", Double(topology.hostCount), in: &s)
             gauge("fastpass_current_slot", Double(snapshot.currentSlot), in: &s)

@@ -54,6 +54,8 @@ enum StatusReport {
             "hosts": t.hostCount,
             "endpoints_connected": s.endpoints.filter(\.connected).count,
             "loops": s.loops,
+            "busy_ns": s.busyNanoseconds,
+            "io_ns": s.ioNanoseconds,
             "packets_from_unknown_sources": s.core.packetsFromUnknownHosts,
             "core": Dictionary(uniqueKeysWithValues: counters(s.core)),
             "allocator": Dictionary(uniqueKeysWithValues: counters(s.allocator)),

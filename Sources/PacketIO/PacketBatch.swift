@@ -50,6 +50,12 @@ public struct PacketBatch: ~Copyable {
         return UnsafeRawBufferPointer(start: storage + i * stride + Int(offsets[i]), count: Int(lengths[i]))
     }
 
+    /// What precedes datagram `i`'s payload in its buffer: a received packet's IPv4 header.
+    public func header(_ i: Int) -> UnsafeRawBufferPointer {
+        precondition(i >= 0 && i < count)
+        return UnsafeRawBufferPointer(start: storage + i * stride, count: Int(offsets[i]))
+    }
+
     /// Datagram `i`'s address: where it came from (received) or where it goes (to send).
     public func address(_ i: Int) -> UInt32 {
         precondition(i >= 0 && i < count)

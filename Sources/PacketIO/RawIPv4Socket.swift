@@ -60,6 +60,22 @@ public final class RawIPv4Socket: PacketIO {
 
     deinit { close(descriptor) }
 
+    /// A send-only socket whose datagrams carry their own IPv4 header (`IPPROTO_RAW`),
+    /// so each may have its own source address: a load generator speaking for many
+    /// endpoints from one socket. Build headers with ``IPv4/writeHeader(into:source:destination:payloadLength:dscp:protocolNumber:)``.
+    public static func headerIncludedSender() throws(PacketIOError) -> RawIPv4Socket {
+        try RawIPv4Socket(address: 0, protocolNumber: Int32(IPPROTO_RAW), receiveBufferBytes: 1 << 16)
+    }
+
+    /// Takes only packets to addresses in `network`/`prefixLength` from now on (a kernel
+    /// filter, so the rest are never copied to this socket).
+    public func filterDestinations(network: UInt32, prefixLength: Int) throws(PacketIOError) {
+        precondition(prefixLength >= 0 && prefixLength <= 32)
+        let mask: UInt32 = prefixLength == 0 ? 0 : ~UInt32(0) << UInt32(32 - prefixLength)
+        let r = fp_filter_destination(descriptor, network.bigEndian, mask.bigEndian)
+        if r != 0 { throw PacketIOError(operation: "setsockopt(SO_ATTACH_FILTER)", code: r) }
+    }
+
     public func receive(into batch: inout PacketBatch, waitingUpTo timeoutNanoseconds: Int64) throws(PacketIOError)
         -> Int
     {
@@ -146,6 +162,40 @@ public enum IPv4 {
         let total = Int(packet[2]) << 8 | Int(packet[3])
         guard total >= headerLength, total <= packet.count, packet[9] == protocolNumber else { return nil }
         return headerLength
+    }
+
+    /// Length of the header ``writeHeader(into:source:destination:payloadLength:dscp:protocolNumber:)`` writes.
+    public static let headerLength = 20
+
+    /// Writes a 20-byte IPv4 header at the start of `buffer` for a payload of
+    /// `payloadLength` bytes (addresses in host byte order). The kernel fills in the
+    /// identification and checksum of a header-included raw packet.
+    public static func writeHeader(
+        into buffer: UnsafeMutableRawBufferPointer, source: UInt32, destination: UInt32, payloadLength: Int,
+        dscp: UInt8 = 46, protocolNumber: UInt8 = 222
+    ) {
+        precondition(buffer.count >= headerLength && payloadLength <= 65_535 - headerLength)
+        let total = UInt16(headerLength + payloadLength)
+        buffer[0] = 0x45
+        buffer[1] = dscp << 2
+        buffer[2] = UInt8(total >> 8)
+        buffer[3] = UInt8(total & 0xFF)
+        buffer[4] = 0
+        buffer[5] = 0
+        buffer[6] = 0x40  // don't fragment
+        buffer[7] = 0
+        buffer[8] = 64
+        buffer[9] = protocolNumber
+        buffer[10] = 0
+        buffer[11] = 0
+        buffer.storeBytes(of: source.bigEndian, toByteOffset: 12, as: UInt32.self)
+        buffer.storeBytes(of: destination.bigEndian, toByteOffset: 16, as: UInt32.self)
+    }
+
+    /// The destination address (host byte order) of an IPv4 header.
+    public static func destination(ofHeader header: UnsafeRawBufferPointer) -> UInt32 {
+        precondition(header.count >= headerLength)
+        return UInt32(bigEndian: header.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
     }
 
     /// The total length field of a packet ``payloadOffset(_:protocolNumber:)`` accepted.

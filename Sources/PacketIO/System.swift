@@ -23,6 +23,8 @@ public enum PinnedThread {
     /// that fails is reported to `body` as the error number, so it can log and go on.
     public static func start(name: String, cpu: Int?, body: @escaping @Sendable (_ pinError: Int32) -> Void) {
         let thread = Thread {
+            // Foundation's name does not reach the kernel's thread name on Linux.
+            _ = fp_set_thread_name(name)
             let error = cpu.map { fp_pin_current_thread(Int32($0)) } ?? 0
             body(error)
         }

@@ -368,6 +368,18 @@ struct ArbiterBook: FCPConnectionDelegate {
 /// ``receive(_:now:handler:)``, allocations with ``recordAllocation(slot:destination:path:)``,
 /// call ``handleTimeout(now:)`` when ``timerDeadline`` passes and ``send(now:into:)`` when
 /// ``wantsToSend``.
+/// See ``ArbiterSession/schedulingState()``.
+public struct ArbiterSessionSchedulingState: Sendable, Hashable {
+    /// ``ArbiterSession/wantsToSend``.
+    public var wantsToSend: Bool
+    /// ``ArbiterSession/timerDeadline``.
+    public var timerDeadline: UInt64?
+    /// The endpoint is registered with the extended protocol.
+    public var extended: Bool
+    /// The endpoint numbers slots by the arbiter's announced clock.
+    public var announcedClock: Bool
+}
+
 public struct ArbiterSession {
     public private(set) var connection: FCPConnection
     var book: ArbiterBook
@@ -398,6 +410,18 @@ public struct ArbiterSession {
     public var wantsToSend: Bool {
         book.transmitRequested || !book.pending.isEmpty || !book.reports.isEmpty
             || (book.welcome != nil && !book.welcomeAcked && !book.welcomeInFlight)
+    }
+
+    /// What an owner schedules by, read in place.
+    ///
+    /// `mutating` although it changes nothing: an owner that keeps sessions in unsafe
+    /// memory reaches them through an addressor, and a getter called there copies the
+    /// whole session first (retaining every buffer it holds); a mutating call does not.
+    public mutating func schedulingState() -> ArbiterSessionSchedulingState {
+        ArbiterSessionSchedulingState(
+            wantsToSend: wantsToSend, timerDeadline: connection.timerDeadline,
+            extended: { if case .extended = book.negotiation { true } else { false } }(),
+            announcedClock: book.negotiation.granted.contains(.announcedClock))
     }
 
     /// The counters towards `destination`, if the endpoint has demand towards it.

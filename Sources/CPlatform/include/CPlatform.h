@@ -5,6 +5,9 @@
 /// Pins the calling thread to one CPU. Returns 0, or the error number.
 int fp_pin_current_thread(int cpu);
 
+/// Names the calling thread (at most 15 characters are kept) for top, perf and ps.
+int fp_set_thread_name(const char *name);
+
 /// The CPU the calling thread runs on, or -1.
 int fp_current_cpu(void);
 
@@ -39,5 +42,10 @@ int fp_wait_readable(int fd, long long timeout_ns);
 
 /// Sets the calling thread's timer slack (how late the kernel may wake it), in ns. 0 or errno.
 int fp_set_timer_slack(unsigned long nanoseconds);
+
+/// Makes raw socket `fd` take only IPv4 packets whose destination is in `network`/`mask`
+/// (both network byte order), with a classic BPF filter run in the kernel: a load
+/// generator's one socket then never copies the packets it sends to the daemon. 0 or errno.
+int fp_filter_destination(int fd, unsigned int network, unsigned int mask);
 
 #endif
