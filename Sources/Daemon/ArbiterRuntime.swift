@@ -39,7 +39,8 @@ public struct ArbiterSnapshot: Sendable {
     /// which is its capacity per core when the offered load does not fill the core.
     public var busyNanoseconds: UInt64 = 0
     /// The part of the busy time spent inside the backend's receive and send calls (the
-    /// kernel, for sockets); the rest is the arbiter's own work.
+    /// kernel, for sockets), empty polls included; the rest is the arbiter's own work. A
+    /// receive that slept first is not counted in either.
     public var ioNanoseconds: UInt64 = 0
     public var core = ArbiterCoreStatistics()
     public var allocator = TimeslotAllocatorStatistics()
@@ -169,6 +170,8 @@ public final class ArbiterRuntime: Sendable {
             var now = RealtimeClock.now()
             var roundStart = now
             var worked = false
+            // Inside the backend's calls (after any sleep): kernel time, for sockets.
+            var receiveTime: UInt64 = 0
             let deadline = core.nextDeadline
             let wait: Int64 =
                 deadline <= now
@@ -179,8 +182,8 @@ public final class ArbiterRuntime: Sendable {
                 now = RealtimeClock.now()
                 // Time spent asleep waiting for a packet is not work.
                 if wait != 0 { roundStart = now }
+                receiveTime = now &- roundStart
                 worked = n > 0
-                if worked { ioTime &+= now &- roundStart }
                 for i in 0..<n { core.receive(rx.payload(i), from: rx.address(i), now: now) }
             } catch {
                 failures += 1
@@ -211,8 +214,10 @@ public final class ArbiterRuntime: Sendable {
                 }
                 if !full { break }
             }
-            ioTime &+= sendTime
-            if worked { busy &+= RealtimeClock.now() &- roundStart }
+            if worked {
+                busy &+= RealtimeClock.now() &- roundStart
+                ioTime &+= receiveTime &+ sendTime
+            }
             heartbeat.store(now, ordering: .relaxed)
             if now >= nextPublish {
                 nextPublish = now + Self.publishIntervalNanoseconds

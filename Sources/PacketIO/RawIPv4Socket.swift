@@ -125,6 +125,7 @@ public final class RawIPv4Socket: PacketIO {
         }
         defer { batch.removeAll() }
         var done = 0
+        var dropped = 0
         while done < batch.count {
             let n = fp_send_batch(
                 descriptor, batch.storage.assumingMemoryBound(to: UInt8.self) + done * batch.stride,
@@ -138,14 +139,15 @@ public final class RawIPv4Socket: PacketIO {
             // and go on with the rest; FCP retransmits what matters.
             if n == 0 || n == -ENETUNREACH || n == -EHOSTUNREACH || n == -ENOBUFS || n == -EPERM {
                 statistics.sendDropped &+= 1
+                dropped += 1
                 done += 1
                 continue
             }
             statistics.sendDropped &+= UInt64(batch.count - done)
             throw PacketIOError(operation: "sendmmsg", code: -n)
         }
-        statistics.sent &+= UInt64(done)
-        return done
+        statistics.sent &+= UInt64(done - dropped)
+        return done - dropped
     }
 }
 

@@ -163,6 +163,8 @@ public struct EndpointFlowSnapshot: Sendable, Hashable {
     public var acknowledged: UInt64
     /// Allocations accounted for: received (whatever their verdict) or reported lost.
     public var received: UInt64
+    /// Of `received`, the allocations that actually arrived (the rest were declared lost).
+    public var arrived: UInt64
     /// Allocations the arbiter reported making.
     public var reported: UInt64
     /// Slots the arbiter withdrew at our request.
@@ -835,7 +837,7 @@ public struct EndpointSession {
         let f = book.flows[i]
         return EndpointFlowSnapshot(
             destination: destination, need: f.need, requested: f.requested, acknowledged: f.acked,
-            received: f.received, reported: f.reported, withdrawn: f.withdrawn)
+            received: f.received, arrived: f.arrived, reported: f.reported, withdrawn: f.withdrawn)
     }
 
     /// Every destination with bookkeeping since the last reset.

@@ -173,8 +173,8 @@ struct FCPLoadCommand: ParsableCommand {
                   FCP timeouts \(Int(m.timeoutsPerSecond))/s, endpoint resets \(m.endpointResets)
                   generator (core \(generatorCore)): sent \(Int(m.generatorSentPerSecond)) pkt/s, received \(Int(m.generatorReceivedPerSecond)) pkt/s
                   allocations: \(Int(m.allocationsPerSecond))/s; late at the arbiter \(m.allocationsLate), rejected \(m.allocationsRejected)
-                  request→allocation (µs): p50 \(String(format: "%.1f", m.latencyMicroseconds.p50)) p90 \(String(format: "%.1f", m.latencyMicroseconds.p90)) p99 \(String(format: "%.1f", m.latencyMicroseconds.p99)) p99.9 \(String(format: "%.1f", m.latencyMicroseconds.p999)) (\(m.latencyMicroseconds.samples) samples)
-                  arbiter slot lateness p99: \(m.slotLatenessP99Nanoseconds) ns
+                  request→allocation (µs): p50 \(String(format: "%.1f", m.latencyMicroseconds.p50)) p90 \(String(format: "%.1f", m.latencyMicroseconds.p90)) p99 \(String(format: "%.1f", m.latencyMicroseconds.p99)) p99.9 \(String(format: "%.1f", m.latencyMicroseconds.p999)) (\(m.latencyMicroseconds.samples) samples; \(m.latencyMicroseconds.unattributed) arrivals with no request pending, \(m.latencyMicroseconds.requestsForgotten) requests dropped from a full pending list)
+                  arbiter slot lateness p99 since it started (a power-of-two bucket's bound): \(m.slotLatenessP99Nanoseconds) ns
                 """)
         }
     }
@@ -345,13 +345,20 @@ struct LatencySummary: Codable {
     /// Allocations that arrived with no request of theirs pending (answering requests from
     /// before a reset): not sampled.
     var unattributed: UInt64 = 0
+    /// Requests dropped from a flow's 16-entry pending list (it was full): their
+    /// allocations are timed from a later request, which understates the latency.
+    var requestsForgotten: UInt64 = 0
     var p50: Double
     var p90: Double
     var p99: Double
     var p999: Double
 
-    init(samples: Int, p50: Double, p90: Double, p99: Double, p999: Double) {
+    init(
+        samples: Int, unattributed: UInt64 = 0, requestsForgotten: UInt64 = 0, p50: Double, p90: Double, p99: Double,
+        p999: Double
+    ) {
         (self.samples, self.p50, self.p90, self.p99, self.p999) = (samples, p50, p90, p99, p999)
+        (self.unattributed, self.requestsForgotten) = (unattributed, requestsForgotten)
     }
 
     init(nanoseconds values: [UInt64]) {
@@ -399,7 +406,9 @@ struct LoadRunResult: Codable {
             allocationsPerSecond: m(\.allocationsPerSecond), allocationsLate: u(\.allocationsLate),
             allocationsRejected: u(\.allocationsRejected), slotLatenessP99Nanoseconds: u(\.slotLatenessP99Nanoseconds),
             latencyMicroseconds: LatencySummary(
-                samples: Int(m { Double($0.latencyMicroseconds.samples) }), p50: m(\.latencyMicroseconds.p50),
+                samples: Int(m { Double($0.latencyMicroseconds.samples) }),
+                unattributed: u(\.latencyMicroseconds.unattributed),
+                requestsForgotten: u(\.latencyMicroseconds.requestsForgotten), p50: m(\.latencyMicroseconds.p50),
                 p90: m(\.latencyMicroseconds.p90), p99: m(\.latencyMicroseconds.p99),
                 p999: m(\.latencyMicroseconds.p999)))
     }
@@ -464,6 +473,7 @@ final class LoadGenerator: @unchecked Sendable {
     /// Written by the generator thread, read after it finished.
     private var latencies: [UInt64] = []
     private var unattributedArrivals: UInt64 = 0
+    private var overflowedRequests: UInt64 = 0
 
     /// Samples kept at most; past that, reservoir sampling keeps them representative.
     static let latencyCapacity = 2_000_000
@@ -504,6 +514,7 @@ final class LoadGenerator: @unchecked Sendable {
         finished.wait()
         var summary = LatencySummary(nanoseconds: latencies)
         summary.unattributed = unattributedArrivals
+        summary.requestsForgotten = overflowedRequests
         return summary
     }
 
@@ -525,6 +536,7 @@ final class LoadGenerator: @unchecked Sendable {
             for j in 0..<k { flowDestination[e * k + j] = topology.nodeIDs[(e + 1 + j * max(1, n / (k + 1))) % n] }
         }
         var lastRequested = [UInt64](repeating: 0, count: n * k)
+        var seenArrived = [UInt64](repeating: 0, count: n * k)
         var seen = [UInt64](repeating: 0, count: n * k)
         let ring = Self.ringLength
         var ringUpTo = [UInt64](repeating: 0, count: n * k * ring)
@@ -543,6 +555,7 @@ final class LoadGenerator: @unchecked Sendable {
         var loops: UInt64 = 0
         var resets: UInt64 = 0
         var unattributed: UInt64 = 0
+        var overflowed: UInt64 = 0
 
         func record(_ value: UInt64) {
             sampled &+= 1
@@ -583,30 +596,39 @@ final class LoadGenerator: @unchecked Sendable {
                         // New, or dropped by a reset with nothing left to ask for.
                         sessions[e].addDemand(to: flowDestination[f], slots: outstanding)
                         seen[f] = 0
+                        seenArrived[f] = 0
                         lastRequested[f] = 0
                         ringCount[f] = 0
                         continue
                     }
-                    if flow.received < seen[f] || flow.requested < lastRequested[f] {
+                    if flow.received < seen[f] || flow.requested < lastRequested[f] || flow.arrived < seenArrived[f] {
                         // A reset rebased the session's counters to zero (keeping what is
                         // still needed): the requests in flight are forgotten.
                         resets &+= 1
                         seen[f] = flow.received
+                        seenArrived[f] = flow.arrived
                         lastRequested[f] = flow.requested
                         ringCount[f] = 0
                     }
                     // Allocations that came since the last look. The arbiter serves
                     // cumulative demand, so allocation number n answers the request that
                     // first raised the requested count to n.
+                    // `received` also counts allocations declared lost: they move the
+                    // requests along but are not timed (only the ones that arrived are).
+                    var arrivals = flow.arrived &- seenArrived[f]
+                    seenArrived[f] = flow.arrived
                     while seen[f] < flow.received {
                         seen[f] &+= 1
                         while ringCount[f] > 0 && ringUpTo[f * ring + ringHead[f]] < seen[f] {
                             ringHead[f] = (ringHead[f] + 1) % ring
                             ringCount[f] -= 1
                         }
-                        if ringCount[f] > 0 && now >= measureFrom {
+                        let timed = flow.received &- seen[f] < arrivals
+                        if timed { arrivals &-= 1 }
+                        guard timed && now >= measureFrom else { continue }
+                        if ringCount[f] > 0 {
                             record(now &- ringTime[f * ring + ringHead[f]])
-                        } else if now >= measureFrom {
+                        } else {
                             unattributed &+= 1
                         }
                     }
@@ -637,8 +659,10 @@ final class LoadGenerator: @unchecked Sendable {
                     else { continue }
                     lastRequested[f] = flow.requested
                     if ringCount[f] == ring {
+                        // Its allocations will be timed from a later request: counted.
                         ringHead[f] = (ringHead[f] + 1) % ring
                         ringCount[f] -= 1
+                        if now >= measureFrom { overflowed &+= 1 }
                     }
                     let at = f * ring + (ringHead[f] + ringCount[f]) % ring
                     ringUpTo[at] = flow.requested
@@ -660,5 +684,6 @@ final class LoadGenerator: @unchecked Sendable {
         }
         latencies = samples
         unattributedArrivals = unattributed
+        overflowedRequests = overflowed
     }
 }
