@@ -159,14 +159,11 @@ public final class ArbiterRuntime: Sendable {
         var io = io
         var rx = PacketBatch(capacity: configuration.ioBatch)
         var tx = PacketBatch(capacity: configuration.ioBatch)
-        var lateness = [UInt64](repeating: 0, count: ArbiterSnapshot.latenessBuckets)
-        var loops: UInt64 = 0
-        var busy: UInt64 = 0
-        var ioTime: UInt64 = 0
+        var counters = LoopCounters()
         var nextPublish: UInt64 = 0
         var failures = 0
         while !stopRequested.load(ordering: .relaxed) {
-            loops &+= 1
+            counters.loops &+= 1
             var now = RealtimeClock.now()
             var roundStart = now
             var worked = false
@@ -193,7 +190,8 @@ public final class ArbiterRuntime: Sendable {
             let due = core.nextDeadline
             if due <= now {
                 let late = now - due
-                lateness[late == 0 ? 0 : min(ArbiterSnapshot.latenessBuckets - 1, 64 - late.leadingZeroBitCount)] &+= 1
+                counters.lateness[
+                    late == 0 ? 0 : min(ArbiterSnapshot.latenessBuckets - 1, 64 - late.leadingZeroBitCount)] &+= 1
                 core.advance(now: now)
                 worked = true
             }
@@ -215,34 +213,32 @@ public final class ArbiterRuntime: Sendable {
                 if !full { break }
             }
             if worked {
-                busy &+= RealtimeClock.now() &- roundStart
-                ioTime &+= receiveTime &+ sendTime
+                counters.busy &+= RealtimeClock.now() &- roundStart
+                counters.io &+= receiveTime &+ sendTime
             }
             heartbeat.store(now, ordering: .relaxed)
             if now >= nextPublish {
                 nextPublish = now + Self.publishIntervalNanoseconds
-                publish(core: core, io: io, now: now, loops: loops, busy: busy, ioTime: ioTime, lateness: lateness)
+                publish(core: core, io: io, now: now, counters: counters)
             }
         }
-        publish(
-            core: core, io: io, now: RealtimeClock.now(), loops: loops, busy: busy, ioTime: ioTime, lateness: lateness)
+        publish(core: core, io: io, now: RealtimeClock.now(), counters: counters)
     }
 
     private func publish<IO: PacketIO>(
-        core: ArbiterCore, io: borrowing IO, now: UInt64, loops: UInt64, busy: UInt64, ioTime: UInt64,
-        lateness: [UInt64]
+        core: ArbiterCore, io: borrowing IO, now: UInt64, counters: LoopCounters
     ) {
         let stats = io.statistics
         snapshotBox.withLock { s in
             s.time = now
             s.currentSlot = core.currentSlot(now: now)
-            s.loops = loops
-            s.busyNanoseconds = busy
-            s.ioNanoseconds = ioTime
+            s.loops = counters.loops
+            s.busyNanoseconds = counters.busy
+            s.ioNanoseconds = counters.io
             s.core = core.statistics
             s.allocator = core.allocatorStatistics
             s.io = stats
-            for i in s.lateness.indices { s.lateness[i] = lateness[i] }
+            for i in s.lateness.indices { s.lateness[i] = counters.lateness[i] }
             for i in 0..<topology.hostCount {
                 guard let session = core.session(forAddress: topology.addresses[i]) else {
                     s.endpoints[i].connected = false
@@ -259,6 +255,15 @@ public final class ArbiterRuntime: Sendable {
             }
         }
     }
+}
+
+/// What the communication thread counts about itself between publications (fields as in
+/// ``ArbiterSnapshot``).
+struct LoopCounters {
+    var loops: UInt64 = 0
+    var busy: UInt64 = 0
+    var io: UInt64 = 0
+    var lateness = [UInt64](repeating: 0, count: ArbiterSnapshot.latenessBuckets)
 }
 
 /// The arbiter could not start: why, in one line.
