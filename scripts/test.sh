@@ -3,12 +3,15 @@
 # they are missing (needs root for that), builds once, then runs:
 #   1. the format check (swift format lint, configuration in .swift-format);
 #   2. the Swift test suites (reference vectors, properties, robustness, extensions);
-#   3. the FCP libFuzzer target for FUZZ_SECONDS (default 60; 0 skips it).
+#   3. the namespace integration test: fastpass-arbiter (release build: a debug arbiter
+#      cannot keep up with real time) and reference and extended FCP endpoints in network
+#      namespaces, with bad input; needs root, skipped with the reason otherwise;
+#   4. the FCP libFuzzer target for FUZZ_SECONDS (default 60; 0 skips it).
 # Usage: scripts/test.sh            FUZZ_SECONDS=600 scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(python3)
+packages=(python3 iproute2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -34,6 +37,14 @@ if [ "$status" -ne 0 ] || grep -q "✘" .build/test-output.log; then
   echo "test: FAILED (status $status; full log: .build/test-output.log)" >&2
   exit 1
 fi
+
+echo "== integration: fastpass-arbiter in network namespaces"
+if [ "$(id -u)" -eq 0 ]; then
+  for product in fastpass-arbiter fastpass-bench fastpassctl; do
+    swift build -c release --product "$product" 2>&1 | tail -n 1
+  done
+fi
+timeout 300 Tests/Integration/arbiter-netns.sh .build/release
 
 fuzz="${FUZZ_SECONDS:-60}"
 if [ "$fuzz" -gt 0 ]; then

@@ -26,7 +26,7 @@ public struct ArbiterCoreConfiguration: Sendable {
             return "lookaheadSlots: a batch of \(allocator.batchSize) allocated \(lookaheadSlots) slots ahead "
                 + "ends more than 64 slots ahead, which endpoints refuse"
         }
-        // Reference endpoints count 64 of their slots of 1251.277 ns.
+        // Reference endpoints count 64 of their slots of 1251.284 ns.
         let aheadNanoseconds = Double(lookaheadSlots + allocator.batchSize) * topology.timeslotNanoseconds
         if topology.configuration.referenceEndpoints && aheadNanoseconds > 64 * Topology.referenceTimeslotNanoseconds {
             return "lookaheadSlots: a batch ends \(Int(aheadNanoseconds)) ns ahead, more than the 64 reference slots "
@@ -106,7 +106,6 @@ public final class ArbiterCore {
     private let referenceIDs: [UInt16]
     /// Slot length in picoseconds, and half a slot in nanoseconds (slot midpoints).
     let timeslotPicoseconds: UInt64
-    private let halfSlotNanoseconds: UInt64
 
     // Sessions with something to send, in order, each once.
     private let ready: UnsafeMutablePointer<Int32>
@@ -159,7 +158,6 @@ public final class ArbiterCore {
             && topology.nodeIDs.allSatisfy { $0.rawValue <= NodeID.referenceLimit }
             && aheadNanoseconds <= 64 * Topology.referenceTimeslotNanoseconds
         timeslotPicoseconds = UInt64((topology.timeslotNanoseconds * 1000).rounded())
-        halfSlotNanoseconds = timeslotPicoseconds / 2000
         var template = configuration.session
         template.timeslotPicoseconds = UInt32(clamping: timeslotPicoseconds)
         template.slotOrigin = configuration.slotOrigin
@@ -242,7 +240,38 @@ public final class ArbiterCore {
     /// The number a session uses for our slot `slot`: ours for an endpoint that took the
     /// announced clock, the reference slot containing its midpoint otherwise.
     private func sessionSlot(_ slot: UInt64, announcedClock: Bool) -> UInt64 {
-        announcedClock ? slot : ReferenceTimeslot.slot(atNanoseconds: start(ofSlot: slot) &+ halfSlotNanoseconds)
+        announcedClock
+            ? slot
+            : Self.referenceSlot(
+                containingMiddleOf: slot, origin: configuration.slotOrigin, picoseconds: timeslotPicoseconds)
+    }
+
+    /// The reference slot that contains the exact middle of our slot `slot` (slots of
+    /// `picoseconds` from `origin` ns), numbered as the reference numbers them:
+    /// ⌊ns · 419 / 2^19⌋ modulo 2^45, which is what its wrapping 64-bit product gives.
+    ///
+    /// The middle is kept to the picosecond. Rounded to whole nanoseconds, middles of
+    /// consecutive slots are 1251 or 1252 ns apart against the reference's 1251.284, so in
+    /// stretches of slots two of ours fell in one reference slot and the endpoint could not
+    /// tell them apart (seen as double-booked slots in the namespace test). Exact middles are
+    /// a whole slot apart, at least a reference slot, so no two share one.
+    public static func referenceSlot(containingMiddleOf slot: UInt64, origin: UInt64, picoseconds: UInt64) -> UInt64 {
+        let middle = UInt128(origin) * 1000 + UInt128(slot) * UInt128(picoseconds) + UInt128(picoseconds / 2)
+        let product = middle * UInt128(ReferenceTimeslot.multiplier)
+        return UInt64(truncatingIfNeeded: product / (1000 << ReferenceTimeslot.shift)) & (1 << 45 - 1)
+    }
+
+    /// Our slot whose middle falls in reference slot `reference`, searched near `estimate`
+    /// (within a slot of it); nil if none does (reference slots are shorter than ours, so
+    /// about one in 2 million holds no middle).
+    public static func slot(
+        ofReference reference: UInt64, near estimate: UInt64, origin: UInt64, picoseconds: UInt64
+    ) -> UInt64? {
+        for s in [estimate, estimate &+ 1, estimate &- 1]
+        where referenceSlot(containingMiddleOf: s, origin: origin, picoseconds: picoseconds) == reference {
+            return s
+        }
+        return nil
     }
 
     /// The next slot the allocator will allocate.

@@ -278,7 +278,9 @@ public struct Topology: Sendable {
             guard slot >= Topology.referenceTimeslotNanoseconds else {
                 throw TopologyError(
                     field: "timeslotNanoseconds",
-                    reason: "reference endpoints count slots of 1251.277 ns; ours must not be shorter (got \(slot))")
+                    reason:
+                        "reference endpoints count slots of \(Topology.referenceTimeslotNanoseconds) ns; ours must not be shorter (got \(slot))"
+                )
             }
             guard c.spines <= 4 else {
                 throw TopologyError(
@@ -318,8 +320,9 @@ public struct Topology: Sendable {
         spineUp = [Bool](repeating: true, count: c.spines)
     }
 
-    /// The reference's slot, 2^19 / 419 ns, rounded up to the picosecond.
-    public static let referenceTimeslotNanoseconds = 1251.277
+    /// The reference's slot, 2^19 / 419 ns (1251.28401), rounded up to the picosecond:
+    /// 1251.285 ns. Not shorter, so that no two of our slots fall into one of theirs.
+    public static let referenceTimeslotNanoseconds = (Double(1 << 19) * 1000 / 419).rounded(.up) / 1000
 
     /// Reference node id (MAC hash) of each host, when the topology serves reference
     /// endpoints.

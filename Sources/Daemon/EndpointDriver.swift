@@ -84,12 +84,8 @@ public final class EndpointDriver {
     /// one whose middle falls in it, as the arbiter numbers them (slot origin 0).
     func arbiterSlot(ofReference r: UInt64, start: UInt64) -> UInt64 {
         let estimate = timeslotPicoseconds.dividingFullWidth((start + 626).multipliedFullWidth(by: 1000)).quotient
-        for s in [estimate, estimate &+ 1, estimate &- 1] {
-            let (q, remainder) = UInt64(1000).dividingFullWidth(s.multipliedFullWidth(by: timeslotPicoseconds))
-            let begins = q + (remainder > 0 ? 1 : 0)
-            if ReferenceTimeslot.slot(atNanoseconds: begins + timeslotPicoseconds / 2000) == r { return s }
-        }
-        return estimate
+        return ArbiterCore.slot(ofReference: r, near: estimate, origin: 0, picoseconds: timeslotPicoseconds)
+            ?? estimate
     }
 
     /// Runs until every planned slot has been allocated, plus `linger` (to acknowledge the

@@ -27,7 +27,9 @@ public struct EndpointSessionConfiguration: Sendable {
     /// lost and requested again. Reordering can deliver a report before the ALLOC it
     /// covers; declaring loss at once would ask for a slot that is already on its way.
     public var lostAllocationGraceNanoseconds: UInt64 = 50_000
-    /// Unanswered HELLO packets (negatively acknowledged) before falling back.
+    /// Unanswered HELLO packets (negatively acknowledged) before falling back. Only those
+    /// that time out after the arbiter was heard from count: silence is not evidence of a
+    /// reference arbiter.
     public var helloFailuresBeforeFallback = 8
     /// Key to sign packets with and verify the arbiter's.
     public var authenticator: FCPAuthenticator?
@@ -307,6 +309,12 @@ struct EndpointBook: FCPConnectionDelegate {
     /// A packet carrying HELLO was acknowledged: the arbiter parsed it, so it speaks the
     /// extensions and falling back to reference FCP would be wrong.
     var helloAcknowledged = false
+    /// A packet from the arbiter was accepted since the last reset. Only then does an
+    /// unanswered HELLO say something about the arbiter (a reference one acts on the demand
+    /// and answers, but never acknowledges HELLO); while nothing comes back at all, the
+    /// arbiter is unreachable or the network is dropping everything, and falling back
+    /// for good would be a wrong guess made from silence.
+    var arbiterHeard = false
     /// Authentication was negotiated at some point: from then on it is required.
     var authenticationNegotiated = false
     /// Highest arbiter epoch known (from EPOCH payloads and WELCOMEs).
@@ -583,6 +591,7 @@ struct EndpointBook: FCPConnectionDelegate {
         earliestLossCheck = .max
         helloInFlight = false
         helloAcknowledged = false
+        arbiterHeard = false
         helloFailures = 0
         switch negotiation {
         case .established, .refused, .offering: negotiation = .offering
@@ -620,7 +629,7 @@ struct EndpointBook: FCPConnectionDelegate {
         }
         if let f = records.flags(sequence), f & Self.helloFlag != 0, negotiation.isOffering {
             helloInFlight = false
-            if !helloAcknowledged { helloFailures += 1 }
+            if !helloAcknowledged && arbiterHeard { helloFailures += 1 }
             if case .extended(let fallback) = configuration.mode, fallback, !helloAcknowledged,
                 helloFailures >= configuration.helloFailuresBeforeFallback
             {
@@ -851,6 +860,7 @@ public struct EndpointSession {
         book.now = now
         book.highestEpoch = max(book.highestEpoch, connection.highestEpoch)
         let result = connection.receive(packet, now: now, delegate: &book)
+        if result.headerAccepted || result.delivered { book.arbiterHeard = true }
         if book.negotiationChanged { applyNegotiation() }
         return result
     }

@@ -31,8 +31,15 @@ struct ArbiterCoreTests {
         var sent = 0
         var random = TestRandom(seed: 7)
         var lossRate = 0.0
+        /// Packets a host sends to the arbiter before this time (by host) are lost.
+        var silentUntil: [Int: UInt64] = [:]
+        /// The arbiter does nothing before this time (a descheduled thread): packets to it wait.
+        var arbiterStalledUntil: UInt64 = 0
 
-        init(topology: Topology, referenceHosts: Set<Int>, configuration: ArbiterCoreConfiguration = .init()) throws {
+        init(
+            topology: Topology, referenceHosts: Set<Int>, configuration: ArbiterCoreConfiguration = .init(),
+            acceptLateSlots: UInt64 = AllocationTimeWindow.reference.missThreshold
+        ) throws {
             self.topology = topology
             now = 1_000_000_000
             latency = 2_000
@@ -41,6 +48,7 @@ struct ArbiterCoreTests {
             let referenceIDs = topology.referenceIDs
             for h in 0..<topology.hostCount {
                 var c = EndpointSessionConfiguration()
+                c.allocationWindow.missThreshold = acceptLateSlots
                 let reference = referenceHosts.contains(h)
                 if reference {
                     c.mode = .reference
@@ -93,12 +101,14 @@ struct ArbiterCoreTests {
                 now += step
                 // Deliveries.
                 var keep: [(at: UInt64, toArbiter: Bool, host: Int, bytes: [UInt8])] = []
+                let stalled = now < arbiterStalledUntil
                 for p in inFlight {
-                    guard p.at <= now else {
+                    guard p.at <= now, !(stalled && p.toArbiter) else {
                         keep.append(p)
                         continue
                     }
                     if lossRate > 0 && random.chance(lossRate) { continue }
+                    if p.toArbiter, let until = silentUntil[p.host], p.at < until { continue }
                     p.bytes.withUnsafeBytes { raw in
                         if p.toArbiter {
                             core.receive(raw, from: hosts[p.host].address, now: now)
@@ -108,10 +118,14 @@ struct ArbiterCoreTests {
                     }
                 }
                 inFlight = keep
-                core.advance(now: now)
-                while let (address, length) = buffer.withUnsafeMutableBytes({ core.nextPacket(now: now, into: $0) }) {
-                    let h = topology.index(ofAddress: address)!
-                    inFlight.append((now + latency, false, h, Array(buffer[0..<length])))
+                if !stalled {
+                    core.advance(now: now)
+                    while let (address, length) = buffer.withUnsafeMutableBytes({
+                        core.nextPacket(now: now, into: $0)
+                    }) {
+                        let h = topology.index(ofAddress: address)!
+                        inFlight.append((now + latency, false, h, Array(buffer[0..<length])))
+                    }
                 }
                 for h in 0..<hosts.count {
                     if let deadline = hosts[h].session.timerDeadline, deadline <= now {
@@ -129,7 +143,9 @@ struct ArbiterCoreTests {
                         // slot is the arbiter slot whose middle it contains.
                         let slot =
                             hosts[h].reference
-                            ? core.currentSlot(now: Self.referenceStart(a.slot) + 626) : a.slot
+                            ? ArbiterCore.slot(
+                                ofReference: a.slot, near: core.currentSlot(now: Self.referenceStart(a.slot) + 626),
+                                origin: 0, picoseconds: core.timeslotPicoseconds)! : a.slot
                         let d = host(named: a.destination, by: h)!
                         hosts[h].used.append((slot, d, a.path.rawValue))
                     }
@@ -236,6 +252,49 @@ struct ArbiterCoreTests {
         let got = network.usedPerPair
         // Lost ALLOCs are reported, declared lost by the endpoint and asked for again.
         #expect(got == asked, "\(got) vs \(asked)")
+        Self.checkSchedule(network)
+    }
+
+    @Test("an extended endpoint whose first packets are all lost still registers and is served in full")
+    func lossAtStart() throws {
+        let topology = try Self.referenceTopology()
+        var network = try Network(topology: topology, referenceHosts: [1])
+        // Everything host 0 sends in its first 20 ms is lost: far more HELLO timeouts than
+        // the fallback threshold, with no sign from the arbiter that it ignores HELLO.
+        network.silentUntil[0] = network.now + 20_000_000
+        let added = network.ask(from: 0, to: 5, slots: 500)
+        let added1 = network.ask(from: 1, to: 0, slots: 300)
+        #expect(added && added1)
+        network.run(for: 30_000_000, step: 2_000)
+        #expect(network.hosts[0].used.count == 500, "used \(network.hosts[0].used.count) of 500")
+        #expect(network.hosts[1].used.count == 300)
+        #expect(network.hosts[0].session.statistics.fallbacks == 0)
+        #expect(network.hosts[0].session.negotiation.granted.contains(.announcedClock))
+        Self.checkSchedule(network)
+    }
+
+    @Test("a core called late, again and again, skips slots but never books one twice")
+    func lateCallsKeepScheduleValid() throws {
+        let topology = try Self.referenceTopology()
+        // Endpoints that take allocations up to 150 slots late, as the integration test's do.
+        var network = try Network(topology: topology, referenceHosts: [1, 4, 6], acceptLateSlots: 150)
+        for h in 0..<topology.hostCount {
+            for k in 1...3 {
+                let d = (h + k * 3) % topology.hostCount
+                guard d != h else { continue }
+                _ = network.ask(from: h, to: d, slots: 400)
+            }
+        }
+        for step: UInt64 in [7_000, 61_000, 23_000, 130_000] {
+            network.run(for: 4_000_000, step: step)
+        }
+        // A descheduled arbiter thread: it resumes 660 µs later, far behind its clock.
+        for _ in 0..<20 {
+            network.run(for: 150_000, step: 1_000)
+            network.arbiterStalledUntil = network.now + 660_000
+        }
+        network.run(for: 3_000_000, step: 1_000)
+        #expect(network.core.statistics.slotsSkipped > 0, "never late: the test does not test skipping")
         Self.checkSchedule(network)
     }
 
@@ -358,6 +417,36 @@ struct ArbiterCoreTests {
             #expect(reason == .unsupportedVersion)
         } else {
             Issue.record("registered: \(network.hosts[0].session.negotiation)")
+        }
+    }
+
+    @Test("our slots map to distinct reference slots, and back, at today's wall-clock times too")
+    func referenceSlotMapping() throws {
+        let picoseconds = UInt64((Topology.referenceTimeslotNanoseconds * 1000).rounded())
+        // 2026-11-21, where whole-nanosecond middles of 1251.277 ns slots put two of ours in
+        // one reference slot every few slots; a time near a wrap of the reference product;
+        // and the start.
+        for first: UInt64 in [1_434_744_627_007_000, 35_184_372_088_000, 1_000] {
+            var previous: UInt64?
+            for s in first..<(first + 2_000_000) {
+                let r = ArbiterCore.referenceSlot(containingMiddleOf: s, origin: 0, picoseconds: picoseconds)
+                if let p = previous, r == p {
+                    Issue.record("slots \(s - 1) and \(s) share reference slot \(r)")
+                    return
+                }
+                previous = r
+                if s % 997 == 0 {
+                    #expect(ArbiterCore.slot(ofReference: r, near: s &+ 1, origin: 0, picoseconds: picoseconds) == s)
+                }
+            }
+        }
+        // The reference's own wrapping formula at the whole nanoseconds around each middle.
+        for s: UInt64 in [0, 1_434_744_627_007_541, 14_742_881_867_000_000, 200_000_000_000_000_000] {
+            let middle = (UInt128(s) * UInt128(picoseconds) + UInt128(picoseconds / 2)) / 1000
+            let r = ArbiterCore.referenceSlot(containingMiddleOf: s, origin: 0, picoseconds: picoseconds)
+            let below = ReferenceTimeslot.slot(atNanoseconds: UInt64(truncatingIfNeeded: middle))
+            let above = ReferenceTimeslot.slot(atNanoseconds: UInt64(truncatingIfNeeded: middle + 1))
+            #expect(r == below || r == above, "slot \(s): \(r), reference \(below)...\(above)")
         }
     }
 

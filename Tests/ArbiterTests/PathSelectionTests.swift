@@ -164,16 +164,18 @@ struct TopologyTests {
         #expect(problem { $0.timeslotNanoseconds = 1 }.hasPrefix("topology.timeslotNanoseconds:"))
     }
 
-    @Test("reference endpoints: at most 4 spines, slots at least the reference's, 1251.277 ns by default")
+    @Test("reference endpoints: at most 4 spines, slots at least the reference's, 1251.285 ns by default")
     func referenceEndpointLimits() throws {
         var c = TopologyConfiguration.regular(racks: 2, hostsPerRack: 4, spines: 2)
         c.referenceEndpoints = true
         #expect(try Topology(c).timeslotNanoseconds == Topology.referenceTimeslotNanoseconds)
+        // 2^19/419 = 1251.28401 ns: not a picosecond shorter.
+        #expect(Topology.referenceTimeslotNanoseconds == 1251.285)
         c.timeslotNanoseconds = 1230.4
         #expect(
             throws: TopologyError(
                 field: "timeslotNanoseconds",
-                reason: "reference endpoints count slots of 1251.277 ns; ours must not be shorter (got 1230.4)")
+                reason: "reference endpoints count slots of 1251.285 ns; ours must not be shorter (got 1230.4)")
         ) {
             try Topology(c)
         }

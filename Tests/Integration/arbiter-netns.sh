@@ -7,10 +7,11 @@
 # counted and dropped while the others are served.
 #
 # Needs root (namespaces, raw sockets). Without it: prints why and exits 0 (skipped).
-# Usage: Tests/Integration/arbiter-netns.sh [BIN_DIR]   (default .build/debug)
+# Usage: Tests/Integration/arbiter-netns.sh [BIN_DIR]   (default .build/release; a debug
+# arbiter cannot keep up with real time)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-bin=$(realpath "${1:-.build/debug}")
+bin=$(realpath "${1:-.build/release}")
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "SKIP arbiter-netns: needs root for network namespaces and raw sockets"

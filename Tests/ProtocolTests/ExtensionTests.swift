@@ -255,6 +255,23 @@ struct ExtensionBehaviourTests {
             #expect(r.error == .unknownPayload(type: 5))
             // The demand before the HELLO was still seen by the reference parser.
             #expect(ignore.calls.contains { if case .areq = $0 { true } else { false } })
+            // It answers (as it would with ALLOCs for that demand), acknowledging nothing
+            // it dropped: only an arbiter that answers yet never acknowledges HELLO is a
+            // reference one.
+            now += 1_000
+            let m = buffer.withUnsafeMutableBytes { raw in
+                let header = referenceArbiter.commit(now: now, delegate: &ignore)
+                var w = FCPPacketWriter(raw)
+                try! w.writeHeader(
+                    sequence: header.sequence, ackSequence: header.ackSequence, ackVector: header.ackVector)
+                if header.sendReset { try! w.writeReset(timestamp: header.resetTimestamp) }
+                try! w.pad()
+                return try! w.finalize(sequence: header.sequence, ackSequence: header.ackSequence)
+            }
+            let answer = buffer.withUnsafeBytes {
+                endpoint.receive(UnsafeRawBufferPointer(rebasing: $0[0..<m]), now: now)
+            }
+            #expect(answer.delivered)
             now += 300_000
             endpoint.handleTimeout(now: now)
         }

@@ -115,6 +115,9 @@ struct ReviewRegressionTests {
         var pair = DirectPair(endpoint: e, arbiter: ExtensionBehaviourTests.arbiterConfiguration())
         pair.deliverToArbiter(pair.endpointPacket())
         _ = pair.arbiterPacket()  // WELCOME lost
+        // Fallback needs an arbiter that was heard from yet never acknowledged HELLO (as a
+        // reference one does); this arbiter's only packet was lost, so say so directly.
+        pair.endpoint.book.arbiterHeard = true
         pair.now += 300_000
         pair.endpoint.handleTimeout(now: pair.now)
         #expect(pair.endpoint.negotiation == .fellBack)
