@@ -295,6 +295,9 @@ struct ArbiterCoreTests {
         }
         network.run(for: 3_000_000, step: 1_000)
         #expect(network.core.statistics.slotsSkipped > 0, "never late: the test does not test skipping")
+        let used = network.hosts.reduce(0) { $0 + $1.used.count }
+        #expect(
+            used == network.hosts.count * 3 * 400, "used \(used) of \(network.hosts.count * 3 * 400) slots asked for")
         Self.checkSchedule(network)
     }
 
