@@ -45,7 +45,6 @@ struct ArbiterCoreTests {
             latency = 2_000
             core = try ArbiterCore(topology: topology, configuration: configuration, now: now)
             var hosts: [Host] = []
-            let referenceIDs = topology.referenceIDs
             for h in 0..<topology.hostCount {
                 var c = EndpointSessionConfiguration()
                 c.allocationWindow.missThreshold = acceptLateSlots
@@ -56,7 +55,6 @@ struct ArbiterCoreTests {
                     c.node = topology.nodeIDs[h]
                     c.address = topology.addresses[h]
                 }
-                _ = referenceIDs
                 hosts.append(
                     Host(
                         session: EndpointSession(configuration: c, now: now), address: topology.addresses[h],
@@ -73,6 +71,24 @@ struct ArbiterCoreTests {
         /// Host `h` asks its session for `slots` more towards host `d`; false when refused.
         mutating func ask(from h: Int, to d: Int, slots: UInt64) -> Bool {
             hosts[h].session.addDemand(to: name(of: d, by: h), slots: slots)
+        }
+
+        /// Every host asks for `slots(h, k)` towards host `h + k·stride` (mod the host count),
+        /// for k in 1...`count`, skipping itself. Returns what was asked, by
+        /// `source * 64 + destination`.
+        mutating func askEach(stride: Int, count: Int, slots: (Int, Int) -> UInt64) -> [Int: UInt64] {
+            var asked: [Int: UInt64] = [:]
+            for h in 0..<hosts.count {
+                for k in 1...count {
+                    let d = (h + k * stride) % hosts.count
+                    guard d != h else { continue }
+                    let n = slots(h, k)
+                    let added = ask(from: h, to: d, slots: n)
+                    #expect(added)
+                    asked[h * 64 + d, default: 0] += n
+                }
+            }
+            return asked
         }
 
         /// Slots the hosts used, by `source * 64 + destination`.
@@ -184,17 +200,7 @@ struct ArbiterCoreTests {
     func mixedEndpoints() throws {
         let topology = try Self.referenceTopology()
         var network = try Network(topology: topology, referenceHosts: [1, 4, 6])
-        var asked: [Int: UInt64] = [:]  // source * 64 + destination
-        for h in 0..<topology.hostCount {
-            for k in 1...3 {
-                let d = (h + k * 3) % topology.hostCount
-                guard d != h else { continue }
-                let slots = UInt64(20 + 7 * k + h)
-                let added = network.ask(from: h, to: d, slots: slots)
-                #expect(added)
-                asked[h * 64 + d, default: 0] += slots
-            }
-        }
+        let asked = network.askEach(stride: 3, count: 3) { h, k in UInt64(20 + 7 * k + h) }
         network.run(for: 3_000_000)
         let got = network.usedPerPair
         #expect(got == asked, "used \(got.values.reduce(0, +)) of \(asked.values.reduce(0, +)) slots asked for")
@@ -217,16 +223,7 @@ struct ArbiterCoreTests {
         var configuration = ArbiterCoreConfiguration()
         configuration.allocator.pairCapacity = 3
         var network = try Network(topology: topology, referenceHosts: [1, 4], configuration: configuration)
-        var asked: [Int: UInt64] = [:]  // source * 64 + destination
-        for h in 0..<topology.hostCount {
-            for k in 1...4 {
-                let d = (h + k) % topology.hostCount
-                let slots = UInt64(5 + k + h)
-                let added = network.ask(from: h, to: d, slots: slots)
-                #expect(added)
-                asked[h * 64 + d, default: 0] += slots
-            }
-        }
+        let asked = network.askEach(stride: 1, count: 4) { h, k in UInt64(5 + k + h) }
         network.run(for: 3_000_000)
         let got = network.usedPerPair
         #expect(got == asked, "used \(got.values.reduce(0, +)) of \(asked.values.reduce(0, +)) slots asked for")
@@ -278,13 +275,7 @@ struct ArbiterCoreTests {
         let topology = try Self.referenceTopology()
         // Endpoints that take allocations up to 150 slots late, as the integration test's do.
         var network = try Network(topology: topology, referenceHosts: [1, 4, 6], acceptLateSlots: 150)
-        for h in 0..<topology.hostCount {
-            for k in 1...3 {
-                let d = (h + k * 3) % topology.hostCount
-                guard d != h else { continue }
-                _ = network.ask(from: h, to: d, slots: 400)
-            }
-        }
+        let asked = network.askEach(stride: 3, count: 3) { _, _ in 400 }.values.reduce(0, +)
         for step: UInt64 in [7_000, 61_000, 23_000, 130_000] {
             network.run(for: 4_000_000, step: step)
         }
@@ -295,9 +286,8 @@ struct ArbiterCoreTests {
         }
         network.run(for: 3_000_000, step: 1_000)
         #expect(network.core.statistics.slotsSkipped > 0, "never late: the test does not test skipping")
-        let used = network.hosts.reduce(0) { $0 + $1.used.count }
-        #expect(
-            used == network.hosts.count * 3 * 400, "used \(used) of \(network.hosts.count * 3 * 400) slots asked for")
+        let used = UInt64(network.hosts.reduce(0) { $0 + $1.used.count })
+        #expect(used == asked, "used \(used) of \(asked) slots asked for")
         Self.checkSchedule(network)
     }
 
