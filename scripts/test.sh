@@ -45,6 +45,8 @@ if [ "$(id -u)" -eq 0 ]; then
   done
 fi
 timeout 300 Tests/Integration/arbiter-netns.sh .build/release
+echo "== integration: the same, allocator stages and path selection on threads of their own"
+FP_ARBITER_FLAGS="--allocator-threads 2" timeout 300 Tests/Integration/arbiter-netns.sh .build/release
 
 fuzz="${FUZZ_SECONDS:-60}"
 if [ "$fuzz" -gt 0 ]; then

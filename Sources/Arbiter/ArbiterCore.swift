@@ -15,6 +15,11 @@ public struct ArbiterCoreConfiguration: Sendable {
     public var lookaheadSlots = 32
     /// Demand the allocator's pair table refused, kept to offer again (entries).
     public var retryCapacity = 65_536
+    /// Run the allocator's stages and path selection on threads of their own (started by
+    /// ``ArbiterCore/startAllocatorThreads(now:monotonicNow:)``), paced by the clock; nil
+    /// runs them inline, on the thread that calls ``ArbiterCore/advance(now:)``. Its
+    /// schedule and path method are set by the core.
+    public var pipeline: PipelineConfiguration?
 
     public init() {}
 
@@ -33,6 +38,11 @@ public struct ArbiterCoreConfiguration: Sendable {
                 + "reference endpoints accept early"
         }
         if retryCapacity < 1 { return "retryCapacity: must be at least 1" }
+        if let pipeline {
+            if let p = pipeline.problem { return p }
+            // The pipeline passes unroutable allocations back in 16-bit host fields.
+            if topology.hostCount > 65_536 { return "pipeline: at most 65 536 hosts (got \(topology.hostCount))" }
+        }
         return nil
     }
 }
@@ -71,6 +81,15 @@ public struct ArbiterCoreStatistics: Sendable, Hashable {
     public var allocationsUnroutable: UInt64 = 0
     /// Times the allocator's pair table was full; the demand waits to be offered again.
     public var allocatorRefusals: UInt64 = 0
+    /// Allocator threads only: allocations and withdrawals dropped because a purge (reset,
+    /// removed host) was sent after their batch began.
+    public var allocationsPurged: UInt64 = 0
+    /// Allocator threads only: allocations that came back from them for a slot already
+    /// begun (they fell behind the clock); their demand is offered again.
+    public var allocationsLate: UInt64 = 0
+    /// Allocator threads only: commands that waited in the outbox for the ring (kept, in
+    /// order; a sign the allocator threads are not keeping up).
+    public var commandsDelayed: UInt64 = 0
     /// Demand lost because the retry list was full too (slots).
     public var demandDropped: UInt64 = 0
     public var registrations: UInt64 = 0
@@ -95,7 +114,12 @@ public struct ArbiterCoreStatistics: Sendable, Hashable {
 public final class ArbiterCore {
     public let configuration: ArbiterCoreConfiguration
     public private(set) var topology: Topology
-    let allocator: TimeslotAllocator
+    /// The inline allocator, or nil when the allocator runs on threads of its own.
+    let allocator: TimeslotAllocator?
+    let pipelined: PipelinedAllocator?
+    /// Allocator threads: the earliest the communication thread should look for finished
+    /// batches again when none has come.
+    private var pollAfter: UInt64 = 0
     /// Sessions by host index, made on a host's first packet.
     /// Sessions in place, initialised only where `hasSession` is set: reading one through
     /// an optional would copy the whole session (and retain its buffers) on every access.
@@ -169,9 +193,18 @@ public final class ArbiterCore {
         // Start allocating at the first slot that is still ahead.
         let firstSlot = Self.slot(at: now, origin: configuration.slotOrigin, picoseconds: timeslotPicoseconds) + 1
         let batch = UInt64(configuration.allocator.batchSize)
-        allocator = try TimeslotAllocator(
-            topology: topology, configuration: configuration.allocator,
-            firstSlot: (firstSlot + batch - 1) / batch * batch, routing: true, pathMethod: configuration.pathMethod)
+        if var pipeline = configuration.pipeline {
+            pipeline.pathMethod = configuration.pathMethod
+            pipeline.routing = true
+            allocator = nil
+            pipelined = try PipelinedAllocator(
+                topology: topology, allocator: configuration.allocator, pipeline: pipeline)
+        } else {
+            allocator = try TimeslotAllocator(
+                topology: topology, configuration: configuration.allocator,
+                firstSlot: (firstSlot + batch - 1) / batch * batch, routing: true, pathMethod: configuration.pathMethod)
+            pipelined = nil
+        }
         sessions = .allocate(capacity: hostCount)
         hasSession = .allocate(capacity: hostCount)
         hasSession.initialize(repeating: false, count: hostCount)
@@ -279,8 +312,46 @@ public final class ArbiterCore {
         return nil
     }
 
-    /// The next slot the allocator will allocate.
-    public var nextSlotToAllocate: UInt64 { allocator.nextSlot }
+    /// The next slot the allocator will allocate (allocator threads: the first slot of
+    /// the next batch to come back from them).
+    public var nextSlotToAllocate: UInt64 {
+        if let allocator { return allocator.nextSlot }
+        let p = pipelined!
+        return p.baseSlot &+ p.nextBatch &* UInt64(p.batchSize)
+    }
+
+    /// Whether the allocator runs on threads of its own.
+    public var allocatorIsThreaded: Bool { pipelined != nil }
+
+    /// With ``ArbiterCoreConfiguration/pipeline`` set: starts the allocator threads (once).
+    /// `now` is the core's clock and `monotonicNow` the monotonic clock at the same moment:
+    /// the threads pace batches on the monotonic clock. Allocation starts with the first
+    /// whole batch at least the lookahead ahead of now. Does nothing for the inline
+    /// allocator.
+    public func startAllocatorThreads(now: UInt64, monotonicNow: UInt64) {
+        guard let p = pipelined else { return }
+        let batch = UInt64(configuration.allocator.batchSize)
+        let ahead = currentSlot(now: now) + 1 + UInt64(configuration.lookaheadSlots)
+        let base = (ahead + batch - 1) / batch * batch
+        let baseStart = monotonicNow &+ (start(ofSlot: base) &- now)
+        // Batches start as early as the inline allocator would allocate them; the path
+        // through the threads is the lookahead's to absorb.
+        let lead = max(1, configuration.lookaheadSlots / configuration.allocator.batchSize)
+        p.start(
+            baseSlot: base, baseStart: baseStart, slotNanoseconds: Double(timeslotPicoseconds) / 1000,
+            leadBatches: lead)
+        pollAfter = now
+    }
+
+    /// Stops the allocator threads and waits for them (batches under way are finished).
+    /// The core allocates nothing more after it.
+    public func stopAllocatorThreads() {
+        pipelined?.stop()
+    }
+
+    /// Allocator threads pinned as configured, and those that could not be pinned (so far:
+    /// each thread pins itself as it starts).
+    public var allocatorThreadPinning: (pinned: Int, failed: Int) { pipelined?.pinning ?? (0, 0) }
 
     // MARK: Packets in
 
@@ -326,7 +397,12 @@ public final class ArbiterCore {
             core.flushPending()
             extended = false
             core.statistics.endpointResets &+= 1
-            core.allocator.resetSource(source)
+            if let a = core.allocator {
+                a.resetSource(source)
+            } else {
+                core.pipelined!.send(
+                    AllocatorCommand(kind: .resetSource, source: Int32(source), destination: 0, value: 0))
+            }
             core.dropRetries(host: source, both: false)
         }
 
@@ -388,7 +464,11 @@ public final class ArbiterCore {
         mutating func withdrawalRequested(destination: NodeID, upTo slots: UInt64) -> UInt64 {
             guard let d = core.host(named: destination, extended: extended) else { return 0 }
             core.flushPending()
-            return core.allocator.withdraw(source: source, destination: d, slots: slots)
+            if let a = core.allocator { return a.withdraw(source: source, destination: d, slots: slots) }
+            // All of it is reported later, as the allocator threads apply it.
+            core.pipelined!.send(
+                AllocatorCommand(kind: .withdraw, source: Int32(source), destination: Int32(d), value: slots))
+            return 0
         }
     }
 
@@ -423,6 +503,16 @@ public final class ArbiterCore {
     /// Hands the queued demand to the allocator; what it refuses is kept for later.
     func flushPending() {
         guard pendingCount > 0 else { return }
+        guard let allocator else {
+            // Refusals come back as events.
+            for i in 0..<pendingCount {
+                let r = pending[i]
+                pipelined!.send(
+                    AllocatorCommand(kind: .add, source: r.source, destination: r.destination, value: UInt64(r.slots)))
+            }
+            pendingCount = 0
+            return
+        }
         let refused = allocator.addDemand(UnsafeMutableBufferPointer(rebasing: pending[0..<pendingCount]))
         pendingCount = 0
         for i in 0..<refused {
@@ -449,7 +539,13 @@ public final class ArbiterCore {
         for i in 0..<retryCount {
             let s = Int(retrySources[i])
             let d = Int(retryDestinations[i])
-            if !allocator.addDemand(source: s, destination: d, slots: retrySlots[i]) {
+            if let p = pipelined {
+                // Offered again; a refusal comes back as an event and is kept again.
+                p.send(
+                    AllocatorCommand(kind: .add, source: Int32(s), destination: Int32(d), value: UInt64(retrySlots[i])))
+                continue
+            }
+            if !allocator!.addDemand(source: s, destination: d, slots: retrySlots[i]) {
                 retrySources[kept] = retrySources[i]
                 retryDestinations[kept] = retryDestinations[i]
                 retrySlots[kept] = retrySlots[i]
@@ -508,6 +604,10 @@ public final class ArbiterCore {
             withdrawRefused(host)
             sessionChanged(host)
         }
+        guard let allocator else {
+            receiveFromAllocatorThreads(now: now)
+            return
+        }
         if retryCount > 0 { retryRefused() }
         let current = currentSlot(now: now)
         // Slots already begun cannot be allocated any more: skip to the next batch.
@@ -524,15 +624,18 @@ public final class ArbiterCore {
 
     /// When ``advance(now:)`` must next be called: the earliest session timer or the time
     /// the next batch falls due.
+    /// With allocator threads, the time the next batch should be back from them (polled
+    /// at most every microsecond while it is overdue).
     public var nextDeadline: UInt64 {
         let lookahead = UInt64(configuration.lookaheadSlots)
-        let due =
-            allocator.nextSlot > lookahead ? start(ofSlot: allocator.nextSlot - lookahead) : configuration.slotOrigin
+        let next = nextSlotToAllocate
+        var due = next > lookahead ? start(ofSlot: next - lookahead) : configuration.slotOrigin
+        if pipelined != nil { due = max(due, pollAfter) }
         return timerCount > 0 ? min(timerDeadlines[0], due) : due
     }
 
     private func allocateBatch() {
-        let batch = allocator.allocateNextBatch()
+        let batch = allocator!.allocateNextBatch()
         statistics.batchesAllocated &+= 1
         statistics.allocationsUnroutable &+= UInt64(batch.unroutableCount)
         // Withdrawals the allocator applied: the sessions report them.
@@ -546,28 +649,126 @@ public final class ArbiterCore {
             let spine = batch.spine(i)
             guard spine != BatchAllocations.unroutable else { continue }  // requested again already
             let a = batch.allocation(i)
-            guard hasSession[a.source], let node = nodeID(of: a.destination, for: a.source) else {
-                statistics.allocationsStale &+= 1
-                continue
+            record(
+                slot: batch.firstSlot &+ UInt64(a.slot), source: a.source, destination: a.destination, spine: spine,
+                batch: 0)
+        }
+    }
+
+    /// Hands one allocation to its source's session.
+    @inline(__always)
+    private func record(slot ourSlot: UInt64, source: Int, destination: Int, spine: Int16, batch: UInt64) {
+        guard hasSession[source], let node = nodeID(of: destination, for: source) else {
+            statistics.allocationsStale &+= 1
+            return
+        }
+        let announced = sessions[source].schedulingState().announcedClock
+        let slot = sessionSlot(ourSlot, announcedClock: announced)
+        let path = PathID(spine < 0 ? 0 : UInt16(spine))
+        switch sessions[source].record(allocationIn: slot, destination: node, path: path) {
+        case .recorded:
+            statistics.allocationsRecorded &+= 1
+        case .noDemand:
+            statistics.allocationsStale &+= 1
+        case .slotUnavailable:
+            statistics.allocationsRequestedAgain &+= 1
+            if let allocator {
+                allocator.requestAgain(source: source, destination: destination, slots: 1)
+            } else {
+                pipelined!.send(
+                    AllocatorCommand(
+                        kind: .requestAgain, source: Int32(source), destination: Int32(destination), value: batch))
             }
-            let announced = sessions[a.source].schedulingState().announcedClock
-            let slot = sessionSlot(batch.firstSlot &+ UInt64(a.slot), announcedClock: announced)
-            let path = PathID(spine < 0 ? 0 : UInt16(spine))
-            switch sessions[a.source].record(allocationIn: slot, destination: node, path: path) {
-            case .recorded:
-                statistics.allocationsRecorded &+= 1
-            case .noDemand:
-                statistics.allocationsStale &+= 1
-            case .slotUnavailable:
-                statistics.allocationsRequestedAgain &+= 1
-                allocator.requestAgain(source: a.source, destination: a.destination, slots: 1)
-            case .unencodable:
-                // Registration refuses endpoints that could get these. Offering the slot
-                // again would only repeat it: the session reports it withdrawn instead.
-                statistics.allocationsUnencodable &+= 1
-                sessions[a.source].recordWithdrawal(destination: node, slots: 1)
+        case .unencodable:
+            // Registration refuses endpoints that could get these. Offering the slot
+            // again would only repeat it: the session reports it withdrawn instead.
+            statistics.allocationsUnencodable &+= 1
+            sessions[source].recordWithdrawal(destination: node, slots: 1)
+        }
+        sessionChanged(source)
+    }
+
+    /// Allocator threads: sends what waits, then takes in their events and every batch
+    /// that has come back, in order.
+    private func receiveFromAllocatorThreads(now: UInt64) {
+        let p = pipelined!
+        p.flush()
+        takeEvents(p)
+        var batch = p.nextBatch &- 1
+        var any = false
+        let current = currentSlot(now: now)
+        while let r = p.results.pop() {
+            let s = Int(r.source)
+            let d = Int(r.destination)
+            switch r.kind {
+            case .batch:
+                // Events sent before this batch was fed are all in the ring by now.
+                takeEvents(p)
+                batch = r.value
+                // The threads skip batches whose first slot began before they got to them.
+                if batch > p.nextBatch {
+                    statistics.slotsSkipped &+= (batch - p.nextBatch) &* UInt64(configuration.allocator.batchSize)
+                }
+                p.nextBatch = batch &+ 1
+                any = true
+                statistics.batchesAllocated &+= 1
+                statistics.allocationsUnroutable &+= UInt64(r.destination)
+                p.statistics.unroutable &+= UInt64(r.destination)
+                // Refused demand is offered again once a batch, not on every poll.
+                if retryCount > 0 { retryRefused() }
+            case .purged:
+                p.statistics.purgedSlots &+= r.value
+            case .withdrawal:
+                p.statistics.withdrawnSlots &+= r.value
+                if p.isStale(source: s, destination: d, batch: batch) {
+                    statistics.allocationsPurged &+= 1
+                    continue
+                }
+                guard hasSession[s], let node = nodeID(of: d, for: s) else { continue }
+                sessions[s].recordWithdrawal(destination: node, slots: r.value)
+                sessionChanged(s)
+            case .allocation:
+                p.statistics.allocatedSlots &+= 1
+                if p.isStale(source: s, destination: d, batch: batch) {
+                    statistics.allocationsPurged &+= 1
+                    continue
+                }
+                let slot = p.baseSlot &+ r.value
+                guard slot > current else {
+                    statistics.allocationsLate &+= 1
+                    p.send(
+                        AllocatorCommand(
+                            kind: .requestAgain, source: r.source, destination: r.destination, value: batch))
+                    continue
+                }
+                record(slot: slot, source: s, destination: d, spine: r.spine, batch: batch)
             }
-            sessionChanged(a.source)
+        }
+        statistics.commandsDelayed = p.outboxed
+        // Nothing came: look again in a microsecond rather than spin on the ring.
+        pollAfter = any ? 0 : now &+ 1_000
+    }
+
+    /// Allocator threads: applies the feeds' answers to the commands sent.
+    private func takeEvents(_ p: PipelinedAllocator) {
+        while let e = p.events.pop() {
+            p.note(e)
+            let s = Int(e.source)
+            let d = Int(e.destination)
+            switch e.kind {
+            case .refused:
+                // A purge sent since makes the refused demand moot.
+                if !p.isOvertaken(source: s, destination: d) {
+                    keepRefused(source: s, destination: d, slots: UInt32(e.value))
+                }
+            case .withdrawn:
+                guard !p.isOvertaken(source: s, destination: d), hasSession[s], let node = nodeID(of: d, for: s)
+                else { continue }
+                sessions[s].recordWithdrawal(destination: node, slots: e.value)
+                sessionChanged(s)
+            case .purged, .lost:
+                break
+            }
         }
     }
 
@@ -673,7 +874,12 @@ public final class ArbiterCore {
         }
         removed[host] = true
         pushedDeadline[host] = .max
-        allocator.removeHost(host)
+        if let allocator {
+            allocator.removeHost(host)
+        } else {
+            flushPending()
+            pipelined!.send(AllocatorCommand(kind: .removeHost, source: Int32(host), destination: 0, value: 0))
+        }
         dropRetries(host: host, both: true)
         // The other endpoints' demand towards it is gone from the allocator: their
         // sessions report it withdrawn, so no flow waits for slots that will not come.
@@ -684,17 +890,25 @@ public final class ArbiterCore {
     }
 
     /// Marks a ToR↔spine link down or up (from the next batch).
+    /// Needs the inline allocator.
     public func setLink(rack: Int, spine: Int, up: Bool) throws(TopologyError) {
+        guard let allocator else {
+            throw TopologyError(field: "pipeline", reason: "link changes need the inline allocator")
+        }
         try allocator.setLink(rack: rack, spine: spine, up: up)
         topology = allocator.topology
     }
 
     /// Marks a spine down or up (from the next batch).
+    /// Needs the inline allocator.
     public func setSpine(_ spine: Int, up: Bool) throws(TopologyError) {
+        guard let allocator else {
+            throw TopologyError(field: "pipeline", reason: "spine changes need the inline allocator")
+        }
         try allocator.setSpine(spine, up: up)
         topology = allocator.topology
     }
 
     /// The allocator's counters.
-    public var allocatorStatistics: TimeslotAllocatorStatistics { allocator.statistics }
+    public var allocatorStatistics: TimeslotAllocatorStatistics { allocator?.statistics ?? pipelined!.statistics }
 }

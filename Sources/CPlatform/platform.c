@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <netinet/in.h>
@@ -121,4 +122,52 @@ int fp_filter_destination(int fd, unsigned int network, unsigned int mask) {
     };
     struct sock_fprog program = {.len = sizeof(code) / sizeof(code[0]), .filter = code};
     return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof(program)) == 0 ? 0 : errno;
+}
+
+// libnuma is opened at run time: the build needs no NUMA headers, and a machine without
+// the library (or with one node, where placement means nothing) still runs.
+struct fp_numa {
+    int loaded;  // 0: not tried, 1: usable, -1: missing
+    int (*available)(void);
+    int (*configured_nodes)(void);
+    int (*node_of_cpu)(int);
+    void (*set_preferred)(int);
+};
+
+static struct fp_numa numa;
+
+static int fp_numa_load(void) {
+    if (numa.loaded != 0) return numa.loaded;
+    void *library = dlopen("libnuma.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (library == NULL) {
+        numa.loaded = -1;
+        return -1;
+    }
+    numa.available = (int (*)(void))dlsym(library, "numa_available");
+    numa.configured_nodes = (int (*)(void))dlsym(library, "numa_num_configured_nodes");
+    numa.node_of_cpu = (int (*)(int))dlsym(library, "numa_node_of_cpu");
+    numa.set_preferred = (void (*)(int))dlsym(library, "numa_set_preferred");
+    if (!numa.available || !numa.configured_nodes || !numa.node_of_cpu || !numa.set_preferred ||
+        numa.available() < 0) {
+        numa.loaded = -1;
+        return -1;
+    }
+    numa.loaded = 1;
+    return 1;
+}
+
+int fp_numa_nodes(void) {
+    if (fp_numa_load() < 0) return -1;
+    return numa.configured_nodes();
+}
+
+int fp_numa_node_of_cpu(int cpu) {
+    if (fp_numa_load() < 0) return -1;
+    return numa.node_of_cpu(cpu);
+}
+
+int fp_numa_prefer_node(int node) {
+    if (fp_numa_load() < 0) return -1;
+    numa.set_preferred(node);
+    return 0;
 }

@@ -49,6 +49,10 @@ public struct ArbiterSnapshot: Sendable {
     /// (bucket 0: on time).
     public var lateness = [UInt64](repeating: 0, count: ArbiterSnapshot.latenessBuckets)
     public var endpoints: [EndpointSnapshot] = []
+    /// Threads the allocator runs on besides the communication thread (stages and path
+    /// selection; 0 when it runs inline), and how many of them are pinned to their CPU.
+    public var allocatorThreads = 0
+    public var allocatorThreadsPinned = 0
 
     public static let latenessBuckets = 40
 }
@@ -116,6 +120,29 @@ public final class ArbiterRuntime: Sendable {
         var coreConfiguration = configuration.coreConfiguration(authenticator: authenticator)
         // A new epoch per start: endpoints tell a restarted arbiter from a lost packet.
         coreConfiguration.session.epoch = now / 1_000_000
+        if configuration.allocatorThreads > 0 && configuration.allocatorThreads + 2 > PinnedThread.availableCPUs {
+            // Every one of these threads spins: sharing cores, they take turns in
+            // scheduler quanta, and batches come late.
+            logger.warning(
+                "allocator_threads: \(configuration.allocatorThreads) stages, a path thread and the communication thread need \(configuration.allocatorThreads + 2) CPUs; this process has \(PinnedThread.availableCPUs). Expect late batches; allocator_threads: 0 runs the allocator inline"
+            )
+        }
+        // The core's memory (sessions, pair table, rings) is allocated and touched here:
+        // on a machine with several NUMA nodes, put it on the communication core's.
+        let others = (configuration.allocatorCores ?? []) + [configuration.pathCore].compactMap { $0 }
+        let placement = NUMAPlacement.prefer(nodeOf: configuration.communicationCore, others: others)
+        defer { if case .preferred = placement { NUMAPlacement.restore() } }
+        switch placement {
+        case .singleNode: break
+        case .libraryMissing:
+            logger.warning("several NUMA nodes but libnuma (libnuma1) is missing: memory is not placed")
+        case .preferred(let node, let spanning):
+            logger.info("arbiter memory on NUMA node \(node), the communication core's")
+            if !spanning.isEmpty {
+                logger.warning(
+                    "cores.allocator / cores.path are on other NUMA nodes too (\(spanning)): keep them on node \(node)")
+            }
+        }
         let core: ArbiterCore
         do {
             core = try ArbiterCore(topology: topology, configuration: coreConfiguration, now: now)
@@ -133,7 +160,12 @@ public final class ArbiterRuntime: Sendable {
             }
             PinnedThread.setTimerSlack(nanoseconds: 1_000)
             let (core, io) = box.value
+            if core.allocatorIsThreaded {
+                // The threads pace batches on the monotonic clock; the core's is the wall clock.
+                core.startAllocatorThreads(now: RealtimeClock.now(), monotonicNow: RealTimeSchedule.now())
+            }
             run(core: core, io: io)
+            core.stopAllocatorThreads()
             stopped.store(true, ordering: .releasing)
             finished.signal()
         }
@@ -142,6 +174,8 @@ public final class ArbiterRuntime: Sendable {
             metadata: [
                 "address": "\(IPv4.format(configuration.listen))", "hosts": "\(topology.hostCount)",
                 "timeslot_ns": "\(topology.timeslotNanoseconds)", "cpu": "\(configuration.communicationCore ?? -1)",
+                "allocator":
+                    "\(configuration.allocatorThreads == 0 ? "inline" : "\(configuration.allocatorThreads) stages + path thread")",
             ])
     }
 
@@ -162,6 +196,7 @@ public final class ArbiterRuntime: Sendable {
         var counters = LoopCounters()
         var nextPublish: UInt64 = 0
         var failures = 0
+        var pinningReported = false
         while !stopRequested.load(ordering: .relaxed) {
             counters.loops &+= 1
             var now = RealtimeClock.now()
@@ -219,6 +254,17 @@ public final class ArbiterRuntime: Sendable {
             heartbeat.store(now, ordering: .relaxed)
             if now >= nextPublish {
                 nextPublish = now + Self.publishIntervalNanoseconds
+                if !pinningReported && core.allocatorIsThreaded {
+                    // Each allocator thread pins itself as it starts: by the first publish
+                    // after start they have.
+                    pinningReported = true
+                    let (pinned, failed) = core.allocatorThreadPinning
+                    if failed > 0 {
+                        logger.warning(
+                            "\(failed) allocator thread(s) could not be pinned to cores.allocator / cores.path (\(pinned) pinned)"
+                        )
+                    }
+                }
                 publish(core: core, io: io, now: now, counters: counters)
             }
         }
@@ -238,6 +284,8 @@ public final class ArbiterRuntime: Sendable {
             s.core = core.statistics
             s.allocator = core.allocatorStatistics
             s.io = stats
+            s.allocatorThreads = core.allocatorIsThreaded ? configuration.allocatorThreads + 1 : 0
+            s.allocatorThreadsPinned = core.allocatorThreadPinning.pinned
             for i in s.lateness.indices { s.lateness[i] = counters.lateness[i] }
             for i in 0..<topology.hostCount {
                 guard let session = core.session(forAddress: topology.addresses[i]) else {

@@ -1,3 +1,4 @@
+import Foundation
 import Yams
 
 /// A configuration file's contents as a tree of text, with where each value came from, so
@@ -160,6 +161,35 @@ struct ConfigurationReader {
     mutating func mapping(_ key: String) throws(ConfigurationError) -> ConfigurationReader? {
         guard let n = node(key) else { return nil }
         return try ConfigurationReader(n, path: field(key))
+    }
+
+    /// A list of whole numbers: a YAML list, or one value of comma-separated numbers (as a
+    /// flag gives it).
+    mutating func integers(_ key: String, in range: ClosedRange<Int>) throws(ConfigurationError) -> [Int]? {
+        guard let n = node(key) else { return nil }
+        let items: [String]
+        switch n {
+        case .scalar(let s, _):
+            items = s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        case .sequence(let nodes, _):
+            var texts: [String] = []
+            for item in nodes {
+                guard case .scalar(let s, _) = item else { throw located(key, item, "expected whole numbers") }
+                texts.append(s)
+            }
+            items = texts
+        case .mapping:
+            throw located(key, n, "expected a list of whole numbers")
+        }
+        var values: [Int] = []
+        for text in items {
+            guard let v = Int(text) else { throw located(key, n, "'\(text)' is not a whole number") }
+            guard range.contains(v) else {
+                throw located(key, n, "\(v) is out of range \(range.lowerBound)...\(range.upperBound)")
+            }
+            values.append(v)
+        }
+        return values
     }
 
     mutating func sequence(_ key: String) throws(ConfigurationError) -> [ConfigurationNode]? {

@@ -22,9 +22,16 @@ public struct ArbiterDaemonConfiguration: Sendable {
     public var lookaheadSlots = 32
     public var policy: AllocationPolicy = .maxMinFair
     public var pathSelection: PathSelector.Method = .edgeColoring
-    /// CPU for the communication thread (sockets, sessions, allocator, path selection);
-    /// nil: not pinned.
+    /// CPU for the communication thread (sockets, sessions, and the allocator and path
+    /// selection when they run inline); nil: not pinned.
     public var communicationCore: Int?
+    /// Allocation stages on threads of their own (2 or more), with path selection on one
+    /// more; 0 runs both inline on the communication thread.
+    public var allocatorThreads = 0
+    /// CPUs for the allocation stages, one each (nil: not pinned).
+    public var allocatorCores: [Int]?
+    /// CPU for the path-selection thread (nil: not pinned).
+    public var pathCore: Int?
     /// Datagrams received or sent per system call.
     public var ioBatch = 32
     /// `trace`, `debug`, `info`, `notice`, `warning`, `error` or `critical`.
@@ -69,9 +76,36 @@ public struct ArbiterDaemonConfiguration: Sendable {
         c.pathSelection =
             try root.choice("path_selection", ["edge-coloring": .edgeColoring, "euler-split": .eulerSplit])
             ?? c.pathSelection
+        c.allocatorThreads = try root.integer("allocator_threads", in: 0...64) ?? 0
+        if c.allocatorThreads == 1 {
+            throw ConfigurationError(
+                field: "allocator_threads", reason: "0 (inline) or at least 2 allocation stages; 1 is not a pipeline")
+        }
         if var cores = try root.mapping("cores") {
             c.communicationCore = try cores.integer("communication", in: 0...4095)
+            c.allocatorCores = try cores.integers("allocator", in: 0...4095)
+            c.pathCore = try cores.integer("path", in: 0...4095)
             try cores.finish()
+        }
+        if let list = c.allocatorCores {
+            guard c.allocatorThreads > 0 else {
+                throw ConfigurationError(
+                    field: "cores.allocator", reason: "set allocator_threads too: without it the allocator runs inline")
+            }
+            guard list.count == c.allocatorThreads else {
+                throw ConfigurationError(
+                    field: "cores.allocator",
+                    reason: "\(list.count) CPUs for \(c.allocatorThreads) allocator threads: name one per thread")
+            }
+        }
+        if c.pathCore != nil && c.allocatorThreads == 0 {
+            throw ConfigurationError(
+                field: "cores.path", reason: "set allocator_threads too: without it path selection runs inline")
+        }
+        let pinned = [c.communicationCore].compactMap { $0 } + (c.allocatorCores ?? []) + [c.pathCore].compactMap { $0 }
+        if Set(pinned).count < pinned.count {
+            throw ConfigurationError(
+                field: "cores", reason: "each thread needs a CPU of its own; \(pinned) names one twice (they spin)")
         }
         c.ioBatch = try root.integer("io_batch", in: 1...PacketBatch.maximumCapacity) ?? c.ioBatch
         c.logLevel =
@@ -193,6 +227,16 @@ public struct ArbiterDaemonConfiguration: Sendable {
         core.allocator.policy = policy
         core.pathMethod = pathSelection
         core.lookaheadSlots = lookaheadSlots
+        if allocatorThreads >= 2 {
+            var pipeline = PipelineConfiguration()
+            pipeline.stages = allocatorThreads
+            if allocatorCores != nil || pathCore != nil {
+                // The pipeline takes the stages' CPUs then the path thread's; -1 leaves one
+                // unpinned.
+                pipeline.cpus = (allocatorCores ?? Array(repeating: -1, count: allocatorThreads)) + [pathCore ?? -1]
+            }
+            core.pipeline = pipeline
+        }
         core.session.authenticator = authenticator
         core.session.requireAuthentication = requireAuthentication
         return core

@@ -65,6 +65,8 @@ final class MetricsExporter: Sendable {
             for (k, v) in sessions { advance("fastpass_session_\(k)_total", [], to: v, in: &s) }
             gauge("fastpass_communication_busy_seconds", Double(snapshot.busyNanoseconds) / 1e9, in: &s)
             gauge("fastpass_endpoints_connected", Double(connected), in: &s)
+            gauge("fastpass_allocator_threads", Double(snapshot.allocatorThreads), in: &s)
+            gauge("fastpass_allocator_threads_pinned", Double(snapshot.allocatorThreadsPinned), in: &s)
             gauge("fastpass_hosts", Double(topology.hostCount), in: &s)
             gauge("fastpass_current_slot", Double(snapshot.currentSlot), in: &s)
             gauge(

@@ -33,8 +33,61 @@ public enum PinnedThread {
         thread.start()
     }
 
+    /// CPUs this process may run on.
+    public static var availableCPUs: Int { Int(fp_available_cpus()) }
+
     /// Lets the kernel wake the calling thread at most `nanoseconds` after its timeout
     /// (the default slack, 50 µs, is dozens of timeslots). Returns 0 or the error number.
     @discardableResult
     public static func setTimerSlack(nanoseconds: UInt) -> Int32 { fp_set_timer_slack(nanoseconds) }
+}
+
+/// Where memory goes on machines with more than one NUMA node, through libnuma (opened at
+/// run time, so neither the build nor a one-node machine needs it).
+public enum NUMAPlacement {
+    /// NUMA nodes on this machine; nil when libnuma is missing or NUMA unavailable.
+    public static var nodeCount: Int? {
+        let n = fp_numa_nodes()
+        return n > 0 ? Int(n) : nil
+    }
+
+    /// The node `cpu` belongs to; nil when unknown.
+    public static func node(ofCPU cpu: Int) -> Int? {
+        let n = fp_numa_node_of_cpu(Int32(cpu))
+        return n >= 0 ? Int(n) : nil
+    }
+
+    /// What ``prefer(nodeOf:others:)`` did.
+    public enum Outcome: Sendable, Equatable {
+        /// One node (or no CPU named): nothing to place.
+        case singleNode
+        /// More than one node, but libnuma is not installed: memory goes where it falls.
+        case libraryMissing
+        /// New memory of the calling thread comes from `node`; `spanning` lists the other
+        /// nodes the named CPUs are on (their threads reach that memory across nodes).
+        case preferred(node: Int, spanning: [Int])
+    }
+
+    /// Makes the calling thread's new memory come from the node of `cpu`, where the
+    /// thread that uses it most will run, when the machine has more than one node. Call it
+    /// before allocating the data path's memory (which is touched, and so placed, when it
+    /// is initialised), then ``restore()``.
+    public static func prefer(nodeOf cpu: Int?, others: [Int] = []) -> Outcome {
+        let configured = sysfsNodeCount()
+        guard let cpu, configured > 1 else { return .singleNode }
+        guard let count = nodeCount, count > 1, let node = node(ofCPU: cpu) else { return .libraryMissing }
+        _ = fp_numa_prefer_node(Int32(node))
+        let spanning = Set(others.compactMap { Self.node(ofCPU: $0) }).subtracting([node]).sorted()
+        return .preferred(node: node, spanning: spanning)
+    }
+
+    /// Back to the default: memory from the node the thread runs on.
+    public static func restore() { _ = fp_numa_prefer_node(-1) }
+
+    /// Nodes the kernel lists (`/sys/devices/system/node/node*`): known without libnuma,
+    /// so that its absence can be told apart from a one-node machine.
+    public static func sysfsNodeCount() -> Int {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/devices/system/node")) ?? []
+        return max(1, entries.filter { $0.hasPrefix("node") && Int($0.dropFirst(4)) != nil }.count)
+    }
 }

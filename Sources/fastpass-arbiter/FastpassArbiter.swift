@@ -40,6 +40,12 @@ struct FastpassArbiterCommand: AsyncParsableCommand {
     var pathSelection: String?
     @Option(help: "CPU for the communication thread (field: cores.communication).")
     var communicationCore: String?
+    @Option(help: "Allocation stages on threads of their own, 0 (inline) or 2+ (field: allocator_threads).")
+    var allocatorThreads: String?
+    @Option(help: "CPUs for the allocation stages, comma-separated (field: cores.allocator).")
+    var allocatorCores: String?
+    @Option(help: "CPU for the path-selection thread (field: cores.path).")
+    var pathCore: String?
     @Option(help: "Timeslot length in ns (field: topology.timeslot_ns).")
     var timeslotNs: String?
     @Option(help: "trace, debug, info, notice, warning, error or critical (field: log_level).")
@@ -53,7 +59,9 @@ struct FastpassArbiterCommand: AsyncParsableCommand {
             ("listen", listen), ("metrics", metrics), ("authentication_key_file", authenticationKeyFile),
             ("require_authentication", requireAuthentication), ("batch_size", batchSize),
             ("lookahead_slots", lookaheadSlots), ("policy", policy), ("path_selection", pathSelection),
-            ("cores.communication", communicationCore), ("topology.timeslot_ns", timeslotNs), ("log_level", logLevel),
+            ("cores.communication", communicationCore), ("allocator_threads", allocatorThreads),
+            ("cores.allocator", allocatorCores), ("cores.path", pathCore), ("topology.timeslot_ns", timeslotNs),
+            ("log_level", logLevel),
         ]
         for case (let field, let value?) in flags { o.append((field, value)) }
         for a in assignments {

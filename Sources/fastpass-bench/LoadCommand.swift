@@ -58,6 +58,8 @@ struct FCPLoadCommand: ParsableCommand {
     var arbiterCore = 1
     @Option(help: "CPU for the generator thread.")
     var generatorCore = 0
+    @Option(help: "The arbiter's allocator threads: 0 inline, 2+ stages plus a path thread (unpinned).")
+    var allocatorThreads = 0
     @Option(help: "Port of the arbiter's HTTP endpoint on 127.0.0.1.")
     var metricsPort = 19464
     @Flag(help: "Print JSON instead of a table.")
@@ -235,7 +237,7 @@ struct FCPLoadCommand: ParsableCommand {
         let logHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["--config", configPath]
+        process.arguments = ["--config", configPath, "--allocator-threads", "\(allocatorThreads)"]
         process.standardOutput = logHandle
         process.standardError = logHandle
         try process.run()

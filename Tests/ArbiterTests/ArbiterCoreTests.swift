@@ -35,15 +35,20 @@ struct ArbiterCoreTests {
         var silentUntil: [Int: UInt64] = [:]
         /// The arbiter does nothing before this time (a descheduled thread): packets to it wait.
         var arbiterStalledUntil: UInt64 = 0
+        /// Time follows the monotonic clock (for allocator threads, which pace themselves
+        /// by it) instead of advancing by steps.
+        let realTime: Bool
 
         init(
             topology: Topology, referenceHosts: Set<Int>, configuration: ArbiterCoreConfiguration = .init(),
-            acceptLateSlots: UInt64 = AllocationTimeWindow.reference.missThreshold
+            acceptLateSlots: UInt64 = AllocationTimeWindow.reference.missThreshold, realTime: Bool = false
         ) throws {
             self.topology = topology
-            now = 1_000_000_000
+            self.realTime = realTime
+            now = realTime ? RealTimeSchedule.now() : 1_000_000_000
             latency = 2_000
             core = try ArbiterCore(topology: topology, configuration: configuration, now: now)
+            if realTime { core.startAllocatorThreads(now: now, monotonicNow: now) }
             var hosts: [Host] = []
             for h in 0..<topology.hostCount {
                 var c = EndpointSessionConfiguration()
@@ -114,7 +119,7 @@ struct ArbiterCoreTests {
         mutating func run(for duration: UInt64, step: UInt64 = 1_000) {
             let end = now + duration
             while now < end {
-                now += step
+                now = realTime ? max(now + 1, RealTimeSchedule.now()) : now + step
                 // Deliveries.
                 var keep: [(at: UInt64, toArbiter: Bool, host: Int, bytes: [UInt8])] = []
                 let stalled = now < arbiterStalledUntil
@@ -450,5 +455,99 @@ struct ArbiterCoreTests {
         c.lookaheadSlots = 60
         #expect(c.problem(topology: topology)?.hasPrefix("lookaheadSlots") == true)
         #expect(throws: TopologyError.self) { try ArbiterCore(topology: topology, configuration: c, now: 0) }
+    }
+}
+
+/// The arbiter core with its allocator on threads of its own, paced by the clock. One
+/// test at a time: each runs three spinning threads, and a machine with few cores would
+/// otherwise starve them and make every batch late.
+@Suite("Arbiter core with allocator threads", .serialized)
+struct ThreadedArbiterCoreTests {
+    /// A fabric whose slots are long enough for the in-memory network, stepping every
+    /// host each round, to keep up with the clock in a debug build.
+    static func threadedNetwork(spines: Int = 2) throws -> ArbiterCoreTests.Network {
+        var c = TopologyConfiguration.regular(racks: 2, hostsPerRack: 4, spines: spines)
+        c.timeslotNanoseconds = 50_000
+        var configuration = ArbiterCoreConfiguration()
+        var pipeline = PipelineConfiguration()
+        pipeline.stages = 2
+        configuration.pipeline = pipeline
+        return try ArbiterCoreTests.Network(
+            topology: try Topology(c), referenceHosts: [], configuration: configuration, acceptLateSlots: 10_000,
+            realTime: true)
+    }
+
+    /// Runs a real-time network until `done` holds or `limit` ns have passed.
+    static func run(
+        _ network: inout ArbiterCoreTests.Network, limit: UInt64, until done: (ArbiterCoreTests.Network) -> Bool
+    ) {
+        let end = network.now + limit
+        while network.now < end && !done(network) { network.run(for: 2_000_000) }
+    }
+
+    @Test("allocator threads: every endpoint gets exactly the slots it asks for, none double-booked")
+    func threadedAllocator() throws {
+        var network = try Self.threadedNetwork()
+        defer { network.core.stopAllocatorThreads() }
+        #expect(network.core.allocatorIsThreaded)
+        let asked = network.askEach(stride: 1, count: 3) { h, k in UInt64(40 + 15 * h + 7 * k) }
+        let total = asked.values.reduce(0, +)
+        Self.run(&network, limit: 8_000_000_000) { $0.usedPerPair.values.reduce(0, +) >= total }
+        network.run(for: 3_000_000)  // anything beyond the demand would show now
+        let s = network.core.statistics
+        #expect(
+            network.usedPerPair == asked,
+            "used \(network.usedPerPair) of \(asked); core \(s), allocator \(network.core.allocatorStatistics)")
+        ArbiterCoreTests.checkSchedule(network)
+        #expect(s.batchesAllocated > 0)
+        #expect(s.allocationsRecorded >= total)
+        #expect(network.core.allocatorStatistics.requestedSlots >= total)
+        #expect(network.core.allocatorStatistics.allocatedSlots >= total)
+        // No CPUs configured: nothing pinned, nothing failed.
+        #expect(network.core.allocatorThreadPinning.pinned == 0 && network.core.allocatorThreadPinning.failed == 0)
+        network.core.stopAllocatorThreads()
+        // Batches finished before the stop still come in; then nothing more.
+        network.run(for: 2_000_000)
+        let after = network.core.statistics.batchesAllocated
+        network.run(for: 2_000_000)
+        #expect(network.core.statistics.batchesAllocated == after, "batches came after the threads stopped")
+    }
+
+    @Test(
+        "allocator threads: a reset purges the old demand (its batches in flight are dropped), a withdrawal is reported"
+    )
+    func threadedResetAndWithdrawal() throws {
+        var network = try Self.threadedNetwork()
+        defer { network.core.stopAllocatorThreads() }
+        let to6 = network.name(of: 6, by: 1)
+        for (h, d, n) in [(0, 5, 3_000), (2, 5, 300), (1, 6, 2_000)] {
+            let added = network.ask(from: h, to: d, slots: UInt64(n))
+            #expect(added)
+        }
+        Self.run(&network, limit: 4_000_000_000) { $0.hosts[0].used.count >= 200 }
+        #expect(network.hosts[0].used.count < 3_000)
+        network.hosts[0].session.forceReset(now: network.now)
+        let kept = network.hosts[1].session.withdrawDemand(to: to6, slots: 1_500)
+        #expect(kept == 1_500)
+        let topology = network.topology
+        func arbiterSide(_ n: ArbiterCoreTests.Network) -> (allocated: UInt64, withdrawn: UInt64) {
+            let d = n.core.session(forAddress: topology.addresses[1])?.destination(topology.nodeIDs[6])
+            return (d?.allocated ?? 0, d?.withdrawn ?? 0)
+        }
+        Self.run(&network, limit: 8_000_000_000) {
+            $0.hosts[0].used.count >= 3_000 && $0.hosts[2].used.count >= 300 && $0.hosts[1].used.count >= 500
+                && arbiterSide($0).allocated + arbiterSide($0).withdrawn >= 2_000
+        }
+        network.run(for: 3_000_000)
+        #expect(network.hosts[0].used.count == 3_000, "used \(network.hosts[0].used.count) of 3000")
+        #expect(network.hosts[2].used.count == 300)
+        #expect(network.hosts[1].used.count == 500, "used \(network.hosts[1].used.count) of 500")
+        let side = arbiterSide(network)
+        #expect(side.withdrawn > 0, "the withdrawal was not reported")
+        #expect(side.allocated + side.withdrawn == 2_000)
+        #expect((network.hosts[1].session.flow(to: to6)?.withdrawn ?? 0) > 0, "the endpoint was not told")
+        #expect(network.core.statistics.endpointResets >= 1)
+        #expect(network.core.allocatorStatistics.purgedSlots > 0)
+        ArbiterCoreTests.checkSchedule(network)
     }
 }

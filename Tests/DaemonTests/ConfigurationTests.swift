@@ -37,6 +37,37 @@ struct ConfigurationTests {
         #expect(o.batchSize == 8 && o.communicationCore == 1 && o.topology.spines == 1)
     }
 
+    @Test("allocator threads: stages and their CPUs, from the file or flags, reach the core's pipeline")
+    func allocatorThreads() throws {
+        let yaml =
+            Self.valid + "\nallocator_threads: 2\ncores:\n  communication: 1\n  allocator: [2, 3]\n  path: 4\n"
+        let c = try ArbiterDaemonConfiguration.parse(yaml: yaml, file: "t")
+        #expect(c.allocatorThreads == 2 && c.allocatorCores == [2, 3] && c.pathCore == 4)
+        let pipeline = c.coreConfiguration(authenticator: nil).pipeline
+        #expect(pipeline?.stages == 2 && pipeline?.cpus == [2, 3, 4])
+        let inline = try ArbiterDaemonConfiguration.parse(yaml: Self.valid, file: "t")
+        #expect(inline.coreConfiguration(authenticator: nil).pipeline == nil)
+        let unpinned = try ArbiterDaemonConfiguration.parse(
+            yaml: Self.valid, file: "t", overrides: [("allocator_threads", "3"), ("cores.path", "5")])
+        #expect(unpinned.coreConfiguration(authenticator: nil).pipeline?.cpus == [-1, -1, -1, 5])
+    }
+
+    @Test("NUMA: libnuma, opened at run time, agrees with the kernel's node list")
+    func numa() {
+        let kernel = NUMAPlacement.sysfsNodeCount()
+        #expect(kernel >= 1)
+        if let nodes = NUMAPlacement.nodeCount {
+            #expect(nodes == kernel)
+            let node = NUMAPlacement.node(ofCPU: 0)
+            #expect(node != nil && node! < nodes, "CPU 0 on node \(String(describing: node)) of \(nodes)")
+        } else {
+            print("libnuma1 is not installed: only the kernel's node list was checked")
+        }
+        #expect(NUMAPlacement.node(ofCPU: 1 << 20) == nil)
+        #expect(NUMAPlacement.prefer(nodeOf: nil) == .singleNode)
+        if kernel == 1 { #expect(NUMAPlacement.prefer(nodeOf: 0) == .singleNode) }
+    }
+
     @Test("every bad field is refused with its name")
     func badFields() {
         let cases: [(String, [(String, String)], String)] = [
@@ -49,6 +80,15 @@ struct ConfigurationTests {
             ("require_authentication", [("require_authentication", "true")], "needs authentication_key_file"),
             ("lookahead_slots", [("lookahead_slots", "60")], "lookahead_slots"),
             ("topology.hosts[0].rack", [], "out of range"),
+            ("allocator_threads", [("allocator_threads", "1")], "at least 2"),
+            ("cores.allocator", [("cores.allocator", "2,3")], "set allocator_threads"),
+            ("cores.allocator", [("allocator_threads", "3"), ("cores.allocator", "2,3")], "one per thread"),
+            ("cores.allocator", [("allocator_threads", "2"), ("cores.allocator", "2,x")], "'x' is not a whole number"),
+            ("cores.path", [("cores.path", "4")], "set allocator_threads"),
+            (
+                "cores", [("allocator_threads", "2"), ("cores.allocator", "2,3"), ("cores.communication", "3")],
+                "names one twice"
+            ),
         ]
         for (field, overrides, reason) in cases {
             let yaml =

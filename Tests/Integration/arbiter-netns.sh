@@ -72,7 +72,9 @@ topology:
 YAML
 "$bin/fastpass-arbiter" --check-config "$work/arbiter.yaml"
 
-ip netns exec "${tag}a" "$bin/fastpass-arbiter" --config "$work/arbiter.yaml" >"$work/arbiter.log" 2>&1 &
+# FP_ARBITER_FLAGS: extra flags, e.g. --allocator-threads 2 for the allocator on threads of its own.
+# shellcheck disable=SC2086
+ip netns exec "${tag}a" "$bin/fastpass-arbiter" --config "$work/arbiter.yaml" ${FP_ARBITER_FLAGS:-} >"$work/arbiter.log" 2>&1 &
 arbiter_pid=$!
 for _ in $(seq 50); do
   ip netns exec "${tag}a" "$bin/fastpassctl" status --json >/dev/null 2>&1 && break

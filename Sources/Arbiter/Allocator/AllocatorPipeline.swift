@@ -28,12 +28,15 @@ public struct PipelineConfiguration: Sendable, Hashable {
     public var stages = 2
     /// Whether path selection runs, on a thread of its own after the stages.
     public var routing = true
-    /// CPU for each stage thread, then for the path thread; nil leaves threads unpinned.
+    /// CPU for each stage thread, then for the path thread; nil leaves threads unpinned, as
+    /// does -1 for one thread.
     public var cpus: [Int]?
     /// Real-time pacing; nil runs batches back to back as fast as they go (virtual clock).
     public var schedule: RealTimeSchedule?
     /// Batch buffers per stage: how far the consumer may lag behind a stage.
     public var buffersPerStage = 4
+    /// How the path thread chooses spines.
+    public var pathMethod: PathSelector.Method = .edgeColoring
 
     public init() {}
 
@@ -43,7 +46,7 @@ public struct PipelineConfiguration: Sendable, Hashable {
         if buffersPerStage < 1 || buffersPerStage > 64 {
             return "pipeline.buffersPerStage: must be in 1...64 (got \(buffersPerStage))"
         }
-        if let cpus, let bad = cpus.first(where: { $0 < 0 || $0 >= 1024 }) {
+        if let cpus, let bad = cpus.first(where: { $0 < -1 || $0 >= 1024 }) {
             return "pipeline.cpus: \(bad) is not a CPU number"
         }
         if let schedule, !(schedule.slotNanoseconds > 0) || schedule.leadBatches < 1 {
@@ -204,7 +207,8 @@ public final class PipelineDemand: @unchecked Sendable {
 public final class AllocatorPipeline: @unchecked Sendable {
     public let topology: Topology
     public let allocatorConfiguration: TimeslotAllocatorConfiguration
-    public let configuration: PipelineConfiguration
+    /// Set before a run starts (the schedule), read by its threads.
+    public internal(set) var configuration: PipelineConfiguration
     let table: DemandTable
     let usableSpines: AtomicWords
     let stages: [AllocationStage]
@@ -223,10 +227,21 @@ public final class AllocatorPipeline: @unchecked Sendable {
     static let chunkSize = 256
     /// Per stage: the table's change count at its last feed.
     let changesSeen: UnsafeMutablePointer<UInt64>
-    /// Allocations path selection could not route (`source | destination << 16 | batch <<
-    /// 32`), from the path thread to whichever stage runs the next feed (the token orders
-    /// the consumers): their demand is requested again, unless the pair was purged since.
-    let unroutableRing: SPSCRing<UInt64>
+    /// Allocations path selection could not route, from the path thread to whichever stage
+    /// runs the next feed (the token orders the consumers): their demand is requested
+    /// again, unless the pair was purged since.
+    let unroutableRing: SPSCRing<Unroutable>
+    struct Unroutable: BitwiseCopyable {
+        var source: UInt16
+        var destination: UInt16
+        /// The batch's number (its first slot ÷ the batch size).
+        var batch: UInt64
+    }
+    /// Batches the feeds have moved on by since slot 0 when the clock left them behind
+    /// (written only by the stage holding the feed token).
+    @exclusivity(unchecked) var slotShift = 0
+    /// Slots skipped that way.
+    @exclusivity(unchecked) public private(set) var skippedSlots: UInt64 = 0
     /// Marks the end of a batch's records in a ring.
     static let endOfBatch = FlowRecord(a: .max, b: .max)
     @inline(__always)
@@ -277,7 +292,9 @@ public final class AllocatorPipeline: @unchecked Sendable {
         }
         done = (0..<k).map { _ in SPSCRing<Int>(capacity: pipeline.buffersPerStage + 1) }
         free = (0..<k).map { _ in SPSCRing<Int>(capacity: pipeline.buffersPerStage + 1) }
-        pathStage = pipeline.routing ? PathStage(topology: topology, batchSize: allocator.batchSize) : nil
+        pathStage =
+            pipeline.routing
+            ? PathStage(topology: topology, batchSize: allocator.batchSize, method: pipeline.pathMethod) : nil
         chunk = (0..<k).map { _ in .allocate(capacity: Self.chunkSize) }
         changesSeen = .allocate(capacity: k)
         changesSeen.initialize(repeating: 0, count: k)
@@ -322,12 +339,16 @@ public final class AllocatorPipeline: @unchecked Sendable {
         var threads: [pthread_t] = []
         let results: [StageResult]
         let pathResult = StageResult()
-        let end: Int
+        /// The first batch not to allocate: the run's end, or where a stop cut it short
+        /// (lowered only by the stage holding the feed token, so every batch before it
+        /// has been fed and will be finished).
+        let end: ManagedAtomic<Int>
+        let stopRequested = ManagedAtomic<Bool>(false)
         public private(set) var statistics = PipelineStatistics()
 
         init(pipeline: AllocatorPipeline, end: Int) {
             self.pipeline = pipeline
-            self.end = end
+            self.end = ManagedAtomic(end)
             results = (0..<pipeline.stages.count).map { _ in StageResult() }
             statistics.stages.reserveCapacity(pipeline.stages.count)
         }
@@ -335,10 +356,17 @@ public final class AllocatorPipeline: @unchecked Sendable {
         /// Lets the threads start allocating.
         public func go() { gate.store(true, ordering: .releasing) }
 
+        /// Ends the run early: batches already fed are finished (and consumed), no new
+        /// one starts. Call ``join()`` after.
+        public func stop() { stopRequested.store(true, ordering: .releasing) }
+
+        /// Whether ``stop()`` was called.
+        public var isStopping: Bool { stopRequested.load(ordering: .relaxed) }
+
         /// Waits for every thread to finish; then ``statistics`` holds the outcome.
         public func join() {
             for t in threads { pthread_join(t, nil) }
-            pipeline.nextBatch = end
+            pipeline.nextBatch = end.load(ordering: .acquiring)
         }
 
         /// Gathers the threads' counters (after ``join()``; this allocates).
@@ -403,10 +431,12 @@ public final class AllocatorPipeline: @unchecked Sendable {
             let result = run.results[j]
             run.threads.append(
                 Self.startThread { [self] in
-                    if let cpu, fp_pin_current_thread(Int32(cpu)) == 0 { result.pinned = true }
+                    if let cpu, cpu >= 0 {
+                        result.pin.store(fp_pin_current_thread(Int32(cpu)) == 0 ? 1 : 2, ordering: .releasing)
+                    }
                     var backoff = Backoff()
                     while !run.gate.load(ordering: .acquiring) { backoff.wait() }
-                    runStage(j, first: first, end: end, feed: feed, consume: consume, result: result)
+                    runStage(j, first: first, run: run, feed: feed, consume: consume, result: result)
                 })
         }
         if pathStage != nil {
@@ -414,10 +444,12 @@ public final class AllocatorPipeline: @unchecked Sendable {
             let result = run.pathResult
             run.threads.append(
                 Self.startThread { [self] in
-                    if let cpu, fp_pin_current_thread(Int32(cpu)) == 0 { result.pinned = true }
+                    if let cpu, cpu >= 0 {
+                        result.pin.store(fp_pin_current_thread(Int32(cpu)) == 0 ? 1 : 2, ordering: .releasing)
+                    }
                     var backoff = Backoff()
                     while !run.gate.load(ordering: .acquiring) { backoff.wait() }
-                    runPath(first: first, end: end, consume: consume, result: result)
+                    runPath(first: first, run: run, consume: consume, result: result)
                 })
         }
         return run
@@ -430,11 +462,14 @@ public final class AllocatorPipeline: @unchecked Sendable {
         var maximumLateness: UInt64 = 0
         var ringFullWaits: UInt64 = 0
         var unroutable: UInt64 = 0
-        var pinned = false
+        /// 0: not asked to pin (or not yet), 1: pinned, 2: pinning failed. Atomic: it is
+        /// read while the run goes on.
+        let pin = ManagedAtomic<Int>(0)
+        var pinned: Bool { pin.load(ordering: .acquiring) == 1 }
     }
 
     private func runStage(
-        _ j: Int, first: Int, end: Int, feed: @Sendable (Int, PipelineDemand) -> Void,
+        _ j: Int, first: Int, run: Run, feed: @Sendable (Int, PipelineDemand) -> Void,
         consume: (@Sendable (BatchAllocations) -> Void)?, result: StageResult
     ) {
         let k = stages.count
@@ -447,23 +482,52 @@ public final class AllocatorPipeline: @unchecked Sendable {
         let batchSize = UInt64(allocatorConfiguration.batchSize)
         // This stage's first batch of the run: the first one `b ≥ first` with `b % k == j`.
         var b = first + ((j - first % k) + k) % k
-        while b < end {
-            let firstSlot = UInt64(b) &* batchSize
-            if let schedule = configuration.schedule {
-                let startAt =
-                    schedule.start(ofSlot: firstSlot)
-                    &- UInt64(
-                        Double(UInt64(schedule.leadBatches) &* batchSize) * schedule.slotNanoseconds)
-                var backoff = Backoff()
-                while RealTimeSchedule.now() < startAt { backoff.wait() }
-            }
-            // The feed, one batch at a time in order.
+        while b < run.end.load(ordering: .acquiring) {
+            // The feed, one batch at a time in order. A stop is decided here, by the token
+            // holder, so that the batches before the end have all been fed; the token is
+            // passed on so that the stages holding the next batches see the end too.
             var tokenWait = Backoff()
-            while feedToken.load(ordering: .acquiring) != b { tokenWait.wait() }
+            var stopped = false
+            while feedToken.load(ordering: .acquiring) != b {
+                if b >= run.end.load(ordering: .acquiring) {
+                    stopped = true
+                    break
+                }
+                tokenWait.wait()
+            }
+            if stopped { break }
+            if run.isStopping && b < run.end.load(ordering: .relaxed) { run.end.store(b, ordering: .releasing) }
+            if b >= run.end.load(ordering: .relaxed) {
+                feedToken.store(b + 1, ordering: .releasing)
+                break
+            }
+            // Paced by the clock: wait (holding the token: the next batch starts later
+            // anyway) until the batch is due, so that its feed has all demand until then.
+            var firstSlot = UInt64(b + slotShift) &* batchSize
+            if let schedule = configuration.schedule {
+                let leadSlots = UInt64(schedule.leadBatches) &* batchSize
+                let leadNanoseconds = UInt64(Double(leadSlots) * schedule.slotNanoseconds)
+                var backoff = Backoff()
+                while RealTimeSchedule.now() < schedule.start(ofSlot: firstSlot) &- leadNanoseconds
+                    && !run.isStopping
+                {
+                    backoff.wait()
+                }
+                // Its first slot has begun: whatever it allocated would be late. Move on to
+                // the first batch that is still ahead by the lead, as the inline allocator
+                // skips; demand waits for it.
+                let now = RealTimeSchedule.now()
+                if now >= schedule.start(ofSlot: firstSlot) {
+                    let slotNow = UInt64(Double(now &- schedule.origin) / schedule.slotNanoseconds)
+                    let next = (slotNow + 1 + leadSlots + batchSize - 1) / batchSize * batchSize
+                    skippedSlots &+= next - firstSlot
+                    slotShift += Int((next - firstSlot) / batchSize)
+                    firstSlot = next
+                }
+            }
             demand.nextSlot = firstSlot
             while let entry = unroutableRing.pop() {
-                demand.requestAgain(
-                    source: Int(entry & 0xFFFF), destination: Int((entry >> 16) & 0xFFFF), batch: entry >> 32)
+                demand.requestAgain(source: Int(entry.source), destination: Int(entry.destination), batch: entry.batch)
             }
             feed(b, demand)
             // Records may wait k batches between looks: after 65 536 changes within a
@@ -553,15 +617,19 @@ public final class AllocatorPipeline: @unchecked Sendable {
     }
 
     private func runPath(
-        first: Int, end: Int, consume: (@Sendable (BatchAllocations) -> Void)?, result: StageResult
+        first: Int, run: Run, consume: (@Sendable (BatchAllocations) -> Void)?, result: StageResult
     ) {
         guard let pathStage else { return }
         let k = stages.count
-        for b in first..<end {
+        var b = first
+        while b < run.end.load(ordering: .acquiring) {
+            defer { b += 1 }
             let j = b % k
             var index: Int? = done[j].pop()
             var backoff = Backoff()
             while index == nil {
+                // Cut short by a stop: this batch was never fed.
+                if b >= run.end.load(ordering: .acquiring) { return }
                 backoff.wait()
                 index = done[j].pop()
             }
@@ -572,7 +640,9 @@ public final class AllocatorPipeline: @unchecked Sendable {
                 for i in 0..<batch.totalCount where batch.spine(i) == BatchAllocations.unroutable {
                     let a = batch.allocation(i)
                     var backoff = Backoff()
-                    let entry = UInt64(a.source) | UInt64(a.destination) << 16 | UInt64(b) << 32
+                    let entry = Unroutable(
+                        source: UInt16(a.source), destination: UInt16(a.destination),
+                        batch: batch.firstSlot / UInt64(allocatorConfiguration.batchSize))
                     while !unroutableRing.push(entry) { backoff.wait() }
                 }
             }

@@ -48,4 +48,15 @@ int fp_set_timer_slack(unsigned long nanoseconds);
 /// generator's one socket then never copies the packets it sends to the daemon. 0 or errno.
 int fp_filter_destination(int fd, unsigned int network, unsigned int mask);
 
+/// NUMA nodes configured, through libnuma (opened at run time); -1 when libnuma is missing
+/// or says NUMA is unavailable.
+int fp_numa_nodes(void);
+
+/// The NUMA node of `cpu`, or -1 (no libnuma, or no such CPU).
+int fp_numa_node_of_cpu(int cpu);
+
+/// Makes the calling thread's new memory come from `node` where it can (-1: from the node
+/// the thread runs on, the default). 0, or -1 without libnuma.
+int fp_numa_prefer_node(int node);
+
 #endif
