@@ -40,6 +40,10 @@ public struct ArbiterCoreConfiguration: Sendable {
         if retryCapacity < 1 { return "retryCapacity: must be at least 1" }
         if let pipeline {
             if let p = pipeline.problem { return p }
+            // A stage starts a batch lookahead ÷ batch size whole batches ahead.
+            if lookaheadSlots < allocator.batchSize {
+                return "lookaheadSlots: with allocator threads, at least one batch (\(allocator.batchSize) slots)"
+            }
             // The pipeline passes unroutable allocations back in 16-bit host fields.
             if topology.hostCount > 65_536 { return "pipeline: at most 65 536 hosts (got \(topology.hostCount))" }
         }
@@ -233,6 +237,8 @@ public final class ArbiterCore {
     }
 
     deinit {
+        // Its threads hold the pipelined allocator unowned: stopped while it still exists.
+        pipelined?.stop()
         for h in 0..<hostCount where hasSession[h] { (sessions + h).deinitialize(count: 1) }
         sessions.deallocate()
         hasSession.deallocate()
@@ -522,8 +528,8 @@ public final class ArbiterCore {
     }
 
     /// Keeps demand the pair table refused, to offer it again on every advance.
-    private func keepRefused(source: Int, destination: Int, slots: UInt32) {
-        statistics.allocatorRefusals &+= 1
+    private func keepRefused(source: Int, destination: Int, slots: UInt32, again: Bool = false) {
+        if !again { statistics.allocatorRefusals &+= 1 }
         guard retryCount < configuration.retryCapacity else {
             statistics.demandDropped &+= UInt64(slots)
             return
@@ -542,7 +548,8 @@ public final class ArbiterCore {
             if let p = pipelined {
                 // Offered again; a refusal comes back as an event and is kept again.
                 p.send(
-                    AllocatorCommand(kind: .add, source: Int32(s), destination: Int32(d), value: UInt64(retrySlots[i])))
+                    AllocatorCommand(
+                        kind: .addAgain, source: Int32(s), destination: Int32(d), value: UInt64(retrySlots[i])))
                 continue
             }
             if !allocator!.addDemand(source: s, destination: d, slots: retrySlots[i]) {
@@ -675,6 +682,7 @@ public final class ArbiterCore {
             if let allocator {
                 allocator.requestAgain(source: source, destination: destination, slots: 1)
             } else {
+                pipelined!.statistics.allocatedSlots &-= 1  // pending again, as inline
                 pipelined!.send(
                     AllocatorCommand(
                         kind: .requestAgain, source: Int32(source), destination: Int32(destination), value: batch))
@@ -728,14 +736,17 @@ public final class ArbiterCore {
                 sessions[s].recordWithdrawal(destination: node, slots: r.value)
                 sessionChanged(s)
             case .allocation:
-                p.statistics.allocatedSlots &+= 1
                 if p.isStale(source: s, destination: d, batch: batch) {
+                    // Allocated from demand purged since: counted as purged, not allocated.
                     statistics.allocationsPurged &+= 1
+                    p.statistics.purgedSlots &+= 1
                     continue
                 }
+                p.statistics.allocatedSlots &+= 1
                 let slot = p.baseSlot &+ r.value
                 guard slot > current else {
                     statistics.allocationsLate &+= 1
+                    p.statistics.allocatedSlots &-= 1  // pending again, as inline
                     p.send(
                         AllocatorCommand(
                             kind: .requestAgain, source: r.source, destination: r.destination, value: batch))
@@ -756,17 +767,17 @@ public final class ArbiterCore {
             let s = Int(e.source)
             let d = Int(e.destination)
             switch e.kind {
-            case .refused:
+            case .refused, .refusedAgain:
                 // A purge sent since makes the refused demand moot.
                 if !p.isOvertaken(source: s, destination: d) {
-                    keepRefused(source: s, destination: d, slots: UInt32(e.value))
+                    keepRefused(source: s, destination: d, slots: UInt32(e.value), again: e.kind == .refusedAgain)
                 }
             case .withdrawn:
                 guard !p.isOvertaken(source: s, destination: d), hasSession[s], let node = nodeID(of: d, for: s)
                 else { continue }
                 sessions[s].recordWithdrawal(destination: node, slots: e.value)
                 sessionChanged(s)
-            case .purged, .lost:
+            case .purged, .counters:
                 break
             }
         }

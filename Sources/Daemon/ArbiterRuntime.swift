@@ -136,6 +136,10 @@ public final class ArbiterRuntime: Sendable {
         case .singleNode: break
         case .libraryMissing:
             logger.warning("several NUMA nodes but libnuma (libnuma1) is missing: memory is not placed")
+        case .unknownCPU:
+            logger.warning(
+                "cores.communication \(configuration.communicationCore ?? -1) has no NUMA node (offline?): memory is not placed"
+            )
         case .preferred(let node, let spanning):
             logger.info("arbiter memory on NUMA node \(node), the communication core's")
             if !spanning.isEmpty {

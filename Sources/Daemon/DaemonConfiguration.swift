@@ -83,8 +83,8 @@ public struct ArbiterDaemonConfiguration: Sendable {
         }
         if var cores = try root.mapping("cores") {
             c.communicationCore = try cores.integer("communication", in: 0...4095)
-            c.allocatorCores = try cores.integers("allocator", in: 0...4095)
-            c.pathCore = try cores.integer("path", in: 0...4095)
+            c.allocatorCores = try cores.integers("allocator", in: 0...1023)
+            c.pathCore = try cores.integer("path", in: 0...1023)
             try cores.finish()
         }
         if let list = c.allocatorCores {

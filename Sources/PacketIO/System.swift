@@ -63,6 +63,8 @@ public enum NUMAPlacement {
         case singleNode
         /// More than one node, but libnuma is not installed: memory goes where it falls.
         case libraryMissing
+        /// libnuma does not know the CPU (offline, or beyond the machine's).
+        case unknownCPU
         /// New memory of the calling thread comes from `node`; `spanning` lists the other
         /// nodes the named CPUs are on (their threads reach that memory across nodes).
         case preferred(node: Int, spanning: [Int])
@@ -75,7 +77,8 @@ public enum NUMAPlacement {
     public static func prefer(nodeOf cpu: Int?, others: [Int] = []) -> Outcome {
         let configured = sysfsNodeCount()
         guard let cpu, configured > 1 else { return .singleNode }
-        guard let count = nodeCount, count > 1, let node = node(ofCPU: cpu) else { return .libraryMissing }
+        guard let count = nodeCount, count > 1 else { return .libraryMissing }
+        guard let node = node(ofCPU: cpu) else { return .unknownCPU }
         _ = fp_numa_prefer_node(Int32(node))
         let spanning = Set(others.compactMap { Self.node(ofCPU: $0) }).subtracting([node]).sorted()
         return .preferred(node: node, spanning: spanning)

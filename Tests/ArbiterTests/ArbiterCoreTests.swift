@@ -41,14 +41,19 @@ struct ArbiterCoreTests {
 
         init(
             topology: Topology, referenceHosts: Set<Int>, configuration: ArbiterCoreConfiguration = .init(),
-            acceptLateSlots: UInt64 = AllocationTimeWindow.reference.missThreshold, realTime: Bool = false
+            acceptLateSlots: UInt64 = AllocationTimeWindow.reference.missThreshold, realTime: Bool = false,
+            allocatorStartedLate: UInt64 = 0
         ) throws {
             self.topology = topology
             self.realTime = realTime
             now = realTime ? RealTimeSchedule.now() : 1_000_000_000
             latency = 2_000
             core = try ArbiterCore(topology: topology, configuration: configuration, now: now)
-            if realTime { core.startAllocatorThreads(now: now, monotonicNow: now) }
+            // Started late: as if the threads had been started that long ago and had
+            // not run since, so that their first batch is long past and they must skip.
+            if realTime {
+                core.startAllocatorThreads(now: now - allocatorStartedLate, monotonicNow: now - allocatorStartedLate)
+            }
             var hosts: [Host] = []
             for h in 0..<topology.hostCount {
                 var c = EndpointSessionConfiguration()
@@ -465,7 +470,7 @@ struct ArbiterCoreTests {
 struct ThreadedArbiterCoreTests {
     /// A fabric whose slots are long enough for the in-memory network, stepping every
     /// host each round, to keep up with the clock in a debug build.
-    static func threadedNetwork(spines: Int = 2) throws -> ArbiterCoreTests.Network {
+    static func threadedNetwork(spines: Int = 2, startedLate: UInt64 = 0) throws -> ArbiterCoreTests.Network {
         var c = TopologyConfiguration.regular(racks: 2, hostsPerRack: 4, spines: spines)
         c.timeslotNanoseconds = 50_000
         var configuration = ArbiterCoreConfiguration()
@@ -474,7 +479,7 @@ struct ThreadedArbiterCoreTests {
         configuration.pipeline = pipeline
         return try ArbiterCoreTests.Network(
             topology: try Topology(c), referenceHosts: [], configuration: configuration, acceptLateSlots: 10_000,
-            realTime: true)
+            realTime: true, allocatorStartedLate: startedLate)
     }
 
     /// Runs a real-time network until `done` holds or `limit` ns have passed.
@@ -514,10 +519,10 @@ struct ThreadedArbiterCoreTests {
     }
 
     @Test(
-        "allocator threads: a reset purges the old demand (its batches in flight are dropped), a withdrawal is reported"
-    )
-    func threadedResetAndWithdrawal() throws {
-        var network = try Self.threadedNetwork()
+        "allocator threads: a reset purges the old demand (its batches in flight are dropped), a withdrawal is reported; also after the threads skipped batches",
+        arguments: [false, true])
+    func threadedResetAndWithdrawal(skipFirst: Bool) throws {
+        var network = try Self.threadedNetwork(startedLate: skipFirst ? 500_000_000 : 0)
         defer { network.core.stopAllocatorThreads() }
         let to6 = network.name(of: 6, by: 1)
         for (h, d, n) in [(0, 5, 3_000), (2, 5, 300), (1, 6, 2_000)] {
@@ -548,6 +553,8 @@ struct ThreadedArbiterCoreTests {
         #expect((network.hosts[1].session.flow(to: to6)?.withdrawn ?? 0) > 0, "the endpoint was not told")
         #expect(network.core.statistics.endpointResets >= 1)
         #expect(network.core.allocatorStatistics.purgedSlots > 0)
+        // Half a second of 50 µs slots: 10 000 slots skipped at once.
+        if skipFirst { #expect(network.core.statistics.slotsSkipped >= 9_000) }
         ArbiterCoreTests.checkSchedule(network)
     }
 }

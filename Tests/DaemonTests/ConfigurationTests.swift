@@ -85,6 +85,8 @@ struct ConfigurationTests {
             ("cores.allocator", [("allocator_threads", "3"), ("cores.allocator", "2,3")], "one per thread"),
             ("cores.allocator", [("allocator_threads", "2"), ("cores.allocator", "2,x")], "'x' is not a whole number"),
             ("cores.path", [("cores.path", "4")], "set allocator_threads"),
+            ("cores.path", [("allocator_threads", "2"), ("cores.path", "1024")], "out of range"),
+            ("lookahead_slots", [("allocator_threads", "2"), ("lookahead_slots", "8")], "at least one batch"),
             (
                 "cores", [("allocator_threads", "2"), ("cores.allocator", "2,3"), ("cores.communication", "3")],
                 "names one twice"

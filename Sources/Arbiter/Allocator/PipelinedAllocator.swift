@@ -5,6 +5,8 @@ import Atomics
 struct AllocatorCommand: BitwiseCopyable {
     enum Kind: UInt8 {
         case add, withdraw, resetSource, removeHost
+        /// Demand refused before, offered again (a refusal is not counted again by the core).
+        case addAgain
         /// One slot allocated in batch `value` that the session could not place.
         case requestAgain
     }
@@ -20,13 +22,17 @@ struct AllocatorEvent: BitwiseCopyable {
     enum Kind: UInt8 {
         /// The pair table was full: `value` slots of demand were not taken.
         case refused
+        /// The same, for demand offered again.
+        case refusedAgain
         /// `value` slots were withdrawn at once.
         case withdrawn
-        /// Demand from `source` (and, when `destination` is 1, to it) was purged before
-        /// batch `value`; `slots` of it.
+        /// Demand from `source` (and, when `destination` is 1, to it) was purged from
+        /// batch `value` on (numbered as the results number batches).
         case purged
-        /// `value` slots asked for again found no room even in the table's reserve.
-        case lost
+        /// Since the last such event: `value` slots dropped by purges from the pair table
+        /// or from requests again, and `slots` asked for again that found no room even in
+        /// the table's reserve.
+        case counters
     }
     var kind: Kind
     var source: Int32
@@ -78,6 +84,11 @@ final class PipelinedAllocator: @unchecked Sendable {
     private var run: AllocatorPipeline.Run?
     /// Set before the run is stopped: the path thread stops waiting for room.
     private let stopping = ManagedAtomic<Bool>(false)
+    private var started = false
+    /// What the feeds have reported of the stages' demand counters (feed threads only,
+    /// ordered by the token).
+    @exclusivity(unchecked) private var reportedPurged: [UInt64]
+    @exclusivity(unchecked) private var reportedLost: [UInt64]
 
     // The communication thread's side.
     private var outbox: [AllocatorCommand] = []
@@ -108,6 +119,8 @@ final class PipelinedAllocator: @unchecked Sendable {
         let perBatch = allocator.batchSize * hosts + allocator.effectivePairCapacity(hosts: hosts) / 8 + 1
         results = SPSCRing(capacity: min(1 << 24, 4 * pipeline.stages * perBatch))
         outbox.reserveCapacity(65_536)
+        reportedPurged = Array(repeating: 0, count: pipeline.stages)
+        reportedLost = Array(repeating: 0, count: pipeline.stages)
         awaitingSource = .allocate(capacity: hosts)
         awaitingSource.initialize(repeating: 0, count: hosts)
         awaitingDestination = .allocate(capacity: hosts)
@@ -119,7 +132,8 @@ final class PipelinedAllocator: @unchecked Sendable {
     }
 
     deinit {
-        stop()
+        // The threads' closures hold this object unowned: the owner stops them first.
+        precondition(run == nil, "allocator threads still running")
         awaitingSource.deallocate()
         awaitingDestination.deallocate()
         purgedSourceBefore.deallocate()
@@ -129,7 +143,8 @@ final class PipelinedAllocator: @unchecked Sendable {
     /// Starts the threads: slot `baseSlot` of the core begins at `baseStart` on the
     /// monotonic clock, each batch is started `leadBatches` batches before its first slot.
     func start(baseSlot: UInt64, baseStart: UInt64, slotNanoseconds: Double, leadBatches: Int) {
-        precondition(run == nil, "the allocator threads are already running")
+        precondition(!started, "the allocator threads start once")
+        started = true
         self.baseSlot = baseSlot
         nextBatch = 0
         stopping.store(false, ordering: .relaxed)
@@ -171,15 +186,17 @@ final class PipelinedAllocator: @unchecked Sendable {
 
     // MARK: Communication thread
 
-    /// Queues a command for the allocator threads.
+    /// Queues a command for the allocator threads (dropped once they are stopped: nothing
+    /// would apply it).
     func send(_ command: AllocatorCommand) {
+        if started && run == nil { return }
         switch command.kind {
         case .resetSource:
             awaitingSource[Int(command.source)] &+= 1
         case .removeHost:
             awaitingSource[Int(command.source)] &+= 1
             awaitingDestination[Int(command.source)] &+= 1
-        case .add:
+        case .add, .addAgain:
             statistics.requestedSlots &+= command.value
         default: break
         }
@@ -203,7 +220,7 @@ final class PipelinedAllocator: @unchecked Sendable {
     /// Takes a feed's event into account (purges, counters) and returns it for the core.
     func note(_ e: AllocatorEvent) {
         switch e.kind {
-        case .refused:
+        case .refused, .refusedAgain:
             statistics.refusals &+= 1
             statistics.refusedSlots &+= e.value
             statistics.requestedSlots &-= e.value
@@ -217,9 +234,9 @@ final class PipelinedAllocator: @unchecked Sendable {
                 awaitingDestination[h] &-= 1
                 purgedDestinationBefore[h] = max(purgedDestinationBefore[h], e.value)
             }
-            statistics.purgedSlots &+= e.slots
-        case .lost:
-            statistics.lostSlots &+= e.value
+        case .counters:
+            statistics.purgedSlots &+= e.value
+            statistics.lostSlots &+= e.slots
         }
     }
 
@@ -244,16 +261,21 @@ final class PipelinedAllocator: @unchecked Sendable {
     private func feed(_ b: Int, _ demand: PipelineDemand) {
         // At most one event per command: never more commands than the events ring has
         // room for, so a feed never waits for the communication thread.
-        var room = events.capacity - events.count
+        // One more is kept for the counters at the end.
+        var room = events.capacity - events.count - 1
+        // The batch's number as the results give it (the clock may have moved it on).
+        let batch = demand.nextSlot / UInt64(batchSize)
         while room > 0, let c = commands.pop() {
             let s = Int(c.source)
             let d = Int(c.destination)
             switch c.kind {
-            case .add:
+            case .add, .addAgain:
                 if !demand.addDemand(source: s, destination: d, slots: UInt32(c.value)) {
                     room -= 1
                     _ = events.push(
-                        AllocatorEvent(kind: .refused, source: c.source, destination: c.destination, value: c.value))
+                        AllocatorEvent(
+                            kind: c.kind == .add ? .refused : .refusedAgain, source: c.source,
+                            destination: c.destination, value: c.value))
                 }
             case .withdraw:
                 let now = demand.withdraw(source: s, destination: d, slots: c.value)
@@ -263,23 +285,24 @@ final class PipelinedAllocator: @unchecked Sendable {
                         AllocatorEvent(kind: .withdrawn, source: c.source, destination: c.destination, value: now))
                 }
             case .resetSource, .removeHost:
-                let before = demand.purgedSlots
                 if c.kind == .resetSource { demand.resetSource(s) } else { demand.removeHost(s) }
                 room -= 1
                 _ = events.push(
                     AllocatorEvent(
-                        kind: .purged, source: c.source, destination: c.kind == .removeHost ? 1 : 0, value: UInt64(b),
-                        slots: demand.purgedSlots &- before))
+                        kind: .purged, source: c.source, destination: c.kind == .removeHost ? 1 : 0, value: batch))
             case .requestAgain:
-                let before = demand.requestAgainRefused &+ demand.purgedSlots
                 demand.requestAgain(source: s, destination: d, batch: c.value)
-                let lost = demand.requestAgainRefused &+ demand.purgedSlots &- before
-                if lost > 0 {
-                    room -= 1
-                    _ = events.push(
-                        AllocatorEvent(kind: .lost, source: c.source, destination: c.destination, value: lost))
-                }
             }
+        }
+        // Purged and lost slots since the last report, those of the unroutable allocations
+        // this stage offered again before the feed included.
+        let j = b % pipeline.stages.count  // stage j feeds batches j, j + k, …
+        let purged = demand.purgedSlots &- reportedPurged[j]
+        let lost = demand.requestAgainRefused &- reportedLost[j]
+        if purged > 0 || lost > 0 {
+            reportedPurged[j] = demand.purgedSlots
+            reportedLost[j] = demand.requestAgainRefused
+            _ = events.push(AllocatorEvent(kind: .counters, source: 0, destination: 0, value: purged, slots: lost))
         }
     }
 
