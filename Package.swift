@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "fastpass-sim", targets: ["fastpass-sim"]),
         .executable(name: "fastpass-arbiter", targets: ["fastpass-arbiter"]),
         .executable(name: "fastpassctl", targets: ["fastpassctl"]),
+        .executable(name: "fastpass-agent", targets: ["fastpass-agent"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -68,12 +69,13 @@ let package = Package(
             dependencies: ["CPlatform"],
             path: "Sources/PacketIO"
         ),
-        // The arbiter as a service: configuration, the communication thread around the
-        // arbiter core, metrics over HTTP, systemd notification.
+        // The daemons around the cores: configuration, the arbiter's communication thread,
+        // the agent's pacing thread with its TUN device and routes, metrics over HTTP,
+        // systemd notification.
         .target(
             name: "FastpassDaemon",
             dependencies: [
-                "FastpassArbiter", "FastpassProtocol", "PacketIO",
+                "FastpassArbiter", "FastpassAgent", "FastpassProtocol", "PacketIO",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -89,6 +91,11 @@ let package = Package(
             name: "fastpass-arbiter",
             dependencies: ["FastpassDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/fastpass-arbiter"
+        ),
+        .executableTarget(
+            name: "fastpass-agent",
+            dependencies: ["FastpassDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/fastpass-agent"
         ),
         // Reads a daemon's HTTP endpoint with a plain socket, for fastpassctl and the benchmarks.
         .target(

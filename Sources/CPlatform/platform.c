@@ -10,6 +10,11 @@
 #include <linux/filter.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <net/if.h>
+#include <linux/if_tun.h>
 
 #include "CPlatform.h"
 
@@ -170,4 +175,66 @@ int fp_numa_prefer_node(int node) {
     if (fp_numa_load() < 0) return -1;
     numa.set_preferred(node);
     return 0;
+}
+
+int fp_tun_open(const char *name, char *actual) {
+    int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    struct ifreq r;
+    memset(&r, 0, sizeof(r));
+    r.ifr_flags = IFF_TUN | IFF_NO_PI;
+    strncpy(r.ifr_name, name, IFNAMSIZ - 1);
+    if (ioctl(fd, TUNSETIFF, &r) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    memcpy(actual, r.ifr_name, IFNAMSIZ);
+    actual[IFNAMSIZ - 1] = 0;
+    return fd;
+}
+
+int fp_set_mark(int fd, unsigned int mark) {
+    return setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == 0 ? 0 : errno;
+}
+
+int fp_wait_readable2(int a, int b, long long timeout_ns) {
+    struct pollfd p[2] = {{.fd = a, .events = POLLIN, .revents = 0}, {.fd = b, .events = POLLIN, .revents = 0}};
+    struct timespec t;
+    struct timespec *tp = NULL;
+    if (timeout_ns >= 0) {
+        t.tv_sec = (time_t)(timeout_ns / 1000000000LL);
+        t.tv_nsec = (long)(timeout_ns % 1000000000LL);
+        tp = &t;
+    }
+    int r = ppoll(p, 2, tp, NULL);
+    if (r < 0) return -errno;
+    return r > 0 ? 1 : 0;
+}
+
+long fp_read_packet(int fd, void *buffer, unsigned long capacity) {
+    ssize_t n = read(fd, buffer, capacity);
+    if (n >= 0) return (long)n;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    return -errno;
+}
+
+int fp_send_ipv4(int fd, const void *packet, unsigned long length, unsigned int destination) {
+    struct sockaddr_in to;
+    memset(&to, 0, sizeof(to));
+    to.sin_family = AF_INET;
+    to.sin_addr.s_addr = destination;
+    ssize_t n = sendto(fd, packet, length, MSG_DONTWAIT, (const struct sockaddr *)&to, sizeof(to));
+    return n < 0 ? errno : 0;
+}
+
+int fp_bind_device(int fd, const char *name) {
+    return setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name, (socklen_t)strlen(name)) == 0 ? 0 : errno;
+}
+
+int fp_set_realtime(int priority) {
+    struct sched_param p;
+    memset(&p, 0, sizeof(p));
+    p.sched_priority = priority;
+    return pthread_setschedparam(pthread_self(), priority > 0 ? SCHED_FIFO : SCHED_OTHER, &p);
 }

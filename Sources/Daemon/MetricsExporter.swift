@@ -11,15 +11,15 @@ import Synchronization
 final class MetricsExporter: Sendable {
     let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
-    private struct State {
+    struct State {
         var counters: [String: (CoreMetrics.Counter, UInt64)] = [:]
         var gauges: [String: CoreMetrics.Gauge] = [:]
     }
-    private let state = Mutex(State())
+    let state = Mutex(State())
 
     init() { factory = PrometheusMetricsFactory(registry: registry) }
 
-    private func advance(_ name: String, _ dimensions: [(String, String)], to value: UInt64, in s: inout State) {
+    func advance(_ name: String, _ dimensions: [(String, String)], to value: UInt64, in s: inout State) {
         let key = name + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
         let (counter, last) =
             s.counters[key] ?? (CoreMetrics.Counter(label: name, dimensions: dimensions, factory: factory), 0)
@@ -28,7 +28,7 @@ final class MetricsExporter: Sendable {
         s.counters[key] = (counter, value)
     }
 
-    private func gauge(_ name: String, _ value: Double, dimensions: [(String, String)] = [], in s: inout State) {
+    func gauge(_ name: String, _ value: Double, dimensions: [(String, String)] = [], in s: inout State) {
         let key = name + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
         let g = s.gauges[key] ?? CoreMetrics.Gauge(label: name, dimensions: dimensions, factory: factory)
         g.record(value)

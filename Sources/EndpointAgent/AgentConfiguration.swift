@@ -36,6 +36,11 @@ public struct AgentConfiguration: Sendable {
     /// How long before its slot starts an allocated packet is released, to cover the time
     /// from release to the wire.
     public var releaseLeadNanoseconds: UInt64 = 0
+    /// How long after its slot starts an allocated slot's packets may still be released;
+    /// later, they keep their place in the queue and ask for a new slot, so a host that
+    /// was not scheduled in time does not send into a slot the arbiter gave another host.
+    /// 0: one timeslot; nil: no limit (release however late).
+    public var lateReleaseLimitNanoseconds: UInt64?
     /// Least time between two FCP packets to the arbiter: new demand waits up to this long so
     /// that one packet carries the requests of many packets queued meanwhile.
     public var requestIntervalNanoseconds: UInt64 = 2_000

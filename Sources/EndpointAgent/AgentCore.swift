@@ -21,6 +21,9 @@ public struct AgentStatistics: Sendable {
     public var slotsRequested: UInt64 = 0
     /// Allocations used to send queued packets.
     public var slotsUsed: UInt64 = 0
+    /// Allocations whose slot had passed (``AgentConfiguration/lateReleaseLimitNanoseconds``)
+    /// when the agent came to release them: their packets asked for a new slot.
+    public var slotsMissed: UInt64 = 0
     /// Allocations that found nothing queued (their demand is given back).
     public var allocationsUnused: UInt64 = 0
     /// Allocations for a destination that is not a peer.
@@ -36,6 +39,9 @@ public struct AgentStatistics: Sendable {
     public var controlBytesSent: UInt64 = 0
     /// FCP packets the session could not build.
     public var controlEncodeFailures: UInt64 = 0
+    /// Packets sent without a slot (``AgentCore/takeUnscheduled()``), while the arbiter
+    /// could not be reached.
+    public var packetsUnscheduled: UInt64 = 0
     /// Release lateness: see ``AgentCore/latenessBucket(_:)``.
     public var lateness = InlineArray<16, UInt64>(repeating: 0)
 
@@ -83,6 +89,8 @@ public struct AgentCore {
     private var chainPath = PathID.none
     private var chainAdmitted: UInt64 = 0
     private var chainPeer = 0
+    /// Where ``takeUnscheduled()`` looks first, so that every queue drains in turn.
+    private var unscheduledCursor = 0
 
     /// Fails with a message naming the field when the configuration cannot work.
     public init(configuration: AgentConfiguration, now: UInt64) throws(AgentConfigurationError) {
@@ -230,6 +238,20 @@ public struct AgentCore {
                 continue
             }
             promised[peer] = max(0, promised[peer] - 1)
+            if let limit = lateReleaseLimit, now > a.startNanoseconds &+ limit {
+                // Sent now, the packets would land in a later slot, someone else's, and
+                // queue at the bottleneck: they wait for a new slot instead.
+                statistics.slotsMissed &+= 1
+                if queues.slotCounts[peer] > promised[peer] {
+                    guard session.addDemand(to: configuration.peers[peer].node, slots: 1) else {
+                        statistics.droppedNoDemand &+= 1
+                        continue
+                    }
+                    promised[peer] += 1
+                    statistics.slotsRequested &+= 1
+                }
+                continue
+            }
             guard let (first, _) = queues.detachSlot(peer) else {
                 statistics.allocationsUnused &+= 1
                 giveBackExcess(peer)
@@ -250,10 +272,53 @@ public struct AgentCore {
         let late = now > planned ? now - planned : 0
         statistics.lateness[Self.latenessBucket(late)] &+= 1
         statistics.packetsReleased &+= 1
-        if late > lead &+ configuration.slotNanoseconds { statistics.releasesAfterSlot &+= 1 }
+        let slot = session.announcedSlotPicoseconds.map { $0 / 1000 } ?? configuration.slotNanoseconds
+        if late > lead &+ slot { statistics.releasesAfterSlot &+= 1 }
         return AgentRelease(
             handle: handle, length: length, peer: chainPeer, path: chainPath, slot: chainSlot, slotStart: chainStart,
             latenessNanoseconds: late, allocationAdmitted: chainAdmitted)
+    }
+
+    /// The next queued packet to send at once, without a slot: for when the arbiter cannot
+    /// be reached and the host falls back to unscheduled sending. Takes the rest of a slot
+    /// being released first, then whole head slots of each queue in turn.
+    ///
+    /// The demand the packets stood for stays with the session: it keeps asking, which is
+    /// how the agent learns that the arbiter is back; the allocations that then come find
+    /// their queue empty and give the excess back (or serve packets queued since).
+    public mutating func takeUnscheduled() -> AgentRelease? {
+        if chain < 0 {
+            let n = promised.count
+            var found = false
+            for k in 0..<n {
+                let peer = (unscheduledCursor + k) % n
+                guard let (first, _) = queues.detachSlot(peer) else { continue }
+                unscheduledCursor = (peer + 1) % n
+                chain = first
+                chainSlot = 0
+                chainStart = 0
+                chainPath = .none
+                chainAdmitted = 0
+                chainPeer = peer
+                found = true
+                break
+            }
+            guard found else { return nil }
+        }
+        let (handle, length, next) = queues.take(chain)
+        chain = next
+        statistics.packetsUnscheduled &+= 1
+        return AgentRelease(
+            handle: handle, length: length, peer: chainPeer, path: chainPath, slot: chainSlot, slotStart: chainStart,
+            latenessNanoseconds: 0, allocationAdmitted: chainAdmitted)
+    }
+
+    /// How late after its slot starts a slot's packets may still leave: the configured
+    /// limit, one timeslot (announced, or configured) for 0, none for nil.
+    private var lateReleaseLimit: UInt64? {
+        guard let l = configuration.lateReleaseLimitNanoseconds else { return nil }
+        if l > 0 { return l }
+        return session.announcedSlotPicoseconds.map { $0 / 1000 } ?? configuration.slotNanoseconds
     }
 
     /// Demand the session still holds beyond what the queue needs is asked back, so the

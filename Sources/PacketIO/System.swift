@@ -33,6 +33,12 @@ public enum PinnedThread {
         thread.start()
     }
 
+    /// Runs the calling thread under the real-time FIFO policy at `priority` (1...99), so it
+    /// runs as soon as it wakes, ahead of ordinary threads sharing its CPU; 0 returns it to
+    /// the normal policy. Returns 0 or the error number.
+    @discardableResult
+    public static func setRealtimePriority(_ priority: Int) -> Int32 { fp_set_realtime(Int32(priority)) }
+
     /// CPUs this process may run on.
     public static var availableCPUs: Int { Int(fp_available_cpus()) }
 

@@ -811,6 +811,10 @@ public struct EndpointSession {
     /// then instead of polling ``takeAllocation(dueBy:)``.
     public var nextAllocationStart: UInt64? { book.schedule.earliest()?.startNanoseconds }
 
+    /// The timeslot length the arbiter announced when the session was established, in
+    /// picoseconds; nil until then, and for reference FCP (whose slot is fixed).
+    public var announcedSlotPicoseconds: UInt64? { book.usesClock ? book.clockPicoseconds : nil }
+
     /// The slot in progress at `now` in the numbering the arbiter uses for us.
     public func currentSlot(now: UInt64) -> UInt64 { book.currentSlot(now) }
 

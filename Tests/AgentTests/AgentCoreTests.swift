@@ -38,7 +38,7 @@ struct AgentCoreTests {
         /// What each host released: (host, release).
         var released: [(host: Int, release: AgentRelease, at: UInt64)] = []
 
-        init(topology: Topology, lead: UInt64 = 0, slotBytes: Int = 1500) throws {
+        init(topology: Topology, lead: UInt64 = 0, slotBytes: Int = 1500, lateLimit: UInt64? = nil) throws {
             self.topology = topology
             core = try ArbiterCore(topology: topology, now: now)
             agents = []
@@ -52,6 +52,7 @@ struct AgentCoreTests {
                 var c = AgentConfiguration(session: s, address: topology.addresses[h], peers: peers)
                 c.releaseLeadNanoseconds = lead
                 c.slotBytes = slotBytes
+                c.lateReleaseLimitNanoseconds = lateLimit
                 agents.append(try AgentCore(configuration: c, now: now))
             }
         }
@@ -285,6 +286,55 @@ struct AgentCoreTests {
             problem {
                 $0.session.mode = .reference; $0.peers[0].node = NodeID(0x4000)
             }?.contains("reference FCP") == true)
+    }
+
+    @Test("a pacer too slow for its slots: packets never leave past the late limit, the rest ask again, none lost")
+    func lateReleaseLimit() throws {
+        let topology = try Topology(TopologyConfiguration.regular(racks: 1, hostsPerRack: 3, spines: 1))
+        let slot = UInt64((topology.timeslotNanoseconds).rounded(.up))
+        // Limit 0: one timeslot. The fabric polls every 2.5 slots, so most slots are found
+        // past their limit.
+        var fabric = try Fabric(topology: topology, lateLimit: 0)
+        var sent: [UInt32] = []
+        for k in 0..<60 {
+            let handle = UInt32(k)
+            #expect(fabric.agents[0].enqueue(handle: handle, length: 1500, peer: 0) == .queued)
+            sent.append(handle)
+        }
+        fabric.run(for: 3_000_000, step: slot * 5 / 2)
+        let released = fabric.released.filter { $0.host == 0 }
+        #expect(released.map(\.release.handle) == sent, "every packet once, in order")
+        for r in released {
+            #expect(r.at <= r.release.slotStart + slot, "released \(r.at - r.release.slotStart) ns into its slot")
+        }
+        let s = fabric.agents[0].statistics
+        #expect(s.slotsMissed > 0, "polling slower than the slots misses some")
+        #expect(s.slotsRequested == s.slotsUsed + s.slotsMissed, "each slot asked for is used or asked for again")
+        #expect(s.allocationsUnused == 0 && fabric.agents[0].queuedPackets == 0)
+        #expect(fabric.agents[0].session.flow(to: topology.nodeIDs[1])?.need == 0)
+    }
+
+    @Test("falling back: queued packets leave unscheduled, queue by queue; later allocations give the demand back")
+    func unscheduled() throws {
+        let topology = try Topology(TopologyConfiguration.regular(racks: 1, hostsPerRack: 3, spines: 1))
+        var fabric = try Fabric(topology: topology)
+        // Two slots towards peer 0 (one of two small packets), one towards peer 1.
+        for (handle, length, peer) in [(1, 1500, 0), (2, 700, 0), (3, 700, 0), (4, 1500, 1)] {
+            #expect(fabric.agents[0].enqueue(handle: UInt32(handle), length: length, peer: peer) == .queued)
+        }
+        var order: [UInt32] = []
+        while let r = fabric.agents[0].takeUnscheduled() { order.append(r.handle) }
+        // Head slot of queue 0, head slot of queue 1, then the rest of queue 0.
+        #expect(order == [1, 4, 2, 3])
+        #expect(fabric.agents[0].queuedPackets == 0 && fabric.agents[0].statistics.packetsUnscheduled == 4)
+        // The demand stayed with the session; the arbiter serves it and the allocations
+        // find nothing to send: counted, and what is left is given back.
+        fabric.run(for: 2_000_000)
+        let s = fabric.agents[0].statistics
+        #expect(fabric.released.filter { $0.host == 0 }.isEmpty)
+        #expect(s.allocationsUnused > 0 && s.allocationsUnused + s.slotsGivenBack == 3)
+        #expect(fabric.agents[0].session.flow(to: topology.nodeIDs[1])?.need == 0)
+        #expect(fabric.agents[0].session.flow(to: topology.nodeIDs[2])?.need == 0)
     }
 
     @Test("lateness buckets double from 128 ns")

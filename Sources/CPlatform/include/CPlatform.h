@@ -59,4 +59,32 @@ int fp_numa_node_of_cpu(int cpu);
 /// the thread runs on, the default). 0, or -1 without libnuma.
 int fp_numa_prefer_node(int node);
 
+/// Opens (creating it) the TUN device `name` (IPv4 packets without a header, no packet
+/// information prefix), non-blocking and close-on-exec. Not persistent: the kernel removes
+/// it when the descriptor closes, so a crashed agent leaves no device behind. Writes the
+/// name the kernel gave it to `actual` (16 bytes). Returns the descriptor, or -errno.
+int fp_tun_open(const char *name, char *actual);
+
+/// Sets `SO_MARK` on `fd` (routing rules can match it; needs CAP_NET_ADMIN). 0 or errno.
+int fp_set_mark(int fd, unsigned int mark);
+
+/// Runs the calling thread under SCHED_FIFO at `priority` (1...99; 0: back to the normal
+/// policy). 0 or errno (EPERM without CAP_SYS_NICE or an RLIMIT_RTPRIO allowing it).
+int fp_set_realtime(int priority);
+
+/// Makes `fd` send only through the interface `name` (`SO_BINDTODEVICE`). 0 or errno.
+int fp_bind_device(int fd, const char *name);
+
+/// Waits up to `timeout_ns` (negative: forever) for `a` or `b` to be readable. Returns
+/// 1 when one is, 0 on timeout, or -errno (-EINTR when a signal came first).
+int fp_wait_readable2(int a, int b, long long timeout_ns);
+
+/// Reads one packet from `fd` into `buffer` without blocking. Returns its length, 0 when
+/// none is waiting, or -errno.
+long fp_read_packet(int fd, void *buffer, unsigned long capacity);
+
+/// Sends one IPv4 packet `packet` (its own header included) from raw socket `fd` to
+/// `destination` (network byte order). Returns 0 or errno.
+int fp_send_ipv4(int fd, const void *packet, unsigned long length, unsigned int destination);
+
 #endif

@@ -1,0 +1,196 @@
+import FastpassAgent
+import FastpassProtocol
+import Foundation
+import Logging
+import PacketIO
+import ServiceLifecycle
+
+/// `fastpass-agent` as a service: starts the pacing thread and the HTTP endpoint, tells
+/// systemd it is ready, feeds its watchdog while the pacing thread goes round, and on
+/// graceful shutdown (SIGTERM, SIGINT) stops both and removes its routes and rule.
+public struct AgentDaemon: Service {
+    public let runtime: AgentRuntime
+    let logger: Logger
+    let onReady: @Sendable (Int?) -> Void
+
+    public init(runtime: AgentRuntime, logger: Logger, onReady: @escaping @Sendable (Int?) -> Void = { _ in }) {
+        self.runtime = runtime
+        self.logger = logger
+        self.onReady = onReady
+    }
+
+    public func run() async throws {
+        try runtime.start()
+        let exporter = MetricsExporter()
+        var http: HTTPEndpoint?
+        if let m = runtime.configuration.metrics {
+            do {
+                http = try await HTTPEndpoint.start(host: m.host, port: m.port) { [runtime] path in
+                    Self.respond(path: path, runtime: runtime, exporter: exporter)
+                }
+            } catch {
+                runtime.stop()
+                throw AgentStartError(reason: error.reason)
+            }
+            logger.info("serving metrics and status", metadata: ["http": "\(m.host):\(http?.port ?? m.port)"])
+        }
+        let c = runtime.configuration
+        SystemdNotifier.notify(
+            "READY=1\nSTATUS=scheduling traffic to \(c.peers.count) peers through \(c.tun), arbiter \(IPv4.format(c.arbiter))"
+        )
+        onReady(http?.port)
+        let watchdog = SystemdNotifier.watchdogInterval
+        await withTaskGroup(of: Void.self) { group in
+            if let interval = watchdog {
+                group.addTask { [runtime, logger] in
+                    let limit =
+                        UInt64(interval.components.seconds) * 1_000_000_000
+                        + UInt64(interval.components.attoseconds / 1_000_000_000)
+                    while !Task.isCancelled {
+                        let age = RealtimeClock.now() &- runtime.lastHeartbeat
+                        if age < limit / 2 {
+                            SystemdNotifier.notify("WATCHDOG=1")
+                        } else {
+                            logger.error("pacing thread silent for \(age / 1_000_000) ms; not feeding the watchdog")
+                        }
+                        try? await Task.sleep(for: interval / 4)
+                    }
+                }
+            }
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
+        SystemdNotifier.notify("STOPPING=1")
+        logger.info("stopping")
+        if !runtime.stop() { logger.error("the pacing thread did not stop within 5 s") }
+        await http?.close()
+        let s = runtime.snapshot()
+        let left = HostNetwork.leftovers(c).filter { !$0.hasPrefix("device") }
+        if !left.isEmpty { logger.error("could not remove: \(left.joined(separator: ", "))") }
+        logger.info(
+            "stopped; routes and rule removed",
+            metadata: [
+                "packets_released": "\(s.core.packetsReleased)", "packets_unscheduled": "\(s.core.packetsUnscheduled)",
+                "packets_bypassed": "\(s.io.bypassSent)",
+            ])
+    }
+
+    static func respond(path: String, runtime: AgentRuntime, exporter: MetricsExporter) -> HTTPEndpoint.Response {
+        let s = runtime.snapshot()
+        switch path {
+        case "/metrics":
+            return (.ok, "text/plain; version=0.0.4", exporter.render(agent: s, configuration: runtime.configuration))
+        case "/status":
+            return (.ok, "application/json", StatusReport.json(AgentReport.status(s, runtime.configuration)))
+        case "/":
+            return (.ok, "text/plain", "fastpass-agent: /metrics /status\n")
+        default:
+            return (.notFound, "text/plain", "not found: \(path) (try /metrics, /status)\n")
+        }
+    }
+}
+
+/// The agent's state as JSON and Prometheus text.
+enum AgentReport {
+    static func status(_ s: AgentSnapshot, _ c: AgentDaemonConfiguration) -> [String: Any] {
+        var d: [String: Any] = [
+            "state": s.state.rawValue,
+            "address": IPv4.format(c.address),
+            "node": Int(c.node),
+            "arbiter": IPv4.format(c.arbiter),
+            "interface": c.interface,
+            "tun": s.tun,
+            "peers": c.peers.count,
+            "uptime_seconds": s.time > s.startedAt ? Double(s.time - s.startedAt) / 1e9 : 0,
+            "arbiter_heard_ago_ms": s.lastHeard == 0 ? -1 : Double(s.time &- s.lastHeard) / 1e6,
+            "timeslot_ns": Double(s.slotPicoseconds) / 1000,
+            "packets_waiting": s.queuedPackets,
+            "unreachable_policy": c.unreachablePolicy.rawValue,
+            "pacing": c.pacing.rawValue,
+            "pacing_pinned": s.pinned,
+            "fallbacks": Int(s.io.unreachableEvents),
+        ]
+        for (k, v) in StatusReport.counters(s.core) { d[k] = v }
+        for (k, v) in StatusReport.counters(s.io) { d[k] = v }
+        var session: [String: UInt64] = [:]
+        for (k, v) in StatusReport.counters(s.session) { session[k] = v }
+        d["session"] = session
+        d["release_lateness_ns"] = [
+            "p50": latenessQuantile(s.core.lateness, 0.5), "p99": latenessQuantile(s.core.lateness, 0.99),
+        ]
+        d["bypassed"] = Dictionary(
+            uniqueKeysWithValues: BypassReason.allCases.map { ("\($0)", s.core.bypassed[$0.rawValue]) })
+        return d
+    }
+
+    /// Upper bound (ns) of the lateness bucket holding quantile `q`.
+    static func latenessQuantile(_ h: InlineArray<16, UInt64>, _ q: Double) -> UInt64 {
+        var total: UInt64 = 0
+        for i in 0..<16 { total &+= h[i] }
+        guard total > 0 else { return 0 }
+        let target = UInt64((Double(total) * q).rounded(.up))
+        var sum: UInt64 = 0
+        for i in 0..<16 {
+            sum &+= h[i]
+            if sum >= target { return bucketUpper(i) }
+        }
+        return bucketUpper(15)
+    }
+
+    /// Upper bound of lateness bucket `i` (``AgentCore/latenessBucket(_:)``), ns.
+    static func bucketUpper(_ i: Int) -> UInt64 { UInt64(128) << UInt64(i) }
+}
+
+extension MetricsExporter {
+    /// Brings the agent's metrics up to `s`, then renders them all.
+    func render(agent s: AgentSnapshot, configuration c: AgentDaemonConfiguration) -> String {
+        state.withLock { st in
+            for (k, v) in StatusReport.counters(s.core) { advance("fastpass_agent_\(k)_total", [], to: v, in: &st) }
+            for (k, v) in StatusReport.counters(s.io) { advance("fastpass_agent_\(k)_total", [], to: v, in: &st) }
+            for (k, v) in StatusReport.counters(s.session) {
+                advance("fastpass_agent_session_\(k)_total", [], to: v, in: &st)
+            }
+            for r in BypassReason.allCases {
+                advance(
+                    "fastpass_agent_bypassed_packets_total", [("reason", "\(r)")], to: s.core.bypassed[r.rawValue],
+                    in: &st)
+            }
+            for r in MalformedReason.allCases {
+                advance(
+                    "fastpass_agent_malformed_packets_total", [("reason", "\(r)")], to: s.core.malformed[r.rawValue],
+                    in: &st)
+            }
+            for state in [AgentState.connecting, .scheduled, .fallback, .holding] {
+                gauge(
+                    "fastpass_agent_state", s.state == state ? 1 : 0, dimensions: [("state", state.rawValue)], in: &st)
+            }
+            gauge("fastpass_agent_arbiter_reachable", s.state == .scheduled ? 1 : 0, in: &st)
+            gauge("fastpass_agent_packets_queued", Double(s.queuedPackets), in: &st)
+            gauge("fastpass_agent_timeslot_seconds", Double(s.slotPicoseconds) / 1e12, in: &st)
+            gauge("fastpass_agent_peers", Double(c.peers.count), in: &st)
+            gauge(
+                "fastpass_agent_uptime_seconds", s.time > s.startedAt ? Double(s.time - s.startedAt) / 1e9 : 0, in: &st)
+        }
+        return registry.emitToString() + Self.releaseLateness(s.core.lateness)
+    }
+
+    /// The pacing thread's release lateness (how long after its planned time each packet
+    /// left) as a Prometheus histogram, from the core's own power-of-two buckets.
+    static func releaseLateness(_ h: InlineArray<16, UInt64>) -> String {
+        let name = "fastpass_agent_release_lateness_seconds"
+        var out = "# HELP \(name) How late the agent released each packet after its slot's planned time.\n"
+        out += "# TYPE \(name) histogram\n"
+        var cumulative: UInt64 = 0
+        var sum = 0.0
+        for i in 0..<15 {
+            cumulative &+= h[i]
+            let upper = Double(AgentReport.bucketUpper(i))
+            sum += Double(h[i]) * upper * 0.75 / 1e9
+            out += "\(name)_bucket{le=\"\(upper / 1e9)\"} \(cumulative)\n"
+        }
+        cumulative &+= h[15]
+        sum += Double(h[15]) * Double(AgentReport.bucketUpper(15)) / 1e9
+        out += "\(name)_bucket{le=\"+Inf\"} \(cumulative)\n\(name)_sum \(sum)\n\(name)_count \(cumulative)\n"
+        return out
+    }
+}

@@ -1,0 +1,440 @@
+import FastpassAgent
+import FastpassProtocol
+import Foundation
+import Logging
+import PacketIO
+import Synchronization
+
+/// Where the agent stands with the arbiter.
+public enum AgentState: String, Sendable {
+    /// No session established yet: scheduled packets wait.
+    case connecting
+    /// Packets leave in their allocated timeslots.
+    case scheduled
+    /// The arbiter did not answer for `unreachable.after_ms`: packets leave unscheduled.
+    case fallback
+    /// The arbiter did not answer, and the policy is to keep holding packets.
+    case holding
+}
+
+/// The agent's counters besides the core's: the devices and sockets around it.
+public struct AgentIOStatistics: Sendable {
+    /// Packets read from the TUN device.
+    public var tunPackets: UInt64 = 0
+    public var tunBytes: UInt64 = 0
+    public var tunReadErrors: UInt64 = 0
+    /// Packets sent out of the interface (released, bypassing, unscheduled).
+    public var egressPackets: UInt64 = 0
+    public var egressBytes: UInt64 = 0
+    /// Packets the kernel refused to send (no buffer space, no route), dropped.
+    public var egressErrors: UInt64 = 0
+    /// Packets that bypass the schedule, sent at once.
+    public var bypassSent: UInt64 = 0
+    /// Non-IPv4 packets that reached the TUN device (only IPv4 is routed to it), dropped.
+    public var nonIpv4Dropped: UInt64 = 0
+    /// Malformed packets from the TUN device, dropped.
+    public var malformedDropped: UInt64 = 0
+    /// FCP packets received from the arbiter and sent to it; failures of either call
+    /// (e.g. ICMP unreachable reported by the kernel while the arbiter is down).
+    public var fcpReceived: UInt64 = 0
+    public var fcpFromOthers: UInt64 = 0
+    public var fcpSent: UInt64 = 0
+    public var fcpReceiveErrors: UInt64 = 0
+    public var fcpSendErrors: UInt64 = 0
+    /// Released slots whose allocation reached the host after the slot's planned release
+    /// time: the arbiter (or the path to it) was late, not the pacing thread.
+    public var allocationsAfterPlannedRelease: UInt64 = 0
+    /// Times the arbiter became unreachable, and came back.
+    public var unreachableEvents: UInt64 = 0
+    public var reachableAgain: UInt64 = 0
+    public init() {}
+}
+
+/// What the agent reports: copied from the pacing thread every 100 ms.
+public struct AgentSnapshot: Sendable {
+    public var time: UInt64 = 0
+    public var startedAt: UInt64 = 0
+    public var state = AgentState.connecting
+    public var core = AgentStatistics()
+    public var session = EndpointSessionStatistics()
+    public var io = AgentIOStatistics()
+    public var queuedPackets = 0
+    /// When the arbiter was last heard from (ns, wall clock; 0: never).
+    public var lastHeard: UInt64 = 0
+    /// The arbiter's announced timeslot (ps; 0: not yet known).
+    public var slotPicoseconds: UInt64 = 0
+    public var tun = ""
+    /// Whether the pacing thread is pinned to its CPU.
+    public var pinned = false
+}
+
+/// The agent on a real host: the agent core on one pacing thread that reads the TUN
+/// device and the FCP socket, and sends each packet out of the interface at its slot.
+///
+/// The thread owns the core, the device and the sockets; the rest of the process sees
+/// them only through the snapshot it publishes.
+public final class AgentRuntime: Sendable {
+    public let configuration: AgentDaemonConfiguration
+    let snapshotBox: Mutex<AgentSnapshot>
+    let stopRequested = Atomic<Bool>(false)
+    let stopped = Atomic<Bool>(false)
+    let heartbeat = Atomic<UInt64>(0)
+    let logger: Logger
+    let finished = DispatchSemaphore(value: 0)
+
+    public static let publishIntervalNanoseconds: UInt64 = 100_000_000
+    /// Deadlines closer than this are waited for without sleeping.
+    public static let spinThresholdNanoseconds: UInt64 = 3_000
+
+    public init(configuration: AgentDaemonConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        var s = AgentSnapshot()
+        s.tun = configuration.tun
+        snapshotBox = Mutex(s)
+    }
+
+    public func snapshot() -> AgentSnapshot { snapshotBox.withLock { $0 } }
+    public var lastHeartbeat: UInt64 { heartbeat.load(ordering: .relaxed) }
+
+    /// Creates the TUN device, removes what an earlier run left, routes the peers through
+    /// the device, opens the sockets and starts the pacing thread. Errors name what failed;
+    /// nothing is left configured after one.
+    public func start() throws(AgentStartError) {
+        let c = configuration
+        if let p = HostNetwork.problem(c) { throw AgentStartError(reason: p) }
+        let tun: TUNDevice
+        do {
+            tun = try TUNDevice(name: c.tun)
+        } catch {
+            var reason = "cannot create TUN device \(c.tun): \(error)"
+            if error.code == EBUSY { reason += " (another fastpass-agent, or another program, holds it)" }
+            if error.code == EPERM { reason += " (needs CAP_NET_ADMIN)" }
+            if error.code == ENOENT { reason += " (/dev/net/tun is missing: modprobe tun)" }
+            throw AgentStartError(reason: reason)
+        }
+        let removed = HostNetwork.removeLeftovers(c)
+        if !removed.isEmpty {
+            logger.notice(
+                "removed what an earlier run left", metadata: ["removed": "\(removed.joined(separator: ", "))"])
+        }
+        let fcp: RawIPv4Socket
+        let egress: RawIPv4Socket
+        do {
+            fcp = try RawIPv4Socket(address: c.address)
+        } catch {
+            var reason = "cannot open FCP socket on \(IPv4.format(c.address)): \(error)"
+            if error.code == EPERM { reason += " (raw sockets need CAP_NET_RAW)" }
+            if error.code == EADDRNOTAVAIL { reason += " (no interface has that address)" }
+            throw AgentStartError(reason: reason)
+        }
+        do {
+            egress = try RawIPv4Socket.headerIncludedSender()
+            try egress.setMark(c.mark)
+            try egress.bindToInterface(c.interface)
+        } catch {
+            throw AgentStartError(reason: "cannot open the sending socket on \(c.interface): \(error)")
+        }
+        do {
+            try HostNetwork.setUp(c, tun: tun.name)
+        } catch {
+            throw AgentStartError(reason: "cannot route the peers through \(tun.name): \(error)")
+        }
+        let now = RealtimeClock.now()
+        let core: AgentCore
+        do {
+            core = try AgentCore(configuration: c.agentConfiguration(), now: now)
+        } catch {
+            HostNetwork.removeLeftovers(c)
+            throw AgentStartError(reason: error.description)
+        }
+        snapshotBox.withLock { $0.startedAt = now }
+        heartbeat.store(now, ordering: .relaxed)
+        let box = UncheckedBox((core, tun, fcp, egress))
+        PinnedThread.start(name: "fp-pacing", cpu: c.pacingCore) { [self] pinError in
+            if pinError != 0 {
+                logger.warning(
+                    "cannot pin the pacing thread to CPU \(c.pacingCore ?? -1): \(String(cString: strerror(pinError)))")
+            }
+            PinnedThread.setTimerSlack(nanoseconds: 1_000)
+            if c.pacingPriority > 0 {
+                let e = PinnedThread.setRealtimePriority(c.pacingPriority)
+                if e != 0 {
+                    logger.warning(
+                        "cannot run the pacing thread at real-time priority \(c.pacingPriority): \(String(cString: strerror(e))) (needs CAP_SYS_NICE); it wakes late on a busy host"
+                    )
+                }
+            }
+            let (core, tun, fcp, egress) = box.value
+            var loop = AgentLoop(
+                configuration: c, core: core, tun: tun, fcp: fcp, egress: egress, logger: logger, runtime: self,
+                pinned: c.pacingCore != nil && pinError == 0)
+            loop.run()
+            stopped.store(true, ordering: .releasing)
+            finished.signal()
+        }
+        logger.info(
+            "scheduling traffic to \(c.peers.count) peers",
+            metadata: [
+                "tun": "\(tun.name)", "interface": "\(c.interface)", "arbiter": "\(IPv4.format(c.arbiter))",
+                "table": "\(c.routingTable)", "unreachable": "\(c.unreachablePolicy.rawValue)",
+                "pacing": "\(c.pacing.rawValue)",
+            ])
+    }
+
+    /// Stops the pacing thread (at most `timeout` seconds), then removes the rule and
+    /// routes. Returns whether the thread stopped.
+    @discardableResult
+    public func stop(timeout: Double = 5) -> Bool {
+        stopRequested.store(true, ordering: .releasing)
+        let ok = stopped.load(ordering: .acquiring) || finished.wait(timeout: .now() + timeout) == .success
+        HostNetwork.removeLeftovers(configuration)
+        return ok
+    }
+}
+
+/// The pacing thread's state and loop.
+struct AgentLoop: ~Copyable {
+    let c: AgentDaemonConfiguration
+    var core: AgentCore
+    let tun: TUNDevice
+    let fcp: RawIPv4Socket
+    let egress: RawIPv4Socket
+    let logger: Logger
+    let runtime: AgentRuntime
+    let pinned: Bool
+    /// Packet buffers, one per packet the core can hold plus one to read into: a packet's
+    /// handle is its buffer's index.
+    let stride: Int
+    let buffers: UnsafeMutableRawPointer
+    let free: UnsafeMutablePointer<UInt32>
+    var freeCount: Int
+    var io = AgentIOStatistics()
+    var state = AgentState.connecting
+    var lastHeard: UInt64 = 0
+    /// When packets last started waiting with nothing queued before them.
+    var waitingSince: UInt64 = 0
+
+    init(
+        configuration: AgentDaemonConfiguration, core: AgentCore, tun: TUNDevice, fcp: RawIPv4Socket,
+        egress: RawIPv4Socket, logger: Logger, runtime: AgentRuntime, pinned: Bool
+    ) {
+        c = configuration
+        self.core = core
+        self.tun = tun
+        self.fcp = fcp
+        self.egress = egress
+        self.logger = logger
+        self.runtime = runtime
+        self.pinned = pinned
+        // Room past the MTU, so an oversize packet reads whole and is refused, not cut.
+        stride = (configuration.slotBytes + 64 + 63) & ~63
+        let count = configuration.packetCapacity + 1
+        buffers = UnsafeMutableRawPointer.allocate(byteCount: count * stride, alignment: 64)
+        buffers.initializeMemory(as: UInt8.self, repeating: 0, count: count * stride)
+        free = UnsafeMutablePointer<UInt32>.allocate(capacity: count)
+        for i in 0..<count { free[i] = UInt32(count - 1 - i) }
+        freeCount = count
+    }
+
+    deinit {
+        buffers.deallocate()
+        free.deallocate()
+    }
+
+    @inline(__always)
+    func buffer(_ handle: UInt32) -> UnsafeMutableRawPointer { buffers + Int(handle) * stride }
+
+    @inline(__always)
+    mutating func release(_ handle: UInt32) {
+        free[freeCount] = handle
+        freeCount += 1
+    }
+
+    /// Sends a packet held in buffer `handle` out of the interface, and frees the buffer.
+    @inline(__always)
+    mutating func send(_ handle: UInt32, length: Int) {
+        let e = egress.sendIPv4Packet(UnsafeRawBufferPointer(start: buffer(handle), count: length))
+        if e == 0 {
+            io.egressPackets &+= 1
+            io.egressBytes &+= UInt64(length)
+        } else {
+            io.egressErrors &+= 1
+        }
+        release(handle)
+    }
+
+    var sendsUnscheduled: Bool { state == .fallback }
+
+    mutating func run() {
+        var rx = PacketBatch(capacity: 16)
+        var control = PacketBatch(capacity: 8)
+        var nextPublish: UInt64 = 0
+        var errorsLogged = 0
+        while !runtime.stopRequested.load(ordering: .relaxed) {
+            var now = RealtimeClock.now()
+            // FCP from the arbiter.
+            do {
+                let n = try fcp.receive(into: &rx, waitingUpTo: 0)
+                for i in 0..<n {
+                    guard rx.address(i) == c.arbiter else {
+                        io.fcpFromOthers &+= 1
+                        continue
+                    }
+                    io.fcpReceived &+= 1
+                    let r = core.receive(rx.payload(i), now: now)
+                    if r.headerAccepted || r.delivered { heard(now) }
+                }
+            } catch {
+                io.fcpReceiveErrors &+= 1
+            }
+            // Packets from the applications.
+            readTUN(now: now)
+            now = RealtimeClock.now()
+            core.advance(now: now)
+            while !control.isFull
+                && control.append({ b in core.nextControlPacket(now: now, into: b).map { (c.arbiter, $0) } })
+            {}
+            if !control.isEmpty {
+                do {
+                    io.fcpSent &+= UInt64(try fcp.send(&control))
+                } catch {
+                    io.fcpSendErrors &+= 1
+                    control.removeAll()
+                }
+            }
+            // Packets whose slot has come (or, falling back, every packet queued).
+            if sendsUnscheduled {
+                while let r = core.takeUnscheduled() { send(r.handle, length: r.length) }
+            } else {
+                let lead = c.releaseLeadNanoseconds
+                while let r = core.nextRelease(now: now) {
+                    if r.allocationAdmitted > r.slotStart &- lead { io.allocationsAfterPlannedRelease &+= 1 }
+                    send(r.handle, length: r.length)
+                }
+            }
+            checkReachability(now: now)
+            runtime.heartbeat.store(now, ordering: .relaxed)
+            if now >= nextPublish {
+                nextPublish = now &+ AgentRuntime.publishIntervalNanoseconds
+                publish(now: now)
+                if io.tunReadErrors > 0 && errorsLogged < 10 {
+                    errorsLogged += 1
+                    logger.error("reading \(tun.name) failed \(io.tunReadErrors) times")
+                }
+            }
+            wait(now: now)
+        }
+        publish(now: RealtimeClock.now())
+    }
+
+    mutating func readTUN(now: UInt64) {
+        for _ in 0..<64 {
+            guard freeCount > 0 else { return }
+            let handle = free[freeCount - 1]
+            let b = UnsafeMutableRawBufferPointer(start: buffer(handle), count: stride)
+            let n: Int
+            do {
+                n = try tun.read(into: b)
+            } catch {
+                io.tunReadErrors &+= 1
+                return
+            }
+            guard n > 0 else { return }
+            freeCount -= 1
+            io.tunPackets &+= 1
+            io.tunBytes &+= UInt64(n)
+            switch core.classify(UnsafeRawBufferPointer(start: b.baseAddress, count: n)) {
+            case .schedule(let peer):
+                if sendsUnscheduled {
+                    send(handle, length: n)
+                    continue
+                }
+                if core.queuedPackets == 0 { waitingSince = now }
+                if core.enqueue(handle: handle, length: n, peer: peer) == .dropped { release(handle) }
+            case .bypass(.notIPv4):
+                io.nonIpv4Dropped &+= 1
+                release(handle)
+            case .bypass:
+                io.bypassSent &+= 1
+                send(handle, length: n)
+            case .malformed:
+                io.malformedDropped &+= 1
+                release(handle)
+            }
+        }
+    }
+
+    mutating func heard(_ now: UInt64) {
+        lastHeard = now
+        switch state {
+        case .connecting:
+            if case .established = core.session.negotiation {
+                state = .scheduled
+                let ps = core.session.announcedSlotPicoseconds ?? 0
+                logger.info(
+                    "session with the arbiter established",
+                    metadata: ["arbiter": "\(IPv4.format(c.arbiter))", "timeslot_ns": "\(Double(ps) / 1000)"])
+            }
+        case .fallback, .holding:
+            io.reachableAgain &+= 1
+            state = .scheduled
+            logger.notice(
+                "the arbiter answers again: sending in timeslots",
+                metadata: ["unscheduled_packets": "\(core.statistics.packetsUnscheduled)"])
+        case .scheduled:
+            break
+        }
+    }
+
+    /// Packets waiting longer than `unreachable.after_ms` without a word from the arbiter
+    /// (or with no session yet) make it unreachable.
+    mutating func checkReachability(now: UInt64) {
+        guard state == .scheduled || state == .connecting, core.queuedPackets > 0 else { return }
+        let since = max(lastHeard, waitingSince)
+        guard now > since, now - since > c.unreachableAfterNanoseconds else { return }
+        io.unreachableEvents &+= 1
+        state = c.unreachablePolicy == .fallback ? .fallback : .holding
+        let silent = lastHeard == 0 ? "never heard from" : "silent for \((now - lastHeard) / 1_000_000) ms"
+        logger.warning(
+            "arbiter \(IPv4.format(c.arbiter)) unreachable (\(silent)) with \(core.queuedPackets) packets waiting: \(state == .fallback ? "sending unscheduled until it answers" : "holding packets (unreachable.policy: hold)")"
+        )
+    }
+
+    /// Sleeps until the next deadline or a packet (pacing: sleep), or goes straight round
+    /// (pacing: busy).
+    func wait(now: UInt64) {
+        guard c.pacing == .sleep else { return }
+        var timeout: UInt64 = 50_000_000
+        if let d = core.nextDeadline { timeout = d > now ? min(timeout, d - now) : 0 }
+        if core.queuedPackets > 0 && (state == .scheduled || state == .connecting) {
+            timeout = min(timeout, c.unreachableAfterNanoseconds / 4)
+        }
+        guard timeout >= AgentRuntime.spinThresholdNanoseconds else { return }
+        _ = try? fcp.waitReadable(orDescriptor: tun.descriptor, timeoutNanoseconds: Int64(timeout))
+    }
+
+    func publish(now: UInt64) {
+        let s = core.statistics
+        let session = core.session.statistics
+        let queued = core.queuedPackets
+        let slot = core.session.announcedSlotPicoseconds ?? 0
+        runtime.snapshotBox.withLock { [io, state, lastHeard, pinned] snap in
+            snap.time = now
+            snap.state = state
+            snap.core = s
+            snap.session = session
+            snap.io = io
+            snap.queuedPackets = queued
+            snap.lastHeard = lastHeard
+            snap.slotPicoseconds = slot
+            snap.pinned = pinned
+        }
+    }
+}
+
+/// The agent could not start: why, in one line.
+public struct AgentStartError: Error, Sendable, CustomStringConvertible {
+    public var reason: String
+    public var description: String { reason }
+}
