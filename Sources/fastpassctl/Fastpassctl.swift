@@ -10,12 +10,12 @@ import Foundation
 struct Fastpassctl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fastpassctl",
-        abstract: "Reads a running fastpass-arbiter over its HTTP endpoint.",
-        subcommands: [Status.self, Endpoints.self, Topology.self])
+        abstract: "Reads a running fastpass-arbiter or fastpass-agent over its HTTP endpoint.",
+        subcommands: [Status.self, Endpoints.self, Topology.self, Agent.self])
 }
 
 struct Connection: ParsableArguments {
-    @Option(help: "The daemon's HTTP endpoint, ADDRESS:PORT (its 'metrics' field).")
+    @Option(help: "The daemon's HTTP endpoint, ADDRESS:PORT (its 'metrics' field; the agent's is usually 9465).")
     var address = "127.0.0.1:9464"
     @Flag(help: "Print the daemon's JSON instead of a table.")
     var json = false
@@ -98,6 +98,36 @@ struct Topology: ParsableCommand {
         Table.print(
             header: ["id", "address", "mac", "rack"],
             rows: hosts.map { h in ["id", "address", "mac", "rack"].map { Table.cell(h[$0]) } })
+    }
+}
+
+struct Agent: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "A host agent's state: arbiter reachability, packets held, released, sent unscheduled.")
+    @OptionGroup var connection: Connection
+
+    func run() throws {
+        guard let s = try connection.fetch("/status") as? [String: Any] else { return }
+        let late = s["release_lateness_ns"] as? [String: Any] ?? [:]
+        func pair(_ a: String, _ b: String) -> String { "\(Table.cell(s[a])) / \(Table.cell(s[b]))" }
+        let rows: [(String, String)] = [
+            ("state", Table.cell(s["state"])),
+            ("host / node", pair("address", "node")),
+            ("arbiter (heard ms ago)", "\(Table.cell(s["arbiter"])) (\(Table.cell(s["arbiter_heard_ago_ms"])))"),
+            ("interface / tun", pair("interface", "tun")), ("peers", Table.cell(s["peers"])),
+            ("timeslot (ns)", Table.cell(s["timeslot_ns"])), ("packets waiting", Table.cell(s["packets_waiting"])),
+            ("packets queued / released", pair("packets_queued", "packets_released")),
+            (
+                "slots requested / used / missed",
+                "\(pair("slots_requested", "slots_used")) / \(Table.cell(s["slots_missed"]))"
+            ),
+            ("sent unscheduled / bypassing", pair("packets_unscheduled", "bypass_sent")),
+            ("dropped (queue full / pool full)", pair("dropped_queue_full", "dropped_pool_full")),
+            ("egress errors", Table.cell(s["egress_errors"])),
+            ("release lateness p50 / p99 (ns)", "\(Table.cell(late["p50"])) / \(Table.cell(late["p99"]))"),
+            ("fallbacks (policy)", "\(Table.cell(s["fallbacks"])) (\(Table.cell(s["unreachable_policy"])))"),
+        ]
+        Table.print(header: ["field", "value"], rows: rows.map { [$0.0, $0.1] })
     }
 }
 
