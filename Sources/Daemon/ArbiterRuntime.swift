@@ -163,6 +163,14 @@ public final class ArbiterRuntime: Sendable {
                 )
             }
             PinnedThread.setTimerSlack(nanoseconds: 1_000)
+            if configuration.realtimePriority > 0 {
+                let e = PinnedThread.setRealtimePriority(configuration.realtimePriority)
+                if e != 0 {
+                    logger.warning(
+                        "cannot run the communication thread at real-time priority \(configuration.realtimePriority): \(String(cString: strerror(e))) (needs CAP_SYS_NICE); batches come late on a busy host"
+                    )
+                }
+            }
             let (core, io) = box.value
             if core.allocatorIsThreaded {
                 // The threads pace batches on the monotonic clock; the core's is the wall clock.

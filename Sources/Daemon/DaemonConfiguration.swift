@@ -25,6 +25,9 @@ public struct ArbiterDaemonConfiguration: Sendable {
     /// CPU for the communication thread (sockets, sessions, and the allocator and path
     /// selection when they run inline); nil: not pinned.
     public var communicationCore: Int?
+    /// SCHED_FIFO priority of the communication thread (1...99), so that it handles each
+    /// batch on time on a host where other work shares its CPU; 0: the normal policy.
+    public var realtimePriority = 0
     /// Allocation stages on threads of their own (2 or more), with path selection on one
     /// more; 0 runs both inline on the communication thread.
     public var allocatorThreads = 0
@@ -77,6 +80,7 @@ public struct ArbiterDaemonConfiguration: Sendable {
             try root.choice("path_selection", ["edge-coloring": .edgeColoring, "euler-split": .eulerSplit])
             ?? c.pathSelection
         c.allocatorThreads = try root.integer("allocator_threads", in: 0...64) ?? 0
+        c.realtimePriority = try root.integer("realtime_priority", in: 0...99) ?? 0
         if c.allocatorThreads == 1 {
             throw ConfigurationError(
                 field: "allocator_threads", reason: "0 (inline) or at least 2 allocation stages; 1 is not a pipeline")

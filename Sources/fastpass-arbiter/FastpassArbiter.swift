@@ -40,6 +40,8 @@ struct FastpassArbiterCommand: AsyncParsableCommand {
     var pathSelection: String?
     @Option(help: "CPU for the communication thread (field: cores.communication).")
     var communicationCore: String?
+    @Option(help: "SCHED_FIFO priority of the communication thread, 0...99 (field: realtime_priority).")
+    var realtimePriority: String?
     @Option(help: "Allocation stages on threads of their own, 0 (inline) or 2+ (field: allocator_threads).")
     var allocatorThreads: String?
     @Option(help: "CPUs for the allocation stages, comma-separated (field: cores.allocator).")
@@ -59,7 +61,8 @@ struct FastpassArbiterCommand: AsyncParsableCommand {
             ("listen", listen), ("metrics", metrics), ("authentication_key_file", authenticationKeyFile),
             ("require_authentication", requireAuthentication), ("batch_size", batchSize),
             ("lookahead_slots", lookaheadSlots), ("policy", policy), ("path_selection", pathSelection),
-            ("cores.communication", communicationCore), ("allocator_threads", allocatorThreads),
+            ("cores.communication", communicationCore), ("realtime_priority", realtimePriority),
+            ("allocator_threads", allocatorThreads),
             ("cores.allocator", allocatorCores), ("cores.path", pathCore), ("topology.timeslot_ns", timeslotNs),
             ("log_level", logLevel),
         ]

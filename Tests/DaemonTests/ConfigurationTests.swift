@@ -81,6 +81,7 @@ struct ConfigurationTests {
             ("lookahead_slots", [("lookahead_slots", "60")], "lookahead_slots"),
             ("topology.hosts[0].rack", [], "out of range"),
             ("allocator_threads", [("allocator_threads", "1")], "at least 2"),
+            ("realtime_priority", [("realtime_priority", "100")], "out of range"),
             ("cores.allocator", [("cores.allocator", "2,3")], "set allocator_threads"),
             ("cores.allocator", [("allocator_threads", "3"), ("cores.allocator", "2,3")], "one per thread"),
             ("cores.allocator", [("allocator_threads", "2"), ("cores.allocator", "2,x")], "'x' is not a whole number"),
