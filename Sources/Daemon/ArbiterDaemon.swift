@@ -42,20 +42,8 @@ public struct ArbiterDaemon: Service {
         await withTaskGroup(of: Void.self) { group in
             if let interval = watchdog {
                 group.addTask { [runtime, logger] in
-                    let limit =
-                        UInt64(interval.components.seconds) * 1_000_000_000
-                        + UInt64(interval.components.attoseconds / 1_000_000_000)
-                    while !Task.isCancelled {
-                        // Fed only while the communication thread goes round: a stuck
-                        // thread lets systemd restart the service.
-                        let age = RealtimeClock.now() &- runtime.lastHeartbeat
-                        if age < limit / 2 {
-                            SystemdNotifier.notify("WATCHDOG=1")
-                        } else {
-                            logger.error(
-                                "communication thread silent for \(age / 1_000_000) ms; not feeding the watchdog")
-                        }
-                        try? await Task.sleep(for: interval / 4)
+                    await SystemdNotifier.feedWatchdog(every: interval, thread: "communication", logger: logger) {
+                        runtime.lastHeartbeat
                     }
                 }
             }

@@ -1,4 +1,6 @@
 import Foundation
+import Logging
+import PacketIO
 
 #if canImport(Glibc)
     import Glibc
@@ -46,5 +48,25 @@ public enum SystemdNotifier {
         guard let text = env["WATCHDOG_USEC"], let usec = UInt64(text), usec > 0 else { return nil }
         if let pid = env["WATCHDOG_PID"], let p = Int32(pid), p != getpid() { return nil }
         return .microseconds(Int64(clamping: usec))
+    }
+
+    /// Feeds systemd's watchdog every quarter interval until cancelled, but only while
+    /// `heartbeat()` (the wall-clock time a data-path thread last went round its loop) is
+    /// younger than half the interval: a stuck thread lets systemd restart the service.
+    static func feedWatchdog(
+        every interval: Duration, thread: String, logger: Logger, heartbeat: @Sendable () -> UInt64
+    ) async {
+        let limit =
+            UInt64(interval.components.seconds) * 1_000_000_000
+            + UInt64(interval.components.attoseconds / 1_000_000_000)
+        while !Task.isCancelled {
+            let age = RealtimeClock.now() &- heartbeat()
+            if age < limit / 2 {
+                notify("WATCHDOG=1")
+            } else {
+                logger.error("\(thread) thread silent for \(age / 1_000_000) ms; not feeding the watchdog")
+            }
+            try? await Task.sleep(for: interval / 4)
+        }
     }
 }
