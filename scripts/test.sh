@@ -6,7 +6,11 @@
 #   3. the namespace integration test: fastpass-arbiter (release build: a debug arbiter
 #      cannot keep up with real time) and reference and extended FCP endpoints in network
 #      namespaces, with bad input; needs root, skipped with the reason otherwise;
-#   4. the FCP libFuzzer target for FUZZ_SECONDS (default 60; 0 skips it).
+#   4. the agent end-to-end test: fastpass-arbiter and a fastpass-agent on each of five
+#      hosts in namespaces, TCP through a 100 Mbit/s tbf, with and without agents, an
+#      arbiter restart and crash cleanup (Tests/Integration/agent-netns.sh, ~60 s); needs
+#      root, skipped with the reason otherwise;
+#   5. the FCP libFuzzer target for FUZZ_SECONDS (default 60; 0 skips it).
 # Usage: scripts/test.sh            FUZZ_SECONDS=600 scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,13 +44,15 @@ fi
 
 echo "== integration: fastpass-arbiter in network namespaces"
 if [ "$(id -u)" -eq 0 ]; then
-  for product in fastpass-arbiter fastpass-bench fastpassctl; do
+  for product in fastpass-arbiter fastpass-agent fastpass-bench fastpassctl; do
     swift build -c release --product "$product" 2>&1 | tail -n 1
   done
 fi
 timeout 300 Tests/Integration/arbiter-netns.sh .build/release
 echo "== integration: the same, allocator stages and path selection on threads of their own"
 FP_ARBITER_FLAGS="--allocator-threads 2" timeout 300 Tests/Integration/arbiter-netns.sh .build/release
+echo "== integration: fastpass-agent end to end (100 Mbit/s tbf bottleneck, arbiter restart, crash cleanup)"
+FP_DURATION=10 timeout 300 Tests/Integration/agent-netns.sh .build/release
 
 fuzz="${FUZZ_SECONDS:-60}"
 if [ "$fuzz" -gt 0 ]; then

@@ -182,7 +182,8 @@ int fp_tun_open(const char *name, char *actual) {
     if (fd < 0) return -errno;
     struct ifreq r;
     memset(&r, 0, sizeof(r));
-    r.ifr_flags = IFF_TUN | IFF_NO_PI;
+    // EXCL: never attach to a persistent fp0 someone else made (its routes would be stale).
+    r.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_TUN_EXCL;
     strncpy(r.ifr_name, name, IFNAMSIZ - 1);
     if (ioctl(fd, TUNSETIFF, &r) < 0) {
         int e = errno;

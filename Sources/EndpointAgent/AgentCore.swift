@@ -198,6 +198,8 @@ public struct AgentCore {
             statistics.controlBytesSent &+= UInt64(n)
             return n
         case .failure:
+            // Wait as after a send: a deadline left in the past would spin the caller.
+            nextControlTime = now &+ configuration.requestIntervalNanoseconds
             statistics.controlEncodeFailures &+= 1
             return nil
         }

@@ -86,6 +86,13 @@ struct FastpassAgentCommand: AsyncParsableCommand {
             throw Self.fail("\(error)", code: 2)
         }
         if cleanup {
+            // The TUN device lives exactly as long as an agent: while it exists, the rule
+            // and routes are that agent's, not leftovers.
+            if FileManager.default.fileExists(atPath: "/sys/class/net/\(configuration.tun)") {
+                throw Self.fail(
+                    "device \(configuration.tun) exists: an agent is running here; stop it (systemctl stop fastpass-agent) instead of --cleanup",
+                    code: 1)
+            }
             let removed = HostNetwork.removeLeftovers(configuration)
             print(removed.isEmpty ? "nothing to remove" : "removed: \(removed.joined(separator: ", "))")
             let left = HostNetwork.leftovers(configuration)

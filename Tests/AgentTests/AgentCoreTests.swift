@@ -337,6 +337,41 @@ struct AgentCoreTests {
         #expect(fabric.agents[0].session.flow(to: topology.nodeIDs[2])?.need == 0)
     }
 
+    @Test("a control packet that cannot be built waits like a sent one: the next deadline is not left in the past")
+    func controlEncodeFailureBacksOff() throws {
+        let topology = try Topology(TopologyConfiguration.regular(racks: 1, hostsPerRack: 3, spines: 1))
+        var fabric = try Fabric(topology: topology)
+        #expect(fabric.agents[0].enqueue(handle: 1, length: 1500, peer: 0) == .queued)
+        let now = fabric.now
+        var tiny = [UInt8](repeating: 0, count: 4)
+        let n = tiny.withUnsafeMutableBytes { fabric.agents[0].nextControlPacket(now: now, into: $0) }
+        #expect(n == nil)
+        #expect(fabric.agents[0].statistics.controlEncodeFailures == 1)
+        let deadline = try #require(fabric.agents[0].nextDeadline)
+        #expect(deadline > now, "a deadline at or before now makes a sleeping pacer spin")
+    }
+
+    @Test("a forced reset with no demand outstanding still reaches the arbiter: HELLO until answered")
+    func forceResetWithoutDemand() throws {
+        let topology = try Topology(TopologyConfiguration.regular(racks: 1, hostsPerRack: 3, spines: 1))
+        var fabric = try Fabric(topology: topology)
+        fabric.run(for: 1_000_000)
+        guard case .established = fabric.agents[0].session.negotiation else {
+            Issue.record("no session after 1 ms: \(fabric.agents[0].session.negotiation)")
+            return
+        }
+        #expect(!fabric.agents[0].session.wantsToSend, "idle: nothing to send before the reset")
+        let welcomes = fabric.agents[0].session.statistics.welcomesReceived
+        fabric.agents[0].forceReset(now: fabric.now)
+        #expect(fabric.agents[0].session.wantsToSend)
+        fabric.run(for: 1_000_000)
+        #expect(fabric.agents[0].session.statistics.welcomesReceived > welcomes)
+        guard case .established = fabric.agents[0].session.negotiation else {
+            Issue.record("not established again: \(fabric.agents[0].session.negotiation)")
+            return
+        }
+    }
+
     @Test("lateness buckets double from 128 ns")
     func latenessBuckets() {
         #expect(AgentCore.latenessBucket(0) == 0)

@@ -40,16 +40,30 @@ public struct AgentDaemon: Service {
         )
         onReady(http?.port)
         let watchdog = SystemdNotifier.watchdogInterval
-        await withTaskGroup(of: Void.self) { group in
+        // Runs until a graceful shutdown, or until the pacing thread gives up by itself.
+        let failure = await withTaskGroup(of: String?.self) { group in
             if let interval = watchdog {
                 group.addTask { [runtime, logger] in
                     await SystemdNotifier.feedWatchdog(every: interval, thread: "pacing", logger: logger) {
                         runtime.lastHeartbeat
                     }
+                    return nil
                 }
             }
-            try? await gracefulShutdown()
+            group.addTask { [runtime] in
+                while !Task.isCancelled {
+                    if let f = runtime.failure { return f }
+                    try? await Task.sleep(for: .milliseconds(100))
+                }
+                return nil
+            }
+            group.addTask {
+                try? await gracefulShutdown()
+                return nil
+            }
+            let first = await group.next() ?? nil
             group.cancelAll()
+            return first
         }
         SystemdNotifier.notify("STOPPING=1")
         logger.info("stopping")
@@ -64,6 +78,7 @@ public struct AgentDaemon: Service {
                 "packets_released": "\(s.core.packetsReleased)", "packets_unscheduled": "\(s.core.packetsUnscheduled)",
                 "packets_bypassed": "\(s.io.bypassSent)",
             ])
+        if let failure { throw AgentStartError(reason: failure) }
     }
 
     static func respond(path: String, runtime: AgentRuntime, exporter: MetricsExporter) -> HTTPEndpoint.Response {

@@ -47,6 +47,9 @@ public struct AgentIOStatistics: Sendable {
     /// Times the arbiter became unreachable, and came back.
     public var unreachableEvents: UInt64 = 0
     public var reachableAgain: UInt64 = 0
+    /// Packets sent unscheduled straight from the TUN device while falling back (the core
+    /// counts those it had queued); reported together as `packets_unscheduled`.
+    public var unscheduledDirect: UInt64 = 0
     public init() {}
 }
 
@@ -81,6 +84,11 @@ public final class AgentRuntime: Sendable {
     let heartbeat = Atomic<UInt64>(0)
     let logger: Logger
     let finished = DispatchSemaphore(value: 0)
+    /// Why the pacing thread gave up (the TUN device failed), if it did.
+    let failureBox = Mutex<String?>(nil)
+
+    /// Why the pacing thread stopped by itself; nil while it runs or after a requested stop.
+    public var failure: String? { failureBox.withLock { $0 } }
 
     public static let publishIntervalNanoseconds: UInt64 = 100_000_000
     /// Deadlines closer than this are waited for without sleeping.
@@ -289,7 +297,11 @@ struct AgentLoop: ~Copyable {
                 io.fcpReceiveErrors &+= 1
             }
             // Packets from the applications.
-            readTUN(now: now)
+            if let failure = readTUN(now: now) {
+                logger.critical("\(failure); stopping")
+                runtime.failureBox.withLock { $0 = failure }
+                break
+            }
             now = RealtimeClock.now()
             core.advance(now: now)
             while !control.isFull
@@ -328,9 +340,11 @@ struct AgentLoop: ~Copyable {
         publish(now: RealtimeClock.now())
     }
 
-    mutating func readTUN(now: UInt64) {
+    /// Reads what the applications sent. Returns why the device failed, if it did: a TUN
+    /// device that errors (deleted under the agent) would otherwise spin the loop.
+    mutating func readTUN(now: UInt64) -> String? {
         for _ in 0..<64 {
-            guard freeCount > 0 else { return }
+            guard freeCount > 0 else { return nil }
             let handle = free[freeCount - 1]
             let b = UnsafeMutableRawBufferPointer(start: buffer(handle), count: stride)
             let n: Int
@@ -338,15 +352,16 @@ struct AgentLoop: ~Copyable {
                 n = try tun.read(into: b)
             } catch {
                 io.tunReadErrors &+= 1
-                return
+                return "reading \(tun.name) failed: \(error)"
             }
-            guard n > 0 else { return }
+            guard n > 0 else { return nil }
             freeCount -= 1
             io.tunPackets &+= 1
             io.tunBytes &+= UInt64(n)
             switch core.classify(UnsafeRawBufferPointer(start: b.baseAddress, count: n)) {
             case .schedule(let peer):
                 if sendsUnscheduled {
+                    io.unscheduledDirect &+= 1
                     send(handle, length: n)
                     continue
                 }
@@ -363,6 +378,7 @@ struct AgentLoop: ~Copyable {
                 release(handle)
             }
         }
+        return nil
     }
 
     mutating func heard(_ now: UInt64) {
@@ -377,6 +393,9 @@ struct AgentLoop: ~Copyable {
                     metadata: ["arbiter": "\(IPv4.format(c.arbiter))", "timeslot_ns": "\(Double(ps) / 1000)"])
             }
         case .fallback, .holding:
+            // Any answer is not enough: a restarted arbiter answers the reset handshake
+            // first, and scheduling before it completes would hold packets again.
+            guard case .established = core.session.negotiation else { return }
             io.reachableAgain &+= 1
             state = .scheduled
             logger.notice(
@@ -391,7 +410,8 @@ struct AgentLoop: ~Copyable {
     /// (or with no session yet) make it unreachable.
     mutating func checkReachability(now: UInt64) {
         guard state == .scheduled || state == .connecting, core.queuedPackets > 0 else { return }
-        let since = max(lastHeard, waitingSince)
+        // Connecting, answers that do not complete the handshake do not count.
+        let since = state == .connecting ? waitingSince : max(lastHeard, waitingSince)
         guard now > since, now - since > c.unreachableAfterNanoseconds else { return }
         io.unreachableEvents &+= 1
         state = c.unreachablePolicy == .fallback ? .fallback : .holding
@@ -399,6 +419,14 @@ struct AgentLoop: ~Copyable {
         logger.warning(
             "arbiter \(IPv4.format(c.arbiter)) unreachable (\(silent)) with \(core.queuedPackets) packets waiting: \(state == .fallback ? "sending unscheduled until it answers" : "holding packets (unreachable.policy: hold)")"
         )
+        // A new reset epoch: its HELLO is retransmitted until answered, so the agent learns
+        // when the arbiter is back even if no demand was outstanding, and a restarted
+        // arbiter needs the reset anyway.
+        core.forceReset(now: now)
+        if state == .fallback {
+            // Queued packets go before anything newer from the device, in order.
+            while let r = core.takeUnscheduled() { send(r.handle, length: r.length) }
+        }
     }
 
     /// Sleeps until the next deadline or a packet (pacing: sleep), or goes straight round
@@ -415,7 +443,11 @@ struct AgentLoop: ~Copyable {
     }
 
     func publish(now: UInt64) {
-        let s = core.statistics
+        var s = core.statistics
+        s.packetsUnscheduled &+= io.unscheduledDirect
+        var io = io
+        // The socket drops sends the kernel refuses (no route, ICMP unreachable) itself.
+        io.fcpSendErrors &+= fcp.statistics.sendDropped
         let session = core.session.statistics
         let queued = core.queuedPackets
         let slot = core.session.announcedSlotPicoseconds ?? 0
