@@ -191,15 +191,14 @@ public struct AgentCore {
     /// nothing to send. Returns the length.
     public mutating func nextControlPacket(now: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Int? {
         guard session.wantsToSend, now >= nextControlTime else { return nil }
+        // A failed encode waits too: a deadline left in the past would spin the caller.
+        nextControlTime = now &+ configuration.requestIntervalNanoseconds
         switch session.send(now: now, into: buffer) {
         case .success(let n):
-            nextControlTime = now &+ configuration.requestIntervalNanoseconds
             statistics.controlPacketsSent &+= 1
             statistics.controlBytesSent &+= UInt64(n)
             return n
         case .failure:
-            // Wait as after a send: a deadline left in the past would spin the caller.
-            nextControlTime = now &+ configuration.requestIntervalNanoseconds
             statistics.controlEncodeFailures &+= 1
             return nil
         }

@@ -88,7 +88,7 @@ struct FastpassAgentCommand: AsyncParsableCommand {
         if cleanup {
             // The TUN device lives exactly as long as an agent: while it exists, the rule
             // and routes are that agent's, not leftovers.
-            if FileManager.default.fileExists(atPath: "/sys/class/net/\(configuration.tun)") {
+            if HostNetwork.deviceExists(configuration.tun) {
                 throw Self.fail(
                     "device \(configuration.tun) exists: an agent is running here; stop it (systemctl stop fastpass-agent) instead of --cleanup",
                     code: 1)

@@ -70,6 +70,11 @@ public enum HostNetwork {
         return removed
     }
 
+    /// Whether a network device of this name exists in the agent's namespace.
+    public static func deviceExists(_ name: String) -> Bool {
+        FileManager.default.fileExists(atPath: "/sys/class/net/\(name)")
+    }
+
     /// What is left on the host of the agent's changes (empty: nothing).
     public static func leftovers(_ c: AgentDaemonConfiguration) -> [String] {
         var left: [String] = []
@@ -77,7 +82,7 @@ public enum HostNetwork {
         if rules.contains("lookup \(c.routingTable)") { left.append("rule priority \(c.rulePriority)") }
         let routes = (try? ip(["-4", "route", "show", "table", "\(c.routingTable)"], step: "")) ?? ""
         if !routes.isEmpty { left.append("routes in table \(c.routingTable)") }
-        if FileManager.default.fileExists(atPath: "/sys/class/net/\(c.tun)") { left.append("device \(c.tun)") }
+        if deviceExists(c.tun) { left.append("device \(c.tun)") }
         return left
     }
 
@@ -85,7 +90,7 @@ public enum HostNetwork {
     /// exists, and strict reverse-path filtering would not drop the peers' packets (their
     /// route back points at the TUN device, not at the interface they arrive on).
     public static func problem(_ c: AgentDaemonConfiguration) -> String? {
-        guard FileManager.default.fileExists(atPath: "/sys/class/net/\(c.interface)") else {
+        guard deviceExists(c.interface) else {
             return "interface: no interface named \(c.interface) on this host"
         }
         func filter(_ name: String) -> Int {
