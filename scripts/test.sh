@@ -10,12 +10,16 @@
 #      hosts in namespaces, TCP through a 100 Mbit/s tbf, with and without agents, an
 #      arbiter restart and crash cleanup (Tests/Integration/agent-netns.sh, ~60 s); needs
 #      root, skipped with the reason otherwise;
-#   5. the FCP libFuzzer target for FUZZ_SECONDS (default 60; 0 skips it).
+#   5. the DPDK backend (everything is built with --traits DPDK, from Debian's libdpdk-dev):
+#      the arbiter on DPDK (net_af_packet in its namespace) through the same namespace
+#      test, an agent on DPDK against an arbiter on sockets, and DPDK start-up failures
+#      (Tests/Integration/dpdk-netns.sh); needs root, skipped with the reason otherwise;
+#   6. the FCP libFuzzer target for FUZZ_SECONDS (default 60; 0 skips it).
 # Usage: scripts/test.sh            FUZZ_SECONDS=600 scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(python3 iproute2 iperf3 iputils-ping ethtool)
+packages=(python3 iproute2 iperf3 iputils-ping ethtool libdpdk-dev libnuma-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -28,11 +32,11 @@ fi
 start=$(date +%s)
 echo "== swift format lint"
 swift format lint --strict -r Sources Tests Fuzz
-echo "== swift build --build-tests"
-swift build --build-tests
+echo "== swift build --build-tests --traits DPDK"
+swift build --build-tests --traits DPDK
 echo "== swift test"
 set +e
-swift test --skip-build > .build/test-output.log 2>&1
+swift test --traits DPDK --skip-build > .build/test-output.log 2>&1
 status=$?
 set -e
 grep -E "FCP reference vectors|skipped|^seed|connection config|✘|Test run with|error:" .build/test-output.log || true
@@ -45,7 +49,7 @@ fi
 echo "== integration: fastpass-arbiter in network namespaces"
 if [ "$(id -u)" -eq 0 ]; then
   for product in fastpass-arbiter fastpass-agent fastpass-bench fastpassctl; do
-    swift build -c release --product "$product" 2>&1 | tail -n 1
+    swift build -c release --traits DPDK --product "$product" 2>&1 | tail -n 1
   done
 fi
 timeout 300 Tests/Integration/arbiter-netns.sh .build/release
@@ -53,6 +57,10 @@ echo "== integration: the same, allocator stages and path selection on threads o
 FP_ARBITER_FLAGS="--allocator-threads 2" timeout 300 Tests/Integration/arbiter-netns.sh .build/release
 echo "== integration: fastpass-agent end to end (100 Mbit/s tbf bottleneck, arbiter restart, crash cleanup)"
 FP_DURATION=10 timeout 300 Tests/Integration/agent-netns.sh .build/release
+echo "== integration: the arbiter on DPDK (net_af_packet), endpoints on raw sockets"
+FP_IO=dpdk timeout 300 Tests/Integration/arbiter-netns.sh .build/release
+echo "== integration: an agent on DPDK, the arbiter on sockets; DPDK start-up failures"
+timeout 300 Tests/Integration/dpdk-netns.sh .build/release
 
 fuzz="${FUZZ_SECONDS:-60}"
 if [ "$fuzz" -gt 0 ]; then

@@ -107,15 +107,7 @@ public final class ArbiterRuntime: Sendable {
         } catch {
             throw ArbiterStartError(reason: error.description)
         }
-        let io: RawIPv4Socket
-        do {
-            io = try RawIPv4Socket(address: configuration.listen)
-        } catch {
-            var reason = "cannot open FCP socket on \(IPv4.format(configuration.listen)): \(error)"
-            if error.code == EPERM { reason += " (raw sockets need CAP_NET_RAW)" }
-            if error.code == EADDRNOTAVAIL { reason += " (no interface has that address)" }
-            throw ArbiterStartError(reason: reason)
-        }
+        let io = try openBackend()
         let now = RealtimeClock.now()
         var coreConfiguration = configuration.coreConfiguration(authenticator: authenticator)
         // A new epoch per start: endpoints tell a restarted arbiter from a lost packet.
@@ -176,7 +168,19 @@ public final class ArbiterRuntime: Sendable {
                 // The threads pace batches on the monotonic clock; the core's is the wall clock.
                 core.startAllocatorThreads(now: RealtimeClock.now(), monotonicNow: RealTimeSchedule.now())
             }
-            run(core: core, io: io)
+            switch io {
+            case .socket(let socket):
+                run(core: core, io: socket)
+            case .dpdk(let port):
+                let e = port.registerPollingThread()
+                if e != 0 {
+                    logger.warning(
+                        "cannot register the communication thread with DPDK: \(String(cString: strerror(e))); buffers come from the shared pool"
+                    )
+                }
+                run(core: core, io: port)
+                port.close()
+            }
             core.stopAllocatorThreads()
             stopped.store(true, ordering: .releasing)
             finished.signal()
@@ -184,11 +188,32 @@ public final class ArbiterRuntime: Sendable {
         logger.info(
             "serving FCP",
             metadata: [
+                "io": "\(io.description)",
                 "address": "\(IPv4.format(configuration.listen))", "hosts": "\(topology.hostCount)",
                 "timeslot_ns": "\(topology.timeslotNanoseconds)", "cpu": "\(configuration.communicationCore ?? -1)",
                 "allocator":
                     "\(configuration.allocatorThreads == 0 ? "inline" : "\(configuration.allocatorThreads) stages + path thread")",
             ])
+    }
+
+    /// Opens the configured packet I/O backend; the error names the cause.
+    func openBackend() throws(ArbiterStartError) -> ArbiterBackend {
+        switch configuration.io {
+        case .sockets:
+            return .socket(try openFCPSocket(configuration.listen))
+        case .dpdk:
+            guard let settings = configuration.dpdk else {
+                throw ArbiterStartError(reason: "io: dpdk needs a dpdk section")
+            }
+            do {
+                let port = try DPDKPort(
+                    settings: settings, localAddress: configuration.listen, expectedPeers: topology.hostCount)
+                port.resolveAhead(topology.addresses)
+                return .dpdk(port)
+            } catch {
+                throw ArbiterStartError(reason: "cannot start DPDK: \(error)")
+            }
+        }
     }
 
     /// Asks the communication thread to stop and waits for it (at most `timeout` seconds).
@@ -324,6 +349,21 @@ struct LoopCounters {
     var busy: UInt64 = 0
     var io: UInt64 = 0
     var lateness = [UInt64](repeating: 0, count: ArbiterSnapshot.latenessBuckets)
+}
+
+/// The communication thread's packet I/O, one case per backend so that the loop is
+/// specialised for each.
+enum ArbiterBackend: CustomStringConvertible {
+    case socket(RawIPv4Socket)
+    case dpdk(DPDKPort)
+
+    var description: String {
+        switch self {
+        case .socket: "raw sockets"
+        case .dpdk(let p):
+            "dpdk \(p.deviceName) (\(p.driver), \(Ethernet.format(p.mac)), NUMA node \(p.numaNode), IPv4 checksum \(p.checksumOffload ? "offloaded" : "in software"))"
+        }
+    }
 }
 
 /// The arbiter could not start: why, in one line.

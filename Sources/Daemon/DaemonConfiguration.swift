@@ -39,6 +39,10 @@ public struct ArbiterDaemonConfiguration: Sendable {
     public var ioBatch = 32
     /// `trace`, `debug`, `info`, `notice`, `warning`, `error` or `critical`.
     public var logLevel = "info"
+    /// The packet I/O backend: raw sockets (the default) or a DPDK port.
+    public var io: IOBackend = .sockets
+    /// The `dpdk:` section (EAL arguments, port), when given.
+    public var dpdk: DPDKSettings?
     public var topology: TopologyConfiguration
 
     /// Reads a configuration from YAML `text` (named `file` in messages), then applies
@@ -119,6 +123,7 @@ public struct ArbiterDaemonConfiguration: Sendable {
                     "trace": "trace", "debug": "debug", "info": "info", "notice": "notice", "warning": "warning",
                     "error": "error", "critical": "critical",
                 ]) ?? c.logLevel
+        (c.io, c.dpdk) = try root.ioSettings()
         try root.finish()
         if c.requireAuthentication && c.authenticationKeyFile == nil {
             throw ConfigurationError(

@@ -1,6 +1,6 @@
 /// What the arbiter's communication thread needs from a network: receive a batch of FCP
 /// payloads with their senders, send a batch to their endpoints. Raw IPv4 sockets
-/// implement it here; a DPDK port can implement it behind the same calls.
+/// (``RawIPv4Socket``) and a DPDK port (``DPDKPort``) implement it.
 ///
 /// Callers are generic over the conforming type (never `any PacketIO`), so the calls
 /// specialise and inline on the hot path.
@@ -31,6 +31,16 @@ public struct PacketIOStatistics: Sendable, Hashable {
     public var sendBatches: UInt64 = 0
     /// Datagrams the device would not take (queue full, no route), dropped.
     public var sendDropped: UInt64 = 0
+    /// Frames for another station or of another protocol (backends that see frames).
+    public var notForUs: UInt64 = 0
+    /// ARP requests for the local address answered (backends that see frames).
+    public var arpAnswered: UInt64 = 0
+    /// ARP requests sent for peers whose MAC was not known.
+    public var arpRequestsSent: UInt64 = 0
+    /// Sends dropped because the peer's MAC was not yet known (also in ``sendDropped``).
+    public var unresolved: UInt64 = 0
+    /// Frames the device dropped before they were read: its ring was full (DPDK).
+    public var receiveMissed: UInt64 = 0
     public init() {}
 }
 

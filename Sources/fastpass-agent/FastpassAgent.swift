@@ -29,6 +29,8 @@ struct FastpassAgentCommand: AsyncParsableCommand {
     var arbiter: String?
     @Option(help: "This host's IPv4 address on the fabric (field: address).")
     var address: String?
+    @Option(help: "Packet I/O for FCP and paced egress: sockets or dpdk (field: io; dpdk takes the dpdk section).")
+    var io: String?
     @Option(help: "This host's id in the arbiter's topology (field: node).")
     var node: String?
     @Option(help: "The interface towards the fabric (field: interface).")
@@ -49,7 +51,7 @@ struct FastpassAgentCommand: AsyncParsableCommand {
     func overrides() throws(ValidationError) -> [(String, String)] {
         var o: [(String, String)] = []
         let flags: [(String, String?)] = [
-            ("arbiter", arbiter), ("address", address), ("node", node), ("interface", interface),
+            ("arbiter", arbiter), ("address", address), ("io", io), ("node", node), ("interface", interface),
             ("metrics", metrics), ("unreachable.policy", unreachablePolicy), ("pacing.mode", pacing),
             ("pacing.core", pacingCore), ("log_level", logLevel),
         ]

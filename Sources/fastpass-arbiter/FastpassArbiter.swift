@@ -24,6 +24,8 @@ struct FastpassArbiterCommand: AsyncParsableCommand {
 
     @Option(help: "IPv4 address to serve FCP on (field: listen).")
     var listen: String?
+    @Option(help: "Packet I/O: sockets or dpdk (field: io; dpdk takes the dpdk section's eal_args).")
+    var io: String?
     @Option(help: "ADDRESS:PORT of the HTTP endpoint, or 'none' (field: metrics).")
     var metrics: String?
     @Option(help: "File with the 16-byte FCP key in hex (field: authentication_key_file).")
@@ -58,7 +60,7 @@ struct FastpassArbiterCommand: AsyncParsableCommand {
     func overrides() throws(ValidationError) -> [(String, String)] {
         var o: [(String, String)] = []
         let flags: [(String, String?)] = [
-            ("listen", listen), ("metrics", metrics), ("authentication_key_file", authenticationKeyFile),
+            ("listen", listen), ("io", io), ("metrics", metrics), ("authentication_key_file", authenticationKeyFile),
             ("require_authentication", requireAuthentication), ("batch_size", batchSize),
             ("lookahead_slots", lookaheadSlots), ("policy", policy), ("path_selection", pathSelection),
             ("cores.communication", communicationCore), ("realtime_priority", realtimePriority),

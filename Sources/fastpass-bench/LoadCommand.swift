@@ -69,8 +69,16 @@ struct FCPLoadCommand: ParsableCommand {
             "Measure only what the kernel allows: one pinned thread sending 64-byte datagrams in batches of 32 over loopback to a socket that drops them (no arbiter, no endpoints)."
     )
     var socketFloor = false
+    @Option(
+        help:
+            "sockets: the arbiter as a process, loaded over loopback. dpdk: the communication thread's packet I/O through a DPDK port on a net_null device, in this process (needs --traits DPDK)."
+    )
+    var io = "sockets"
+    @Option(help: "With --io dpdk: the EAL device (a net_null device drops what is sent and returns empty frames).")
+    var dpdkDevice = "net_null0"
 
     func validate() throws {
+        guard io == "sockets" || io == "dpdk" else { throw ValidationError("--io must be sockets or dpdk") }
         guard hosts >= 2 && hosts <= 4096 else { throw ValidationError("--hosts must be in 2...4096") }
         guard hostsPerRack >= 1 && hosts % hostsPerRack == 0 else {
             throw ValidationError("--hosts-per-rack must divide --hosts")
@@ -121,6 +129,10 @@ struct FCPLoadCommand: ParsableCommand {
         }
         if socketFloor {
             try measureSocketFloor()
+            return
+        }
+        if io == "dpdk" {
+            try measureDPDK()
             return
         }
         let binary =

@@ -37,6 +37,50 @@ struct ConfigurationTests {
         #expect(o.batchSize == 8 && o.communicationCore == 1 && o.topology.spines == 1)
     }
 
+    @Test("io and the dpdk section: EAL arguments as a list or one string, port settings, clear refusals")
+    func dpdkSection() throws {
+        let dpdk =
+            Self.valid + """
+
+                io: dpdk
+                dpdk:
+                  eal_args: [-l, "0-1", --no-huge, -m, "256", "--vdev=net_af_packet0,iface=eth0"]
+                  port: net_af_packet0
+                  rx_descriptors: 512
+                  gateway_mac: "02:00:00:00:00:fe"
+                  idle_poll_sleep_ns: 2000
+                """
+        let sockets = try ArbiterDaemonConfiguration.parse(yaml: Self.valid, file: "t")
+        #expect(sockets.io == .sockets && sockets.dpdk == nil)
+        if DPDKEnvironment.isAvailable {
+            let c = try ArbiterDaemonConfiguration.parse(yaml: dpdk, file: "t")
+            #expect(c.io == .dpdk)
+            #expect(
+                c.dpdk?.ealArguments == ["-l", "0-1", "--no-huge", "-m", "256", "--vdev=net_af_packet0,iface=eth0"])
+            #expect(c.dpdk?.port == "net_af_packet0" && c.dpdk?.receiveDescriptors == 512)
+            #expect(c.dpdk?.transmitDescriptors == 1024 && c.dpdk?.gateway == 0x0200_0000_00FE)
+            #expect(c.dpdk?.idlePollSleepNanoseconds == 2000)
+            // --set gives the arguments as one string.
+            let o = try ArbiterDaemonConfiguration.parse(
+                yaml: dpdk, file: "t", overrides: [("dpdk.eal_args", "-l 1 --vdev=net_null0")])
+            #expect(o.dpdk?.ealArguments == ["-l", "1", "--vdev=net_null0"])
+        } else {
+            #expect(error(dpdk)?.contains("--traits DPDK") == true)
+        }
+        // The section is checked whichever backend is chosen.
+        #expect(error(Self.valid + "\nio: dpdk\n")?.contains("dpdk: missing") == true)
+        #expect(error(Self.valid + "\nio: netmap\n")?.contains("not one of: sockets, dpdk") == true)
+        #expect(error(Self.valid + "\ndpdk: {port: x}\n")?.contains("dpdk.eal_args: missing") == true)
+        #expect(error(Self.valid + "\ndpdk: {eal_args: []}\n")?.contains("dpdk.eal_args: empty") == true)
+        #expect(
+            error(Self.valid + "\ndpdk: {eal_args: [-l], rx_descriptor: 5}\n")?.contains(
+                "did you mean 'rx_descriptors'") == true)
+        #expect(
+            error(Self.valid + "\ndpdk: {eal_args: [-l], gateway_mac: ff:ff:ff:ff:ff:ff}\n")?.contains(
+                "not a unicast MAC") == true)
+        #expect(error(Self.valid + "\ndpdk: {eal_args: [-l], buffers: 10}\n")?.contains("dpdk.buffers") == true)
+    }
+
     @Test("allocator threads: stages and their CPUs, from the file or flags, reach the core's pipeline")
     func allocatorThreads() throws {
         let yaml =

@@ -115,12 +115,14 @@ enum AgentReport {
             "pacing": c.pacing.rawValue,
             "pacing_pinned": s.pinned,
             "fallbacks": Int(s.io.unreachableEvents),
+            "io_backend": c.io.rawValue,
         ]
         for (k, v) in StatusReport.counters(s.core) { d[k] = v }
         for (k, v) in StatusReport.counters(s.io) { d[k] = v }
         var session: [String: UInt64] = [:]
         for (k, v) in StatusReport.counters(s.session) { session[k] = v }
         d["session"] = session
+        d["transport"] = Dictionary(uniqueKeysWithValues: StatusReport.counters(s.transport))
         d["release_lateness_ns"] = [
             "p50": latenessQuantile(s.core.lateness, 0.5), "p99": latenessQuantile(s.core.lateness, 0.99),
         ]

@@ -60,6 +60,10 @@ public struct AgentDaemonConfiguration: Sendable {
     /// Address and port of the HTTP endpoint (`/metrics`, `/status`); nil: none.
     public var metrics: (host: String, port: Int)?
     public var logLevel = "info"
+    /// The packet I/O backend: raw sockets (the default) or a DPDK port.
+    public var io: IOBackend = .sockets
+    /// The `dpdk:` section (EAL arguments, port), when given.
+    public var dpdk: DPDKSettings?
 
     /// How the pacing thread waits for the next slot.
     public enum Pacing: String, Sendable {
@@ -191,6 +195,7 @@ public struct AgentDaemonConfiguration: Sendable {
                     "trace": "trace", "debug": "debug", "info": "info", "notice": "notice", "warning": "warning",
                     "error": "error", "critical": "critical",
                 ]) ?? c.logLevel
+        (c.io, c.dpdk) = try root.ioSettings()
         try root.finish()
         if c.perDestinationPacketLimit > c.packetCapacity {
             throw ConfigurationError(

@@ -61,6 +61,8 @@ public struct AgentSnapshot: Sendable {
     public var core = AgentStatistics()
     public var session = EndpointSessionStatistics()
     public var io = AgentIOStatistics()
+    /// The FCP transport's own counters (for DPDK: ARP, frames not for this host).
+    public var transport = PacketIOStatistics()
     public var queuedPackets = 0
     /// When the arbiter was last heard from (ns, wall clock; 0: never).
     public var lastHeard: UInt64 = 0
@@ -126,22 +128,11 @@ public final class AgentRuntime: Sendable {
             logger.notice(
                 "removed what an earlier run left", metadata: ["removed": "\(removed.joined(separator: ", "))"])
         }
-        let fcp: RawIPv4Socket
-        let egress: RawIPv4Socket
+        let transport: AgentTransportKind
         do {
-            fcp = try RawIPv4Socket(address: c.address)
+            transport = try AgentTransportKind.open(c)
         } catch {
-            var reason = "cannot open FCP socket on \(IPv4.format(c.address)): \(error)"
-            if error.code == EPERM { reason += " (raw sockets need CAP_NET_RAW)" }
-            if error.code == EADDRNOTAVAIL { reason += " (no interface has that address)" }
-            throw AgentStartError(reason: reason)
-        }
-        do {
-            egress = try RawIPv4Socket.headerIncludedSender()
-            try egress.setMark(c.mark)
-            try egress.bindToInterface(c.interface)
-        } catch {
-            throw AgentStartError(reason: "cannot open the sending socket on \(c.interface): \(error)")
+            throw AgentStartError(reason: error.reason)
         }
         do {
             try HostNetwork.setUp(c, tun: tun.name)
@@ -158,7 +149,7 @@ public final class AgentRuntime: Sendable {
         }
         snapshotBox.withLock { $0.startedAt = now }
         heartbeat.store(now, ordering: .relaxed)
-        let box = UncheckedBox((core, tun, fcp, egress))
+        let box = UncheckedBox((core, tun, transport))
         PinnedThread.start(name: "fp-pacing", cpu: c.pacingCore) { [self] pinError in
             if pinError != 0 {
                 logger.warning(
@@ -173,18 +164,33 @@ public final class AgentRuntime: Sendable {
                     )
                 }
             }
-            let (core, tun, fcp, egress) = box.value
-            var loop = AgentLoop(
-                configuration: c, core: core, tun: tun, fcp: fcp, egress: egress, logger: logger, runtime: self,
-                pinned: c.pacingCore != nil && pinError == 0)
-            loop.run()
+            let (core, tun, transport) = box.value
+            let pinned = c.pacingCore != nil && pinError == 0
+            switch transport {
+            case .sockets(let t):
+                var loop = AgentLoop(
+                    configuration: c, core: core, tun: tun, net: t, logger: logger, runtime: self, pinned: pinned)
+                loop.run()
+            case .dpdk(let t):
+                let e = t.port.registerPollingThread()
+                if e != 0 {
+                    logger.warning(
+                        "cannot register the pacing thread with DPDK: \(String(cString: strerror(e))); buffers come from the shared pool"
+                    )
+                }
+                var loop = AgentLoop(
+                    configuration: c, core: core, tun: tun, net: t, logger: logger, runtime: self, pinned: pinned)
+                loop.run()
+                t.port.close()
+            }
             stopped.store(true, ordering: .releasing)
             finished.signal()
         }
         logger.info(
             "scheduling traffic to \(c.peers.count) peers",
             metadata: [
-                "tun": "\(tun.name)", "interface": "\(c.interface)", "arbiter": "\(IPv4.format(c.arbiter))",
+                "tun": "\(tun.name)", "interface": "\(c.interface)", "io": "\(transport.description)",
+                "arbiter": "\(IPv4.format(c.arbiter))",
                 "table": "\(c.routingTable)", "unreachable": "\(c.unreachablePolicy.rawValue)",
                 "pacing": "\(c.pacing.rawValue)",
             ])
@@ -201,13 +207,13 @@ public final class AgentRuntime: Sendable {
     }
 }
 
-/// The pacing thread's state and loop.
-struct AgentLoop: ~Copyable {
+/// The pacing thread's state and loop, generic over the transport so that its calls
+/// specialise.
+struct AgentLoop<Net: AgentTransport>: ~Copyable {
     let c: AgentDaemonConfiguration
     var core: AgentCore
     let tun: TUNDevice
-    let fcp: RawIPv4Socket
-    let egress: RawIPv4Socket
+    let net: Net
     let logger: Logger
     let runtime: AgentRuntime
     let pinned: Bool
@@ -224,14 +230,13 @@ struct AgentLoop: ~Copyable {
     var waitingSince: UInt64 = 0
 
     init(
-        configuration: AgentDaemonConfiguration, core: AgentCore, tun: TUNDevice, fcp: RawIPv4Socket,
-        egress: RawIPv4Socket, logger: Logger, runtime: AgentRuntime, pinned: Bool
+        configuration: AgentDaemonConfiguration, core: AgentCore, tun: TUNDevice, net: Net, logger: Logger,
+        runtime: AgentRuntime, pinned: Bool
     ) {
         c = configuration
         self.core = core
         self.tun = tun
-        self.fcp = fcp
-        self.egress = egress
+        self.net = net
         self.logger = logger
         self.runtime = runtime
         self.pinned = pinned
@@ -262,7 +267,7 @@ struct AgentLoop: ~Copyable {
     /// Sends a packet held in buffer `handle` out of the interface, and frees the buffer.
     @inline(__always)
     mutating func send(_ handle: UInt32, length: Int) {
-        let e = egress.sendIPv4Packet(UnsafeRawBufferPointer(start: buffer(handle), count: length))
+        let e = net.sendIPv4Packet(UnsafeRawBufferPointer(start: buffer(handle), count: length))
         if e == 0 {
             io.egressPackets &+= 1
             io.egressBytes &+= UInt64(length)
@@ -283,7 +288,7 @@ struct AgentLoop: ~Copyable {
             var now = RealtimeClock.now()
             // FCP from the arbiter.
             do {
-                let n = try fcp.receive(into: &rx, waitingUpTo: 0)
+                let n = try net.receiveFCP(into: &rx)
                 for i in 0..<n {
                     guard rx.address(i) == c.arbiter else {
                         io.fcpFromOthers &+= 1
@@ -309,7 +314,7 @@ struct AgentLoop: ~Copyable {
             {}
             if !control.isEmpty {
                 do {
-                    io.fcpSent &+= UInt64(try fcp.send(&control))
+                    io.fcpSent &+= UInt64(try net.sendFCP(&control))
                 } catch {
                     io.fcpSendErrors &+= 1
                     control.removeAll()
@@ -439,15 +444,16 @@ struct AgentLoop: ~Copyable {
             timeout = min(timeout, c.unreachableAfterNanoseconds / 4)
         }
         guard timeout >= AgentRuntime.spinThresholdNanoseconds else { return }
-        _ = try? fcp.waitReadable(orDescriptor: tun.descriptor, timeoutNanoseconds: Int64(timeout))
+        net.wait(orDescriptor: tun.descriptor, timeoutNanoseconds: Int64(timeout))
     }
 
     func publish(now: UInt64) {
         var s = core.statistics
         s.packetsUnscheduled &+= io.unscheduledDirect
         var io = io
-        // The socket drops sends the kernel refuses (no route, ICMP unreachable) itself.
-        io.fcpSendErrors &+= fcp.statistics.sendDropped
+        // The transport drops sends the kernel or the port refuses itself.
+        let transport = net.fcpStatistics
+        io.fcpSendErrors &+= transport.sendDropped
         let session = core.session.statistics
         let queued = core.queuedPackets
         let slot = core.session.announcedSlotPicoseconds ?? 0
@@ -457,6 +463,7 @@ struct AgentLoop: ~Copyable {
             snap.core = s
             snap.session = session
             snap.io = io
+            snap.transport = transport
             snap.queuedPackets = queued
             snap.lastHeard = lastHeard
             snap.slotPicoseconds = slot

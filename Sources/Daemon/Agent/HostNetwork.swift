@@ -90,7 +90,8 @@ public enum HostNetwork {
     /// exists, and strict reverse-path filtering would not drop the peers' packets (their
     /// route back points at the TUN device, not at the interface they arrive on).
     public static func problem(_ c: AgentDaemonConfiguration) -> String? {
-        guard deviceExists(c.interface) else {
+        // A NIC given to DPDK is no longer the kernel's.
+        guard c.io == .dpdk || deviceExists(c.interface) else {
             return "interface: no interface named \(c.interface) on this host"
         }
         func filter(_ name: String) -> Int {
