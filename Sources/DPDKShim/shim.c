@@ -62,7 +62,7 @@ int fp_dpdk_register_thread(void) {
 }
 
 int fp_dpdk_port_open(const char *name, uint16_t rx_descriptors, uint16_t tx_descriptors, uint32_t mbufs,
-                      fp_dpdk_port_info *info, char *error, size_t error_length) {
+                      int32_t polling_cpu, fp_dpdk_port_info *info, char *error, size_t error_length) {
     uint16_t port = 0;
     memset(info, 0, sizeof(*info));
     if (name && name[0]) {
@@ -87,20 +87,23 @@ int fp_dpdk_port_open(const char *name, uint16_t rx_descriptors, uint16_t tx_des
         snprintf(error, error_length, "rte_eth_dev_info_get(port %u): %s", port, rte_strerror(-r));
         return r;
     }
-    // The port's NUMA node; a virtual device has none, so take the node of this CPU.
+    // The port's NUMA node; a virtual device has none, so take the polling CPU's, and
+    // with no CPU named, let DPDK choose.
     int node = rte_eth_dev_socket_id(port);
-    if (node < 0) {
-        int cpu = sched_getcpu();
-        node = (numa_available() >= 0 && cpu >= 0) ? numa_node_of_cpu(cpu) : 0;
-        if (node < 0) node = 0;
+    if (node < 0 && polling_cpu >= 0 && numa_available() >= 0) node = numa_node_of_cpu(polling_cpu);
+    if (node < 0) node = SOCKET_ID_ANY;
+    if (pools[port]) {
+        snprintf(error, error_length, "DPDK port %u is already open in this process", port);
+        return -EBUSY;
     }
     char pool_name[RTE_MEMPOOL_NAMESIZE];
     snprintf(pool_name, sizeof pool_name, "fp_pool_%u", port);
     struct rte_mempool *pool = rte_pktmbuf_pool_create(pool_name, mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, node);
     if (!pool) {
-        snprintf(error, error_length, "cannot create a pool of %u buffers on NUMA node %d: %s (raise -m in eal_args)",
-                 mbufs, node, rte_strerror(rte_errno));
-        return -(rte_errno ? rte_errno : ENOMEM);
+        int e = rte_errno;
+        snprintf(error, error_length, "cannot create a pool of %u buffers on NUMA node %d: %s%s", mbufs, node,
+                 rte_strerror(e), e == ENOMEM ? " (raise -m in eal_args)" : "");
+        return -(e ? e : ENOMEM);
     }
     struct rte_eth_conf conf;
     memset(&conf, 0, sizeof conf);
@@ -145,6 +148,7 @@ int fp_dpdk_port_open(const char *name, uint16_t rx_descriptors, uint16_t tx_des
 
 int fp_dpdk_receive(uint16_t port, uint8_t *buffers, uint32_t stride, int32_t *lengths, int max) {
     struct rte_mbuf *mbufs[64];
+    if (port >= RTE_MAX_ETHPORTS || !pools[port] || max <= 0) return 0;
     if (max > 64) max = 64;
     uint16_t n = rte_eth_rx_burst(port, 0, mbufs, (uint16_t)max);
     for (uint16_t i = 0; i < n; i++) {
@@ -163,19 +167,22 @@ int fp_dpdk_receive(uint16_t port, uint8_t *buffers, uint32_t stride, int32_t *l
 int fp_dpdk_send(uint16_t port, const uint8_t *buffers, uint32_t stride, const int32_t *lengths, int count,
                  int checksum_offload) {
     struct rte_mbuf *mbufs[64];
+    if (port >= RTE_MAX_ETHPORTS || !pools[port] || count <= 0) return 0;
     if (count > 64) count = 64;
-    if (count <= 0) return 0;
     if (rte_pktmbuf_alloc_bulk(pools[port], mbufs, (unsigned)count) != 0) return 0;
     int ready = 0;
     for (int i = 0; i < count; i++) {
         struct rte_mbuf *m = mbufs[i];
-        char *to = lengths[i] > 0 ? rte_pktmbuf_append(m, (uint16_t)lengths[i]) : NULL;
+        int32_t length = lengths[i];
+        char *to = length > 0 && (uint32_t)length <= stride && length <= rte_pktmbuf_tailroom(m)
+                       ? rte_pktmbuf_append(m, (uint16_t)length)
+                       : NULL;
         if (!to) {
             // Longer than a buffer (or empty): dropped, not sent cut.
             rte_pktmbuf_free(m);
             continue;
         }
-        memcpy(to, buffers + (size_t)i * stride, (size_t)lengths[i]);
+        memcpy(to, buffers + (size_t)i * stride, (size_t)length);
         if (checksum_offload) {
             m->l2_len = 14;
             m->l3_len = 20;
@@ -191,11 +198,13 @@ int fp_dpdk_send(uint16_t port, const uint8_t *buffers, uint32_t stride, const i
 
 uint64_t fp_dpdk_receive_missed(uint16_t port) {
     struct rte_eth_stats s;
+    if (port >= RTE_MAX_ETHPORTS || !pools[port]) return 0;
     if (rte_eth_stats_get(port, &s) != 0) return 0;
     return s.imissed + s.rx_nombuf;
 }
 
 void fp_dpdk_port_close(uint16_t port) {
+    if (port >= RTE_MAX_ETHPORTS || !pools[port]) return;
     rte_eth_dev_stop(port);
     rte_eth_dev_close(port);
     if (pools[port]) {
@@ -217,8 +226,8 @@ int fp_dpdk_eal_init(int argc, char **argv, char *error, size_t error_length) {
 int fp_dpdk_port_count(void) { return 0; }
 int fp_dpdk_register_thread(void) { return -ENOTSUP; }
 int fp_dpdk_port_open(const char *name, uint16_t rx_descriptors, uint16_t tx_descriptors, uint32_t mbufs,
-                      fp_dpdk_port_info *info, char *error, size_t error_length) {
-    (void)name; (void)rx_descriptors; (void)tx_descriptors; (void)mbufs;
+                      int32_t polling_cpu, fp_dpdk_port_info *info, char *error, size_t error_length) {
+    (void)name; (void)rx_descriptors; (void)tx_descriptors; (void)mbufs; (void)polling_cpu;
     memset(info, 0, sizeof(*info));
     snprintf(error, error_length, "this build has no DPDK support (build with: swift build --traits DPDK)");
     return -ENOTSUP;

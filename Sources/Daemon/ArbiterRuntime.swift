@@ -207,7 +207,8 @@ public final class ArbiterRuntime: Sendable {
             }
             do {
                 let port = try DPDKPort(
-                    settings: settings, localAddress: configuration.listen, expectedPeers: topology.hostCount)
+                    settings: settings, localAddress: configuration.listen, expectedPeers: topology.hostCount,
+                    pollingCPU: configuration.communicationCore)
                 port.resolveAhead(topology.addresses)
                 return .dpdk(port)
             } catch {
@@ -361,7 +362,7 @@ enum ArbiterBackend: CustomStringConvertible {
         switch self {
         case .socket: "raw sockets"
         case .dpdk(let p):
-            "dpdk \(p.deviceName) (\(p.driver), \(Ethernet.format(p.mac)), NUMA node \(p.numaNode), IPv4 checksum \(p.checksumOffload ? "offloaded" : "in software"))"
+            "dpdk \(p.deviceName) (\(p.driver), \(Ethernet.format(p.mac)), NUMA node \(p.numaNode < 0 ? "any" : "\(p.numaNode)"), IPv4 checksum \(p.checksumOffload ? "offloaded" : "in software"))"
         }
     }
 }

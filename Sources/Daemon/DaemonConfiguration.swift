@@ -125,6 +125,12 @@ public struct ArbiterDaemonConfiguration: Sendable {
                 ]) ?? c.logLevel
         (c.io, c.dpdk) = try root.ioSettings()
         try root.finish()
+        if c.io == .dpdk && c.ioBatch < 32 {
+            // Vector receive paths of common NICs round a burst down to a multiple of 4 or
+            // 8, and receive nothing below it.
+            throw ConfigurationError(
+                field: "io_batch", reason: "\(c.ioBatch) is too small for io: dpdk: use 32 or more")
+        }
         if c.requireAuthentication && c.authenticationKeyFile == nil {
             throw ConfigurationError(
                 field: "require_authentication", reason: "true needs authentication_key_file to name a key")

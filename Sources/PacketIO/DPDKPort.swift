@@ -86,7 +86,8 @@ public enum DPDKEnvironment {
 /// FCP over a DPDK port: Ethernet + IPv4 (protocol 222) framing done here, ARP answered
 /// for the local address and used to find each peer's MAC (learned, too, from every
 /// packet that arrives). One RX and one TX queue, polled by the thread that calls
-/// ``receive(into:waitingUpTo:)``; the pool is on the port's NUMA node.
+/// ``receive(into:waitingUpTo:)``; the pool is on the port's NUMA node. One thread owns
+/// the port: it is not safe to call from two at once.
 ///
 /// A send to an address whose MAC is not yet known asks for it with ARP and drops the
 /// datagram (counted in ``PacketIOStatistics/unresolved``): FCP retransmits.
@@ -119,8 +120,11 @@ public final class DPDKPort: PacketIO {
     private var closed = false
 
     /// Initialises DPDK (if this process has not) with `settings.ealArguments`, then sets
-    /// up and starts the port.
-    public init(settings: DPDKSettings, localAddress: UInt32, expectedPeers: Int = 1024) throws(DPDKError) {
+    /// up and starts the port; `pollingCPU` (the thread that will poll it) places the
+    /// pool of a port that has no NUMA node of its own.
+    public init(settings: DPDKSettings, localAddress: UInt32, expectedPeers: Int = 1024, pollingCPU: Int? = nil)
+        throws(DPDKError)
+    {
         guard DPDKEnvironment.isAvailable else {
             throw DPDKError(
                 reason:
@@ -133,7 +137,7 @@ public final class DPDKPort: PacketIO {
         let r = fp_dpdk_port_open(
             settings.port, UInt16(clamping: settings.receiveDescriptors),
             UInt16(clamping: settings.transmitDescriptors),
-            UInt32(clamping: settings.buffers), &info, &error, error.count)
+            UInt32(clamping: settings.buffers), Int32(clamping: pollingCPU ?? -1), &info, &error, error.count)
         guard r == 0 else {
             var text = String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             let namesDevice = settings.ealArguments.contains {
@@ -188,10 +192,11 @@ public final class DPDKPort: PacketIO {
         -> Int
     {
         batch.removeAll()
+        guard !closed else { throw PacketIOError(operation: "receive on closed DPDK port \(deviceName)", code: EBADF) }
         var started: UInt64 = 0
         while true {
             let n = receiveOnce(into: &batch)
-            if n > 0 || timeoutNanoseconds == 0 || closed { return n }
+            if n > 0 || timeoutNanoseconds == 0 { return n }
             let now = RealtimeClock.now()
             if started == 0 {
                 started = now
@@ -240,10 +245,9 @@ public final class DPDKPort: PacketIO {
                 neighbours.learn(ip, senderMAC)
                 let length = Ethernet.writeARP(
                     control, operation: 2, senderMAC: mac, senderIP: localAddress, targetMAC: senderMAC, targetIP: ip)
-                sendControl(length: length)
-                counters.arpAnswered &+= 1
+                if sendControl(length: length) { counters.arpAnswered &+= 1 }
             case .arpOther(let ip, let senderMAC):
-                neighbours.learn(ip, senderMAC)
+                neighbours.refresh(ip, senderMAC)
             case .foreign:
                 counters.notForUs &+= 1
             case .malformed:
@@ -255,10 +259,13 @@ public final class DPDKPort: PacketIO {
         return kept
     }
 
+    /// Sends the ARP frame in `control`; one the port refuses is counted in `sendDropped`.
     @inline(__always)
-    func sendControl(length: Int) {
+    func sendControl(length: Int) -> Bool {
         var l = Int32(length)
-        _ = fp_dpdk_send(portID, control.assumingMemoryBound(to: UInt8.self), 64, &l, 1, 0)
+        let sent = fp_dpdk_send(portID, control.assumingMemoryBound(to: UInt8.self), 64, &l, 1, 0) == 1
+        if !sent { counters.sendDropped &+= 1 }
+        return sent
     }
 
     /// The MAC to send to `ip` with, asking for it with ARP if unknown.
@@ -269,8 +276,7 @@ public final class DPDKPort: PacketIO {
         if neighbours.shouldAsk(ip, now: RealtimeClock.now(), interval: Self.arpInterval) {
             let length = Ethernet.writeARP(
                 control, operation: 1, senderMAC: mac, senderIP: localAddress, targetMAC: 0, targetIP: ip)
-            sendControl(length: length)
-            counters.arpRequestsSent &+= 1
+            if sendControl(length: length) { counters.arpRequestsSent &+= 1 }
         }
         counters.unresolved &+= 1
         return nil
@@ -283,19 +289,20 @@ public final class DPDKPort: PacketIO {
     /// Asks now with ARP for the MACs of `addresses` (the peers it will send to), so the
     /// first packet to each need not be dropped while its address resolves.
     public func resolveAhead(_ addresses: [UInt32]) {
+        guard !closed else { return }
         let now = RealtimeClock.now()
         for ip in addresses where settings.gateway == nil && neighbours.lookup(ip) == nil {
             guard neighbours.shouldAsk(ip, now: now, interval: Self.arpInterval) else { continue }
             let length = Ethernet.writeARP(
                 control, operation: 1, senderMAC: mac, senderIP: localAddress, targetMAC: 0, targetIP: ip)
-            sendControl(length: length)
-            counters.arpRequestsSent &+= 1
+            if sendControl(length: length) { counters.arpRequestsSent &+= 1 }
         }
     }
 
     public func send(_ batch: inout PacketBatch) throws(PacketIOError) -> Int {
         guard batch.count > 0 else { return 0 }
         defer { batch.removeAll() }
+        guard !closed else { throw PacketIOError(operation: "send on closed DPDK port \(deviceName)", code: EBADF) }
         var n = 0
         for i in 0..<batch.count {
             precondition(batch.offsets[i] == 0)
@@ -333,10 +340,13 @@ public final class DPDKPort: PacketIO {
 
     /// Sends one whole IPv4 packet (header included, checksum filled in) to the
     /// destination its header names. Returns 0, or `EHOSTUNREACH` (MAC not yet known:
-    /// asked for) or `ENOBUFS` (the port's queue is full).
+    /// asked for), `EMSGSIZE` (longer than a frame buffer) or `ENOBUFS` (the port's queue
+    /// is full). The caller counts these: they are not FCP, and stay out of the FCP
+    /// counters (but for `unresolved`).
     public func sendIPv4Packet(_ packet: UnsafeRawBufferPointer) -> Int32 {
+        guard !closed else { return EBADF }
         guard packet.count >= IPv4.headerLength, packet.count + Ethernet.headerLength <= Self.frameStride else {
-            return EINVAL
+            return EMSGSIZE
         }
         guard let to = resolve(IPv4.destination(ofHeader: packet)) else { return EHOSTUNREACH }
         Ethernet.writeHeader(frames, destination: to, source: mac, type: Ethernet.typeIPv4)

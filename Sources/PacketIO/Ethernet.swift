@@ -99,12 +99,16 @@ public enum Ethernet {
         switch load16(p, 12) {
         case typeIPv4:
             guard destination == mac || destination == broadcast else { return .foreign }
+            // No station sends from a zero or group address: learning one would misdirect replies.
+            guard source != 0, source & 0x0100_0000_0000 == 0 else { return .malformed }
             let packet = UnsafeRawBufferPointer(start: p + headerLength, count: length - headerLength)
             guard packet.count >= 20, packet[0] >> 4 == 4 else { return .malformed }
             let ihl = Int(packet[0] & 0xF) * 4
             let total = Int(packet[2]) << 8 | Int(packet[3])
             guard ihl >= 20, ihl <= total, total <= packet.count else { return .malformed }
             guard load32(packet.baseAddress!, 16) == ip else { return .foreign }
+            // A fragment is not a whole FCP packet, and nothing here reassembles.
+            guard load16(packet.baseAddress!, 6) & 0x3FFF == 0 else { return .malformed }
             guard IPv4.checksum(UnsafeRawBufferPointer(rebasing: packet[0..<ihl])) == 0 else { return .malformed }
             return .ipv4(
                 source: load32(packet.baseAddress!, 12), sourceMAC: source, protocolNumber: packet[9],
@@ -177,12 +181,15 @@ extension IPv4 {
 /// IPv4 address to MAC, learned from what arrives and from ARP: a fixed-size
 /// open-addressing table allocated once, so lookups and updates never allocate.
 public struct NeighbourTable: ~Copyable {
-    let capacity: Int
+    /// Slots (a power of two, at least twice the expected addresses).
+    public let capacity: Int
     let keys: UnsafeMutablePointer<UInt32>
     let values: UnsafeMutablePointer<Ethernet.Address>
     /// When an ARP request for the address was last sent (ns), for addresses not yet known.
     let asked: UnsafeMutablePointer<UInt64>
     public private(set) var count = 0
+    /// When a question last found no slot (`.max`: never).
+    var overflowAsked = UInt64.max
     static let probes = 16
 
     /// A table for about `expected` addresses.
@@ -204,20 +211,27 @@ public struct NeighbourTable: ~Copyable {
         asked.deallocate()
     }
 
+    /// The home slot: the product's high bits, which depend on every bit of the address
+    /// (hosts numbered in the low bits of several subnets must not collide).
     @inline(__always)
-    func home(_ ip: UInt32) -> Int { Int((ip &* 0x9E37_79B1) >> 7) & (capacity - 1) }
+    func home(_ ip: UInt32) -> Int {
+        Int(truncatingIfNeeded: (UInt64(ip) &* 0x9E37_79B9_7F4A_7C15) >> UInt64(64 - capacity.trailingZeroBitCount))
+    }
 
-    /// The slot of `ip`, or where it would go (an empty slot, else its home slot, which
-    /// it then takes over: the table forgets rather than grows).
+    /// The slot of `ip`, or where it would go: an empty slot, else one whose MAC is still
+    /// being asked for, else (the window is full of known peers) its home slot, taken
+    /// over: the table forgets rather than grows.
     @inline(__always)
     func slot(_ ip: UInt32) -> (index: Int, found: Bool) {
         let h = home(ip)
+        var pending = -1
         for k in 0..<Self.probes {
             let i = (h + k) & (capacity - 1)
             if keys[i] == ip { return (i, true) }
             if keys[i] == 0 { return (i, false) }
+            if pending < 0 && values[i] == 0 { pending = i }
         }
-        return (h, false)
+        return (pending >= 0 ? pending : h, false)
     }
 
     /// The MAC of `ip`, if known.
@@ -230,13 +244,24 @@ public struct NeighbourTable: ~Copyable {
     /// Records that `ip` is at `mac`.
     @inline(__always)
     public mutating func learn(_ ip: UInt32, _ mac: Ethernet.Address) {
-        guard ip != 0 else { return }
+        guard ip != 0, mac != 0 else { return }
         let (i, found) = slot(ip)
         if found && values[i] == mac { return }
         let wasKnown = keys[i] != 0 && values[i] != 0
         keys[i] = ip
         values[i] = mac
         if !wasKnown { count += 1 }
+    }
+
+    /// Updates `ip`'s MAC only if the table already holds it (asked for or known): what
+    /// other hosts' ARP traffic says is worth that much, not a slot of its own.
+    @inline(__always)
+    public mutating func refresh(_ ip: UInt32, _ mac: Ethernet.Address) {
+        guard ip != 0, mac != 0 else { return }
+        let (i, found) = slot(ip)
+        guard found else { return }
+        if values[i] == 0 { count += 1 }
+        values[i] = mac
     }
 
     /// Whether to ask for `ip` now (at most once per `interval` ns per address); notes
@@ -246,7 +271,13 @@ public struct NeighbourTable: ~Copyable {
         let (i, found) = slot(ip)
         if found && values[i] != 0 { return false }
         if found && now &- asked[i] < interval { return false }
-        if !found && keys[i] != 0 && values[i] != 0 { count -= 1 }
+        // Never push a known peer out for an address that may not answer: questions that
+        // find no slot share one rate limit instead.
+        if !found && keys[i] != 0 && values[i] != 0 {
+            guard overflowAsked == .max || now &- overflowAsked >= interval else { return false }
+            overflowAsked = now
+            return true
+        }
         keys[i] = ip
         values[i] = 0
         asked[i] = now

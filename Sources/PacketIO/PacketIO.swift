@@ -37,7 +37,8 @@ public struct PacketIOStatistics: Sendable, Hashable {
     public var arpAnswered: UInt64 = 0
     /// ARP requests sent for peers whose MAC was not known.
     public var arpRequestsSent: UInt64 = 0
-    /// Sends dropped because the peer's MAC was not yet known (also in ``sendDropped``).
+    /// Sends dropped because the peer's MAC was not yet known (FCP datagrams among them
+    /// are also in ``sendDropped``).
     public var unresolved: UInt64 = 0
     /// Frames the device dropped before they were read: its ring was full (DPDK).
     public var receiveMissed: UInt64 = 0

@@ -11,9 +11,10 @@ import Synchronization
 ///   endpoints through ``DPDKPort/send(_:)``: neighbour lookup, Ethernet and IPv4 headers,
 ///   the IPv4 checksum in software, a buffer from the pool, the copy, the burst;
 /// - receive: ``DPDKPort/receive(into:waitingUpTo:)`` in batches of 32: the burst, the
-///   copy into the batch, classification (these frames are not for the arbiter and stop
-///   there, so it is a lower bound on the cost of a real FCP packet, which is also moved
-///   into place);
+///   copy into the batch, classification. net_null hands back recycled buffers (in the
+///   "both" phase, the frames just sent, stale otherwise), which classification rejects
+///   early, so this is a lower bound on a real FCP packet's cost; that packet's own parse
+///   and move is measured apart, on a built frame (``fcpFrameParseCost()``);
 /// - both: one receive and one send per round, as the communication thread's loop goes.
 ///
 /// The arbiter core's own work per packet is not in these numbers: `fcp-load` over
@@ -40,12 +41,14 @@ extension FCPLoadCommand {
         let hostCount = hosts
         let seconds = duration
         let runCount = runs
+        let core = arbiterCore
         let result = Mutex<Result<([Double], [Double], [Double], UInt64), DPDKError>>(.success(([], [], [], 0)))
         let done = DispatchSemaphore(value: 0)
         PinnedThread.start(name: "fp-dpdk-load", cpu: arbiterCore) { _ in
             defer { done.signal() }
             do throws(DPDKError) {
-                let port = try DPDKPort(settings: settings, localAddress: Self.arbiterAddress, expectedPeers: hostCount)
+                let port = try DPDKPort(
+                    settings: settings, localAddress: Self.arbiterAddress, expectedPeers: hostCount, pollingCPU: core)
                 defer { port.close() }
                 port.registerPollingThread()
                 for i in 0..<hostCount {

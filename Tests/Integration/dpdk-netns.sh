@@ -79,7 +79,7 @@ expect_failure no-device "failed to probe" "${arbiter[@]}" \
   --set "dpdk.eal_args=-l 0-1 --no-huge --no-pci --no-shconf -m 256 --vdev=net_af_packet0,iface=fpnosuch0"
 expect_failure no-port "found no port" "${arbiter[@]}" --set "dpdk.eal_args=-l 0-1 --no-huge --no-pci --no-shconf -m 256"
 expect_failure wrong-port "no DPDK port named 'net_tap9'" "${arbiter[@]}" --set dpdk.port=net_tap9
-expect_failure too-little-memory "raise -m" "${arbiter[@]}" \
+expect_failure too-little-memory "cannot create a pool" "${arbiter[@]}" \
   --set "dpdk.eal_args=-l 0-1 --no-huge --no-pci --no-shconf -m 8 --vdev=net_null0"
 # An unprivileged user may not open the af_packet socket a net_af_packet device needs.
 ip link add "${tag}v0" type veth peer name "${tag}v1"

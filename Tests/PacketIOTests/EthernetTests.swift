@@ -74,6 +74,23 @@ struct EthernetTests {
         #expect(classify(ipv6) == .foreign)
     }
 
+    @Test func fragmentsAndImpossibleSourcesAreMalformed() {
+        var fragment = frame()
+        fragment[14 + 6] = 0x20  // more fragments
+        fragment.withUnsafeMutableBytes { IPv4.setChecksum($0.baseAddress! + 14) }
+        #expect(classify(fragment) == .malformed)
+        var offset = frame()
+        offset[14 + 6] = 0x40
+        offset[14 + 7] = 0x10  // fragment offset 16, don't-fragment set
+        offset.withUnsafeMutableBytes { IPv4.setChecksum($0.baseAddress! + 14) }
+        #expect(classify(offset) == .malformed)
+        for source: Ethernet.Address in [0, 0x0100_5E00_0001] {
+            var f = frame()
+            f.withUnsafeMutableBytes { Ethernet.storeAddress(source, $0.baseAddress!, at: 6) }
+            #expect(classify(f) == .malformed)
+        }
+    }
+
     @Test func damagedFramesAreMalformed() {
         var badSum = frame()
         badSum[24] ^= 0xFF
@@ -139,8 +156,52 @@ struct EthernetTests {
         for i in 0..<10_000 { table.learn(UInt32(0x0A01_0000 + i), Ethernet.Address(i + 1)) }
         let count3 = table.count
         let last = table.lookup(UInt32(0x0A01_0000 + 9_999))
-        #expect(count3 <= 128 && count3 > 0)
+        #expect(count3 == table.capacity)
         #expect(last == 10_000)
+    }
+
+    @Test("hosts numbered in the low bits of many subnets all fit; a full window keeps its known peers")
+    func neighbourTableSpreadsSubnetsAndKeepsKnownPeers() {
+        // 10.P.0.H: 64 subnets of 16 hosts, which a hash of the low bits alone crowds together.
+        var table = NeighbourTable(expected: 1024)
+        let addresses = (0..<64).flatMap { p in (1...16).map { h in UInt32(10 << 24 | p << 16 | h) } }
+        for (i, a) in addresses.enumerated() { table.learn(a, Ethernet.Address(0x0200_0000_0000 + i)) }
+        var found = 0
+        for (i, a) in addresses.enumerated() where table.lookup(a) == Ethernet.Address(0x0200_0000_0000 + i) {
+            found += 1
+        }
+        let count = table.count
+        #expect(found == addresses.count && count == addresses.count)
+        // A zero MAC is never learned.
+        table.learn(IPv4.parse("10.99.0.1")!, 0)
+        let zero = table.lookup(IPv4.parse("10.99.0.1")!)
+        #expect(zero == nil && table.count == addresses.count)
+
+        // Fill a small table with known peers, then ask for strangers: none pushes a known
+        // peer out, and the questions that find no slot are rate-limited together.
+        var small = NeighbourTable(expected: 8)
+        var known: [UInt32] = []
+        var ip: UInt32 = 0x0A00_0001
+        while small.count < small.capacity {
+            small.learn(ip, Ethernet.Address(ip))
+            known.append(ip)
+            ip += 1
+        }
+        // Filling windows may have pushed a few out (learning does): keep those still held.
+        known = known.filter { small.lookup($0) != nil }
+        #expect(known.count == small.capacity)
+        var asked = 0
+        for k in 0..<1000 where small.shouldAsk(0x0B00_0000 + UInt32(k), now: 5_000, interval: 1_000_000) { asked += 1 }
+        var kept = 0
+        for a in known where small.lookup(a) == Ethernet.Address(a) { kept += 1 }
+        #expect(asked == 1)
+        #expect(kept == known.count)
+        // What other hosts' ARP says updates a held entry only.
+        small.refresh(known[0], 0x0200_0000_BEEF)
+        small.refresh(0x0C00_0001, 0x0200_0000_BEEF)
+        let refreshed = small.lookup(known[0])
+        let stranger = small.lookup(0x0C00_0001)
+        #expect(refreshed == 0x0200_0000_BEEF && stranger == nil)
     }
 
     @Test("500 000 random and mutated frames: classified without a crash, never beyond what arrived")

@@ -16,7 +16,7 @@ extern "C" {
 typedef struct fp_dpdk_port_info {
     uint16_t port;
     uint8_t mac[6];
-    /// The NUMA node the mempool was created on (the port's, else the calling CPU's).
+    /// The NUMA node the mempool was created on (-1: any).
     int32_t numa_node;
     /// Whether the port computes IPv4 header checksums (TX offload).
     int32_t ipv4_checksum_offload;
@@ -38,9 +38,11 @@ int fp_dpdk_register_thread(void);
 int fp_dpdk_port_count(void);
 /// Sets up port `name` (a device name such as "net_af_packet0" or a PCI address; NULL or
 /// "" for the first port) with one RX and one TX queue and a pool of `mbufs` buffers,
-/// and starts it. 0, or a negative errno with a reason in `error`.
+/// and starts it. The pool goes on the port's NUMA node, or for a device without one (a
+/// virtual device) on `polling_cpu`'s (-1: wherever DPDK likes). 0, or a negative errno
+/// with a reason in `error`.
 int fp_dpdk_port_open(const char *name, uint16_t rx_descriptors, uint16_t tx_descriptors, uint32_t mbufs,
-                      fp_dpdk_port_info *info, char *error, size_t error_length);
+                      int32_t polling_cpu, fp_dpdk_port_info *info, char *error, size_t error_length);
 /// Receives up to `max` frames, copying frame i into buffers + i*stride (at most stride
 /// bytes) and its full length into lengths[i]. Returns how many.
 int fp_dpdk_receive(uint16_t port, uint8_t *buffers, uint32_t stride, int32_t *lengths, int max);

@@ -197,6 +197,12 @@ public struct AgentDaemonConfiguration: Sendable {
                 ]) ?? c.logLevel
         (c.io, c.dpdk) = try root.ioSettings()
         try root.finish()
+        if c.io == .dpdk && c.slotBytes > 1500 {
+            // The port keeps its default 1500-byte MTU; larger packets would be dropped.
+            throw ConfigurationError(
+                field: "slot_bytes",
+                reason: "\(c.slotBytes) is more than io: dpdk sends (a 1500-byte MTU): use 1500 or less")
+        }
         if c.perDestinationPacketLimit > c.packetCapacity {
             throw ConfigurationError(
                 field: "per_destination_packet_limit",

@@ -186,6 +186,11 @@ public final class AgentRuntime: Sendable {
             stopped.store(true, ordering: .releasing)
             finished.signal()
         }
+        if case .dpdk(let t) = transport, !["net_af_packet", "net_tap"].contains(t.port.driver) {
+            logger.warning(
+                "\(t.port.deviceName) (\(t.port.driver)) belongs to DPDK alone: packets for this host other than FCP arrive there and are dropped, not passed to the kernel (docs/agent.md)"
+            )
+        }
         logger.info(
             "scheduling traffic to \(c.peers.count) peers",
             metadata: [
@@ -280,7 +285,8 @@ struct AgentLoop<Net: AgentTransport>: ~Copyable {
     var sendsUnscheduled: Bool { state == .fallback }
 
     mutating func run() {
-        var rx = PacketBatch(capacity: 16)
+        // 32: a DPDK port's vector receive path may take nothing from a smaller burst.
+        var rx = PacketBatch(capacity: 32)
         var control = PacketBatch(capacity: 8)
         var nextPublish: UInt64 = 0
         var errorsLogged = 0

@@ -60,7 +60,8 @@ final class DPDKTransport: AgentTransport {
 
     init(_ c: AgentDaemonConfiguration, settings: DPDKSettings) throws(AgentStartError) {
         do {
-            port = try DPDKPort(settings: settings, localAddress: c.address, expectedPeers: c.peers.count + 1)
+            port = try DPDKPort(
+                settings: settings, localAddress: c.address, expectedPeers: c.peers.count + 1, pollingCPU: c.pacingCore)
         } catch {
             throw AgentStartError(reason: "cannot start DPDK: \(error)")
         }
