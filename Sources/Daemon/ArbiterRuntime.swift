@@ -172,12 +172,7 @@ public final class ArbiterRuntime: Sendable {
             case .socket(let socket):
                 run(core: core, io: socket)
             case .dpdk(let port):
-                let e = port.registerPollingThread()
-                if e != 0 {
-                    logger.warning(
-                        "cannot register the communication thread with DPDK: \(String(cString: strerror(e))); buffers come from the shared pool"
-                    )
-                }
+                if let problem = port.registerPollingThread() { logger.warning("communication thread: \(problem)") }
                 run(core: core, io: port)
                 port.close()
             }
@@ -361,8 +356,7 @@ enum ArbiterBackend: CustomStringConvertible {
     var description: String {
         switch self {
         case .socket: "raw sockets"
-        case .dpdk(let p):
-            "dpdk \(p.deviceName) (\(p.driver), \(Ethernet.format(p.mac)), NUMA node \(p.numaNode < 0 ? "any" : "\(p.numaNode)"), IPv4 checksum \(p.checksumOffload ? "offloaded" : "in software"))"
+        case .dpdk(let p): p.summary
         }
     }
 }

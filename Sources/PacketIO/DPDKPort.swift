@@ -72,7 +72,7 @@ public enum DPDKEnvironment {
             var pointers: [UnsafeMutablePointer<CChar>?] = argv + [nil]
             let r = fp_dpdk_eal_init(Int32(argv.count), &pointers, &error, error.count)
             if r != 0 {
-                let text = String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                let text = String(cMessage: error)
                 return .failure(
                     DPDKError(reason: "\(text); EAL arguments: \(arguments.joined(separator: " "))", code: -r))
             }
@@ -139,7 +139,7 @@ public final class DPDKPort: PacketIO {
             UInt16(clamping: settings.transmitDescriptors),
             UInt32(clamping: settings.buffers), Int32(clamping: pollingCPU ?? -1), &info, &error, error.count)
         guard r == 0 else {
-            var text = String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            var text = String(cMessage: error)
             let namesDevice = settings.ealArguments.contains {
                 $0.hasPrefix("--vdev") || $0 == "-a" || $0.hasPrefix("--allow")
             }
@@ -182,8 +182,19 @@ public final class DPDKPort: PacketIO {
 
     /// Gives the calling thread a DPDK lcore id, so buffers come from its own cache. Call it
     /// from the thread that will poll. Returns 0 or an error number.
+    /// Returns why it could not, if it could not (the thread then works from the shared pool).
     @discardableResult
-    public func registerPollingThread() -> Int32 { -fp_dpdk_register_thread() }
+    public func registerPollingThread() -> String? {
+        let e = -fp_dpdk_register_thread()
+        return e == 0
+            ? nil
+            : "cannot register the polling thread with DPDK: \(String(cString: strerror(e))); buffers come from the shared pool"
+    }
+
+    /// One line for logs: device, driver, MAC, NUMA node, checksum offload.
+    public var summary: String {
+        "dpdk \(deviceName) (\(driver), \(Ethernet.format(mac)), NUMA node \(numaNode < 0 ? "any" : "\(numaNode)"), IPv4 checksum \(checksumOffload ? "offloaded" : "in software"))"
+    }
 
     /// Peers whose MAC is known.
     public var knownNeighbours: Int { neighbours.count }
@@ -273,11 +284,7 @@ public final class DPDKPort: PacketIO {
     func resolve(_ ip: UInt32) -> Ethernet.Address? {
         if let g = settings.gateway { return g }
         if let m = neighbours.lookup(ip) { return m }
-        if neighbours.shouldAsk(ip, now: RealtimeClock.now(), interval: Self.arpInterval) {
-            let length = Ethernet.writeARP(
-                control, operation: 1, senderMAC: mac, senderIP: localAddress, targetMAC: 0, targetIP: ip)
-            if sendControl(length: length) { counters.arpRequestsSent &+= 1 }
-        }
+        if neighbours.shouldAsk(ip, now: RealtimeClock.now(), interval: Self.arpInterval) { requestARP(ip) }
         counters.unresolved &+= 1
         return nil
     }
@@ -292,11 +299,15 @@ public final class DPDKPort: PacketIO {
         guard !closed else { return }
         let now = RealtimeClock.now()
         for ip in addresses where settings.gateway == nil && neighbours.lookup(ip) == nil {
-            guard neighbours.shouldAsk(ip, now: now, interval: Self.arpInterval) else { continue }
-            let length = Ethernet.writeARP(
-                control, operation: 1, senderMAC: mac, senderIP: localAddress, targetMAC: 0, targetIP: ip)
-            if sendControl(length: length) { counters.arpRequestsSent &+= 1 }
+            if neighbours.shouldAsk(ip, now: now, interval: Self.arpInterval) { requestARP(ip) }
         }
+    }
+
+    /// Broadcasts an ARP request for `ip`.
+    func requestARP(_ ip: UInt32) {
+        let length = Ethernet.writeARP(
+            control, operation: 1, senderMAC: mac, senderIP: localAddress, targetMAC: 0, targetIP: ip)
+        if sendControl(length: length) { counters.arpRequestsSent &+= 1 }
     }
 
     public func send(_ batch: inout PacketBatch) throws(PacketIOError) -> Int {
@@ -354,5 +365,12 @@ public final class DPDKPort: PacketIO {
         var l = Int32(Ethernet.headerLength + packet.count)
         let sent = fp_dpdk_send(portID, frames.assumingMemoryBound(to: UInt8.self), UInt32(Self.frameStride), &l, 1, 0)
         return sent == 1 ? 0 : ENOBUFS
+    }
+}
+
+extension String {
+    /// The NUL-terminated text a C call wrote into `buffer`.
+    init(cMessage buffer: [CChar]) {
+        self.init(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -172,12 +172,7 @@ public final class AgentRuntime: Sendable {
                     configuration: c, core: core, tun: tun, net: t, logger: logger, runtime: self, pinned: pinned)
                 loop.run()
             case .dpdk(let t):
-                let e = t.port.registerPollingThread()
-                if e != 0 {
-                    logger.warning(
-                        "cannot register the pacing thread with DPDK: \(String(cString: strerror(e))); buffers come from the shared pool"
-                    )
-                }
+                if let problem = t.port.registerPollingThread() { logger.warning("pacing thread: \(problem)") }
                 var loop = AgentLoop(
                     configuration: c, core: core, tun: tun, net: t, logger: logger, runtime: self, pinned: pinned)
                 loop.run()

@@ -98,8 +98,7 @@ enum AgentTransportKind: CustomStringConvertible {
     var description: String {
         switch self {
         case .sockets: "raw sockets"
-        case .dpdk(let t):
-            "dpdk \(t.port.deviceName) (\(t.port.driver), \(Ethernet.format(t.port.mac)), NUMA node \(t.port.numaNode))"
+        case .dpdk(let t): t.port.summary
         }
     }
 }
