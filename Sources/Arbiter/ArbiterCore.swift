@@ -10,9 +10,15 @@ public struct ArbiterCoreConfiguration: Sendable {
     public var pathMethod: PathSelector.Method = .edgeColoring
     /// Start of slot 0 on the arbiter's clock, in nanoseconds.
     public var slotOrigin: UInt64 = 0
-    /// How far ahead of the current slot batches are allocated. Endpoints take
-    /// allocations up to 64 slots early, so the batch must fit in that.
-    public var lookaheadSlots = 32
+    /// How far ahead of the current slot batches are allocated, fixed; nil (the default)
+    /// follows the measured send lead (see ``ArbiterCore/sendLeadSlots``), within the
+    /// most that endpoints accept early (64 slots for the end of a batch). Allocator
+    /// threads pace themselves by a fixed lead: the most allowed, when nil.
+    public var lookaheadSlots: Int?
+    /// Allocations whose slot has passed by more than this when their session gets to send
+    /// them are not sent but offered to the allocator again: an endpoint refuses them
+    /// (the reference accepts 16 slots late).
+    public var expireUnsentAfterSlots = 16
     /// Demand the allocator's pair table refused, kept to offer again (entries).
     public var retryCapacity = 65_536
     /// Run the allocator's stages and path selection on threads of their own (started by
@@ -27,27 +33,48 @@ public struct ArbiterCoreConfiguration: Sendable {
     public func problem(topology: Topology) -> String? {
         if let p = session.problem { return "session.\(p)" }
         if let p = allocator.problem(hosts: topology.hostCount) { return p }
-        if lookaheadSlots < 0 || lookaheadSlots + allocator.batchSize > 64 {
-            return "lookaheadSlots: a batch of \(allocator.batchSize) allocated \(lookaheadSlots) slots ahead "
-                + "ends more than 64 slots ahead, which endpoints refuse"
+        let ceiling = Self.maximumLookahead(batchSize: allocator.batchSize, topology: topology)
+        if ceiling < 0 {
+            return
+                "allocator.batchSize: a batch of \(allocator.batchSize) slots does not fit the 64 slots endpoints accept early"
         }
-        // Reference endpoints count 64 of their slots of 1251.284 ns.
-        let aheadNanoseconds = Double(lookaheadSlots + allocator.batchSize) * topology.timeslotNanoseconds
-        if topology.configuration.referenceEndpoints && aheadNanoseconds > 64 * Topology.referenceTimeslotNanoseconds {
-            return "lookaheadSlots: a batch ends \(Int(aheadNanoseconds)) ns ahead, more than the 64 reference slots "
-                + "reference endpoints accept early"
+        if let lookaheadSlots {
+            if lookaheadSlots < 0 || lookaheadSlots + allocator.batchSize > 64 {
+                return "lookaheadSlots: a batch of \(allocator.batchSize) allocated \(lookaheadSlots) slots ahead "
+                    + "ends more than 64 slots ahead, which endpoints refuse"
+            }
+            // Reference endpoints count 64 of their slots of 1251.284 ns.
+            let aheadNanoseconds = Double(lookaheadSlots + allocator.batchSize) * topology.timeslotNanoseconds
+            if lookaheadSlots > ceiling {
+                return
+                    "lookaheadSlots: a batch ends \(Int(aheadNanoseconds)) ns ahead, more than the 64 reference slots "
+                    + "reference endpoints accept early"
+            }
         }
+        if expireUnsentAfterSlots < 0 { return "expireUnsentAfterSlots: must not be negative" }
         if retryCapacity < 1 { return "retryCapacity: must be at least 1" }
         if let pipeline {
             if let p = pipeline.problem { return p }
             // A stage starts a batch lookahead ÷ batch size whole batches ahead.
-            if lookaheadSlots < allocator.batchSize {
+            if (lookaheadSlots ?? ceiling) < allocator.batchSize {
                 return "lookaheadSlots: with allocator threads, at least one batch (\(allocator.batchSize) slots)"
             }
             // The pipeline passes unroutable allocations back in 16-bit host fields.
             if topology.hostCount > 65_536 { return "pipeline: at most 65 536 hosts (got \(topology.hostCount))" }
         }
         return nil
+    }
+
+    /// The most slots ahead a batch of `batchSize` may be allocated: its last slot no more
+    /// than 64 slots ahead, in reference slots where reference endpoints are served.
+    /// Negative when even a batch allocated now would end too far ahead.
+    public static func maximumLookahead(batchSize: Int, topology: Topology) -> Int {
+        var ceiling = 64 - batchSize
+        if topology.configuration.referenceEndpoints {
+            let window = 64 * Topology.referenceTimeslotNanoseconds
+            while ceiling >= 0 && Double(ceiling + batchSize) * topology.timeslotNanoseconds > window { ceiling -= 1 }
+        }
+        return ceiling
     }
 }
 
@@ -96,6 +123,14 @@ public struct ArbiterCoreStatistics: Sendable, Hashable {
     public var commandsDelayed: UInt64 = 0
     /// Demand lost because the retry list was full too (slots).
     public var demandDropped: UInt64 = 0
+    /// Allocations not sent because their slot had passed by more than
+    /// ``ArbiterCoreConfiguration/expireUnsentAfterSlots`` when their session sent (the
+    /// arbiter was held up); their demand is offered again.
+    public var allocationsExpiredUnsent: UInt64 = 0
+    /// Packets sent that carried allocations.
+    public var allocationPacketsSent: UInt64 = 0
+    /// Round-trip samples taken from endpoints' acknowledgements.
+    public var roundTripSamples: UInt64 = 0
     public var registrations: UInt64 = 0
     public var refusals: UInt64 = 0
     public var endpointResets: UInt64 = 0
@@ -166,8 +201,38 @@ public final class ArbiterCore {
     /// Demand a session handed over towards a removed host, withdrawn once the session
     /// is free again (destination node ids, for the session being served).
     private var refusedTowards: [NodeID] = []
+    /// Destinations of allocations a session withdrew unsent (scratch, reused).
+    private var expiredTowards: [NodeID] = []
 
     public private(set) var statistics = ArbiterCoreStatistics()
+
+    // The send rule. A session with nothing but allocations to send waits until its
+    // earliest one is `sendLeadSlots` ahead, or until it has a packet's worth: fewer,
+    // fuller packets, each still early enough for the endpoint.
+    /// How far ahead of its earliest slot a packet of allocations leaves: the 99th
+    /// percentile of the endpoints' round trips (see ``RoundTripEstimator``) plus one batch,
+    /// within one batch and ``lookaheadSlots``.
+    public private(set) var sendLeadSlots: Int
+    /// How far ahead of the current slot batches are allocated now: fixed when configured,
+    /// else the send lead (a batch is then due to leave as it is made, and a new flow waits
+    /// no longer for its first slot than the path to it needs).
+    public private(set) var lookaheadSlots: Int
+    private let lookaheadCeiling: Int
+    private var roundTrips = RoundTripEstimator()
+    /// Per session: when its pending allocations are due to leave (.max: none), and the
+    /// due time last pushed on the timer heap for it.
+    private let allocationDue: UnsafeMutablePointer<UInt64>
+    private let pushedDue: UnsafeMutablePointer<UInt64>
+    /// The latest time the core was given.
+    private var clock: UInt64
+    /// A packet's worth of allocations: a reference ALLOC's 64 descriptor bytes hold about
+    /// 48 slots with their skips; an extended packet of 512 bytes, after its reports, about
+    /// 32 WIDE-ALLOC entries.
+    static let referencePacketAllocations = 48
+    static let extendedPacketAllocations = 32
+    /// When the core was made: every session's first reset timestamp, so that an
+    /// endpoint's own RESET (newer) is taken at once (see ``ArbiterSession/init(configuration:now:)``).
+    let startTime: UInt64
 
     public init(topology: Topology, configuration: ArbiterCoreConfiguration = .init(), now: UInt64)
         throws(TopologyError)
@@ -177,10 +242,18 @@ public final class ArbiterCore {
         }
         self.configuration = configuration
         self.topology = topology
+        startTime = now
         hostCount = topology.hostCount
         referenceIDs = topology.configuration.referenceEndpoints ? topology.referenceIDs : []
-        let aheadNanoseconds =
-            Double(configuration.lookaheadSlots + configuration.allocator.batchSize) * topology.timeslotNanoseconds
+        let batchSize = configuration.allocator.batchSize
+        lookaheadCeiling =
+            configuration.lookaheadSlots
+            ?? ArbiterCoreConfiguration.maximumLookahead(batchSize: batchSize, topology: topology)
+        // Until round trips are measured, allocations leave as soon as they are made.
+        lookaheadSlots = lookaheadCeiling
+        sendLeadSlots = lookaheadCeiling
+        clock = now
+        let aheadNanoseconds = Double(lookaheadCeiling + batchSize) * topology.timeslotNanoseconds
         referenceNumberingWorks =
             topology.timeslotNanoseconds >= Topology.referenceTimeslotNanoseconds && topology.spineCount <= 4
             && topology.nodeIDs.allSatisfy { $0.rawValue <= NodeID.referenceLimit }
@@ -233,7 +306,12 @@ public final class ArbiterCore {
         pushedDeadline.initialize(repeating: .max, count: hostCount)
         removed = .allocate(capacity: hostCount)
         removed.initialize(repeating: false, count: hostCount)
+        allocationDue = .allocate(capacity: hostCount)
+        allocationDue.initialize(repeating: .max, count: hostCount)
+        pushedDue = .allocate(capacity: hostCount)
+        pushedDue.initialize(repeating: .max, count: hostCount)
         refusedTowards.reserveCapacity(64)
+        expiredTowards.reserveCapacity(Int(PendingAllocations.windowLength))
     }
 
     deinit {
@@ -252,6 +330,8 @@ public final class ArbiterCore {
         retrySlots.deallocate()
         pushedDeadline.deallocate()
         removed.deallocate()
+        allocationDue.deallocate()
+        pushedDue.deallocate()
     }
 
     // MARK: Clock
@@ -337,12 +417,12 @@ public final class ArbiterCore {
     public func startAllocatorThreads(now: UInt64, monotonicNow: UInt64) {
         guard let p = pipelined else { return }
         let batch = UInt64(configuration.allocator.batchSize)
-        let ahead = currentSlot(now: now) + 1 + UInt64(configuration.lookaheadSlots)
+        let ahead = currentSlot(now: now) + 1 + UInt64(lookaheadCeiling)
         let base = (ahead + batch - 1) / batch * batch
         let baseStart = monotonicNow &+ (start(ofSlot: base) &- now)
         // Batches start as early as the inline allocator would allocate them; the path
         // through the threads is the lookahead's to absorb.
-        let lead = max(1, configuration.lookaheadSlots / configuration.allocator.batchSize)
+        let lead = max(1, lookaheadCeiling / configuration.allocator.batchSize)
         p.start(
             baseSlot: base, baseStart: baseStart, slotNanoseconds: Double(timeslotPicoseconds) / 1000,
             leadBatches: lead)
@@ -364,12 +444,13 @@ public final class ArbiterCore {
     /// Handles one packet from the endpoint at `address` (IPv4, host byte order).
     public func receive(_ packet: UnsafeRawBufferPointer, from address: UInt32, now: UInt64) {
         statistics.packetsReceived &+= 1
+        clock = now
         guard let host = topology.index(ofAddress: address) else {
             statistics.packetsFromUnknownHosts &+= 1
             return
         }
         if !hasSession[host] {
-            (sessions + host).initialize(to: ArbiterSession(configuration: sessionTemplate, now: now))
+            (sessions + host).initialize(to: ArbiterSession(configuration: sessionTemplate, now: startTime))
             hasSession[host] = true
         }
         var handler = Handler(core: self, source: host, extended: isExtended(host))
@@ -378,6 +459,7 @@ public final class ArbiterCore {
         withdrawRefused(host)
         // A removed host that speaks again (a packet its session took) is back.
         if result.error == nil { removed[host] = false }
+        if let rtt = sessions[host].takeRoundTripSample() { noteRoundTrip(rtt) }
         switch result.error {
         case nil: break
         case .resetNotApplied, .duplicate: statistics.packetsOutOfSync &+= 1
@@ -591,12 +673,17 @@ public final class ArbiterCore {
     /// Fires session timers that are due and allocates every batch whose slots are within
     /// the lookahead of `now`, recording its allocations in the sessions.
     public func advance(now: UInt64) {
+        clock = now
         while timerCount > 0 && timerDeadlines[0] <= now {
             let host = Int(timerHosts[0])
             let popped = timerDeadlines[0]
             popTimer()
             if popped == pushedDeadline[host] { pushedDeadline[host] = .max }
-            guard hasSession[host], let deadline = sessions[host].schedulingState().timerDeadline else { continue }
+            if popped == pushedDue[host] { pushedDue[host] = .max }
+            guard hasSession[host] else { continue }
+            // Held allocations now due: the session joins the ready queue.
+            if allocationDue[host] <= now { sessionChanged(host) }
+            guard let deadline = sessions[host].schedulingState().timerDeadline else { continue }
             guard deadline <= now else {
                 // Moved later since: back on the heap at its new time.
                 if deadline != pushedDeadline[host] {
@@ -624,7 +711,7 @@ public final class ArbiterCore {
             statistics.slotsSkipped &+= next - allocator.nextSlot
             allocator.skip(to: next)
         }
-        while allocator.nextSlot <= current + UInt64(configuration.lookaheadSlots) {
+        while allocator.nextSlot <= current + UInt64(lookaheadSlots) {
             allocateBatch()
         }
     }
@@ -634,7 +721,7 @@ public final class ArbiterCore {
     /// With allocator threads, the time the next batch should be back from them (polled
     /// at most every microsecond while it is overdue).
     public var nextDeadline: UInt64 {
-        let lookahead = UInt64(configuration.lookaheadSlots)
+        let lookahead = UInt64(lookaheadSlots)
         let next = nextSlotToAllocate
         var due = next > lookahead ? start(ofSlot: next - lookahead) : configuration.slotOrigin
         if pipelined != nil { due = max(due, pollAfter) }
@@ -672,21 +759,25 @@ public final class ArbiterCore {
         let announced = sessions[source].schedulingState().announcedClock
         let slot = sessionSlot(ourSlot, announcedClock: announced)
         let path = PathID(spine < 0 ? 0 : UInt16(spine))
+        // An allocation this far after the earliest one waiting would push that out of the
+        // session's window, to be reported lost: it is long past (the core was held up),
+        // so it goes back to the allocator instead.
+        if let earliest = sessions[source].schedulingState().earliestPendingSlot,
+            case let ahead = slot &- earliest, ahead >= PendingAllocations.windowLength, ahead < 1 << 62
+        {
+            expireUnsent(source, before: slot &- (PendingAllocations.windowLength - 1))
+        }
         switch sessions[source].record(allocationIn: slot, destination: node, path: path) {
         case .recorded:
             statistics.allocationsRecorded &+= 1
+            let lead = UInt64(sendLeadSlots)
+            let due = ourSlot > lead ? start(ofSlot: ourSlot - lead) : 0
+            if due < allocationDue[source] { allocationDue[source] = due }
         case .noDemand:
             statistics.allocationsStale &+= 1
         case .slotUnavailable:
             statistics.allocationsRequestedAgain &+= 1
-            if let allocator {
-                allocator.requestAgain(source: source, destination: destination, slots: 1)
-            } else {
-                pipelined!.statistics.allocatedSlots &-= 1  // pending again, as inline
-                pipelined!.send(
-                    AllocatorCommand(
-                        kind: .requestAgain, source: Int32(source), destination: Int32(destination), value: batch))
-            }
+            requestAgain(source: source, destination: destination, batch: batch)
         case .unencodable:
             // Registration refuses endpoints that could get these. Offering the slot
             // again would only repeat it: the session reports it withdrawn instead.
@@ -694,6 +785,59 @@ public final class ArbiterCore {
             sessions[source].recordWithdrawal(destination: node, slots: 1)
         }
         sessionChanged(source)
+    }
+
+    /// Offers one slot of `source`'s demand towards `destination` to the allocator again
+    /// (an allocation that could not be used); `batch` is the threads' batch it came from.
+    private func requestAgain(source: Int, destination: Int, batch: UInt64) {
+        if let allocator {
+            allocator.requestAgain(source: source, destination: destination, slots: 1)
+        } else if let p = pipelined {
+            p.statistics.allocatedSlots &-= 1  // pending again, as inline
+            p.send(
+                AllocatorCommand(
+                    kind: .requestAgain, source: Int32(source), destination: Int32(destination), value: batch))
+        }
+    }
+
+    /// Takes a round-trip sample; every ``RoundTripEstimator/samplesPerUpdate`` samples the
+    /// send lead (and, unless fixed, the lookahead) follows its 99th percentile.
+    private func noteRoundTrip(_ nanoseconds: UInt64) {
+        statistics.roundTripSamples &+= 1
+        guard roundTrips.record(nanoseconds: nanoseconds), let p99 = roundTrips.p99Nanoseconds else { return }
+        let batch = configuration.allocator.batchSize
+        let slots = Int((p99 &* 1000 + timeslotPicoseconds - 1) / timeslotPicoseconds)
+        sendLeadSlots = max(batch, min(lookaheadCeiling, slots + batch))
+        if configuration.lookaheadSlots == nil { lookaheadSlots = sendLeadSlots }
+    }
+
+    /// The 99th percentile of the endpoints' round trips as last computed (ns); nil before
+    /// enough samples came.
+    public var roundTripP99Nanoseconds: UInt64? { roundTrips.p99Nanoseconds }
+
+    /// Pending allocations of `source` whose slot passed more than the endpoint accepts:
+    /// withdrawn unsent and offered to the allocator again.
+    private func expireUnsent(_ source: Int, now: UInt64) {
+        let state = sessions[source].schedulingState()
+        let current = currentSlot(now: now)
+        let late = UInt64(configuration.expireUnsentAfterSlots)
+        guard state.pendingAllocations > 0, current > late else { return }
+        expireUnsent(source, before: sessionSlot(current - late, announcedClock: state.announcedClock))
+    }
+
+    /// Withdraws `source`'s pending allocations for slots before `limit` (the session's
+    /// numbering) and offers their demand to the allocator again.
+    private func expireUnsent(_ source: Int, before limit: UInt64) {
+        let state = sessions[source].schedulingState()
+        expiredTowards.removeAll(keepingCapacity: true)
+        let expired = sessions[source].expirePendingAllocations(before: limit) { expiredTowards.append($0) }
+        guard expired > 0 else { return }
+        statistics.allocationsExpiredUnsent &+= UInt64(expired)
+        let batch = pipelined.map { $0.nextBatch &- 1 } ?? 0
+        for node in expiredTowards {
+            guard let d = host(named: node, extended: state.extended) else { continue }
+            requestAgain(source: source, destination: d, batch: batch)
+        }
     }
 
     /// Allocator threads: sends what waits, then takes in their events and every batch
@@ -788,17 +932,26 @@ public final class ArbiterCore {
     /// The next packet to send, built into `buffer` (at least 512 bytes): its destination
     /// address and length; nil when no session has anything to send.
     public func nextPacket(now: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> (address: UInt32, length: Int)? {
+        clock = now
         while readyCount > 0 {
             let host = Int(ready[readyHead])
             readyHead = (readyHead + 1) % hostCount
             readyCount -= 1
             isReady[host] = false
-            guard hasSession[host], sessions[host].schedulingState().wantsToSend else { continue }
+            guard hasSession[host] else { continue }
+            expireUnsent(host, now: now)
+            let pending = sessions[host].schedulingState().pendingAllocations
+            guard sessions[host].schedulingState().wantsToSend else {
+                sessionChanged(host)
+                continue
+            }
             let result = sessions[host].send(now: now, into: buffer)
+            let carried = sessions[host].schedulingState().pendingAllocations < pending
             sessionChanged(host)
             switch result {
             case .success(let length):
                 statistics.packetsSent &+= 1
+                if carried { statistics.allocationPacketsSent &+= 1 }
                 return (topology.addresses[host], length)
             case .failure:
                 statistics.encodeFailures &+= 1
@@ -811,7 +964,19 @@ public final class ArbiterCore {
     private func sessionChanged(_ host: Int) {
         guard hasSession[host] else { return }
         let state = sessions[host].schedulingState()
-        if state.wantsToSend && !isReady[host] {
+        var due = state.urgent
+        if state.pendingAllocations == 0 {
+            allocationDue[host] = .max
+        } else if allocationDue[host] <= clock
+            || state.pendingAllocations
+                >= (state.announcedClock ? Self.extendedPacketAllocations : Self.referencePacketAllocations)
+        {
+            due = true
+        } else if allocationDue[host] != pushedDue[host] {
+            pushedDue[host] = allocationDue[host]
+            pushTimer(allocationDue[host], host)
+        }
+        if due && !isReady[host] {
             isReady[host] = true
             ready[(readyHead + readyCount) % hostCount] = Int32(host)
             readyCount += 1
@@ -861,7 +1026,13 @@ public final class ArbiterCore {
         timerCount = 0
         for h in 0..<hostCount {
             pushedDeadline[h] = .max
-            guard hasSession[h], let deadline = sessions[h].schedulingState().timerDeadline else { continue }
+            pushedDue[h] = .max
+            guard hasSession[h] else { continue }
+            if allocationDue[h] != .max {
+                pushedDue[h] = allocationDue[h]
+                pushTimer(allocationDue[h], h)
+            }
+            guard let deadline = sessions[h].schedulingState().timerDeadline else { continue }
             pushedDeadline[h] = deadline
             pushTimer(deadline, h)
         }
@@ -885,6 +1056,8 @@ public final class ArbiterCore {
         }
         removed[host] = true
         pushedDeadline[host] = .max
+        allocationDue[host] = .max
+        pushedDue[host] = .max
         if let allocator {
             allocator.removeHost(host)
         } else {

@@ -53,6 +53,12 @@ public struct ArbiterSnapshot: Sendable {
     /// selection; 0 when it runs inline), and how many of them are pinned to their CPU.
     public var allocatorThreads = 0
     public var allocatorThreadsPinned = 0
+    /// The send rule as it stands (see ``ArbiterCore/sendLeadSlots``): how far ahead of its
+    /// earliest slot a packet of allocations leaves, how far ahead batches are allocated,
+    /// and the endpoints' round-trip 99th percentile it follows (ns; 0 before measured).
+    public var sendLeadSlots = 0
+    public var lookaheadSlots = 0
+    public var roundTripP99Nanoseconds: UInt64 = 0
 
     public static let latenessBuckets = 40
 }
@@ -319,6 +325,9 @@ public final class ArbiterRuntime: Sendable {
             s.io = stats
             s.allocatorThreads = core.allocatorIsThreaded ? configuration.allocatorThreads + 1 : 0
             s.allocatorThreadsPinned = core.allocatorThreadPinning.pinned
+            s.sendLeadSlots = core.sendLeadSlots
+            s.lookaheadSlots = core.lookaheadSlots
+            s.roundTripP99Nanoseconds = core.roundTripP99Nanoseconds ?? 0
             for i in s.lateness.indices { s.lateness[i] = counters.lateness[i] }
             for i in 0..<topology.hostCount {
                 guard let session = core.session(forAddress: topology.addresses[i]) else {

@@ -18,8 +18,9 @@ public struct ArbiterDaemonConfiguration: Sendable {
     public var requireAuthentication = false
     /// Slots allocated together.
     public var batchSize = 16
-    /// How far ahead of the current slot batches are allocated.
-    public var lookaheadSlots = 32
+    /// How far ahead of the current slot batches are allocated; nil (`auto`, the default):
+    /// follow the measured round trip to the endpoints (see ``ArbiterCore/sendLeadSlots``).
+    public var lookaheadSlots: Int?
     public var policy: AllocationPolicy = .maxMinFair
     public var pathSelection: PathSelector.Method = .edgeColoring
     /// CPU for the communication thread (sockets, sessions, and the allocator and path
@@ -72,7 +73,9 @@ public struct ArbiterDaemonConfiguration: Sendable {
         c.authenticationKeyFile = try root.string("authentication_key_file").flatMap { $0.isEmpty ? nil : $0 }
         c.requireAuthentication = try root.boolean("require_authentication") ?? false
         c.batchSize = try root.integer("batch_size", in: 1...64) ?? c.batchSize
-        c.lookaheadSlots = try root.integer("lookahead_slots", in: 0...63) ?? c.lookaheadSlots
+        if try root.string("lookahead_slots") != "auto" {
+            c.lookaheadSlots = try root.integer("lookahead_slots", in: 0...63) ?? c.lookaheadSlots
+        }
         c.policy =
             try root.choice(
                 "policy",

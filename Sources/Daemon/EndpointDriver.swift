@@ -47,6 +47,9 @@ public final class EndpointDriver {
         public var complete: Bool
         /// The endpoint session's counters (late, premature, lost allocations, ...).
         public var session: [String: UInt64]
+        /// Allocations for wanted destinations by `slot − current slot` on arrival (in the
+        /// endpoint's slots; negative: already begun), as `"lead": count`.
+        public var arrivalLeads: [String: UInt64]
     }
 
     let topology: Topology
@@ -150,6 +153,16 @@ public final class EndpointDriver {
             allocations: received,
             requestToFirstAllocationMicroseconds: firstAllocation.map { Double($0 - start) / 1e3 },
             packetsSent: sent, packetsReceived: arrived, complete: count >= total,
-            session: Dictionary(uniqueKeysWithValues: StatusReport.counters(session.statistics)))
+            session: Dictionary(uniqueKeysWithValues: StatusReport.counters(session.statistics)),
+            arrivalLeads: Self.counts(of: session.arrivalLeads))
+    }
+
+    static func counts(of leads: AllocationLeadHistogram) -> [String: UInt64] {
+        var out: [String: UInt64] = [:]
+        for lead in AllocationLeadHistogram.lowest...AllocationLeadHistogram.highest {
+            let n = leads.count(lead: lead)
+            if n > 0 { out[String(lead)] = n }
+        }
+        return out
     }
 }

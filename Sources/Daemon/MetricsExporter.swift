@@ -69,6 +69,9 @@ final class MetricsExporter: Sendable {
             gauge("fastpass_allocator_threads_pinned", Double(snapshot.allocatorThreadsPinned), in: &s)
             gauge("fastpass_hosts", Double(topology.hostCount), in: &s)
             gauge("fastpass_current_slot", Double(snapshot.currentSlot), in: &s)
+            gauge("fastpass_send_lead_slots", Double(snapshot.sendLeadSlots), in: &s)
+            gauge("fastpass_lookahead_slots", Double(snapshot.lookaheadSlots), in: &s)
+            gauge("fastpass_endpoint_round_trip_p99_seconds", Double(snapshot.roundTripP99Nanoseconds) / 1e9, in: &s)
             gauge(
                 "fastpass_uptime_seconds",
                 snapshot.time > snapshot.startedAt ? Double(snapshot.time - snapshot.startedAt) / 1e9 : 0, in: &s)

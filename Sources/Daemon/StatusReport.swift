@@ -62,6 +62,10 @@ enum StatusReport {
             "io": Dictionary(uniqueKeysWithValues: counters(s.io)),
             "fcp": fcp,
             "sessions": sessions,
+            "send_rule": [
+                "send_lead_slots": s.sendLeadSlots, "lookahead_slots": s.lookaheadSlots,
+                "round_trip_p99_seconds": Double(s.roundTripP99Nanoseconds) / 1e9,
+            ],
             "slot_lateness_ns": [
                 "p50": latenessQuantile(s.lateness, 0.5), "p99": latenessQuantile(s.lateness, 0.99),
                 "p999": latenessQuantile(s.lateness, 0.999), "samples": s.lateness.reduce(0, &+),

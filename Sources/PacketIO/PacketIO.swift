@@ -31,7 +31,8 @@ public struct PacketIOStatistics: Sendable, Hashable {
     public var sendBatches: UInt64 = 0
     /// Datagrams the device would not take (queue full, no route), dropped.
     public var sendDropped: UInt64 = 0
-    /// Frames for another station or of another protocol (backends that see frames).
+    /// Frames for another station or of another protocol (backends that see frames), or
+    /// datagrams to another local address than the one a socket is bound to.
     public var notForUs: UInt64 = 0
     /// ARP requests for the local address answered (backends that see frames).
     public var arpAnswered: UInt64 = 0

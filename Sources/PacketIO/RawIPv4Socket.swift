@@ -56,6 +56,10 @@ public final class RawIPv4Socket: PacketIO {
         }
         descriptor = fd
         localAddress = address
+        // Between socket() and bind() the socket took every protocol-222 packet the host
+        // received, for any address: they are not ours, so they go before the first read.
+        var scrap = [UInt8](repeating: 0, count: 2048)
+        while scrap.withUnsafeMutableBytes({ recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }) >= 0 {}
     }
 
     deinit { close(descriptor) }
@@ -101,6 +105,14 @@ public final class RawIPv4Socket: PacketIO {
             }
             guard let headerLength = IPv4.payloadOffset(UnsafeRawBufferPointer(start: base, count: wire)) else {
                 statistics.badHeader &+= 1
+                continue
+            }
+            // A raw socket bound to an address still sees packets for the host's other
+            // addresses in some kernels' paths (and saw all of them before bind).
+            if localAddress != 0
+                && IPv4.destination(ofHeader: UnsafeRawBufferPointer(start: base, count: wire)) != localAddress
+            {
+                statistics.notForUs &+= 1
                 continue
             }
             if kept != i {

@@ -257,6 +257,14 @@ public struct PendingAllocations {
         return (old, NodeID(nodes[i]), PathID(paths[i]))
     }
 
+    /// Removes the pending allocation of `slot`, returning its destination; nil when that
+    /// slot has none.
+    public mutating func remove(slot: UInt64) -> NodeID? {
+        guard count > 0, marked.contains(slot) else { return nil }
+        unmark(slot)
+        return NodeID(nodes[Self.index(slot)])
+    }
+
     /// Removes and returns any one pending allocation's destination (to report allocations
     /// that will never be sent).
     public mutating func popAny() -> NodeID? {

@@ -117,6 +117,9 @@ public struct ArbiterSessionStatistics: Sendable, Hashable {
     public var allocationsSent: UInt64 = 0
     /// Allocations that fell out of the 192-slot pending window unsent.
     public var allocationsFellOff: UInt64 = 0
+    /// Allocations withdrawn unsent because their slot had passed by more than the
+    /// endpoint accepts (the arbiter was held up): handed back as demand, not sent.
+    public var allocationsExpiredUnsent: UInt64 = 0
     /// Allocations refused: slot already taken, too old, or no demand recorded.
     public var allocationsRejected: UInt64 = 0
     /// Allocations refused because a reference endpoint cannot be told them (node above
@@ -207,6 +210,8 @@ struct ArbiterBook: FCPConnectionDelegate {
     var packetAuthenticated = false
     var didReset = false
     var transmitRequested = false
+    /// The latest round-trip sample not yet taken by the owner (0: none).
+    var roundTripSample: UInt64 = 0
     var statistics = ArbiterSessionStatistics()
 
     init(configuration: ArbiterSessionConfiguration) {
@@ -228,9 +233,12 @@ struct ArbiterBook: FCPConnectionDelegate {
         dirtyCount += 1
     }
 
+    /// Queues a report of destination `i`. A queued report is reason enough to send
+    /// (``ArbiterSession/wantsToSend``), so no transmission is requested besides: a report
+    /// queued while a packet is being built travels in that packet, and requesting one
+    /// here made an empty packet follow every packet that carried allocations.
     mutating func triggerReport(_ i: Int) {
         reports.append(i, to: .first)
-        transmitRequested = true
     }
 
     /// `count` allocations towards `node` left the pending window (sent, or fell off):
@@ -307,6 +315,8 @@ struct ArbiterBook: FCPConnectionDelegate {
 
     mutating func fcpTransmissionRequested() { transmitRequested = true }
 
+    mutating func fcpMeasuredRoundTrip(nanoseconds: UInt64) { roundTripSample = max(1, nanoseconds) }
+
     mutating func fcpWillDeliverPayloads(of packet: FCPPacketInfo) { packetAuthenticated = packet.authenticated }
 
     mutating func fcpReceivedAlloc(_ payload: FCPAllocPayloadView) {
@@ -378,12 +388,27 @@ public struct ArbiterSessionSchedulingState: Sendable, Hashable {
     public var extended: Bool
     /// The endpoint numbers slots by the arbiter's announced clock.
     public var announcedClock: Bool
+    /// Something other than allocations must go out: an acknowledgement, a report, a
+    /// RESET or WELCOME. Allocations alone may wait for the owner's send rule.
+    public var urgent: Bool
+    /// Allocations recorded and not yet sent.
+    public var pendingAllocations: Int
+    /// The earliest slot among them (in the endpoint's numbering), if any.
+    public var earliestPendingSlot: UInt64?
 }
 
 public struct ArbiterSession {
     public private(set) var connection: FCPConnection
     var book: ArbiterBook
 
+    /// A session whose reset epoch starts at `now`.
+    ///
+    /// An arbiter that makes sessions as endpoints first speak should pass its own start
+    /// time instead, as the reference arbiter does for every connection: an endpoint's
+    /// RESET, made after that, then wins the first reset exchange and its first request is
+    /// served at once. A session stamped with the time of the endpoint's first packet
+    /// holds a newer timestamp than the RESET in that packet, wins the exchange and
+    /// discards the request, costing a round trip before any allocation.
     public init(configuration: ArbiterSessionConfiguration, now: UInt64) {
         connection = FCPConnection(
             configuration: FCPConnectionConfiguration(
@@ -407,9 +432,20 @@ public struct ArbiterSession {
     /// Allocations recorded but not yet sent.
     public var pendingAllocationCount: Int { book.pending.count }
     /// Whether there is something to send: allocations, reports, a WELCOME, an answer.
-    public var wantsToSend: Bool {
-        book.transmitRequested || !book.pending.isEmpty || !book.reports.isEmpty
+    public var wantsToSend: Bool { isUrgent || !book.pending.isEmpty }
+
+    /// Whether something besides allocations waits to be sent.
+    var isUrgent: Bool {
+        book.transmitRequested || !book.reports.isEmpty
             || (book.welcome != nil && !book.welcomeAcked && !book.welcomeInFlight)
+    }
+
+    /// The latest round-trip time measured on this connection since the last call (ns):
+    /// from sending a packet to the endpoint's acknowledgement of it.
+    public mutating func takeRoundTripSample() -> UInt64? {
+        let sample = book.roundTripSample
+        book.roundTripSample = 0
+        return sample == 0 ? nil : sample
     }
 
     /// What an owner schedules by, read in place.
@@ -421,7 +457,8 @@ public struct ArbiterSession {
         ArbiterSessionSchedulingState(
             wantsToSend: wantsToSend, timerDeadline: connection.timerDeadline,
             extended: { if case .extended = book.negotiation { true } else { false } }(),
-            announcedClock: book.negotiation.granted.contains(.announcedClock))
+            announcedClock: book.negotiation.granted.contains(.announcedClock), urgent: isUrgent,
+            pendingAllocations: book.pending.count, earliestPendingSlot: book.pending.earliest)
     }
 
     /// The counters towards `destination`, if the endpoint has demand towards it.
@@ -620,8 +657,25 @@ public struct ArbiterSession {
         // Room for waiting demand: handed on at the next event.
         if book.destinations[i].deferred > 0 { book.markDirty(i) }
         book.statistics.allocationsRecorded &+= 1
-        book.transmitRequested = true
         return .recorded
+    }
+
+    /// Withdraws the pending allocations for slots before `slot` (in the endpoint's
+    /// numbering) unsent: the endpoint would refuse them as too late. Each is handed back
+    /// as demand the owner holds again, `giveBack` naming its destination, so the owner
+    /// can offer it to its allocator anew. Returns how many were withdrawn.
+    @discardableResult
+    public mutating func expirePendingAllocations(before slot: UInt64, giveBack: (NodeID) -> Void) -> Int {
+        var expired = 0
+        while let earliest = book.pending.earliest, Wrapping.before(earliest, slot),
+            let node = book.pending.remove(slot: earliest)
+        {
+            expired += 1
+            book.statistics.allocationsExpiredUnsent &+= 1
+            if let i = book.table.index(of: node) { book.destinations[i].allocated &-= 1 }
+            giveBack(node)
+        }
+        return expired
     }
 
     /// The owner dropped all the demand it held towards `destination` (the destination went

@@ -3,13 +3,19 @@ public struct EndpointSessionConfiguration: Sendable {
     public enum Mode: Sendable, Hashable {
         /// Plain reference FCP, byte for byte: no HELLO, no extension payloads.
         case reference
-        /// Offer the extensions in HELLO. With `fallbackToReference`, an arbiter that never
-        /// answers (a reference arbiter drops packets with unknown payloads) makes the
-        /// session carry on as plain reference FCP.
+        /// Offer the extensions in HELLO. With `fallbackToReference`, an arbiter that answers
+        /// but never acknowledges a HELLO (a reference arbiter drops packets with unknown
+        /// payloads) makes the session carry on as plain reference FCP. A session with an
+        /// ``EndpointSessionConfiguration/authenticator`` never falls back: a reference
+        /// arbiter cannot authenticate, and falling back would give up on the key.
         case extended(fallbackToReference: Bool)
     }
 
-    public var mode: Mode = .extended(fallbackToReference: true)
+    /// Extended, without falling back (the default): a session that fell back for good
+    /// after a flood or a slow start would be served as a reference endpoint, with
+    /// MAC-hash ids and 16-bit counters, until it resets. Fall back only where reference
+    /// arbiters are expected.
+    public var mode: Mode = .extended(fallbackToReference: false)
     /// Extensions to ask for.
     public var capabilities: FCPCapabilities = [.epochFencing, .announcedClock, .wideCounters, .giveBack]
     /// Identity stated in HELLO.
@@ -118,6 +124,8 @@ public struct EndpointSessionStatistics: Sendable, Hashable {
     public var allocationsExpired: UInt64 = 0
     /// Allocations handed to the sender.
     public var allocationsUsed: UInt64 = 0
+    /// ALLOC and WIDE-ALLOC payloads received (an arbiter puts at most one in a packet).
+    public var allocationPayloads: UInt64 = 0
     /// Allocations the arbiter reported that never arrived (lost ALLOCs); re-requested.
     public var allocationsLost: UInt64 = 0
     /// Accepted allocations dropped by a protocol reset; re-requested.
@@ -320,6 +328,7 @@ struct EndpointBook: FCPConnectionDelegate {
     /// Highest arbiter epoch known (from EPOCH payloads and WELCOMEs).
     var highestEpoch: UInt64 = 0
     var statistics = EndpointSessionStatistics()
+    var arrivalLeads = AllocationLeadHistogram()
     var now: UInt64 = 0
     /// The arbiter packet whose payloads are being read.
     var packetSequence: UInt64 = 0
@@ -442,6 +451,7 @@ struct EndpointBook: FCPConnectionDelegate {
             flows[i].history.record(packetSequence)
         }
         defer { enqueueIfNeeded(i) }
+        arrivalLeads.record(slot: slot, current: current)
         switch configuration.allocationWindow.classify(slot: slot, currentSlot: current) {
         case .tooLate:
             statistics.allocationsTooLate &+= 1
@@ -630,7 +640,8 @@ struct EndpointBook: FCPConnectionDelegate {
         if let f = records.flags(sequence), f & Self.helloFlag != 0, negotiation.isOffering {
             helloInFlight = false
             if !helloAcknowledged && arbiterHeard { helloFailures += 1 }
-            if case .extended(let fallback) = configuration.mode, fallback, !helloAcknowledged,
+            if case .extended(let fallback) = configuration.mode, fallback, configuration.authenticator == nil,
+                !helloAcknowledged,
                 helloFailures >= configuration.helloFailuresBeforeFallback
             {
                 negotiation = .fellBack
@@ -651,6 +662,7 @@ struct EndpointBook: FCPConnectionDelegate {
     mutating func fcpReceivedAlloc(_ payload: FCPAllocPayloadView) {
         // Every ALLOC is acknowledged promptly, so the arbiter learns it arrived.
         transmitRequested = true
+        statistics.allocationPayloads &+= 1
         // Reference ALLOCs always count in reference slots, whatever clock was announced.
         let current = ReferenceTimeslot.slot(atNanoseconds: now)
         let base = ReferenceTimeslot.widenAllocBase(payload.baseTimeslot, currentSlot: current)
@@ -700,6 +712,7 @@ struct EndpointBook: FCPConnectionDelegate {
             receivedWelcome(welcome)
         case .wideAlloc:
             transmitRequested = true
+            statistics.allocationPayloads &+= 1
             guard usesClock else {
                 statistics.ignoredExtensions &+= 1
                 return
@@ -791,6 +804,8 @@ public struct EndpointSession {
     public var configuration: EndpointSessionConfiguration { book.configuration }
     public var negotiation: EndpointNegotiation { book.negotiation }
     public var statistics: EndpointSessionStatistics { book.statistics }
+    /// How far ahead of their slots allocations for wanted destinations arrived.
+    public var arrivalLeads: AllocationLeadHistogram { book.arrivalLeads }
     /// When ``handleTimeout(now:)`` should be called: a retransmission timeout, or the
     /// end of a grace period for allocations reported but not yet seen.
     public var timerDeadline: UInt64? {

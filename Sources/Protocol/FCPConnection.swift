@@ -23,6 +23,10 @@ public protocol FCPConnectionDelegate {
     mutating func fcpTimerSet(deadline: UInt64)
     /// The retransmission timer should not fire.
     mutating func fcpTimerCancelled()
+    /// Packet `ackSequence` of a received header was acknowledged for the first time,
+    /// `nanoseconds` after it was sent: a round-trip sample (including the time the peer
+    /// took to answer).
+    mutating func fcpMeasuredRoundTrip(nanoseconds: UInt64)
     /// The payloads about to be delivered come from this packet: which of the peer's
     /// packets a counter covers, whether its MAC was verified, the arbiter epoch known.
     mutating func fcpWillDeliverPayloads(of packet: FCPPacketInfo)
@@ -42,6 +46,7 @@ extension FCPConnectionDelegate {
     public mutating func fcpReceivedExtension(_ payload: FCPExtensionPayloadView) {}
     public mutating func fcpTimerSet(deadline: UInt64) {}
     public mutating func fcpTimerCancelled() {}
+    public mutating func fcpMeasuredRoundTrip(nanoseconds: UInt64) {}
     public mutating func fcpWillDeliverPayloads(of packet: FCPPacketInfo) {}
 }
 
@@ -266,7 +271,7 @@ public struct FCPConnection {
         }
 
         // Header acknowledgements take effect even if a payload later fails to parse.
-        processAcks(acked, mask: FCPAckVector.decodeHeader(readBE16(packet, 4)), delegate: &delegate)
+        processAcks(acked, mask: FCPAckVector.decodeHeader(readBE16(packet, 4)), now: now, delegate: &delegate)
 
         if cursor == end {
             updateReceiveWindow(incoming)
@@ -279,7 +284,7 @@ public struct FCPConnection {
                 return .dropped(.incompleteAck)
             }
             let mask = FCPAckVector.decodeExtended(high28: readBE32(body, cursor), low16: readBE16(body, cursor + 4))
-            processAcks(acked, mask: mask, delegate: &delegate)
+            processAcks(acked, mask: mask, now: now, delegate: &delegate)
         }
 
         delegate.fcpWillDeliverPayloads(
@@ -459,7 +464,7 @@ public struct FCPConnection {
     }
 
     private mutating func processAcks<D: FCPConnectionDelegate>(
-        _ ackSequence: UInt64, mask: UInt64, delegate: inout D
+        _ ackSequence: UInt64, mask: UInt64, now: UInt64, delegate: inout D
     ) {
         statistics.ackPayloads &+= 1
         guard !outgoing.isBefore(ackSequence) else {
@@ -472,6 +477,9 @@ public struct FCPConnection {
             let offset = UInt64(todo.trailingZeroBitCount)
             let seq = ackSequence &- 63 &+ offset
             statistics.ackedPackets &+= 1
+            // Only the packet the header names was just answered: older ones acknowledged
+            // now may have waited for a later packet to carry their bit.
+            if seq == ackSequence { delegate.fcpMeasuredRoundTrip(nanoseconds: now &- outgoing.sentTime(seq)) }
             outgoing.clear(seq)
             delegate.fcpAcknowledged(sequence: seq)
             todo &= todo &- 1

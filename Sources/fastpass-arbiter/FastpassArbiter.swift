@@ -34,7 +34,7 @@ struct FastpassArbiterCommand: AsyncParsableCommand {
     var requireAuthentication: String?
     @Option(help: "Slots allocated together, 1...64 (field: batch_size).")
     var batchSize: String?
-    @Option(help: "Slots ahead of now a batch is allocated (field: lookahead_slots).")
+    @Option(help: "Slots ahead of now a batch is allocated, or auto (field: lookahead_slots).")
     var lookaheadSlots: String?
     @Option(help: "max-min-fair, shortest-remaining-first, weighted-fair or strict-priority.")
     var policy: String?

@@ -44,8 +44,8 @@ struct FCPLoadCommand: ParsableCommand {
     var hostGbps = 10.0
     @Option(help: "The arbiter's batch size (slots).")
     var batchSize = 16
-    @Option(help: "The arbiter's lookahead (slots).")
-    var lookaheadSlots = 32
+    @Option(help: "The arbiter's lookahead (slots), or auto.")
+    var lookaheadSlots = "auto"
     @Option(help: "Seconds of load before measuring.")
     var warmup = 1.0
     @Option(help: "Seconds measured per run.")
@@ -189,6 +189,7 @@ struct FCPLoadCommand: ParsableCommand {
                   allocations: \(Int(m.allocationsPerSecond))/s; late at the arbiter \(m.allocationsLate), rejected \(m.allocationsRejected)
                   request→allocation (µs): p50 \(String(format: "%.1f", m.latencyMicroseconds.p50)) p90 \(String(format: "%.1f", m.latencyMicroseconds.p90)) p99 \(String(format: "%.1f", m.latencyMicroseconds.p99)) p99.9 \(String(format: "%.1f", m.latencyMicroseconds.p999)) (\(m.latencyMicroseconds.samples) samples; \(m.latencyMicroseconds.unattributed) arrivals with no request pending, \(m.latencyMicroseconds.requestsForgotten) requests dropped from a full pending list)
                   arbiter slot lateness p99 since it started (a power-of-two bucket's bound): \(m.slotLatenessP99Nanoseconds) ns
+                  packets per allocation packet \(String(format: "%.2f", m.packetsPerAllocationPacket)), allocations per allocation packet \(String(format: "%.1f", m.allocationsPerAllocationPacket)); allocations arriving more than 16 slots late \(String(format: "%.1f", 100 * m.lateOnArrivalShare)) %, median lead on arrival \(m.medianArrivalLeadSlots) slots
                 """)
         }
     }
@@ -286,6 +287,7 @@ struct FCPLoadCommand: ParsableCommand {
         let after = try StatusSample(address: address)
         let g1 = generator.counters
         let latency = generator.stop()
+        let leads = generator.arrivalLeads
 
         process.terminate()
         process.waitUntilExit()
@@ -313,7 +315,15 @@ struct FCPLoadCommand: ParsableCommand {
             allocationsPerSecond: Double(after.allocations - before.allocations) / seconds,
             allocationsLate: after.late - before.late, allocationsRejected: after.rejected - before.rejected,
             slotLatenessP99Nanoseconds: after.latenessP99,
-            latencyMicroseconds: latency)
+            latencyMicroseconds: latency,
+            packetsPerAllocationPacket: generator.allocationPayloads > 0
+                ? Double(generator.packetsReceived) / Double(generator.allocationPayloads) : 0,
+            allocationsPerAllocationPacket: generator.allocationPayloads > 0
+                ? Double(leads.total) / Double(generator.allocationPayloads) : 0,
+            lateOnArrivalShare: leads.total > 0
+                ? Double(leads.count(below: -Int(AllocationTimeWindow.reference.missThreshold))) / Double(leads.total)
+                : 0,
+            medianArrivalLeadSlots: leads.quantile(0.5) ?? 0)
     }
 }
 
@@ -405,6 +415,14 @@ struct LoadRunResult: Codable {
     var allocationsRejected: UInt64
     var slotLatenessP99Nanoseconds: UInt64
     var latencyMicroseconds: LatencySummary
+    /// Packets the endpoints received per packet that carried allocations (1: none
+    /// without), and allocations per such packet (whole run, as the endpoints saw them).
+    var packetsPerAllocationPacket: Double
+    var allocationsPerAllocationPacket: Double
+    /// Allocations that reached the endpoints more than the reference's 16 slots after
+    /// their slot began (whole run, warm-up included), and the median lead on arrival.
+    var lateOnArrivalShare: Double
+    var medianArrivalLeadSlots: Int
 
     /// Each field's median over the runs.
     static func perFieldMedian(_ runs: [LoadRunResult]) -> LoadRunResult {
@@ -424,7 +442,11 @@ struct LoadRunResult: Codable {
                 unattributed: u(\.latencyMicroseconds.unattributed),
                 requestsForgotten: u(\.latencyMicroseconds.requestsForgotten), p50: m(\.latencyMicroseconds.p50),
                 p90: m(\.latencyMicroseconds.p90), p99: m(\.latencyMicroseconds.p99),
-                p999: m(\.latencyMicroseconds.p999)))
+                p999: m(\.latencyMicroseconds.p999)),
+            packetsPerAllocationPacket: m(\.packetsPerAllocationPacket),
+            allocationsPerAllocationPacket: m(\.allocationsPerAllocationPacket),
+            lateOnArrivalShare: m(\.lateOnArrivalShare),
+            medianArrivalLeadSlots: Int(m { Double($0.medianArrivalLeadSlots) }))
     }
 }
 
@@ -446,7 +468,7 @@ struct LoadReport: Encodable {
         var hostGbps: Double
         var timeslotNanoseconds: Double
         var batchSize: Int
-        var lookaheadSlots: Int
+        var lookaheadSlots: String
         var warmupSeconds: Double
         var durationSeconds: Double
         var arbiterCore: Int
@@ -488,6 +510,12 @@ final class LoadGenerator: @unchecked Sendable {
     private var latencies: [UInt64] = []
     private var unattributedArrivals: UInt64 = 0
     private var overflowedRequests: UInt64 = 0
+    /// Every endpoint's allocations by lead on arrival, summed (written by the generator
+    /// thread as it ends).
+    private(set) var arrivalLeads = AllocationLeadHistogram()
+    /// Packets received from the arbiter, and ALLOC payloads among them (whole run).
+    private(set) var packetsReceived: UInt64 = 0
+    private(set) var allocationPayloads: UInt64 = 0
 
     /// Samples kept at most; past that, reservoir sampling keeps them representative.
     static let latencyCapacity = 2_000_000
@@ -697,6 +725,11 @@ final class LoadGenerator: @unchecked Sendable {
             }
         }
         latencies = samples
+        for e in 0..<n {
+            arrivalLeads.add(sessions[e].arrivalLeads)
+            allocationPayloads &+= sessions[e].statistics.allocationPayloads
+        }
+        packetsReceived = received
         unattributedArrivals = unattributed
         overflowedRequests = overflowed
     }

@@ -365,6 +365,33 @@ struct ArbiterCoreTests {
         #expect(network.core.statistics.packetsDropped == 1)
     }
 
+    /// The core used to stamp a session with the time of its endpoint's first packet:
+    /// newer than the RESET in that packet, so the endpoint's RESET lost and its first
+    /// request was discarded, a round trip before any allocation.
+    @Test("a reference endpoint that starts after the arbiter has its first request served at once")
+    func firstReferenceRequestServed() throws {
+        let topology = try Self.referenceTopology()
+        var network = try Network(topology: topology, referenceHosts: [0, 1])
+        // The endpoints start (and stamp their RESETs) 100 µs after the arbiter; their
+        // first packets reach it 2 µs after they are sent.
+        network.now += 100_000
+        for h in 0..<2 {
+            var c = EndpointSessionConfiguration()
+            c.mode = .reference
+            network.hosts[h].session = EndpointSession(configuration: c, now: network.now)
+        }
+        let asked = network.ask(from: 0, to: 1, slots: 30)
+        #expect(asked)
+        network.run(for: 5_000)
+        let session = try #require(network.core.session(forAddress: topology.addresses[0]))
+        #expect(session.connection.statistics.resetBothRecentLastResetWins == 0, "the endpoint's RESET wins")
+        #expect(session.destination(NodeID(UInt32(topology.referenceIDs[1])))?.requested == 30)
+        // Served within a lookahead and a few packet delays of the first request, not after
+        // a second reset round trip.
+        network.run(for: 200_000)
+        #expect(network.usedPerPair[0 * 64 + 1] == 30)
+    }
+
     @Test("a core called late skips the slots it can no longer allocate, and says so")
     func fallingBehind() throws {
         let topology = try Topology(.regular(racks: 1, hostsPerRack: 4, spines: 1))
@@ -476,6 +503,7 @@ struct ThreadedArbiterCoreTests {
         var configuration = ArbiterCoreConfiguration()
         var pipeline = PipelineConfiguration()
         pipeline.stages = 2
+        configuration.lookaheadSlots = 32
         configuration.pipeline = pipeline
         return try ArbiterCoreTests.Network(
             topology: try Topology(c), referenceHosts: [], configuration: configuration, acceptLateSlots: 10_000,
@@ -549,7 +577,10 @@ struct ThreadedArbiterCoreTests {
         #expect(network.hosts[1].used.count == 500, "used \(network.hosts[1].used.count) of 500")
         let side = arbiterSide(network)
         #expect(side.withdrawn > 0, "the withdrawal was not reported")
-        #expect(side.allocated + side.withdrawn == 2_000)
+        #expect(
+            side.allocated + side.withdrawn == 2_000,
+            "allocated \(side.allocated) withdrawn \(side.withdrawn); core \(network.core.statistics)"
+        )
         #expect((network.hosts[1].session.flow(to: to6)?.withdrawn ?? 0) > 0, "the endpoint was not told")
         #expect(network.core.statistics.endpointResets >= 1)
         #expect(network.core.allocatorStatistics.purgedSlots > 0)

@@ -29,7 +29,7 @@ struct ConfigurationTests {
     func defaultsAndOverrides() throws {
         let c = try ArbiterDaemonConfiguration.parse(yaml: Self.valid, file: "t")
         #expect(c.listen == IPv4.parse("10.0.0.1"))
-        #expect(c.batchSize == 16 && c.lookaheadSlots == 32 && c.communicationCore == nil)
+        #expect(c.batchSize == 16 && c.lookaheadSlots == nil && c.communicationCore == nil)
         #expect(c.topology.uplinkGbpsPerSpine == 5)  // one host per rack, 10 Gbit/s over 2 spines
         let o = try ArbiterDaemonConfiguration.parse(
             yaml: Self.valid, file: "t",

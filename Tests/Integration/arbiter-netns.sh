@@ -63,7 +63,7 @@ cat > "$work/arbiter.yaml" <<YAML
 listen: 10.88.0.1
 metrics: 127.0.0.1:9464
 batch_size: 16
-lookahead_slots: 32
+lookahead_slots: auto
 log_level: info
 topology:
   racks: 2
@@ -127,7 +127,7 @@ run_endpoint() { # name address reference-flag demand...
   local args=()
   for d in "$@"; do args+=(--demand "$d"); done
   ip netns exec "${tag}${name}" "$bin/fastpass-bench" fcp-endpoint --config "$work/arbiter.yaml" \
-    --endpoint "$address" $flag "${args[@]}" --accept-late ${FP_ACCEPT_LATE:-150} --timeout 30 --out "$work/$name.json"
+    --endpoint "$address" $flag "${args[@]}" --accept-late ${FP_ACCEPT_LATE:-16} --timeout 30 --out "$work/$name.json"
 }
 run_endpoint h1 10.88.0.11 --reference 10.88.0.12:3000 10.88.0.13:2000 10.88.0.14:1000 & e1=$!
 run_endpoint h2 10.88.0.12 "" 10.88.0.11:1500 10.88.0.13:2500 & e2=$!
@@ -161,7 +161,7 @@ ip netns exec "${tag}a" "$bin/fastpassctl" status
 ip netns exec "${tag}a" "$bin/fastpassctl" endpoints
 
 python3 - "$work" <<'PY' || fail "checks failed"
-import json, sys, collections
+import json, os, sys, collections
 w = sys.argv[1]
 outcomes = [json.load(open(f"{w}/{h}.json")) for h in ("h1", "h2", "h3", "h4")]
 ok = True
@@ -194,9 +194,31 @@ print(f"endpoints {len(outcomes)} ({dict(kinds)}), demand {total} slots, allocat
 if len(connected) != 4 or kinds != {"extended": 2, "reference": 2}:
     print(f"fastpassctl shows {len(connected)} connected: {dict(kinds)}"); ok = False
 # Allocations an endpoint refused (too late, after the arbiter or the network was slow)
-# are asked for again, so the arbiter may allocate more than the demand, never less.
+# are asked for again, so the arbiter may allocate more than the demand, never less; what
+# it allocated beyond the demand is waste a real fabric pays for with an idle link.
 late = sum(o["session"].get("allocations_too_late", 0) + o["session"].get("allocations_expired", 0) for o in outcomes)
+used = sum(sum(o["allocated"].values()) for o in outcomes)
+leads = collections.Counter()
+for o in outcomes:
+    for k, v in o["arrival_leads"].items(): leads[int(k)] += v
+arrived = sum(leads.values())
+def share_within(late_limit, early_limit):
+    return sum(v for k, v in leads.items() if -late_limit <= k <= early_limit) / max(1, arrived)
+ordered = sorted(leads.elements())
+median = ordered[len(ordered) // 2] if ordered else None
+p01 = ordered[len(ordered) // 100] if ordered else None
 print(f"allocations refused as too late or expired at the endpoints: {late}")
+print(f"arrival lead (slot - current slot on arrival, {arrived} allocations): median {median}, p1 {p01}; "
+      f"in the reference window (16 late, 64 early) {100 * share_within(16, 64):.1f} %, "
+      f"within 150 late {100 * share_within(150, 64):.1f} %")
+used_share = used / max(1, allocated)
+threshold = float(os.environ.get("FP_MIN_USED_SHARE", "0.70"))
+print(f"allocated / demand {allocated} / {total} = {allocated / max(1, total):.3f}; "
+      f"allocations used {used} / {allocated} = {100 * used_share:.1f} % "
+      f"(endpoints accept {os.environ.get('FP_ACCEPT_LATE', '16')} slots late; threshold {100 * threshold:.0f} %, "
+      f"margin {100 * (used_share - threshold) / threshold:+.1f} %)")
+if used_share < threshold:
+    print(f"only {100 * used_share:.1f} % of the allocated slots were used"); ok = False
 io = status["io"]
 print("io: " + ", ".join(f"{k} {v}" for k, v in sorted(io.items())))
 if allocated < total:

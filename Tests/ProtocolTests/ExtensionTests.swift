@@ -235,9 +235,16 @@ struct ExtensionBehaviourTests {
     /// A reference arbiter drops the packet at the unknown HELLO and never acknowledges
     /// it; after the configured number of timeouts the endpoint carries on as plain
     /// reference FCP, and its packets carry nothing a reference parser cannot read.
-    @Test func fallbackToReference() {
+    /// With a key the session never falls back: the reference arbiter cannot
+    /// authenticate, and giving up the key because a HELLO went unanswered would let
+    /// anyone who drops HELLOs strip it.
+    @Test(
+        "an unanswered HELLO makes an endpoint fall back to reference FCP, unless it holds a key",
+        arguments: [false, true])
+    func fallbackToReference(withKey: Bool) {
         var e = Self.extendedEndpoint()
         e.helloFailuresBeforeFallback = 3
+        if withKey { e.authenticator = FCPAuthenticator(hexKey: "000102030405060708090a0b0c0d0e0f") }
         var endpoint = EndpointSession(configuration: e, now: DirectPair.t0)
         var referenceArbiter = FCPConnection(
             configuration: .init(side: .arbiter), resetTime: DirectPair.t0 - 3_000_000_000)
@@ -274,6 +281,11 @@ struct ExtensionBehaviourTests {
             #expect(answer.delivered)
             now += 300_000
             endpoint.handleTimeout(now: now)
+        }
+        if withKey {
+            #expect(endpoint.negotiation == .offering, "a keyed endpoint fell back")
+            #expect(helloPackets == 20 && endpoint.statistics.fallbacks == 0)
+            return
         }
         #expect(endpoint.negotiation == .fellBack)
         #expect(helloPackets == 3)

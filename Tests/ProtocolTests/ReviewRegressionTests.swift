@@ -315,4 +315,33 @@ struct ReviewRegressionTests {
         #expect(pair.endpoint.negotiation == .offering)
         #expect(pair.endpoint.statistics.rejectedWelcomes == 1)
     }
+
+    /// Committing an ALLOC reports the allocations it carries, and reporting used to ask
+    /// for a transmission although the reports were already in that packet: every packet
+    /// with allocations was followed by an empty one, doubling the arbiter's packet rate.
+    @Test(
+        "a packet that carries allocations and their reports is not followed by an empty one", arguments: [true, false])
+    func noEmptyPacketAfterAllocations(reference: Bool) throws {
+        var e = Self.extended()
+        if reference { e.mode = .reference }
+        var pair = DirectPair(endpoint: e, arbiter: ExtensionBehaviourTests.arbiterConfiguration())
+        pair.endpoint.addDemand(to: NodeID(3), slots: 40)
+        pair.exchange(rounds: 8)
+        #expect(pair.handler.pending[NodeID(3)] == 40)
+        #expect(!pair.arbiter.wantsToSend, "the handshake settled")
+        for round in 0..<4 {
+            let first = pair.endpoint.currentSlot(now: pair.now) + 20
+            for k in 0..<10 {
+                let recorded = pair.arbiter.recordAllocation(
+                    slot: first + UInt64(k), destination: NodeID(3), path: .none)
+                #expect(recorded)
+            }
+            var packets: [[UInt8]] = []
+            while pair.arbiter.wantsToSend && packets.count < 4 { packets.append(pair.arbiterPacket()) }
+            #expect(packets.count == 1, "round \(round): \(packets.map(DirectPair.payloadTypes))")
+            for p in packets { pair.deliverToEndpoint(p) }
+            #expect(pair.endpoint.flow(to: NodeID(3))?.received == UInt64(10 * (round + 1)))
+            pair.exchange()
+        }
+    }
 }
