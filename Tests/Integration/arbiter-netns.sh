@@ -63,7 +63,7 @@ cat > "$work/arbiter.yaml" <<YAML
 listen: 10.88.0.1
 metrics: 127.0.0.1:9464
 batch_size: 16
-lookahead_slots: auto
+lookahead_slots: ${FP_LOOKAHEAD:-auto}
 log_level: info
 topology:
   racks: 2
