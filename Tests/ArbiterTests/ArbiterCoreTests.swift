@@ -38,11 +38,14 @@ struct ArbiterCoreTests {
         /// Time follows the monotonic clock (for allocator threads, which pace themselves
         /// by it) instead of advancing by steps.
         let realTime: Bool
+        /// Every destination field of the reference ALLOC payloads the arbiter sent to
+        /// reference endpoints, raw (path bits included).
+        var referenceAllocDestinations: [UInt16] = []
 
         init(
             topology: Topology, referenceHosts: Set<Int>, configuration: ArbiterCoreConfiguration = .init(),
             acceptLateSlots: UInt64 = AllocationTimeWindow.reference.missThreshold, realTime: Bool = false,
-            allocatorStartedLate: UInt64 = 0
+            allocatorStartedLate: UInt64 = 0, stripsReferencePathBits: Bool = true
         ) throws {
             self.topology = topology
             self.realTime = realTime
@@ -61,6 +64,7 @@ struct ArbiterCoreTests {
                 let reference = referenceHosts.contains(h)
                 if reference {
                     c.mode = .reference
+                    c.stripsReferencePathBits = stripsReferencePathBits
                 } else {
                     c.node = topology.nodeIDs[h]
                     c.address = topology.addresses[h]
@@ -151,6 +155,9 @@ struct ArbiterCoreTests {
                     }) {
                         let h = topology.index(ofAddress: address)!
                         inFlight.append((now + latency, false, h, Array(buffer[0..<length])))
+                        if hosts[h].reference {
+                            referenceAllocDestinations += AllocDestinations.read(buffer[0..<length])
+                        }
                     }
                 }
                 for h in 0..<hosts.count {
