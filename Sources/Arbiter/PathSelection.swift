@@ -21,6 +21,15 @@
 ///   balanced at every rack); after log2(S) levels each of the S parts has row and column
 ///   sums within a link's capacity.
 ///
+/// *Pinned sources* (reference endpoints, which cannot be told a path: their packets take
+/// whatever spine the switches route them to) are booked on their pinned spine, the lowest
+/// spine usable at both racks (``Topology/pinnedSpine(sourceRack:destinationRack:)``). In
+/// a batch with pinned allocations those are coloured first, each with a colour of its
+/// pinned spine (an alternating path may swap it with another colour of the same spine,
+/// never with another spine's); then the others, whose alternating paths stop at a pinned
+/// edge. A pinned allocation whose spine has no room is unroutable. Euler split does not
+/// know pinned edges: batches with any pinned source are edge-coloured.
+///
 /// All storage is sized at construction from the topology; `assign` allocates nothing.
 public final class PathSelector: @unchecked Sendable {
     /// How spines are chosen (see the type's documentation).
@@ -59,6 +68,10 @@ public final class PathSelector: @unchecked Sendable {
     let path: UnsafeMutablePointer<Int32>
     let pathLimit: Int
     let maxBatchEdges: Int
+    /// Per rack, the spines it may use (`spineWords` words each): pinned spines are the
+    /// lowest common bit of two racks' sets.
+    let spineWords: Int
+    let usableSpines: UnsafeMutablePointer<UInt64>
 
     // Euler split: rack-pair aggregation (open addressing, keys u·R+v+1, 0 empty), parts as
     // (pair, count) lists double-buffered per level, odd-count balancing, and the final
@@ -128,6 +141,8 @@ public final class PathSelector: @unchecked Sendable {
         capacityOfSlot = Self.make(self.slotsPerCall, 0)
         spineBase = Self.make(self.slotsPerCall, spineOfColor)
         path = Self.make(pathLimit, 0)
+        spineWords = (spines + 63) / 64
+        usableSpines = Self.make(racks * spineWords, 0)
 
         var buckets = 16
         while buckets < maxEdges * 2 { buckets <<= 1 }
@@ -159,7 +174,7 @@ public final class PathSelector: @unchecked Sendable {
     }
 
     deinit {
-        for p in [upFree, downFree, allowedByCapacity] { p.deallocate() }
+        for p in [upFree, downFree, allowedByCapacity, usableSpines] { p.deallocate() }
         for p in [upEdge, downEdge] { p.deallocate() }
         spineOfColor.deallocate()
         capacityOfSlot.deallocate()
@@ -238,13 +253,23 @@ public final class PathSelector: @unchecked Sendable {
     /// order. Writes each allocation's spine, ``BatchAllocations/intraRack`` (-1) when its
     /// hosts share a rack, or ``BatchAllocations/unroutable`` (-2). Returns how many are
     /// unroutable.
+    ///
+    /// - Parameter pinned: per source host, whether its packets are pinned to their
+    ///   pinned spine (see the type's documentation); nil when no host is.
     @discardableResult
     public func assignBatch(
         entries: UnsafePointer<UInt64>, count: Int, rackOf: UnsafePointer<UInt16>, firstSlot: UInt64, batchSize: Int,
-        spinesOut: UnsafeMutablePointer<Int16>
+        spinesOut: UnsafeMutablePointer<Int16>, pinned: UnsafePointer<Bool>? = nil
     ) -> Int {
         precondition(batchSize <= slotsPerCall && count <= maxBatchEdges)
         guard count > 0 else { return 0 }
+        if let pinned {
+            let failed = colorPinned(
+                entries: entries, count: count, rackOf: rackOf, firstSlot: firstSlot, slots: batchSize,
+                spinesOut: spinesOut, pinned: pinned)
+            unroutable &+= UInt64(failed)
+            return failed
+        }
         if words == 1 {
             let failed = colorOneWord(
                 entries: entries, count: count, rackOf: rackOf, firstSlot: firstSlot, slots: batchSize,
@@ -288,6 +313,25 @@ public final class PathSelector: @unchecked Sendable {
                 spineOfColor[c * peakColors + k] = c > 0 && k < spines * c ? Int16(k % spines) : -1
             }
         }
+        for r in 0..<racks {
+            for w in 0..<spineWords { usableSpines[r * spineWords + w] = 0 }
+            for s in 0..<spines where topology.isUsable(rack: r, spine: s) {
+                usableSpines[r * spineWords + s >> 6] |= 1 << UInt64(s & 63)
+            }
+        }
+    }
+
+    /// The spine pinned allocations from rack `u` to rack `v` take: the lowest usable at
+    /// both (as ``Topology/pinnedSpine(sourceRack:destinationRack:)``), or -1.
+    @inline(__always)
+    func pinnedSpine(from u: Int, to v: Int) -> Int {
+        let a = usableSpines + u &* spineWords
+        let b = usableSpines + v &* spineWords
+        for w in 0..<spineWords {
+            let m = a[w] & b[w]
+            if m != 0 { return w << 6 | m.trailingZeroBitCount }
+        }
+        return -1
     }
 
     /// Starts a call over `slots` slots from `firstSlot`: a new epoch (which makes every
@@ -346,10 +390,12 @@ public final class PathSelector: @unchecked Sendable {
                 }
             }
             if k < 0 {
-                k = recolor(u: u, v: v, slot: s, tag: tag, spinesOut: spinesOut) { e in
-                    let (a, b, _) = edge(e)
-                    return (a, b)
-                }
+                k = recolor(
+                    u: u, v: v, slot: s, onSpine: -1, tag: tag, spinesOut: spinesOut,
+                    racksOf: { e in
+                        let (a, b, _) = edge(e)
+                        return (a, b)
+                    }, isPinned: { _ in false })
                 guard k >= 0 else {
                     spinesOut[i] = unroutableMark
                     failed &+= 1
@@ -360,6 +406,85 @@ public final class PathSelector: @unchecked Sendable {
             spinesOut[i] = spineOfColor[capacityOfSlot[s] &* colors &+ k]
         }
         return failed
+    }
+
+    /// The colouring of a batch with pinned sources: their inter-rack allocations first,
+    /// each on its pinned spine, then the others (see the type's documentation). Returns
+    /// how many allocations could not be coloured (marked unroutable).
+    @inline(never)
+    private func colorPinned(
+        entries: UnsafePointer<UInt64>, count: Int, rackOf: UnsafePointer<UInt16>, firstSlot: UInt64, slots: Int,
+        spinesOut: UnsafeMutablePointer<Int16>, pinned: UnsafePointer<Bool>
+    ) -> Int {
+        let colors = peakColors
+        let tag = beginCall(firstSlot: firstSlot, slots: slots)
+        // Local functions, not closure values: passed only as non-escaping arguments, their
+        // contexts stay on the stack.
+        func racksOf(_ e: Int) -> (Int, Int) {
+            let x = entries[e]
+            return (
+                Int(rackOf[Int(truncatingIfNeeded: x & 0xFFFF)]),
+                Int(rackOf[Int(truncatingIfNeeded: (x &>> 16) & 0xFFFF)])
+            )
+        }
+        func isPinned(_ e: Int) -> Bool { pinned[Int(truncatingIfNeeded: entries[e] & 0xFFFF)] }
+        var failed = 0
+        // Pinned allocations first: no colour of their spine is held by anything else yet,
+        // so they are refused only when their own kind fills the spine's link.
+        for pass in 0..<2 {
+            for i in 0..<count where isPinned(i) == (pass == 0) {
+                let (u, v) = racksOf(i)
+                if u == v {
+                    spinesOut[i] = BatchAllocations.intraRack
+                    continue
+                }
+                let s = Int(truncatingIfNeeded: entries[i] &>> 32)
+                let c = capacityOfSlot[s]
+                let up = upFree + (s &* racks &+ u) &* words
+                let down = downFree + (s &* racks &+ v) &* words
+                var k = -1
+                var spine = -1
+                if pass == 0 {
+                    spine = pinnedSpine(from: u, to: v)
+                    if spine >= 0 {
+                        // Colours of one spine are j · S + spine, one per packet it carries.
+                        for j in 0..<c {
+                            let candidate = j &* spines &+ spine
+                            let bit: UInt64 = 1 &<< UInt64(truncatingIfNeeded: candidate & 63)
+                            if up[candidate &>> 6] & down[candidate &>> 6] & bit != 0 {
+                                k = candidate
+                                break
+                            }
+                        }
+                    }
+                } else {
+                    k = firstCommon(up, down)
+                }
+                if k < 0 && (pass == 1 || spine >= 0) {
+                    k = recolor(
+                        u: u, v: v, slot: s, onSpine: spine, tag: tag, spinesOut: spinesOut, racksOf: racksOf,
+                        isPinned: isPinned)
+                }
+                guard k >= 0 else {
+                    spinesOut[i] = BatchAllocations.unroutable
+                    failed &+= 1
+                    continue
+                }
+                take(i, u: u, v: v, slot: s, color: k, tag: tag)
+                spinesOut[i] = spineOfColor[c &* colors &+ k]
+            }
+        }
+        return failed
+    }
+
+    /// The lowest colour set in both bitmaps, or -1.
+    @inline(__always)
+    private func firstCommon(_ a: UnsafeMutablePointer<UInt64>, _ b: UnsafeMutablePointer<UInt64>) -> Int {
+        for w in 0..<words {
+            let m = a[w] & b[w]
+            if m != 0 { return w << 6 | m.trailingZeroBitCount }
+        }
+        return -1
     }
 
     /// ``color(count:firstSlot:slots:spinesOut:unroutableMark:edge:)`` for batches whose
@@ -397,13 +522,15 @@ public final class PathSelector: @unchecked Sendable {
             if m != 0 {
                 k = m.trailingZeroBitCount
             } else {
-                k = recolor(u: u, v: v, slot: s, tag: tag, spinesOut: spinesOut) { e in
-                    let x = entries[e]
-                    return (
-                        Int(rackOf[Int(truncatingIfNeeded: x & 0xFFFF)]),
-                        Int(rackOf[Int(truncatingIfNeeded: (x &>> 16) & 0xFFFF)])
-                    )
-                }
+                k = recolor(
+                    u: u, v: v, slot: s, onSpine: -1, tag: tag, spinesOut: spinesOut,
+                    racksOf: { e in
+                        let x = entries[e]
+                        return (
+                            Int(rackOf[Int(truncatingIfNeeded: x & 0xFFFF)]),
+                            Int(rackOf[Int(truncatingIfNeeded: (x &>> 16) & 0xFFFF)])
+                        )
+                    }, isPinned: { _ in false })
                 guard k >= 0 else {
                     spinesOut[i] = BatchAllocations.unroutable
                     failed &+= 1
@@ -458,11 +585,14 @@ public final class PathSelector: @unchecked Sendable {
     /// u, and usable at v) at v by swapping α and β (free at v) along the alternating path
     /// that leaves v by its α edge, updating the spines of the edges it recolours. With
     /// links down a swap can end on a rack where its colour's link is down; then other
-    /// colours are tried. Returns α, or -1 when no pair of colours works.
+    /// colours are tried. With `spine` ≥ 0 (a pinned edge) α and β are both colours of that
+    /// spine. A path through a pinned edge (`isPinned`) is swapped only when α and β are
+    /// on the same spine, so a pinned edge never changes spine. Returns α, or -1 when no
+    /// pair of colours works.
     @inline(never)
     private func recolor(
-        u: Int, v: Int, slot s: Int, tag: UInt32, spinesOut: UnsafeMutablePointer<Int16>,
-        racksOf: (Int) -> (Int, Int)
+        u: Int, v: Int, slot s: Int, onSpine spine: Int, tag: UInt32, spinesOut: UnsafeMutablePointer<Int16>,
+        racksOf: (Int) -> (Int, Int), isPinned: (Int) -> Bool
     ) -> Int {
         let up = upFree + (s * racks + u) * words
         let down = downFree + (s * racks + v) * words
@@ -473,13 +603,16 @@ public final class PathSelector: @unchecked Sendable {
             while alphas != 0 {
                 let alpha = wa << 6 | alphas.trailingZeroBitCount
                 alphas &= alphas &- 1
+                if spine >= 0 && alpha % spines != spine { continue }
                 for wb in 0..<words {
                     var betas = down[wb]
                     while betas != 0 {
                         let beta = wb << 6 | betas.trailingZeroBitCount
                         betas &= betas &- 1
+                        if spine >= 0 && beta % spines != spine { continue }
                         if swap(
-                            alpha: alpha, beta: beta, from: v, slot: s, tag: tag, spinesOut: spinesOut, racksOf: racksOf
+                            alpha: alpha, beta: beta, from: v, slot: s, tag: tag, spinesOut: spinesOut,
+                            racksOf: racksOf, isPinned: isPinned
                         ) {
                             return alpha
                         }
@@ -498,10 +631,12 @@ public final class PathSelector: @unchecked Sendable {
     /// edge, unless its far end cannot take the colour it would get. Returns whether it did.
     private func swap(
         alpha: Int, beta: Int, from v: Int, slot s: Int, tag: UInt32, spinesOut: UnsafeMutablePointer<Int16>,
-        racksOf: (Int) -> (Int, Int)
+        racksOf: (Int) -> (Int, Int), isPinned: (Int) -> Bool
     ) -> Bool {
         let colors = peakColors
         let side = s * racks
+        // A pinned edge may only trade its colour for another of its spine.
+        let sameSpine = alpha % spines == beta % spines
         // At a destination rack follow its edge of the colour looked for to that edge's
         // source rack, then that rack's edge of the other colour, and so on. The path
         // cannot reach the source rack, where α is free.
@@ -516,6 +651,7 @@ public final class PathSelector: @unchecked Sendable {
                 : holder(upEdge, (side + rack) * colors + wanted, tag: tag)
             guard edge >= 0 else { break }
             guard length < pathLimit else { return false }
+            guard sameSpine || !isPinned(edge) else { return false }
             path[length] = Int32(truncatingIfNeeded: edge)
             length += 1
             let (source, destination) = racksOf(edge)
