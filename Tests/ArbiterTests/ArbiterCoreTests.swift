@@ -173,9 +173,9 @@ struct ArbiterCoreTests {
                     }
                     while let a = hosts[h].session.takeAllocation(dueBy: now) {
                         // Our slot numbers for an endpoint on the announced clock; a reference
-                        // slot is the arbiter slot whose middle it contains.
+                        // slot (any other endpoint's) is the arbiter slot whose middle it contains.
                         let slot =
-                            hosts[h].reference
+                            !hosts[h].session.negotiation.granted.contains(.announcedClock)
                             ? ArbiterCore.slot(
                                 ofReference: a.slot, near: core.currentSlot(now: Self.referenceStart(a.slot) + 626),
                                 origin: 0, picoseconds: core.timeslotPicoseconds)! : a.slot

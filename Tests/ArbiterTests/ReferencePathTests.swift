@@ -67,4 +67,33 @@ struct ReferencePathTests {
         ArbiterCoreTests.checkSchedule(network)
         #expect(network.core.statistics.allocationsOffPinnedSpine == 0)
     }
+
+    @Test("an extended endpoint registered without the announced clock gets reference ALLOCs and is pinned too")
+    func clocklessExtendedEndpointIsPinned() throws {
+        let topology = try ArbiterCoreTests.referenceTopology()
+        var network = try ArbiterCoreTests.Network(topology: topology, referenceHosts: [])
+        var c = EndpointSessionConfiguration()
+        c.node = topology.nodeIDs[0]
+        c.address = topology.addresses[0]
+        c.capabilities = [.epochFencing, .wideCounters, .giveBack]
+        c.mode = .extended(fallbackToReference: false)
+        network.hosts[0].session = EndpointSession(configuration: c, now: network.now)
+        let asked = network.askEach(stride: 1, count: 7) { h, k in UInt64(40 + 3 * k + h) }
+        network.run(for: 6_000_000)
+        #expect(network.usedPerPair == asked)
+        if case .established = network.hosts[0].session.negotiation {
+        } else {
+            Issue.record("host 0 did not register: \(network.hosts[0].session.negotiation)")
+        }
+        #expect(!network.hosts[0].session.negotiation.granted.contains(.announcedClock))
+        var others: Set<UInt16> = []
+        for (h, host) in network.hosts.enumerated() {
+            for u in host.used where topology.rackOf[h] != topology.rackOf[u.destination] {
+                if h == 0 { #expect(u.path == 0) } else { others.insert(u.path) }
+            }
+        }
+        #expect(others == [0, 1], "endpoints with the clock used spines \(others.sorted())")
+        ArbiterCoreTests.checkSchedule(network)
+        #expect(network.core.statistics.allocationsOffPinnedSpine == 0)
+    }
 }
