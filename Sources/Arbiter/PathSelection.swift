@@ -395,7 +395,7 @@ public final class PathSelector: @unchecked Sendable {
                     racksOf: { e in
                         let (a, b, _) = edge(e)
                         return (a, b)
-                    }, isPinned: { _ in false })
+                    }, pinned: nil)
                 guard k >= 0 else {
                     spinesOut[i] = unroutableMark
                     failed &+= 1
@@ -463,7 +463,7 @@ public final class PathSelector: @unchecked Sendable {
                 if k < 0 && (pass == 1 || spine >= 0) {
                     k = recolor(
                         u: u, v: v, slot: s, onSpine: spine, tag: tag, spinesOut: spinesOut, racksOf: racksOf,
-                        isPinned: isPinned)
+                        pinned: (pinned, entries))
                 }
                 guard k >= 0 else {
                     spinesOut[i] = BatchAllocations.unroutable
@@ -530,7 +530,7 @@ public final class PathSelector: @unchecked Sendable {
                             Int(rackOf[Int(truncatingIfNeeded: x & 0xFFFF)]),
                             Int(rackOf[Int(truncatingIfNeeded: (x &>> 16) & 0xFFFF)])
                         )
-                    }, isPinned: { _ in false })
+                    }, pinned: nil)
                 guard k >= 0 else {
                     spinesOut[i] = BatchAllocations.unroutable
                     failed &+= 1
@@ -586,13 +586,14 @@ public final class PathSelector: @unchecked Sendable {
     /// that leaves v by its α edge, updating the spines of the edges it recolours. With
     /// links down a swap can end on a rack where its colour's link is down; then other
     /// colours are tried. With `spine` ≥ 0 (a pinned edge) α and β are both colours of that
-    /// spine. A path through a pinned edge (`isPinned`) is swapped only when α and β are
+    /// spine. A path through a pinned edge (`pinned`: per source host, and the entries
+    /// naming each edge's source; nil when none is pinned) is swapped only when α and β are
     /// on the same spine, so a pinned edge never changes spine. Returns α, or -1 when no
     /// pair of colours works.
     @inline(never)
     private func recolor(
         u: Int, v: Int, slot s: Int, onSpine spine: Int, tag: UInt32, spinesOut: UnsafeMutablePointer<Int16>,
-        racksOf: (Int) -> (Int, Int), isPinned: (Int) -> Bool
+        racksOf: (Int) -> (Int, Int), pinned: (hosts: UnsafePointer<Bool>, entries: UnsafePointer<UInt64>)?
     ) -> Int {
         let up = upFree + (s * racks + u) * words
         let down = downFree + (s * racks + v) * words
@@ -612,7 +613,7 @@ public final class PathSelector: @unchecked Sendable {
                         if spine >= 0 && beta % spines != spine { continue }
                         if swap(
                             alpha: alpha, beta: beta, from: v, slot: s, tag: tag, spinesOut: spinesOut,
-                            racksOf: racksOf, isPinned: isPinned
+                            racksOf: racksOf, pinned: pinned
                         ) {
                             return alpha
                         }
@@ -631,7 +632,7 @@ public final class PathSelector: @unchecked Sendable {
     /// edge, unless its far end cannot take the colour it would get. Returns whether it did.
     private func swap(
         alpha: Int, beta: Int, from v: Int, slot s: Int, tag: UInt32, spinesOut: UnsafeMutablePointer<Int16>,
-        racksOf: (Int) -> (Int, Int), isPinned: (Int) -> Bool
+        racksOf: (Int) -> (Int, Int), pinned: (hosts: UnsafePointer<Bool>, entries: UnsafePointer<UInt64>)?
     ) -> Bool {
         let colors = peakColors
         let side = s * racks
@@ -651,7 +652,9 @@ public final class PathSelector: @unchecked Sendable {
                 : holder(upEdge, (side + rack) * colors + wanted, tag: tag)
             guard edge >= 0 else { break }
             guard length < pathLimit else { return false }
-            guard sameSpine || !isPinned(edge) else { return false }
+            if !sameSpine, let pinned, pinned.hosts[Int(truncatingIfNeeded: pinned.entries[edge] & 0xFFFF)] {
+                return false
+            }
             path[length] = Int32(truncatingIfNeeded: edge)
             length += 1
             let (source, destination) = racksOf(edge)
