@@ -72,6 +72,8 @@ public final class PathSelector: @unchecked Sendable {
     /// lowest common bit of two racks' sets.
     let spineWords: Int
     let usableSpines: UnsafeMutablePointer<UInt64>
+    /// A call's allocation indices, pinned ones first (batches with pinned sources).
+    let order: UnsafeMutablePointer<Int32>
 
     // Euler split: rack-pair aggregation (open addressing, keys u·R+v+1, 0 empty), parts as
     // (pair, count) lists double-buffered per level, odd-count balancing, and the final
@@ -143,6 +145,7 @@ public final class PathSelector: @unchecked Sendable {
         path = Self.make(pathLimit, 0)
         spineWords = (spines + 63) / 64
         usableSpines = Self.make(racks * spineWords, 0)
+        order = Self.make(maxBatchEdges, 0)
 
         var buckets = 16
         while buckets < maxEdges * 2 { buckets <<= 1 }
@@ -177,6 +180,7 @@ public final class PathSelector: @unchecked Sendable {
         for p in [upFree, downFree, allowedByCapacity, usableSpines] { p.deallocate() }
         for p in [upEdge, downEdge] { p.deallocate() }
         spineOfColor.deallocate()
+        order.deallocate()
         capacityOfSlot.deallocate()
         spineBase.deallocate()
         path.deallocate()
@@ -427,12 +431,29 @@ public final class PathSelector: @unchecked Sendable {
                 Int(rackOf[Int(truncatingIfNeeded: (x &>> 16) & 0xFFFF)])
             )
         }
-        func isPinned(_ e: Int) -> Bool { pinned[Int(truncatingIfNeeded: entries[e] & 0xFFFF)] }
+        // The pinned allocations' indices, then the others', each in order, without a
+        // branch per allocation (which one it is follows no pattern the processor could
+        // predict).
+        @inline(__always) func flag(_ i: Int) -> Int {
+            Int(unsafeBitCast(pinned[Int(truncatingIfNeeded: entries[i] & 0xFFFF)], to: UInt8.self))
+        }
+        var pinnedCount = 0
+        for i in 0..<count { pinnedCount &+= flag(i) }
+        var front = 0
+        var back = pinnedCount
+        for i in 0..<count {
+            let f = flag(i)
+            order[f != 0 ? front : back] = Int32(truncatingIfNeeded: i)
+            front &+= f
+            back &+= 1 &- f
+        }
         var failed = 0
         // Pinned allocations first: no colour of their spine is held by anything else yet,
-        // so they are refused only when their own kind fills the spine's link.
-        for pass in 0..<2 {
-            for i in 0..<count where isPinned(i) == (pass == 0) {
+        // so they are refused only when their own kind fills the spine's link. Then the
+        // others, with the one-word loop where the colours fit one.
+        for pass in 0..<(words == 1 ? 1 : 2) {
+            for n in (pass == 0 ? 0..<pinnedCount : pinnedCount..<count) {
+                let i = Int(order[n])
                 let (u, v) = racksOf(i)
                 if u == v {
                     spinesOut[i] = BatchAllocations.intraRack
@@ -474,6 +495,11 @@ public final class PathSelector: @unchecked Sendable {
                 spinesOut[i] = spineOfColor[c &* colors &+ k]
             }
         }
+        if words == 1 {
+            failed &+= colorOneWordLoop(
+                entries: entries, count: count, rackOf: rackOf, slots: slots, spinesOut: spinesOut, tag: tag,
+                pinned: (pinned, UnsafeBufferPointer(start: order + pinnedCount, count: count &- pinnedCount)))
+        }
         return failed
     }
 
@@ -494,9 +520,24 @@ public final class PathSelector: @unchecked Sendable {
         entries: UnsafePointer<UInt64>, count: Int, rackOf: UnsafePointer<UInt16>, firstSlot: UInt64, slots: Int,
         spinesOut: UnsafeMutablePointer<Int16>
     ) -> Int {
+        let tag = beginCall(firstSlot: firstSlot, slots: slots)
+        return colorOneWordLoop(
+            entries: entries, count: count, rackOf: rackOf, slots: slots, spinesOut: spinesOut, tag: tag, pinned: nil)
+    }
+
+    /// The loop of ``colorOneWord(entries:count:rackOf:firstSlot:slots:spinesOut:)``, inlined
+    /// where it is used: without pins (`pinned` nil, its tests fold away), over every
+    /// allocation; and after the pinned allocations of a call were coloured, over the
+    /// others (`pinned.others`, indices in order), with alternating paths that do not move
+    /// a pinned allocation off its spine.
+    @inline(__always)
+    private func colorOneWordLoop(
+        entries: UnsafePointer<UInt64>, count: Int, rackOf: UnsafePointer<UInt16>, slots: Int,
+        spinesOut: UnsafeMutablePointer<Int16>, tag: UInt32,
+        pinned: (hosts: UnsafePointer<Bool>, others: UnsafeBufferPointer<Int32>)?
+    ) -> Int {
         let colors = peakColors
         let racks = self.racks
-        let tag = beginCall(firstSlot: firstSlot, slots: slots)
         let upFree = self.upFree
         let downFree = self.downFree
         let upEdge = self.upEdge
@@ -505,7 +546,8 @@ public final class PathSelector: @unchecked Sendable {
         let spineBase = self.spineBase
         for s in 0..<slots { spineBase[s] = spineOfColor + capacityOfSlot[s] &* colors }
         var failed = 0
-        for i in 0..<count {
+        for n in 0..<(pinned?.others.count ?? count) {
+            let i = pinned.map { Int($0.others[n]) } ?? n
             let e = entries[i]
             let u = Int(rackOf[Int(truncatingIfNeeded: e & 0xFFFF)])
             let v = Int(rackOf[Int(truncatingIfNeeded: (e &>> 16) & 0xFFFF)])
@@ -530,7 +572,7 @@ public final class PathSelector: @unchecked Sendable {
                             Int(rackOf[Int(truncatingIfNeeded: x & 0xFFFF)]),
                             Int(rackOf[Int(truncatingIfNeeded: (x &>> 16) & 0xFFFF)])
                         )
-                    }, pinned: nil)
+                    }, pinned: pinned.map { ($0.hosts, entries) })
                 guard k >= 0 else {
                     spinesOut[i] = BatchAllocations.unroutable
                     failed &+= 1
@@ -598,29 +640,38 @@ public final class PathSelector: @unchecked Sendable {
         let up = upFree + (s * racks + u) * words
         let down = downFree + (s * racks + v) * words
         let allowedAtV = allowedByCapacity + (capacityOfSlot[s] * racks + v) * words
+        // An unpinned edge, with pinned ones about: first the pairs that keep off the spine
+        // pinned edges between these racks would use (a path through one of those stops
+        // short), then any.
+        let avoid = pinned != nil && spine < 0 ? pinnedSpine(from: u, to: v) : -1
         var attempts = 0
-        for wa in 0..<words {
-            var alphas = up[wa] & allowedAtV[wa]
-            while alphas != 0 {
-                let alpha = wa << 6 | alphas.trailingZeroBitCount
-                alphas &= alphas &- 1
-                if spine >= 0 && alpha % spines != spine { continue }
-                for wb in 0..<words {
-                    var betas = down[wb]
-                    while betas != 0 {
-                        let beta = wb << 6 | betas.trailingZeroBitCount
-                        betas &= betas &- 1
-                        if spine >= 0 && beta % spines != spine { continue }
-                        if swap(
-                            alpha: alpha, beta: beta, from: v, slot: s, tag: tag, spinesOut: spinesOut,
-                            racksOf: racksOf, pinned: pinned
-                        ) {
-                            return alpha
+        for round in 0..<(avoid >= 0 ? 2 : 1) {
+            for wa in 0..<words {
+                var alphas = up[wa] & allowedAtV[wa]
+                while alphas != 0 {
+                    let alpha = wa << 6 | alphas.trailingZeroBitCount
+                    alphas &= alphas &- 1
+                    if spine >= 0 && alpha % spines != spine { continue }
+                    for wb in 0..<words {
+                        var betas = down[wb]
+                        while betas != 0 {
+                            let beta = wb << 6 | betas.trailingZeroBitCount
+                            betas &= betas &- 1
+                            if spine >= 0 && beta % spines != spine { continue }
+                            if avoid >= 0 && (round == 0) == (alpha % spines == avoid || beta % spines == avoid) {
+                                continue
+                            }
+                            if swap(
+                                alpha: alpha, beta: beta, from: v, slot: s, tag: tag, spinesOut: spinesOut,
+                                racksOf: racksOf, pinned: pinned
+                            ) {
+                                return alpha
+                            }
+                            attempts += 1
+                            // Each try walks a path: a handful is enough for the rare fabric
+                            // where the first one fails.
+                            if attempts >= 8 { return -1 }
                         }
-                        attempts += 1
-                        // Each try walks a path: a handful is enough for the rare fabric
-                        // where the first one fails.
-                        if attempts >= 8 { return -1 }
                     }
                 }
             }
