@@ -44,7 +44,8 @@ public final class PathStage: @unchecked Sendable {
     /// Pins the inter-rack allocations of source `host` to their pinned spine (the lowest
     /// spine usable at both racks, ``Topology/pinnedSpine(sourceRack:destinationRack:)``),
     /// or frees them, from the next batch routed. For reference endpoints, which cannot be
-    /// told a path: their packets go where the switches route them.
+    /// told a path: their packets go where the switches route them. Only on the thread that
+    /// routes (the pipeline's path thread takes changes from the batches instead).
     public func setSourcePinned(_ host: Int, _ on: Bool) {
         precondition(host >= 0 && host < hostCount)
         guard pinned[host] != on else { return }
