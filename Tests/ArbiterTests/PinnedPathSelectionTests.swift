@@ -147,7 +147,7 @@ struct PinnedPathSelectionTests {
     }
 
     @Test(
-        "the path stage pins from the next batch routed, and with pins uses edge colouring even when Euler split is set"
+        "the path stage pins from the next batch routed, with Euler split configured too, and applies the pin changes a batch carries"
     )
     func pathStagePins() throws {
         let t = try Topology(.regular(racks: 4, hostsPerRack: 4, spines: 4))
