@@ -108,8 +108,14 @@ public struct ArbiterCoreStatistics: Sendable, Hashable {
     /// Allocations a session could not encode (should not happen: such endpoints are
     /// refused at registration); dropped.
     public var allocationsUnencodable: UInt64 = 0
-    /// Allocations with no spine that had room (links down); requested again.
+    /// Allocations with no spine that had room (links down, or a reference endpoint's
+    /// pinned spine full in that slot); requested again.
     public var allocationsUnroutable: UInt64 = 0
+    /// Allocations for an endpoint on reference numbering (it cannot be told a path) that
+    /// came back routed over another spine than its pinned one: possible only with
+    /// allocator threads, for batches under way when an extended endpoint lost its
+    /// announced clock without a reset. Requested again rather than sent.
+    public var allocationsOffPinnedSpine: UInt64 = 0
     /// Times the allocator's pair table was full; the demand waits to be offered again.
     public var allocatorRefusals: UInt64 = 0
     /// Allocator threads only: allocations and withdrawals dropped because a purge (reset,
@@ -198,6 +204,10 @@ public final class ArbiterCore {
     private let pushedDeadline: UnsafeMutablePointer<UInt64>
     /// Hosts removed and not heard from since: demand towards them is withdrawn at once.
     private let removed: UnsafeMutablePointer<Bool>
+    /// Per host, what the allocator was last told: whether its inter-rack allocations are
+    /// pinned to their pinned spine (its session counts slots without the announced
+    /// clock, so it gets reference ALLOCs, which cannot name a path).
+    private let pinned: UnsafeMutablePointer<Bool>
     /// Demand a session handed over towards a removed host, withdrawn once the session
     /// is free again (destination node ids, for the session being served).
     private var refusedTowards: [NodeID] = []
@@ -310,6 +320,8 @@ public final class ArbiterCore {
         allocationDue.initialize(repeating: .max, count: hostCount)
         pushedDue = .allocate(capacity: hostCount)
         pushedDue.initialize(repeating: .max, count: hostCount)
+        pinned = .allocate(capacity: hostCount)
+        pinned.initialize(repeating: false, count: hostCount)
         refusedTowards.reserveCapacity(64)
         expiredTowards.reserveCapacity(Int(PendingAllocations.windowLength))
     }
@@ -332,6 +344,7 @@ public final class ArbiterCore {
         removed.deallocate()
         allocationDue.deallocate()
         pushedDue.deallocate()
+        pinned.deallocate()
     }
 
     // MARK: Clock
@@ -452,6 +465,8 @@ public final class ArbiterCore {
         if !hasSession[host] {
             (sessions + host).initialize(to: ArbiterSession(configuration: sessionTemplate, now: startTime))
             hasSession[host] = true
+            // A new session is a reference one until a HELLO registers it.
+            pinSource(host, true)
         }
         var handler = Handler(core: self, source: host, extended: isExtended(host))
         let result = sessions[host].receive(packet, now: now, handler: &handler)
@@ -484,6 +499,9 @@ public final class ArbiterCore {
         mutating func endpointReset() {
             core.flushPending()
             extended = false
+            // Back to reference until a HELLO registers it. Pinned before the purge, so
+            // that no batch holds the new epoch's demand unpinned.
+            core.pinSource(source, true)
             core.statistics.endpointResets &+= 1
             if let a = core.allocator {
                 a.resetSource(source)
@@ -495,6 +513,19 @@ public final class ArbiterCore {
         }
 
         mutating func registrationRequested(_ hello: FCPHello) -> FCPRegistrationDecision {
+            let decision = decide(hello)
+            // Only WIDE-ALLOC names a path: anything else is pinned, decided before the
+            // demand this packet may carry is handed over.
+            var clock = false
+            if case .accept = decision {
+                clock = hello.capabilities.intersection(core.configuration.session.supportedCapabilities).contains(
+                    .announcedClock)
+            }
+            core.pinSource(source, !clock)
+            return decision
+        }
+
+        private mutating func decide(_ hello: FCPHello) -> FCPRegistrationDecision {
             let t = core.topology
             // The endpoint is the host its packets come from; what it states must agree.
             extended = false
@@ -757,8 +788,16 @@ public final class ArbiterCore {
             return
         }
         let announced = sessions[source].schedulingState().announcedClock
+        // An endpoint without the announced clock gets reference ALLOCs, whose path bits
+        // the original endpoint reads as part of the destination: it is never sent any.
+        // Its packets take the spine the switches pin it to, which path selection booked.
+        if !announced && spine >= 0 && Int(spine) != pinnedSpine(source: source, destination: destination) {
+            statistics.allocationsOffPinnedSpine &+= 1
+            requestAgain(source: source, destination: destination, batch: batch)
+            return
+        }
         let slot = sessionSlot(ourSlot, announcedClock: announced)
-        let path = PathID(spine < 0 ? 0 : UInt16(spine))
+        let path = PathID(spine < 0 || !announced ? 0 : UInt16(spine))
         // An allocation this far after the earliest one waiting would push that out of the
         // session's window, to be reported lost: it is long past (the core was held up),
         // so it goes back to the allocator instead.
@@ -837,6 +876,26 @@ public final class ArbiterCore {
         for node in expiredTowards {
             guard let d = host(named: node, extended: state.extended) else { continue }
             requestAgain(source: source, destination: d, batch: batch)
+        }
+    }
+
+    /// The spine path selection books for a pinned source's allocation, or -1.
+    private func pinnedSpine(source: Int, destination: Int) -> Int {
+        topology.pinnedSpine(
+            sourceRack: Int(topology.rackOf[source]), destinationRack: Int(topology.rackOf[destination])) ?? -1
+    }
+
+    /// Tells the allocator whether `host`'s inter-rack allocations are pinned to their
+    /// pinned spine, when that changed: inline, from the next batch; to the allocator
+    /// threads through the command ring, in order with the demand and purges sent.
+    fileprivate func pinSource(_ host: Int, _ on: Bool) {
+        guard pinned[host] != on else { return }
+        pinned[host] = on
+        if let allocator {
+            allocator.setSourcePinned(host, on)
+        } else {
+            pipelined!.send(
+                AllocatorCommand(kind: .pinSource, source: Int32(host), destination: 0, value: on ? 1 : 0))
         }
     }
 
@@ -964,6 +1023,10 @@ public final class ArbiterCore {
     private func sessionChanged(_ host: Int) {
         guard hasSession[host] else { return }
         let state = sessions[host].schedulingState()
+        // The handler pins at resets and registrations, in order with the demand; this
+        // catches a session that lost the clock otherwise (a HELLO refused by the session
+        // itself).
+        if state.announcedClock == pinned[host] { pinSource(host, !state.announcedClock) }
         var due = state.urgent
         if state.pendingAllocations == 0 {
             allocationDue[host] = .max
@@ -1064,6 +1127,8 @@ public final class ArbiterCore {
             flushPending()
             pipelined!.send(AllocatorCommand(kind: .removeHost, source: Int32(host), destination: 0, value: 0))
         }
+        // No session, no demand: nothing to pin until it speaks again.
+        pinSource(host, false)
         dropRetries(host: host, both: true)
         // The other endpoints' demand towards it is gone from the allocator: their
         // sessions report it withdrawn, so no flow waits for slots that will not come.

@@ -21,6 +21,15 @@
 ///   balanced at every rack); after log2(S) levels each of the S parts has row and column
 ///   sums within a link's capacity.
 ///
+/// *Pinned sources* (reference endpoints, which cannot be told a path: their packets take
+/// whatever spine the switches route them to) are booked on their pinned spine, the lowest
+/// spine usable at both racks (``Topology/pinnedSpine(sourceRack:destinationRack:)``). In
+/// a batch with pinned allocations those are coloured first, each with a colour of its
+/// pinned spine (an alternating path may swap it with another colour of the same spine,
+/// never with another spine's); then the others, whose alternating paths stop at a pinned
+/// edge. A pinned allocation whose spine has no room is unroutable. Euler split does not
+/// know pinned edges: batches with any pinned source are edge-coloured.
+///
 /// All storage is sized at construction from the topology; `assign` allocates nothing.
 public final class PathSelector: @unchecked Sendable {
     /// How spines are chosen (see the type's documentation).
@@ -59,6 +68,12 @@ public final class PathSelector: @unchecked Sendable {
     let path: UnsafeMutablePointer<Int32>
     let pathLimit: Int
     let maxBatchEdges: Int
+    /// Per rack, the spines it may use (`spineWords` words each): pinned spines are the
+    /// lowest common bit of two racks' sets.
+    let spineWords: Int
+    let usableSpines: UnsafeMutablePointer<UInt64>
+    /// A call's allocation indices, pinned ones first (batches with pinned sources).
+    let order: UnsafeMutablePointer<Int32>
 
     // Euler split: rack-pair aggregation (open addressing, keys u·R+v+1, 0 empty), parts as
     // (pair, count) lists double-buffered per level, odd-count balancing, and the final
@@ -128,6 +143,9 @@ public final class PathSelector: @unchecked Sendable {
         capacityOfSlot = Self.make(self.slotsPerCall, 0)
         spineBase = Self.make(self.slotsPerCall, spineOfColor)
         path = Self.make(pathLimit, 0)
+        spineWords = (spines + 63) / 64
+        usableSpines = Self.make(racks * spineWords, 0)
+        order = Self.make(maxBatchEdges, 0)
 
         var buckets = 16
         while buckets < maxEdges * 2 { buckets <<= 1 }
@@ -159,9 +177,10 @@ public final class PathSelector: @unchecked Sendable {
     }
 
     deinit {
-        for p in [upFree, downFree, allowedByCapacity] { p.deallocate() }
+        for p in [upFree, downFree, allowedByCapacity, usableSpines] { p.deallocate() }
         for p in [upEdge, downEdge] { p.deallocate() }
         spineOfColor.deallocate()
+        order.deallocate()
         capacityOfSlot.deallocate()
         spineBase.deallocate()
         path.deallocate()
@@ -238,13 +257,23 @@ public final class PathSelector: @unchecked Sendable {
     /// order. Writes each allocation's spine, ``BatchAllocations/intraRack`` (-1) when its
     /// hosts share a rack, or ``BatchAllocations/unroutable`` (-2). Returns how many are
     /// unroutable.
+    ///
+    /// - Parameter pinned: per source host, whether its packets are pinned to their
+    ///   pinned spine (see the type's documentation); nil when no host is.
     @discardableResult
     public func assignBatch(
         entries: UnsafePointer<UInt64>, count: Int, rackOf: UnsafePointer<UInt16>, firstSlot: UInt64, batchSize: Int,
-        spinesOut: UnsafeMutablePointer<Int16>
+        spinesOut: UnsafeMutablePointer<Int16>, pinned: UnsafePointer<Bool>? = nil
     ) -> Int {
         precondition(batchSize <= slotsPerCall && count <= maxBatchEdges)
         guard count > 0 else { return 0 }
+        if let pinned {
+            let failed = colorPinned(
+                entries: entries, count: count, rackOf: rackOf, firstSlot: firstSlot, slots: batchSize,
+                spinesOut: spinesOut, pinned: pinned)
+            unroutable &+= UInt64(failed)
+            return failed
+        }
         if words == 1 {
             let failed = colorOneWord(
                 entries: entries, count: count, rackOf: rackOf, firstSlot: firstSlot, slots: batchSize,
@@ -288,6 +317,25 @@ public final class PathSelector: @unchecked Sendable {
                 spineOfColor[c * peakColors + k] = c > 0 && k < spines * c ? Int16(k % spines) : -1
             }
         }
+        for r in 0..<racks {
+            for w in 0..<spineWords { usableSpines[r * spineWords + w] = 0 }
+            for s in 0..<spines where topology.isUsable(rack: r, spine: s) {
+                usableSpines[r * spineWords + s >> 6] |= 1 << UInt64(s & 63)
+            }
+        }
+    }
+
+    /// The spine pinned allocations from rack `u` to rack `v` take: the lowest usable at
+    /// both (as ``Topology/pinnedSpine(sourceRack:destinationRack:)``), or -1.
+    @inline(__always)
+    func pinnedSpine(from u: Int, to v: Int) -> Int {
+        let a = usableSpines + u &* spineWords
+        let b = usableSpines + v &* spineWords
+        for w in 0..<spineWords {
+            let m = a[w] & b[w]
+            if m != 0 { return w << 6 | m.trailingZeroBitCount }
+        }
+        return -1
     }
 
     /// Starts a call over `slots` slots from `firstSlot`: a new epoch (which makes every
@@ -346,10 +394,12 @@ public final class PathSelector: @unchecked Sendable {
                 }
             }
             if k < 0 {
-                k = recolor(u: u, v: v, slot: s, tag: tag, spinesOut: spinesOut) { e in
-                    let (a, b, _) = edge(e)
-                    return (a, b)
-                }
+                k = recolor(
+                    u: u, v: v, slot: s, onSpine: -1, tag: tag, spinesOut: spinesOut,
+                    racksOf: { e in
+                        let (a, b, _) = edge(e)
+                        return (a, b)
+                    }, pinned: nil)
                 guard k >= 0 else {
                     spinesOut[i] = unroutableMark
                     failed &+= 1
@@ -362,6 +412,107 @@ public final class PathSelector: @unchecked Sendable {
         return failed
     }
 
+    /// The colouring of a batch with pinned sources: their inter-rack allocations first,
+    /// each on its pinned spine, then the others (see the type's documentation). Returns
+    /// how many allocations could not be coloured (marked unroutable).
+    @inline(never)
+    private func colorPinned(
+        entries: UnsafePointer<UInt64>, count: Int, rackOf: UnsafePointer<UInt16>, firstSlot: UInt64, slots: Int,
+        spinesOut: UnsafeMutablePointer<Int16>, pinned: UnsafePointer<Bool>
+    ) -> Int {
+        let colors = peakColors
+        let tag = beginCall(firstSlot: firstSlot, slots: slots)
+        // Local functions, not closure values: passed only as non-escaping arguments, their
+        // contexts stay on the stack.
+        func racksOf(_ e: Int) -> (Int, Int) {
+            let x = entries[e]
+            return (
+                Int(rackOf[Int(truncatingIfNeeded: x & 0xFFFF)]),
+                Int(rackOf[Int(truncatingIfNeeded: (x &>> 16) & 0xFFFF)])
+            )
+        }
+        // The pinned allocations' indices, then the others', each in order, without a
+        // branch per allocation (which one it is follows no pattern the processor could
+        // predict).
+        @inline(__always) func flag(_ i: Int) -> Int {
+            Int(unsafeBitCast(pinned[Int(truncatingIfNeeded: entries[i] & 0xFFFF)], to: UInt8.self))
+        }
+        var pinnedCount = 0
+        for i in 0..<count { pinnedCount &+= flag(i) }
+        var front = 0
+        var back = pinnedCount
+        for i in 0..<count {
+            let f = flag(i)
+            order[f != 0 ? front : back] = Int32(truncatingIfNeeded: i)
+            front &+= f
+            back &+= 1 &- f
+        }
+        var failed = 0
+        // Pinned allocations first: no colour of their spine is held by anything else yet,
+        // so they are refused only when their own kind fills the spine's link. Then the
+        // others, with the one-word loop where the colours fit one.
+        for pass in 0..<(words == 1 ? 1 : 2) {
+            for n in (pass == 0 ? 0..<pinnedCount : pinnedCount..<count) {
+                let i = Int(order[n])
+                let (u, v) = racksOf(i)
+                if u == v {
+                    spinesOut[i] = BatchAllocations.intraRack
+                    continue
+                }
+                let s = Int(truncatingIfNeeded: entries[i] &>> 32)
+                let c = capacityOfSlot[s]
+                let up = upFree + (s &* racks &+ u) &* words
+                let down = downFree + (s &* racks &+ v) &* words
+                var k = -1
+                var spine = -1
+                if pass == 0 {
+                    spine = pinnedSpine(from: u, to: v)
+                    if spine >= 0 {
+                        // Colours of one spine are j · S + spine, one per packet it carries.
+                        for j in 0..<c {
+                            let candidate = j &* spines &+ spine
+                            let bit: UInt64 = 1 &<< UInt64(truncatingIfNeeded: candidate & 63)
+                            if up[candidate &>> 6] & down[candidate &>> 6] & bit != 0 {
+                                k = candidate
+                                break
+                            }
+                        }
+                    }
+                } else {
+                    k = firstCommon(up, down)
+                }
+                if k < 0 && (pass == 1 || spine >= 0) {
+                    k = recolor(
+                        u: u, v: v, slot: s, onSpine: spine, tag: tag, spinesOut: spinesOut, racksOf: racksOf,
+                        pinned: (pinned, entries))
+                }
+                guard k >= 0 else {
+                    spinesOut[i] = BatchAllocations.unroutable
+                    failed &+= 1
+                    continue
+                }
+                take(i, u: u, v: v, slot: s, color: k, tag: tag)
+                spinesOut[i] = spineOfColor[c &* colors &+ k]
+            }
+        }
+        if words == 1 {
+            failed &+= colorOneWordLoop(
+                entries: entries, count: count, rackOf: rackOf, slots: slots, spinesOut: spinesOut, tag: tag,
+                pinned: (pinned, UnsafeBufferPointer(start: order + pinnedCount, count: count &- pinnedCount)))
+        }
+        return failed
+    }
+
+    /// The lowest colour set in both bitmaps, or -1.
+    @inline(__always)
+    private func firstCommon(_ a: UnsafeMutablePointer<UInt64>, _ b: UnsafeMutablePointer<UInt64>) -> Int {
+        for w in 0..<words {
+            let m = a[w] & b[w]
+            if m != 0 { return w << 6 | m.trailingZeroBitCount }
+        }
+        return -1
+    }
+
     /// ``color(count:firstSlot:slots:spinesOut:unroutableMark:edge:)`` for batches whose
     /// colours fit one word (S × c ≤ 64, the usual case), with the index arithmetic folded.
     @inline(never)
@@ -369,9 +520,24 @@ public final class PathSelector: @unchecked Sendable {
         entries: UnsafePointer<UInt64>, count: Int, rackOf: UnsafePointer<UInt16>, firstSlot: UInt64, slots: Int,
         spinesOut: UnsafeMutablePointer<Int16>
     ) -> Int {
+        let tag = beginCall(firstSlot: firstSlot, slots: slots)
+        return colorOneWordLoop(
+            entries: entries, count: count, rackOf: rackOf, slots: slots, spinesOut: spinesOut, tag: tag, pinned: nil)
+    }
+
+    /// The loop of ``colorOneWord(entries:count:rackOf:firstSlot:slots:spinesOut:)``, inlined
+    /// where it is used: without pins (`pinned` nil, its tests fold away), over every
+    /// allocation; and after the pinned allocations of a call were coloured, over the
+    /// others (`pinned.others`, indices in order), with alternating paths that do not move
+    /// a pinned allocation off its spine.
+    @inline(__always)
+    private func colorOneWordLoop(
+        entries: UnsafePointer<UInt64>, count: Int, rackOf: UnsafePointer<UInt16>, slots: Int,
+        spinesOut: UnsafeMutablePointer<Int16>, tag: UInt32,
+        pinned: (hosts: UnsafePointer<Bool>, others: UnsafeBufferPointer<Int32>)?
+    ) -> Int {
         let colors = peakColors
         let racks = self.racks
-        let tag = beginCall(firstSlot: firstSlot, slots: slots)
         let upFree = self.upFree
         let downFree = self.downFree
         let upEdge = self.upEdge
@@ -380,7 +546,8 @@ public final class PathSelector: @unchecked Sendable {
         let spineBase = self.spineBase
         for s in 0..<slots { spineBase[s] = spineOfColor + capacityOfSlot[s] &* colors }
         var failed = 0
-        for i in 0..<count {
+        for n in 0..<(pinned?.others.count ?? count) {
+            let i = pinned.map { Int($0.others[n]) } ?? n
             let e = entries[i]
             let u = Int(rackOf[Int(truncatingIfNeeded: e & 0xFFFF)])
             let v = Int(rackOf[Int(truncatingIfNeeded: (e &>> 16) & 0xFFFF)])
@@ -397,13 +564,15 @@ public final class PathSelector: @unchecked Sendable {
             if m != 0 {
                 k = m.trailingZeroBitCount
             } else {
-                k = recolor(u: u, v: v, slot: s, tag: tag, spinesOut: spinesOut) { e in
-                    let x = entries[e]
-                    return (
-                        Int(rackOf[Int(truncatingIfNeeded: x & 0xFFFF)]),
-                        Int(rackOf[Int(truncatingIfNeeded: (x &>> 16) & 0xFFFF)])
-                    )
-                }
+                k = recolor(
+                    u: u, v: v, slot: s, onSpine: -1, tag: tag, spinesOut: spinesOut,
+                    racksOf: { e in
+                        let x = entries[e]
+                        return (
+                            Int(rackOf[Int(truncatingIfNeeded: x & 0xFFFF)]),
+                            Int(rackOf[Int(truncatingIfNeeded: (x &>> 16) & 0xFFFF)])
+                        )
+                    }, pinned: pinned.map { ($0.hosts, entries) })
                 guard k >= 0 else {
                     spinesOut[i] = BatchAllocations.unroutable
                     failed &+= 1
@@ -458,35 +627,51 @@ public final class PathSelector: @unchecked Sendable {
     /// u, and usable at v) at v by swapping α and β (free at v) along the alternating path
     /// that leaves v by its α edge, updating the spines of the edges it recolours. With
     /// links down a swap can end on a rack where its colour's link is down; then other
-    /// colours are tried. Returns α, or -1 when no pair of colours works.
+    /// colours are tried. With `spine` ≥ 0 (a pinned edge) α and β are both colours of that
+    /// spine. A path through a pinned edge (`pinned`: per source host, and the entries
+    /// naming each edge's source; nil when none is pinned) is swapped only when α and β are
+    /// on the same spine, so a pinned edge never changes spine. Returns α, or -1 when no
+    /// pair of colours works.
     @inline(never)
     private func recolor(
-        u: Int, v: Int, slot s: Int, tag: UInt32, spinesOut: UnsafeMutablePointer<Int16>,
-        racksOf: (Int) -> (Int, Int)
+        u: Int, v: Int, slot s: Int, onSpine spine: Int, tag: UInt32, spinesOut: UnsafeMutablePointer<Int16>,
+        racksOf: (Int) -> (Int, Int), pinned: (hosts: UnsafePointer<Bool>, entries: UnsafePointer<UInt64>)?
     ) -> Int {
         let up = upFree + (s * racks + u) * words
         let down = downFree + (s * racks + v) * words
         let allowedAtV = allowedByCapacity + (capacityOfSlot[s] * racks + v) * words
+        // An unpinned edge, with pinned ones about: first the pairs that keep off the spine
+        // pinned edges between these racks would use (a path through one of those stops
+        // short), then any.
+        let avoid = pinned != nil && spine < 0 ? pinnedSpine(from: u, to: v) : -1
         var attempts = 0
-        for wa in 0..<words {
-            var alphas = up[wa] & allowedAtV[wa]
-            while alphas != 0 {
-                let alpha = wa << 6 | alphas.trailingZeroBitCount
-                alphas &= alphas &- 1
-                for wb in 0..<words {
-                    var betas = down[wb]
-                    while betas != 0 {
-                        let beta = wb << 6 | betas.trailingZeroBitCount
-                        betas &= betas &- 1
-                        if swap(
-                            alpha: alpha, beta: beta, from: v, slot: s, tag: tag, spinesOut: spinesOut, racksOf: racksOf
-                        ) {
-                            return alpha
+        for round in 0..<(avoid >= 0 ? 2 : 1) {
+            for wa in 0..<words {
+                var alphas = up[wa] & allowedAtV[wa]
+                while alphas != 0 {
+                    let alpha = wa << 6 | alphas.trailingZeroBitCount
+                    alphas &= alphas &- 1
+                    if spine >= 0 && alpha % spines != spine { continue }
+                    for wb in 0..<words {
+                        var betas = down[wb]
+                        while betas != 0 {
+                            let beta = wb << 6 | betas.trailingZeroBitCount
+                            betas &= betas &- 1
+                            if spine >= 0 && beta % spines != spine { continue }
+                            if avoid >= 0 && (round == 0) == (alpha % spines == avoid || beta % spines == avoid) {
+                                continue
+                            }
+                            if swap(
+                                alpha: alpha, beta: beta, from: v, slot: s, tag: tag, spinesOut: spinesOut,
+                                racksOf: racksOf, pinned: pinned
+                            ) {
+                                return alpha
+                            }
+                            attempts += 1
+                            // Each try walks a path: a handful is enough for the rare fabric
+                            // where the first one fails.
+                            if attempts >= 8 { return -1 }
                         }
-                        attempts += 1
-                        // Each try walks a path: a handful is enough for the rare fabric
-                        // where the first one fails.
-                        if attempts >= 8 { return -1 }
                     }
                 }
             }
@@ -498,10 +683,12 @@ public final class PathSelector: @unchecked Sendable {
     /// edge, unless its far end cannot take the colour it would get. Returns whether it did.
     private func swap(
         alpha: Int, beta: Int, from v: Int, slot s: Int, tag: UInt32, spinesOut: UnsafeMutablePointer<Int16>,
-        racksOf: (Int) -> (Int, Int)
+        racksOf: (Int) -> (Int, Int), pinned: (hosts: UnsafePointer<Bool>, entries: UnsafePointer<UInt64>)?
     ) -> Bool {
         let colors = peakColors
         let side = s * racks
+        // A pinned edge may only trade its colour for another of its spine.
+        let sameSpine = alpha % spines == beta % spines
         // At a destination rack follow its edge of the colour looked for to that edge's
         // source rack, then that rack's edge of the other colour, and so on. The path
         // cannot reach the source rack, where α is free.
@@ -516,6 +703,9 @@ public final class PathSelector: @unchecked Sendable {
                 : holder(upEdge, (side + rack) * colors + wanted, tag: tag)
             guard edge >= 0 else { break }
             guard length < pathLimit else { return false }
+            if !sameSpine, let pinned, pinned.hosts[Int(truncatingIfNeeded: pinned.entries[edge] & 0xFFFF)] {
+                return false
+            }
             path[length] = Int32(truncatingIfNeeded: edge)
             length += 1
             let (source, destination) = racksOf(edge)

@@ -372,4 +372,36 @@ public struct Topology: Sendable {
 
     /// Whether every link is up (path selection can then use plain edge colouring).
     public var allLinksUp: Bool { !linkUp.contains(false) && !spineUp.contains(false) }
+
+    /// The spine that the packets of a reference endpoint (a *pinned* source) take from
+    /// rack `sourceRack` to rack `destinationRack`: the lowest spine whose links at both
+    /// racks are usable, so spine 0 while every link is up; nil when there is none.
+    ///
+    /// A reference endpoint cannot be told a path (the original endpoint reads path bits
+    /// as part of the destination), so its packets go where the switches send them. The
+    /// arbiter books them on this spine, and the ToRs must route those hosts' traffic the
+    /// same way: a static route or policy-based route towards spine 0, falling back to the
+    /// next spine in order when a link is down (docs/operations.md).
+    public func pinnedSpine(sourceRack: Int, destinationRack: Int) -> Int? {
+        for s in 0..<spineCount where isUsable(rack: sourceRack, spine: s) && isUsable(rack: destinationRack, spine: s)
+        {
+            return s
+        }
+        return nil
+    }
+
+    /// What `--check-config` and the daemon's start-up log say about how this topology
+    /// serves reference endpoints; nil when it does not serve them.
+    public var referencePathNote: String? {
+        guard configuration.referenceEndpoints else { return nil }
+        guard spineCount > 1 else {
+            return "topology.reference_endpoints: reference endpoints are served; one spine, so their paths need no "
+                + "switch configuration"
+        }
+        return
+            "topology.reference_endpoints: reference endpoints cannot be told a path, so their inter-rack packets are "
+            + "booked on spine 0 (the lowest spine usable at both racks); the ToRs must route these hosts' source "
+            + "addresses to the uplink towards spine 0 (static route or policy-based routing), not by ECMP over the "
+            + "\(spineCount) spines (docs/operations.md, 'Reference endpoints and spines')"
+    }
 }

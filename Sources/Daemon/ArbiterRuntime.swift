@@ -186,6 +186,7 @@ public final class ArbiterRuntime: Sendable {
             stopped.store(true, ordering: .releasing)
             finished.signal()
         }
+        for note in configuration.notes { logger.notice("\(note)") }
         logger.info(
             "serving FCP",
             metadata: [

@@ -160,6 +160,14 @@ public struct ArbiterDaemonConfiguration: Sendable {
         return c
     }
 
+    /// What a valid configuration implies that an operator must act on outside the
+    /// arbiter, one line each (`--check-config` prints them after `valid`, the daemon logs
+    /// them at start): for reference endpoints, the spine their traffic is booked on.
+    public var notes: [String] {
+        guard let topology = try? Topology(topology), let note = topology.referencePathNote else { return [] }
+        return [note]
+    }
+
     /// Reads and parses the file at `path`.
     public static func load(path: String, overrides: [(String, String)] = []) throws(ConfigurationError)
         -> ArbiterDaemonConfiguration

@@ -11,7 +11,8 @@ public final class EndpointDriver {
     public struct Plan: Sendable {
         /// Index of the endpoint's host in the topology.
         public var host: Int
-        /// Speak reference FCP (no extensions) instead of the extended protocol.
+        /// Speak reference FCP (no extensions) instead of the extended protocol, reading
+        /// ALLOC destinations as the original endpoint does (raw, path bits not stripped).
         public var reference: Bool
         /// Slots wanted, by destination host index.
         public var demand: [(destination: Int, slots: UInt64)]
@@ -66,6 +67,10 @@ public final class EndpointDriver {
         c.allocationWindow.missThreshold = plan.acceptLateSlots
         if plan.reference {
             c.mode = .reference
+            // As the original endpoint: destinations looked up raw, path bits and all, so
+            // an arbiter that sends path bits to a reference endpoint shows up as
+            // allocations that name no flow (`allocations_unwanted`).
+            c.stripsReferencePathBits = false
         } else {
             c.node = topology.nodeIDs[plan.host]
             c.address = topology.addresses[plan.host]

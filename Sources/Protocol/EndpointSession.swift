@@ -46,6 +46,14 @@ public struct EndpointSessionConfiguration: Sendable {
     /// Largest packet to build; nil: 58 bytes for reference mode (the reference's
     /// limit), 320 when offering extensions.
     public var maxPacketLength: Int?
+    /// Whether a reference ALLOC destination is split into node (bits 13–0) and path (bits
+    /// 15–14). True for our own endpoints, so that they work with an arbiter that sends
+    /// path bits (the original one does). False reproduces the original endpoint, which
+    /// looks the raw 16-bit field up as the destination: an allocation with path bits set
+    /// then names no destination it has demand for and is counted unwanted. Tests and
+    /// `fastpass-bench fcp-endpoint --reference` use it to prove that our arbiter never
+    /// sends path bits to a reference endpoint.
+    public var stripsReferencePathBits = true
 
     public init() {}
 
@@ -116,6 +124,9 @@ public struct EndpointSessionStatistics: Sendable, Hashable {
     public var allocationsPremature: UInt64 = 0
     /// Allocations to a destination with no outstanding demand.
     public var allocationsUnwanted: UInt64 = 0
+    /// Of those, allocations to a destination never asked for (counted in
+    /// ``allocationsUnwanted`` too): for a reference endpoint, path bits in the field.
+    public var allocationsToUnknownDestinations: UInt64 = 0
     /// Allocations for a slot that already had one (the arbiter double-booked us).
     public var allocationsSlotTaken: UInt64 = 0
     /// ALLOC descriptors naming a destination the payload does not list.
@@ -439,6 +450,7 @@ struct EndpointBook: FCPConnectionDelegate {
     mutating func allocated(slot: UInt64, node: NodeID, path: PathID, current: UInt64, referenceNumbering: Bool) {
         guard let i = table.index(of: node) else {
             statistics.allocationsUnwanted &+= 1
+            statistics.allocationsToUnknownDestinations &+= 1
             return
         }
         // Counted whatever happens next: the arbiter spent one unit of our request on it,
@@ -674,7 +686,10 @@ struct EndpointBook: FCPConnectionDelegate {
             case .illegalIndex:
                 statistics.illegalDescriptors &+= 1
             case .allocation(_, let slot, let index):
-                let (node, path) = ReferenceDestination.unpack(payload.destination(index - 1))
+                let raw = payload.destination(index - 1)
+                let (node, path) =
+                    configuration.stripsReferencePathBits
+                    ? ReferenceDestination.unpack(raw) : (NodeID(UInt32(raw)), PathID.none)
                 allocated(slot: slot, node: node, path: path, current: current, referenceNumbering: true)
             }
         }

@@ -86,6 +86,7 @@ struct FastpassArbiterCommand: AsyncParsableCommand {
                 print(
                     "\(path): valid (\(c.topology.hosts.count) hosts, \(c.topology.racks) racks, "
                         + "\(c.topology.spines) spines)")
+                for note in c.notes { print("note: \(note)") }
                 return
             } catch {
                 FileHandle.standardError.write(Data("fastpass-arbiter: \(error)\n".utf8))

@@ -16,7 +16,10 @@ struct FCPEndpointCommand: ParsableCommand {
     var config: String
     @Option(help: "This endpoint's address (one of the topology's hosts).")
     var endpoint: String
-    @Flag(help: "Speak reference FCP instead of the extended protocol.")
+    @Flag(
+        help:
+            "Speak reference FCP instead of the extended protocol, as the original endpoint does: ALLOC destinations are read raw (path bits are not stripped)."
+    )
     var reference = false
     @Option(help: "DESTINATION:SLOTS to ask for; repeatable.")
     var demand: [String] = []

@@ -37,6 +37,12 @@ struct PathsBenchmark: ParsableCommand {
     var seed: UInt64 = 1
     @Option(help: "Path selection method: edgeColoring or eulerSplit (power-of-two spines).")
     var method = "edgeColoring"
+    @Option(
+        name: .customLong("pinned-share"),
+        help:
+            "Share of hosts pinned to their pinned spine, as reference endpoints are (0...1; every host whose index modulo 1/share is 0)."
+    )
+    var pinnedShare = 0.0
 
     struct Result: Encodable {
         var benchmark = "paths"
@@ -46,6 +52,7 @@ struct PathsBenchmark: ParsableCommand {
         var oversubscription: Double
         var link_packets_per_slot: String
         var method: String
+        var pinned_hosts: Int
         var load: Double
         var slots: Int
         var runs: Int
@@ -71,6 +78,7 @@ struct PathsBenchmark: ParsableCommand {
         guard spines >= 1 && spines <= 1024 else { throw ValidationError("--spines must be in 1...1024") }
         guard oversubscription >= 1 else { throw ValidationError("--oversubscription must be at least 1") }
         guard load > 0 && load <= 1 else { throw ValidationError("--load must be in (0, 1]") }
+        guard pinnedShare >= 0 && pinnedShare <= 1 else { throw ValidationError("--pinned-share must be in 0...1") }
         guard slots >= 16 && runs >= 1 else { throw ValidationError("--slots ≥ 16 and --runs ≥ 1") }
         guard PathSelector.Method(rawValue: method) != nil else {
             throw ValidationError(
@@ -118,6 +126,7 @@ struct PathsBenchmark: ParsableCommand {
             let stage = PathStage(
                 topology: topology, batchSize: batchSize, method: PathSelector.Method(rawValue: method) ?? .edgeColoring
             )
+            for h in pinnedHosts(topology.hostCount) { stage.setSourcePinned(h, true) }
             // One batch buffer, refilled with each recorded batch as the allocator stage would
             // hand it over (in cache); only path selection is timed, batch by batch.
             let batch = BatchAllocations(batchSize: batchSize, hostCount: topology.hostCount, withdrawalCapacity: 1)
@@ -146,7 +155,8 @@ struct PathsBenchmark: ParsableCommand {
             ? "Euler split" : "edge colouring (colour bitmaps, alternating paths)"
         let result = Result(
             racks: racks, hosts_per_rack: hostsPerRack, spines: spines, oversubscription: oversubscription,
-            link_packets_per_slot: topology.linkRate.description, method: method, load: load, slots: measuredSlots,
+            link_packets_per_slot: topology.linkRate.description, method: method,
+            pinned_hosts: pinnedHosts(topology.hostCount).count, load: load, slots: measuredSlots,
             runs: runs, seed: seed, ns_per_timeslot: perSlot,
             ns_per_inter_rack_allocation: perSlot / max(interRackPerSlot, 1), ns_per_timeslot_runs: times,
             inter_rack_allocations_per_slot: interRackPerSlot,
@@ -164,5 +174,12 @@ struct PathsBenchmark: ParsableCommand {
                     racks, hostsPerRack, spines, oversubscription, load, perSlot, interRackPerSlot, unroutable,
                     mallocs))
         }
+    }
+
+    /// The hosts `--pinned-share` pins: evenly spread over the racks.
+    func pinnedHosts(_ count: Int) -> [Int] {
+        guard pinnedShare > 0 else { return [] }
+        let every = max(1, Int((1 / pinnedShare).rounded()))
+        return (0..<count).filter { $0 % every == 0 }
     }
 }

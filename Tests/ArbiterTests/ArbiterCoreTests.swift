@@ -38,11 +38,14 @@ struct ArbiterCoreTests {
         /// Time follows the monotonic clock (for allocator threads, which pace themselves
         /// by it) instead of advancing by steps.
         let realTime: Bool
+        /// Every destination field of the reference ALLOC payloads the arbiter sent to
+        /// reference endpoints, raw (path bits included).
+        var referenceAllocDestinations: [UInt16] = []
 
         init(
             topology: Topology, referenceHosts: Set<Int>, configuration: ArbiterCoreConfiguration = .init(),
             acceptLateSlots: UInt64 = AllocationTimeWindow.reference.missThreshold, realTime: Bool = false,
-            allocatorStartedLate: UInt64 = 0
+            allocatorStartedLate: UInt64 = 0, stripsReferencePathBits: Bool = true
         ) throws {
             self.topology = topology
             self.realTime = realTime
@@ -61,6 +64,7 @@ struct ArbiterCoreTests {
                 let reference = referenceHosts.contains(h)
                 if reference {
                     c.mode = .reference
+                    c.stripsReferencePathBits = stripsReferencePathBits
                 } else {
                     c.node = topology.nodeIDs[h]
                     c.address = topology.addresses[h]
@@ -151,6 +155,9 @@ struct ArbiterCoreTests {
                     }) {
                         let h = topology.index(ofAddress: address)!
                         inFlight.append((now + latency, false, h, Array(buffer[0..<length])))
+                        if hosts[h].reference {
+                            referenceAllocDestinations += AllocDestinations.read(buffer[0..<length])
+                        }
                     }
                 }
                 for h in 0..<hosts.count {
@@ -166,9 +173,9 @@ struct ArbiterCoreTests {
                     }
                     while let a = hosts[h].session.takeAllocation(dueBy: now) {
                         // Our slot numbers for an endpoint on the announced clock; a reference
-                        // slot is the arbiter slot whose middle it contains.
+                        // slot (any other endpoint's) is the arbiter slot whose middle it contains.
                         let slot =
-                            hosts[h].reference
+                            !hosts[h].session.negotiation.granted.contains(.announcedClock)
                             ? ArbiterCore.slot(
                                 ofReference: a.slot, near: core.currentSlot(now: Self.referenceStart(a.slot) + 626),
                                 origin: 0, picoseconds: core.timeslotPicoseconds)! : a.slot

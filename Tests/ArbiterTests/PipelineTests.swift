@@ -66,6 +66,82 @@ struct PipelineTests {
         #expect(statistics.unroutable == 0)
     }
 
+    @Test(
+        "sources pinned and freed between batches: the same allocations and spines as the inline allocator",
+        arguments: [2, 3])
+    func pinnedMatchesInline(stages: Int) throws {
+        let topology = try Topology(.regular(racks: 4, hostsPerRack: 8, spines: 2))
+        let batches = 300
+        let requests = UniqueRequests(
+            hosts: topology.hostCount, batches: batches, perBatch: 3, seed: UInt64(10 + stages))
+        // At most one pinned host per rack (4 packets per link per slot: a pinned spine
+        // never overflows, so nothing is unroutable and the threads' timing cannot show);
+        // pins change every few batches.
+        var random = TestRandom(seed: UInt64(stages))
+        var pinnedNow = Set<Int>()
+        var pins: [[(host: Int, pinned: Bool)]] = []
+        for b in 0..<batches {
+            var changes: [(host: Int, pinned: Bool)] = []
+            if b % 7 == 0 {
+                let rack = random.below(topology.rackCount)
+                let host = topology.hostsOfRack[rack][random.below(topology.hostsOfRack[rack].count)]
+                if let other = pinnedNow.first(where: { Int(topology.rackOf[$0]) == rack }) {
+                    pinnedNow.remove(other)
+                    changes.append((other, false))
+                }
+                if random.chance(0.7) {
+                    pinnedNow.insert(host)
+                    changes.append((host, true))
+                }
+            }
+            pins.append(changes)
+        }
+        let schedule = pins
+        let inline = try TimeslotAllocator(topology: topology)
+        var expected: [[UInt64]] = []
+        var pinnedInterRack = 0
+        var inlinePinned = Set<Int>()
+        for b in 0..<batches {
+            for c in pins[b] {
+                inline.setSourcePinned(c.host, c.pinned)
+                if c.pinned { inlinePinned.insert(c.host) } else { inlinePinned.remove(c.host) }
+            }
+            for (s, d, n) in requests.perBatch[b] { inline.addDemand(source: s, destination: d, slots: n) }
+            let batch = inline.allocateNextBatch()
+            for i in 0..<batch.totalCount {
+                let a = batch.allocation(i)
+                guard inlinePinned.contains(a.source), topology.rackOf[a.source] != topology.rackOf[a.destination]
+                else { continue }
+                pinnedInterRack += 1
+                #expect(batch.spine(i) == 0, "pinned host \(a.source) on spine \(batch.spine(i))")
+            }
+            expected.append(Self.fingerprint(batch))
+        }
+        #expect(inline.statistics.unroutable == 0)
+        #expect(pinnedInterRack > 100, "pins never mattered: \(pinnedInterRack) pinned inter-rack allocations")
+        var configuration = PipelineConfiguration()
+        configuration.stages = stages
+        let pipeline = try AllocatorPipeline(topology: topology, pipeline: configuration)
+        let seen = Mutex<[[UInt64]]>([])
+        let statistics = pipeline.run(
+            batches: batches,
+            feed: { b, demand in
+                for c in schedule[b] { demand.setSourcePinned(c.host, c.pinned) }
+                for (s, d, n) in requests.perBatch[b] { demand.addDemand(source: s, destination: d, slots: n) }
+            },
+            consume: { batch in
+                let print = Self.fingerprint(batch)
+                seen.withLock { $0.append(print) }
+            })
+        let got = seen.withLock { $0 }
+        #expect(got.count == batches)
+        for b in 0..<min(batches, got.count) where got[b] != expected[b] {
+            Issue.record("batch \(b) differs: \(got[b].count) allocations, inline \(expected[b].count)")
+            break
+        }
+        #expect(statistics.unroutable == 0)
+    }
+
     /// Every allocation of a batch, by slot, with its spine, in a comparable form.
     static func fingerprint(_ batch: BatchAllocations) -> [UInt64] {
         batch.groupBySlot()

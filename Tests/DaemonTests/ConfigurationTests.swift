@@ -37,6 +37,21 @@ struct ConfigurationTests {
         #expect(o.batchSize == 8 && o.communicationCore == 1 && o.topology.spines == 1)
     }
 
+    @Test("reference endpoints on several spines: the check states that their packets are booked on spine 0")
+    func referencePathNote() throws {
+        #expect(try ArbiterDaemonConfiguration.parse(yaml: Self.valid, file: "t").notes.isEmpty)
+        let c = try ArbiterDaemonConfiguration.parse(
+            yaml: Self.valid, file: "t", overrides: [("topology.reference_endpoints", "true")])
+        #expect(c.notes.count == 1)
+        let note = c.notes.first ?? ""
+        #expect(note.hasPrefix("topology.reference_endpoints:") && note.contains("spine 0"), "\(note)")
+        #expect(note.contains("docs/operations.md"))
+        let one = try ArbiterDaemonConfiguration.parse(
+            yaml: Self.valid, file: "t",
+            overrides: [("topology.reference_endpoints", "true"), ("topology.spines", "1")])
+        #expect(one.notes.allSatisfy { !$0.contains("spine 0") })
+    }
+
     @Test("io and the dpdk section: EAL arguments as a list or one string, port settings, clear refusals")
     func dpdkSection() throws {
         let dpdk =

@@ -170,6 +170,14 @@ by_source, by_destination = set(), set()
 for o in outcomes:
     if o["allocated"] != o["demand"]:
         print(f"{o['address']}: demand {o['demand']} but allocated {o['allocated']}"); ok = False
+    # Reference endpoints read ALLOC destinations raw, as the original does: an allocation
+    # with path bits names no flow. The arbiter must never send them any.
+    if o["reference"]:
+        unwanted = o["session"].get("allocations_to_unknown_destinations", 0)
+        if unwanted:
+            print(f"{o['address']}: {unwanted} allocations named no flow (path bits sent to a reference endpoint?)"); ok = False
+        if any(a["path"] != 0 for a in o["allocations"]):
+            print(f"{o['address']}: a reference endpoint was given a path"); ok = False
     total += sum(o["demand"].values())
     for a in o["allocations"]:
         s = (a["slot"], o["address"]); d = (a["slot"], a["destination"])

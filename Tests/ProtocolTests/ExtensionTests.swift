@@ -431,6 +431,29 @@ struct ExtensionBehaviourTests {
         #expect(taken?.destination == NodeID(5) && taken?.path == PathID(1) && taken?.slot == slot)
     }
 
+    /// The original endpoint, reproduced: with `stripsReferencePathBits` off, a destination
+    /// with path bits is looked up raw and names no flow, so the allocation is unwanted.
+    /// This is what makes a faithful endpoint catch an arbiter that sends path bits.
+    @Test func faithfulReferenceEndpointFindsNoFlowForPathBits() {
+        var e = EndpointSessionConfiguration()
+        e.mode = .reference
+        e.stripsReferencePathBits = false
+        var a = ArbiterSessionConfiguration()
+        a.epoch = 1
+        var pair = DirectPair(endpoint: e, arbiter: a)
+        pair.endpoint.addDemand(to: NodeID(5), slots: 2)
+        pair.exchange()
+        let slot = ReferenceTimeslot.slot(atNanoseconds: pair.now) + 10
+        let withPath = pair.arbiter.recordAllocation(slot: slot, destination: NodeID(5), path: PathID(1))
+        let withoutPath = pair.arbiter.recordAllocation(slot: slot + 1, destination: NodeID(5), path: PathID(0))
+        #expect(withPath && withoutPath)
+        pair.deliverToEndpoint(pair.arbiterPacket())
+        #expect(pair.endpoint.statistics.allocationsUnwanted == 1)
+        #expect(pair.endpoint.statistics.allocationsAdmitted == 1)
+        let taken = pair.endpoint.takeAllocation(dueBy: pair.now + 15_000)
+        #expect(taken?.destination == NodeID(5) && taken?.slot == slot + 1)
+    }
+
     /// The reference arbiter kept sending allocations made before a reset; ours drops
     /// them, and allocations for demand from before the reset are refused.
     @Test func resetPurgesPendingAllocationsAndOldDemand() {

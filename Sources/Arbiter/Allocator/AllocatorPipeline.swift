@@ -119,11 +119,56 @@ public final class PipelineDemand: @unchecked Sendable {
     /// (`[h]`) and towards it (`[hostCount + h]`) was purged.
     let purgedAt: AtomicWords
 
+    /// Pin changes made by this feed, each host once (its latest state), handed to the
+    /// batch the feed precedes; per host, its index in the list or -1.
+    let pinHosts: UnsafeMutablePointer<Int32>
+    let pinStates: UnsafeMutablePointer<Bool>
+    let pinIndex: UnsafeMutablePointer<Int32>
+    @exclusivity(unchecked) var pinCount = 0
+
     init(table: DemandTable, fresh: FreshRecords, hostCount: Int, purgedAt: AtomicWords) {
         self.table = table
         self.fresh = fresh
         self.hostCount = hostCount
         self.purgedAt = purgedAt
+        pinHosts = .allocate(capacity: hostCount)
+        pinHosts.initialize(repeating: 0, count: hostCount)
+        pinStates = .allocate(capacity: hostCount)
+        pinStates.initialize(repeating: false, count: hostCount)
+        pinIndex = .allocate(capacity: hostCount)
+        pinIndex.initialize(repeating: -1, count: hostCount)
+    }
+
+    deinit {
+        pinHosts.deallocate()
+        pinStates.deallocate()
+        pinIndex.deallocate()
+    }
+
+    /// Pins the inter-rack allocations of source `host` to its pinned spine, or frees them
+    /// (``PathStage/setSourcePinned(_:_:)``), from the batch this feed precedes: the batch
+    /// carries the change to the path thread, which applies it before routing that batch.
+    public func setSourcePinned(_ host: Int, _ pinned: Bool) {
+        precondition(host >= 0 && host < hostCount)
+        let i = Int(pinIndex[host])
+        if i >= 0 {
+            pinStates[i] = pinned
+            return
+        }
+        pinIndex[host] = Int32(pinCount)
+        pinHosts[pinCount] = Int32(host)
+        pinStates[pinCount] = pinned
+        pinCount += 1
+    }
+
+    /// Moves this feed's pin changes into the batch it preceded.
+    func handPinChanges(to batch: BatchAllocations) {
+        for i in 0..<pinCount {
+            let host = Int(pinHosts[i])
+            batch.notePinChange(host: host, pinned: pinStates[i])
+            pinIndex[host] = -1
+        }
+        pinCount = 0
     }
 
     /// The batch this feed precedes.
@@ -544,6 +589,7 @@ public final class AllocatorPipeline: @unchecked Sendable {
             }
             let batch = buffers[j][index!]
             stage.beginBatch(firstSlot: firstSlot, into: batch)
+            demand.handPinChanges(to: batch)
             stage.outCount = 0
             fresh.prepare(firstSlot: firstSlot)
             // First round over the previous stage's records as they arrive.

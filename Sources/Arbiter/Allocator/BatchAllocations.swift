@@ -43,6 +43,14 @@ public final class BatchAllocations: @unchecked Sendable {
     /// Allocations path selection could not route (they are not to be sent).
     @exclusivity(unchecked) public internal(set) var unroutableCount = 0
 
+    /// Sources pinned or freed (``PathStage/setSourcePinned(_:_:)``) by the feed of this
+    /// batch, each host once, for the path thread to apply before routing it: so a change
+    /// takes effect from exactly the batch whose feed took it, as inline. `host | 1 << 31`
+    /// when pinned.
+    let pinChanges: UnsafeMutablePointer<UInt32>
+    /// Entries in ``pinChanges``.
+    @exclusivity(unchecked) public internal(set) var pinChangeCount = 0
+
     /// - Parameter withdrawalCapacity: most withdrawal reports per batch (one per record at
     ///   most: the pair table's capacity).
     public init(batchSize: Int, hostCount: Int, withdrawalCapacity: Int) {
@@ -63,6 +71,7 @@ public final class BatchAllocations: @unchecked Sendable {
         withdrawalSources = .allocate(capacity: self.withdrawalCapacity)
         withdrawalDestinations = .allocate(capacity: self.withdrawalCapacity)
         withdrawalSlots = .allocate(capacity: self.withdrawalCapacity)
+        pinChanges = .allocate(capacity: hostCount)
     }
 
     deinit {
@@ -73,6 +82,7 @@ public final class BatchAllocations: @unchecked Sendable {
         withdrawalSources.deallocate()
         withdrawalDestinations.deallocate()
         withdrawalSlots.deallocate()
+        pinChanges.deallocate()
     }
 
     func reset(firstSlot: UInt64) {
@@ -84,6 +94,20 @@ public final class BatchAllocations: @unchecked Sendable {
         withdrawalsTooLate = 0
         purgedSlots = 0
         unroutableCount = 0
+        pinChangeCount = 0
+    }
+
+    /// Pin change `i` of this batch.
+    public func pinChange(_ i: Int) -> (host: Int, pinned: Bool) {
+        let e = pinChanges[i]
+        return (Int(e & 0x7FFF_FFFF), e >> 31 != 0)
+    }
+
+    /// Adds a pin change (the caller lists each host at most once per batch).
+    func notePinChange(host: Int, pinned: Bool) {
+        precondition(pinChangeCount < hostCount)
+        pinChanges[pinChangeCount] = UInt32(host) | (pinned ? 1 << 31 : 0)
+        pinChangeCount += 1
     }
 
     /// Replaces the contents with `entries` (`source | destination << 16 | slot << 32`,

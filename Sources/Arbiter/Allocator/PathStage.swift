@@ -9,6 +9,10 @@ public final class PathStage: @unchecked Sendable {
     let gatheredDestinations: UnsafeMutablePointer<UInt16>
     let gatheredIndex: UnsafeMutablePointer<Int32>
     let assigned: UnsafeMutablePointer<Int16>
+    /// Per source host: whether its inter-rack allocations are pinned to their pinned spine.
+    let pinned: UnsafeMutablePointer<Bool>
+    /// Hosts pinned now: batches are coloured with pins only while there are any.
+    public private(set) var pinnedCount = 0
     /// Allocations that could not be routed, in total.
     public private(set) var unroutable: UInt64 = 0
     /// Inter-rack allocations routed, in total.
@@ -24,6 +28,8 @@ public final class PathStage: @unchecked Sendable {
         gatheredDestinations = .allocate(capacity: hostCount)
         gatheredIndex = .allocate(capacity: hostCount)
         assigned = .allocate(capacity: hostCount)
+        pinned = .allocate(capacity: hostCount)
+        pinned.initialize(repeating: false, count: hostCount)
     }
 
     deinit {
@@ -32,7 +38,23 @@ public final class PathStage: @unchecked Sendable {
         gatheredDestinations.deallocate()
         gatheredIndex.deallocate()
         assigned.deallocate()
+        pinned.deallocate()
     }
+
+    /// Pins the inter-rack allocations of source `host` to their pinned spine (the lowest
+    /// spine usable at both racks, ``Topology/pinnedSpine(sourceRack:destinationRack:)``),
+    /// or frees them, from the next batch routed. For reference endpoints, which cannot be
+    /// told a path: their packets go where the switches route them. Only on the thread that
+    /// routes (the pipeline's path thread takes changes from the batches instead).
+    public func setSourcePinned(_ host: Int, _ on: Bool) {
+        precondition(host >= 0 && host < hostCount)
+        guard pinned[host] != on else { return }
+        pinned[host] = on
+        pinnedCount += on ? 1 : -1
+    }
+
+    /// Whether source `host` is pinned.
+    public func isSourcePinned(_ host: Int) -> Bool { pinned[host] }
 
     /// Takes links and spines as `topology` now has them (same racks and spines).
     public func update(_ topology: Topology) {
@@ -40,17 +62,24 @@ public final class PathStage: @unchecked Sendable {
     }
 
     /// Assigns a spine to every allocation of `batch` (``BatchAllocations/intraRack`` when
-    /// none is needed, ``BatchAllocations/unroutable`` when no spine has room). Returns the
-    /// number of unroutable allocations in the batch.
+    /// none is needed, ``BatchAllocations/unroutable`` when no spine has room), after
+    /// applying the pin changes the batch carries. Returns the number of unroutable
+    /// allocations in the batch.
     @discardableResult
     public func route(_ batch: BatchAllocations) -> Int {
         precondition(batch.hostCount == hostCount)
+        for i in 0..<batch.pinChangeCount {
+            let (host, on) = batch.pinChange(i)
+            setSourcePinned(host, on)
+        }
         let failed: Int
-        if selector.colorsWholeBatches {
+        if selector.colorsWholeBatches || pinnedCount > 0 {
             // Every slot of the batch at once, in the order the allocations were made.
+            // Euler split knows no pinned edges: with any, the batch is edge-coloured.
             failed = selector.assignBatch(
                 entries: batch.entries, count: batch.totalCount, rackOf: rackOf, firstSlot: batch.firstSlot,
-                batchSize: batch.batchSize, spinesOut: batch.spines)
+                batchSize: batch.batchSize, spinesOut: batch.spines,
+                pinned: pinnedCount > 0 ? UnsafePointer(pinned) : nil)
         } else {
             failed = routeSlotBySlot(batch)
         }

@@ -9,6 +9,12 @@ struct AllocatorCommand: BitwiseCopyable {
         case addAgain
         /// One slot allocated in batch `value` that the session could not place.
         case requestAgain
+        /// `source`'s inter-rack allocations are pinned to their pinned spine (`value` 1:
+        /// its session became a reference one) or free (0), from the next batch fed. In
+        /// the ring rather than shared flags: it then applies exactly from a batch, in
+        /// order with the purges and demand around it (a reset pins before its purge, so
+        /// no batch carries the new session's demand unpinned).
+        case pinSource
     }
     var kind: Kind
     var source: Int32
@@ -292,6 +298,8 @@ final class PipelinedAllocator: @unchecked Sendable {
                         kind: .purged, source: c.source, destination: c.kind == .removeHost ? 1 : 0, value: batch))
             case .requestAgain:
                 demand.requestAgain(source: s, destination: d, batch: c.value)
+            case .pinSource:
+                demand.setSourcePinned(s, c.value != 0)
             }
         }
         // Purged and lost slots since the last report, those of the unroutable allocations

@@ -229,6 +229,13 @@ public final class TimeslotAllocator {
         statistics.purgedSlots &+= table.purge { src, dst in src == h || dst == h }
     }
 
+    /// Pins the inter-rack allocations of source `host` to its pinned spine, or frees them
+    /// (``PathStage/setSourcePinned(_:_:)``), from the next batch. Does nothing without
+    /// routing.
+    public func setSourcePinned(_ host: Int, _ pinned: Bool) {
+        pathStage?.setSourcePinned(host, pinned)
+    }
+
     /// Marks a ToR↔spine link down or up; takes effect from the next batch.
     public func setLink(rack: Int, spine: Int, up: Bool) throws(TopologyError) {
         try topology.setLink(rack: rack, spine: spine, up: up)
