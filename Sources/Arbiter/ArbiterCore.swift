@@ -229,6 +229,9 @@ public final class ArbiterCore {
     public private(set) var lookaheadSlots: Int
     private let lookaheadCeiling: Int
     private var roundTrips = RoundTripEstimator()
+    /// Per packet of allocations: its earliest slot's lead over the current slot as it
+    /// leaves (the arbiter's share of an allocation's lateness; the rest is the way).
+    public private(set) var sendLeads = AllocationLeadHistogram()
     /// Per session: when its pending allocations are due to leave (.max: none), and the
     /// due time last pushed on the timer heap for it.
     private let allocationDue: UnsafeMutablePointer<UInt64>
@@ -999,7 +1002,12 @@ public final class ArbiterCore {
             isReady[host] = false
             guard hasSession[host] else { continue }
             expireUnsent(host, now: now)
-            let pending = sessions[host].schedulingState().pendingAllocations
+            let before = sessions[host].schedulingState()
+            let pending = before.pendingAllocations
+            if let earliest = before.earliestPendingSlot {
+                let current = sessionSlot(currentSlot(now: now), announcedClock: before.announcedClock)
+                sendLeads.record(slot: earliest, current: current)
+            }
             guard sessions[host].schedulingState().wantsToSend else {
                 sessionChanged(host)
                 continue

@@ -59,6 +59,8 @@ public struct ArbiterSnapshot: Sendable {
     public var sendLeadSlots = 0
     public var lookaheadSlots = 0
     public var roundTripP99Nanoseconds: UInt64 = 0
+    /// Packets of allocations by their earliest slot's lead as they left (slots).
+    public var sendLeads = AllocationLeadHistogram()
 
     public static let latenessBuckets = 40
 }
@@ -329,6 +331,7 @@ public final class ArbiterRuntime: Sendable {
             s.sendLeadSlots = core.sendLeadSlots
             s.lookaheadSlots = core.lookaheadSlots
             s.roundTripP99Nanoseconds = core.roundTripP99Nanoseconds ?? 0
+            s.sendLeads.assign(core.sendLeads)
             for i in s.lateness.indices { s.lateness[i] = counters.lateness[i] }
             for i in 0..<topology.hostCount {
                 guard let session = core.session(forAddress: topology.addresses[i]) else {

@@ -65,6 +65,10 @@ enum StatusReport {
             "send_rule": [
                 "send_lead_slots": s.sendLeadSlots, "lookahead_slots": s.lookaheadSlots,
                 "round_trip_p99_seconds": Double(s.roundTripP99Nanoseconds) / 1e9,
+                // The earliest slot of each packet of allocations, slots ahead as it left:
+                // below the send lead only when the arbiter itself was late.
+                "lead_at_send_p1": s.sendLeads.quantile(0.01) ?? 0, "lead_at_send_p50": s.sendLeads.quantile(0.5) ?? 0,
+                "packets_late_at_send": s.sendLeads.count(below: 0),
             ],
             "slot_lateness_ns": [
                 "p50": latenessQuantile(s.lateness, 0.5), "p99": latenessQuantile(s.lateness, 0.99),

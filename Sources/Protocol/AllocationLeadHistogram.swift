@@ -58,6 +58,14 @@ public struct AllocationLeadHistogram: Sendable, Hashable {
         return Self.highest
     }
 
+    /// Takes another histogram's counts in place: a reader keeping a copy of a histogram
+    /// that its owner goes on recording into makes the owner's next record copy the whole
+    /// storage, which this avoids.
+    public mutating func assign(_ other: borrowing AllocationLeadHistogram) {
+        for i in counts.indices { counts[i] = other.counts[i] }
+        total = other.total
+    }
+
     /// Adds another histogram's counts (several endpoints summed).
     public mutating func add(_ other: AllocationLeadHistogram) {
         for i in counts.indices { counts[i] &+= other.counts[i] }

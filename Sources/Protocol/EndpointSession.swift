@@ -917,6 +917,18 @@ public struct EndpointSession {
         applyNegotiation()
     }
 
+    /// The earliest accepted allocation, whether its slot has begun or not (those past
+    /// the miss threshold at `now` expire first): for a caller that records allocations
+    /// rather than sending in them.
+    public mutating func takeEarliestAllocation(now: UInt64) -> EndpointAllocation? {
+        book.now = now
+        book.expire(now: now)
+        guard let e = book.schedule.earliest() else { return nil }
+        book.schedule.remove(slot: e.slot)
+        book.statistics.allocationsUsed &+= 1
+        return e
+    }
+
     /// The next allocation whose slot starts at or before `time`, earliest first; stale
     /// ones are dropped and re-requested on the way.
     public mutating func takeAllocation(dueBy time: UInt64) -> EndpointAllocation? {
