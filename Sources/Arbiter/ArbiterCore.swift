@@ -713,7 +713,7 @@ public final class ArbiterCore {
     /// FCP bytes. At full bisection, none either while the links also carry the average
     /// data booked on them (the slots kept counted as booked, as demand would fill them):
     /// there the uplinks fill only when every host of the rack sends across at once, and a
-    /// reservation decided on FCP bytes alone cost 0.4 % of the 128-host web-search
+    /// reservation decided on FCP bytes alone cost 0.4–0.6 % of the 128-host web-search
     /// throughput (4 % of a small data-mining run's when kept always). On an
     /// oversubscribed rack the uplinks run full whenever its hosts have demand across, and
     /// the booked count swings from batch to batch: deciding on it there left rack 0's
@@ -722,7 +722,7 @@ public final class ArbiterCore {
     ///
     /// Measured in the simulator (128 hosts, 4:1, web search at 60 %): the arbiter's
     /// rack's uplinks carried 1.78 Gbit/s of FCP each (17.8 %), its downlinks 0.57. One
-    /// slot fewer upwards left rack 0's uplinks over one packet waiting 10–15 % of the
+    /// slot fewer upwards left rack 0's uplinks over one packet waiting 10–12 % of the
     /// time at 2:1, against 3–4 % with it.
     private func updateControlReservation(_ reservation: ControlReservation) {
         guard let rack = configuration.controlRack else { return }
