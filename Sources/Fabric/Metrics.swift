@@ -4,12 +4,15 @@ struct OccupancyHistogram {
     static let byteBucket = 64
     var bytes: [UInt64]
     var packets: [UInt64]
+    /// Data bytes alone (FCP packets left out), same buckets.
+    var dataBytes: [UInt64]
     var maxBytes = 0
     var maxPackets = 0
 
     init() {
         bytes = [UInt64](repeating: 0, count: 1 << 16)
         packets = [UInt64](repeating: 0, count: 1 << 13)
+        dataBytes = [UInt64](repeating: 0, count: 1 << 16)
     }
 
     /// The queue held `b` bytes in `p` packets for `duration` ns.
@@ -17,6 +20,12 @@ struct OccupancyHistogram {
         guard duration > 0 else { return }
         bytes[min(bytes.count - 1, (b + Self.byteBucket - 1) / Self.byteBucket)] &+= duration
         packets[min(packets.count - 1, p)] &+= duration
+    }
+
+    /// The queue held `b` bytes of data packets for `duration` ns.
+    mutating func addData(bytes b: Int, duration: UInt64) {
+        guard duration > 0 else { return }
+        dataBytes[min(dataBytes.count - 1, (b + Self.byteBucket - 1) / Self.byteBucket)] &+= duration
     }
 
     mutating func noteMaximum(bytes b: Int, packets p: Int) {
@@ -42,7 +51,7 @@ struct OccupancyHistogram {
             p50Bytes: Self.quantile(bytes, 0.5, width: Self.byteBucket),
             p99Bytes: Self.quantile(bytes, 0.99, width: Self.byteBucket), maxBytes: maxBytes,
             p50Packets: Self.quantile(packets, 0.5, width: 1), p99Packets: Self.quantile(packets, 0.99, width: 1),
-            maxPackets: maxPackets)
+            maxPackets: maxPackets, p99DataBytes: Self.quantile(dataBytes, 0.99, width: Self.byteBucket))
     }
 
     /// Points of the occupancy CDF in bytes, for plots.
@@ -70,6 +79,9 @@ public struct QueueSummary: Codable, Sendable, Hashable {
     public var p50Packets: Int
     public var p99Packets: Int
     public var maxPackets: Int
+    /// The p99 of data bytes alone: what the arbiter booked, without the FCP packets (which
+    /// have priority and are not scheduled) waiting with it.
+    public var p99DataBytes: Int
 }
 
 /// Flow completion time and slowdown (FCT over the time the flow would take alone on an
@@ -118,6 +130,14 @@ public struct SystemResult: Codable, Sendable {
     public var throughputGbps: Double
     /// Throughput over the capacity of every host link.
     public var utilization: Double
+    /// Payload delivered in order between hosts of different racks, per second of the run.
+    public var interRackThroughputGbps: Double
+    /// Bytes of the flows between racks that arrived in the run, per second: the inter-rack
+    /// load offered.
+    public var interRackOfferedGbps: Double
+    /// Capacity of every rack's uplinks together, one direction (racks × spines × uplink
+    /// rate): what inter-rack traffic can use at most.
+    public var uplinkCapacityGbps: Double
     public var flowsStarted: Int
     public var flowsCompleted: Int
     public var fctSlowdownP50Small: Double
@@ -144,6 +164,11 @@ public struct SystemResult: Codable, Sendable {
     /// Timeslots two hosts' packets shared at one receiver, or one host sent twice in;
     /// links over capacity (checked on every packet a switch forwards).
     public var doubleBookedSlots: UInt64
+    /// Fastpass data packets that arrived before an earlier packet of their flow (the
+    /// receiver holds them until the gap fills), and those more than 64 packets ahead,
+    /// which it cannot hold (their flow stalls).
+    public var reorderedPackets: UInt64
+    public var reorderedBeyondWindow: UInt64
     /// Scheduled packets a ToR moved off a spine that was down (slots allocated before the
     /// arbiter learnt of the failure).
     public var reroutedScheduledPackets: UInt64

@@ -92,6 +92,14 @@ public enum ComparisonTable {
             ("switch queue max", { "\(kb($0.queueMaxBytes)) (\($0.queueMaxPackets) pkts)" }),
             ("drops (data / control)", { "\($0.dataDrops) / \($0.controlDrops)" }),
             ("throughput", { String(format: "%.1f Gbit/s (%.1f %%)", $0.throughputGbps, $0.utilization * 100) }),
+            (
+                "inter-rack goodput / offered",
+                {
+                    String(
+                        format: "%.1f / %.1f Gbit/s (%.1f %% of uplinks)", $0.interRackThroughputGbps,
+                        $0.interRackOfferedGbps, $0.interRackThroughputGbps / max($0.uplinkCapacityGbps, 1e-9) * 100)
+                }
+            ),
             ("flows completed", { "\($0.flowsCompleted) of \($0.flowsStarted)" }),
             (
                 "slowdown < 100 KB p50 / p99",

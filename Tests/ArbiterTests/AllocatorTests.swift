@@ -411,6 +411,60 @@ struct AllocatorTests {
         }
     }
 
+    @Test(
+        "slots kept for the arbiter's packets: no inter-rack data leaves its rack in the kept up slots or enters it in the kept down slots; intra-rack data still goes",
+        arguments: [1.0, 4.0 / 3.0])
+    func controlReservation(oversubscription: Double) throws {
+        let topology = try Topology(
+            .regular(racks: 3, hostsPerRack: 4, spines: 2, oversubscription: oversubscription))
+        let allocator = try TimeslotAllocator(topology: topology)
+        let batchSize = allocator.configuration.batchSize
+        allocator.controlReservation.set(rack: 0, upSlots: 3, downSlots: 2, phase: 5)
+        for s in 0..<12 {
+            for d in 0..<12 where d != s { allocator.addDemand(source: s, destination: d, slots: 1000) }
+        }
+        var (out, into, within) = (0, 0, 0)
+        for _ in 0..<8 {
+            let batch = allocator.allocateNextBatch()
+            checkBatch(batch, topology: topology, routed: true)
+            for i in 0..<batch.totalCount {
+                let a = batch.allocation(i)
+                let t = batch.firstSlot + UInt64(a.slot)
+                let from = topology.rackOf[a.source] == 0
+                let to = topology.rackOf[a.destination] == 0
+                let keptUp = ControlReservation.keepsUp(slot: t, upSlots: 3, phase: 5, batchSize: batchSize)
+                let keptDown = ControlReservation.keepsDown(slot: t, downSlots: 2, batchSize: batchSize)
+                if from && !to {
+                    #expect(!keptUp, "slot \(t): \(a.source) → \(a.destination) leaves rack 0 in a kept slot")
+                    out += 1
+                }
+                if to && !from {
+                    #expect(!keptDown, "slot \(t): \(a.source) → \(a.destination) enters rack 0 in a kept slot")
+                    into += 1
+                }
+                if from && to && (keptUp || keptDown) { within += 1 }
+            }
+        }
+        // 3 and 2 of every 16 slots kept: the rest still carry rack 0's traffic.
+        #expect(out > 0 && into > 0 && within > 0)
+        // Nothing kept: the same demand crosses in every slot again.
+        allocator.controlReservation.set(rack: nil, upSlots: 3, downSlots: 2, phase: 5)
+        var crossedInKept = false
+        for _ in 0..<4 {
+            let batch = allocator.allocateNextBatch()
+            for i in 0..<batch.totalCount {
+                let a = batch.allocation(i)
+                let t = batch.firstSlot + UInt64(a.slot)
+                if topology.rackOf[a.source] == 0 && topology.rackOf[a.destination] != 0
+                    && ControlReservation.keepsUp(slot: t, upSlots: 3, phase: 5, batchSize: batchSize)
+                {
+                    crossedInKept = true
+                }
+            }
+        }
+        #expect(crossedInKept)
+    }
+
     @Test("the automatic pair table is direct only where that takes no more memory than hashing")
     func automaticLayout() throws {
         // With the default capacity the switch is between 724 and 725 hosts.

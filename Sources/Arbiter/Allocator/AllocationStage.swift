@@ -61,6 +61,8 @@ public final class AllocationStage: @unchecked Sendable {
     let linkRate: LinkRate
     /// Usable spines per rack, shared with whoever marks links down.
     let usableSpines: AtomicWords
+    /// Slots kept free of data on the arbiter's rack, shared with the arbiter core.
+    let controlReservation: ControlReservation?
     /// Whether this batch needs the rack counters (some rack could exceed its uplinks).
     @exclusivity(unchecked) var rackLimited = false
 
@@ -111,10 +113,14 @@ public final class AllocationStage: @unchecked Sendable {
     ///     start of every batch.
     ///   - hostWeights: weight of each source host under ``AllocationPolicy/weightedFair``.
     ///   - hostClasses: class of each source host under ``AllocationPolicy/strictPriority``.
+    ///   - controlReservation: slots kept free of inter-rack data on one rack (the
+    ///     arbiter's), read at the start of every batch.
     public init(
         topology: Topology, table: DemandTable, batchSize: Int, policy: AllocationPolicy, usableSpines: AtomicWords,
-        hostWeights: [UInt8]? = nil, hostClasses: [UInt8]? = nil, exclusive: Bool = false
+        hostWeights: [UInt8]? = nil, hostClasses: [UInt8]? = nil, exclusive: Bool = false,
+        controlReservation: ControlReservation? = nil
     ) {
+        self.controlReservation = controlReservation
         self.exclusive = exclusive
         precondition(batchSize >= 1 && batchSize <= 64)
         precondition(table.hostCount == topology.hostCount && usableSpines.count == topology.rackCount)
@@ -259,19 +265,37 @@ public final class AllocationStage: @unchecked Sendable {
             let spines = Int(usableSpines[r].load(ordering: .relaxed))
             if spines * minimumPerLink < Int(hostsInRack[r]) { limited = true }
         }
+        let reserved = controlReservation?.current ?? (rack: -1, upSlots: 0, downSlots: 0, phase: 0)
+        let reservedRack = reserved.upSlots > 0 || reserved.downSlots > 0 ? reserved.rack : -1
+        if reservedRack >= 0 && reservedRack < rackCount { limited = true }
         rackLimited = limited
         guard limited else { return }
         for r in 0..<rackCount {
             let spines = Int(usableSpines[r].load(ordering: .relaxed))
-            var mask: UInt64 = 0
+            var upMask: UInt64 = 0
+            var downMask: UInt64 = 0
             for s in 0..<batchSize {
-                let room = Int32(spines * linkRate.capacity(inSlot: firstSlot &+ UInt64(s)))
-                upRoom[r &* 64 &+ s] = room
-                downRoom[r &* 64 &+ s] = room
-                if room > 0 { mask |= 1 << UInt64(s) }
+                let t = firstSlot &+ UInt64(s)
+                let room = Int32(spines * linkRate.capacity(inSlot: t))
+                var up = room
+                var down = room
+                if r == reservedRack {
+                    if ControlReservation.keepsUp(
+                        slot: t, upSlots: reserved.upSlots, phase: reserved.phase, batchSize: batchSize)
+                    {
+                        up = 0
+                    }
+                    if ControlReservation.keepsDown(slot: t, downSlots: reserved.downSlots, batchSize: batchSize) {
+                        down = 0
+                    }
+                }
+                upRoom[r &* 64 &+ s] = up
+                downRoom[r &* 64 &+ s] = down
+                if up > 0 { upMask |= 1 << UInt64(s) }
+                if down > 0 { downMask |= 1 << UInt64(s) }
             }
-            upFree[r] = mask
-            downFree[r] = mask
+            upFree[r] = upMask
+            downFree[r] = downMask
         }
     }
 

@@ -256,6 +256,8 @@ public final class AllocatorPipeline: @unchecked Sendable {
     public internal(set) var configuration: PipelineConfiguration
     let table: DemandTable
     let usableSpines: AtomicWords
+    /// Slots kept free of inter-rack data on one rack, for the arbiter's FCP packets.
+    public let controlReservation: ControlReservation
     let stages: [AllocationStage]
     let demand: [PipelineDemand]
     let fresh: [FreshRecords]
@@ -318,10 +320,13 @@ public final class AllocatorPipeline: @unchecked Sendable {
             usableSpines[r].store(UInt64(TimeslotAllocator.usable(topology, rack: r)), ordering: .relaxed)
         }
         let weights = TimeslotAllocator.weights(allocator, hosts: hosts)
+        let controlReservation = ControlReservation()
+        self.controlReservation = controlReservation
         stages = (0..<k).map { _ in
             AllocationStage(
                 topology: topology, table: table, batchSize: allocator.batchSize, policy: allocator.policy,
-                usableSpines: usableSpines, hostWeights: weights, hostClasses: allocator.hostClasses)
+                usableSpines: usableSpines, hostWeights: weights, hostClasses: allocator.hostClasses,
+                controlReservation: controlReservation)
         }
         let fresh = (0..<k).map { _ in FreshRecords(capacity: records, batchSize: allocator.batchSize) }
         self.fresh = fresh

@@ -102,6 +102,8 @@ public final class TimeslotAllocator {
     public let table: DemandTable
     let stage: AllocationStage
     let usableSpines: AtomicWords
+    /// Slots kept free of inter-rack data on one rack, for the arbiter's FCP packets.
+    public let controlReservation = ControlReservation()
     let pathStage: PathStage?
     let batch: BatchAllocations
     /// Records blocked in the previous batch: this batch's first-round input.
@@ -142,7 +144,8 @@ public final class TimeslotAllocator {
         let weights = Self.weights(configuration, hosts: hosts)
         stage = AllocationStage(
             topology: topology, table: table, batchSize: configuration.batchSize, policy: configuration.policy,
-            usableSpines: usableSpines, hostWeights: weights, hostClasses: configuration.hostClasses, exclusive: true)
+            usableSpines: usableSpines, hostWeights: weights, hostClasses: configuration.hostClasses, exclusive: true,
+            controlReservation: controlReservation)
         pathStage =
             routing ? PathStage(topology: topology, batchSize: configuration.batchSize, method: pathMethod) : nil
         batch = BatchAllocations(batchSize: configuration.batchSize, hostCount: hosts, withdrawalCapacity: records)
