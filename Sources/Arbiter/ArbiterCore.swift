@@ -15,6 +15,10 @@ public struct ArbiterCoreConfiguration: Sendable {
     /// most that endpoints accept early (64 slots for the end of a batch). Allocator
     /// threads pace themselves by a fixed lead: the most allowed, when nil.
     public var lookaheadSlots: Int?
+    /// How far ahead of its earliest slot a packet of allocations leaves, fixed; nil (the
+    /// default) follows the endpoints' measured round trip (see
+    /// ``ArbiterCore/sendLeadSlots``). At most the lookahead.
+    public var sendLeadSlots: Int?
     /// Allocations whose slot has passed by more than this when their session gets to send
     /// them are not sent but offered to the allocator again: an endpoint refuses them
     /// (the reference accepts 16 slots late).
@@ -62,6 +66,9 @@ public struct ArbiterCoreConfiguration: Sendable {
             }
         }
         if expireUnsentAfterSlots < 0 { return "expireUnsentAfterSlots: must not be negative" }
+        if let sendLeadSlots, sendLeadSlots < 0 || sendLeadSlots > (lookaheadSlots ?? ceiling) {
+            return "sendLeadSlots: must be in 0...\(lookaheadSlots ?? ceiling) (the lookahead)"
+        }
         if retryCapacity < 1 { return "retryCapacity: must be at least 1" }
         if let r = controlRack, r < 0 || r >= topology.rackCount {
             return "controlRack: must be in 0..<\(topology.rackCount) (got \(r))"
@@ -151,6 +158,8 @@ public struct ArbiterCoreStatistics: Sendable, Hashable {
     public var allocationsExpiredUnsent: UInt64 = 0
     /// Packets sent that carried allocations.
     public var allocationPacketsSent: UInt64 = 0
+    /// Times a source was held back from allocation for not answering (inline allocator).
+    public var sourcesHeld: UInt64 = 0
     /// Round-trip samples taken from endpoints' acknowledgements.
     public var roundTripSamples: UInt64 = 0
     public var registrations: UInt64 = 0
@@ -248,12 +257,23 @@ public final class ArbiterCore {
     /// Per packet of allocations: its earliest slot's lead over the current slot as it
     /// leaves (the arbiter's share of an allocation's lateness; the rest is the way).
     public private(set) var sendLeads = AllocationLeadHistogram()
+
     /// Per session: when its pending allocations are due to leave (.max: none), and the
     /// due time last pushed on the timer heap for it.
     private let allocationDue: UnsafeMutablePointer<UInt64>
     private let pushedDue: UnsafeMutablePointer<UInt64>
     /// The latest time the core was given.
     private var clock: UInt64
+    /// Per host: when the first packet sent to it since it was last heard from left (.max:
+    /// none), and whether the inline allocator holds it back for not answering.
+    private let unansweredSince: UnsafeMutablePointer<UInt64>
+    private let holding: UnsafeMutablePointer<Bool>
+    /// Hosts held, and since when: a hold ends when the host answers, or after
+    /// ``holdLimitNanoseconds`` (an endpoint that only answers when it has something to
+    /// say, as a reference one may, must not wait for allocations for ever).
+    private let heldHosts: UnsafeMutablePointer<Int32>
+    private let heldSince: UnsafeMutablePointer<UInt64>
+    private var heldCount = 0
     /// A packet's worth of allocations: a reference ALLOC's 64 descriptor bytes hold about
     /// 48 slots with their skips; an extended packet of 512 bytes, after its reports, about
     /// 32 WIDE-ALLOC entries.
@@ -297,7 +317,7 @@ public final class ArbiterCore {
             ?? ArbiterCoreConfiguration.maximumLookahead(batchSize: batchSize, topology: topology)
         // Until round trips are measured, allocations leave as soon as they are made.
         lookaheadSlots = lookaheadCeiling
-        sendLeadSlots = lookaheadCeiling
+        sendLeadSlots = configuration.sendLeadSlots ?? lookaheadCeiling
         clock = now
         let aheadNanoseconds = Double(lookaheadCeiling + batchSize) * topology.timeslotNanoseconds
         referenceNumberingWorks =
@@ -354,6 +374,14 @@ public final class ArbiterCore {
         removed.initialize(repeating: false, count: hostCount)
         allocationDue = .allocate(capacity: hostCount)
         allocationDue.initialize(repeating: .max, count: hostCount)
+        unansweredSince = .allocate(capacity: hostCount)
+        unansweredSince.initialize(repeating: .max, count: hostCount)
+        holding = .allocate(capacity: hostCount)
+        holding.initialize(repeating: false, count: hostCount)
+        heldHosts = .allocate(capacity: hostCount)
+        heldHosts.initialize(repeating: 0, count: hostCount)
+        heldSince = .allocate(capacity: hostCount)
+        heldSince.initialize(repeating: 0, count: hostCount)
         pushedDue = .allocate(capacity: hostCount)
         pushedDue.initialize(repeating: .max, count: hostCount)
         pinned = .allocate(capacity: hostCount)
@@ -380,6 +408,10 @@ public final class ArbiterCore {
         removed.deallocate()
         allocationDue.deallocate()
         pushedDue.deallocate()
+        unansweredSince.deallocate()
+        holding.deallocate()
+        heldHosts.deallocate()
+        heldSince.deallocate()
         pinned.deallocate()
     }
 
@@ -514,6 +546,10 @@ public final class ArbiterCore {
         // A removed host that speaks again (a packet its session took) is back.
         if result.error == nil { removed[host] = false }
         if let rtt = sessions[host].takeRoundTripSample() { noteRoundTrip(rtt) }
+        if result.error == nil {
+            unansweredSince[host] = .max
+            if holding[host] { hold(host, false) }
+        }
         switch result.error {
         case nil: break
         case .resetNotApplied, .duplicate: statistics.packetsOutOfSync &+= 1
@@ -773,6 +809,7 @@ public final class ArbiterCore {
             return
         }
         if retryCount > 0 { retryRefused() }
+        if heldCount > 0 { releaseExpiredHolds(now: now) }
         let current = currentSlot(now: now)
         // Slots already begun cannot be allocated any more: skip to the next batch.
         if allocator.nextSlot <= current {
@@ -911,6 +948,14 @@ public final class ArbiterCore {
         switch sessions[source].record(allocationIn: slot, destination: node, path: path) {
         case .recorded:
             statistics.allocationsRecorded &+= 1
+            // An endpoint that has not answered what it was sent for longer than the
+            // lookahead is not reading: its next slots would arrive too late, so the
+            // allocator gives them to others until it answers.
+            if !holding[source], unansweredSince[source] != .max,
+                clock &- unansweredSince[source] > UInt64(lookaheadCeiling) &* timeslotPicoseconds / 1000
+            {
+                hold(source, true)
+            }
             let lead = UInt64(sendLeadSlots)
             let due = ourSlot > lead ? start(ofSlot: ourSlot - lead) : 0
             if due < allocationDue[source] { allocationDue[source] = due }
@@ -948,6 +993,7 @@ public final class ArbiterCore {
         guard roundTrips.record(nanoseconds: nanoseconds), let p99 = roundTrips.p99Nanoseconds else { return }
         let batch = configuration.allocator.batchSize
         let slots = Int((p99 &* 1000 + timeslotPicoseconds - 1) / timeslotPicoseconds)
+        guard configuration.sendLeadSlots == nil else { return }
         sendLeadSlots = max(batch, min(lookaheadCeiling, slots + batch))
         if configuration.lookaheadSlots == nil { lookaheadSlots = sendLeadSlots }
     }
@@ -978,6 +1024,43 @@ public final class ArbiterCore {
         for node in expiredTowards {
             guard let d = host(named: node, extended: state.extended) else { continue }
             requestAgain(source: source, destination: d, batch: batch)
+        }
+    }
+
+    /// Holds `host` back from allocation, or lets it go (inline allocator only).
+    private func hold(_ host: Int, _ on: Bool) {
+        guard let allocator, holding[host] != on else { return }
+        holding[host] = on
+        allocator.setSourceHeld(host, on)
+        if on {
+            statistics.sourcesHeld &+= 1
+            heldHosts[heldCount] = Int32(host)
+            heldSince[heldCount] = clock
+            heldCount += 1
+        } else {
+            for k in 0..<heldCount where heldHosts[k] == Int32(host) {
+                heldCount -= 1
+                heldHosts[k] = heldHosts[heldCount]
+                heldSince[k] = heldSince[heldCount]
+                break
+            }
+        }
+    }
+
+    /// Holds last at most this long (ns): 4 lookaheads, about 240 µs at 10 Gbit/s, beyond
+    /// the 200 µs after which an endpoint's own unacknowledged packets time out and it
+    /// speaks again anyway.
+    private var holdLimitNanoseconds: UInt64 { 4 &* UInt64(lookaheadCeiling) &* timeslotPicoseconds / 1000 }
+
+    /// Ends the holds that reached their limit (few hosts are ever held at once).
+    private func releaseExpiredHolds(now: UInt64) {
+        var k = 0
+        while k < heldCount {
+            if now &- heldSince[k] > holdLimitNanoseconds {
+                hold(Int(heldHosts[k]), false)
+            } else {
+                k += 1
+            }
         }
     }
 
@@ -1120,6 +1203,7 @@ public final class ArbiterCore {
             case .success(let length):
                 statistics.packetsSent &+= 1
                 if carried { statistics.allocationPacketsSent &+= 1 }
+                if unansweredSince[host] == .max { unansweredSince[host] = now }
                 if let rack = configuration.controlRack, Int(topology.rackOf[host]) != rack {
                     controlBytesOut &+= length &+ configuration.controlFramingBytes
                 }
@@ -1230,6 +1314,8 @@ public final class ArbiterCore {
             hasSession[host] = false
         }
         removed[host] = true
+        hold(host, false)
+        unansweredSince[host] = .max
         pushedDeadline[host] = .max
         allocationDue[host] = .max
         pushedDue[host] = .max

@@ -21,6 +21,9 @@ public struct ArbiterDaemonConfiguration: Sendable {
     /// How far ahead of the current slot batches are allocated; nil (`auto`, the default):
     /// follow the measured round trip to the endpoints (see ``ArbiterCore/sendLeadSlots``).
     public var lookaheadSlots: Int?
+    /// How far ahead of its earliest slot a packet of allocations leaves; nil (`auto`, the
+    /// default): the endpoints' measured round trip plus a batch.
+    public var sendLeadSlots: Int?
     public var policy: AllocationPolicy = .maxMinFair
     public var pathSelection: PathSelector.Method = .edgeColoring
     /// CPU for the communication thread (sockets, sessions, and the allocator and path
@@ -75,6 +78,9 @@ public struct ArbiterDaemonConfiguration: Sendable {
         c.batchSize = try root.integer("batch_size", in: 1...64) ?? c.batchSize
         if try root.string("lookahead_slots") != "auto" {
             c.lookaheadSlots = try root.integer("lookahead_slots", in: 0...63) ?? c.lookaheadSlots
+        }
+        if try root.string("send_lead_slots") != "auto" {
+            c.sendLeadSlots = try root.integer("send_lead_slots", in: 0...63) ?? c.sendLeadSlots
         }
         c.policy =
             try root.choice(
@@ -152,7 +158,10 @@ public struct ArbiterDaemonConfiguration: Sendable {
         if let problem = c.coreConfiguration(authenticator: nil).problem(topology: topology) {
             // The core names its own fields; say them as the file does.
             var text = problem
-            for (core, file) in [("lookaheadSlots", "lookahead_slots"), ("batchSize", "batch_size")] {
+            for (core, file) in [
+                ("lookaheadSlots", "lookahead_slots"), ("sendLeadSlots", "send_lead_slots"),
+                ("batchSize", "batch_size"),
+            ] {
                 text = text.replacingOccurrences(of: core, with: file)
             }
             throw ConfigurationError(field: nil, reason: text)
@@ -253,6 +262,7 @@ public struct ArbiterDaemonConfiguration: Sendable {
         core.allocator.policy = policy
         core.pathMethod = pathSelection
         core.lookaheadSlots = lookaheadSlots
+        core.sendLeadSlots = sendLeadSlots
         if allocatorThreads >= 2 {
             var pipeline = PipelineConfiguration()
             pipeline.stages = allocatorThreads

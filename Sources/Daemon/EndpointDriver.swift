@@ -20,6 +20,10 @@ public final class EndpointDriver {
         /// that sends no data can take them later, where scheduling on a loaded machine
         /// delays packets by more than the reference's 20 µs.
         public var acceptLateSlots: UInt64 = AllocationTimeWindow.reference.missThreshold
+        /// Wall-clock time (ns) at which to ask for the demand; nil: at once. Endpoints
+        /// started one after another ask together, once all are up, so that what is
+        /// measured is the arbiter and not processes starting beside it.
+        public var demandAt: UInt64?
         public init(host: Int, reference: Bool, demand: [(destination: Int, slots: UInt64)]) {
             self.host = host
             self.reference = reference
@@ -99,13 +103,11 @@ public final class EndpointDriver {
     /// Runs until every planned slot has been allocated, plus `linger` (to acknowledge the
     /// last packets), or until `timeout`.
     public func run<IO: PacketIO>(io: inout IO, timeout: Double, linger: Double = 0.2) -> Outcome {
-        let start = RealtimeClock.now()
+        var start = RealtimeClock.now()
         let end = start + UInt64(timeout * 1e9)
         var wanted: [Int: UInt64] = [:]
-        for (d, n) in plan.demand {
-            wanted[d, default: 0] += n
-            _ = session.addDemand(to: name(of: d), slots: n)
-        }
+        for (d, n) in plan.demand { wanted[d, default: 0] += n }
+        var asked = false
         let total = wanted.values.reduce(0, +)
         var got: [Int: UInt64] = [:]
         var received: [Received] = []
@@ -119,11 +121,16 @@ public final class EndpointDriver {
         while true {
             var now = RealtimeClock.now()
             if now >= end { break }
+            if !asked && now >= (plan.demandAt ?? 0) {
+                asked = true
+                start = now
+                for (d, n) in plan.demand { _ = session.addDemand(to: name(of: d), slots: n) }
+            }
             if let d = doneAt, now >= d + UInt64(linger * 1e9) { break }
             // It sends no data, so it takes each allocation as soon as it is admitted instead
             // of waking at every slot: what it measures is whether allocations arrive in time,
             // and a driver polling at every slot took a CPU from the arbiter it measures.
-            let wake = min(session.timerDeadline ?? .max, now + 1_000_000)
+            let wake = min(session.timerDeadline ?? .max, now + 1_000_000, asked ? .max : plan.demandAt ?? .max)
             let wait = wake > now ? Int64(wake - now) : 0
             let n = (try? io.receive(into: &rx, waitingUpTo: wait)) ?? 0
             now = RealtimeClock.now()

@@ -67,7 +67,8 @@ enum StatusReport {
                 "round_trip_p99_seconds": Double(s.roundTripP99Nanoseconds) / 1e9,
                 // The earliest slot of each packet of allocations, slots ahead as it left:
                 // below the send lead only when the arbiter itself was late.
-                "lead_at_send_p1": s.sendLeads.quantile(0.01) ?? 0, "lead_at_send_p50": s.sendLeads.quantile(0.5) ?? 0,
+                "lead_at_send_p1": s.sendLeads.quantile(0.01) ?? 0, "lead_at_send_p10": s.sendLeads.quantile(0.1) ?? 0,
+                "lead_at_send_p50": s.sendLeads.quantile(0.5) ?? 0, "lead_at_send_p90": s.sendLeads.quantile(0.9) ?? 0,
                 "packets_late_at_send": s.sendLeads.count(below: 0),
             ],
             "slot_lateness_ns": [

@@ -36,6 +36,8 @@ struct FastpassArbiterCommand: AsyncParsableCommand {
     var batchSize: String?
     @Option(help: "Slots ahead of now a batch is allocated, or auto (field: lookahead_slots).")
     var lookaheadSlots: String?
+    @Option(help: "Slots ahead of its earliest slot a packet of allocations leaves, or auto (field: send_lead_slots).")
+    var sendLeadSlots: String?
     @Option(help: "max-min-fair, shortest-remaining-first, weighted-fair or strict-priority.")
     var policy: String?
     @Option(help: "edge-coloring or euler-split (field: path_selection).")
@@ -62,7 +64,8 @@ struct FastpassArbiterCommand: AsyncParsableCommand {
         let flags: [(String, String?)] = [
             ("listen", listen), ("io", io), ("metrics", metrics), ("authentication_key_file", authenticationKeyFile),
             ("require_authentication", requireAuthentication), ("batch_size", batchSize),
-            ("lookahead_slots", lookaheadSlots), ("policy", policy), ("path_selection", pathSelection),
+            ("lookahead_slots", lookaheadSlots), ("send_lead_slots", sendLeadSlots), ("policy", policy),
+            ("path_selection", pathSelection),
             ("cores.communication", communicationCore), ("realtime_priority", realtimePriority),
             ("allocator_threads", allocatorThreads),
             ("cores.allocator", allocatorCores), ("cores.path", pathCore), ("topology.timeslot_ns", timeslotNs),

@@ -25,6 +25,8 @@ struct FCPEndpointCommand: ParsableCommand {
     var demand: [String] = []
     @Option(help: "Slots an allocation may be late and still be taken (reference FCP: 16).")
     var acceptLate: UInt64 = 16
+    @Option(help: "Ask for the demand at this wall-clock time (ns since 1970) instead of at once.")
+    var demandAt: UInt64?
     @Option(help: "Give up after this many seconds.")
     var timeout = 10.0
     @Option(help: "Write the JSON here instead of standard output.")
@@ -43,6 +45,7 @@ struct FCPEndpointCommand: ParsableCommand {
         }
         var plan = EndpointDriver.Plan(host: host, reference: reference, demand: [])
         plan.acceptLateSlots = acceptLate
+        plan.demandAt = demandAt
         for d in demand {
             let parts = d.split(separator: ":")
             guard parts.count == 2, let address = IPv4.parse(String(parts[0])),

@@ -399,6 +399,34 @@ struct ArbiterCoreTests {
         #expect(network.usedPerPair[0 * 64 + 1] == 30)
     }
 
+    /// An endpoint that does not read its allocations (descheduled, overloaded) would get
+    /// them too late and the slots would go unused: the core holds it back until it
+    /// answers, and the slots go to a sender that can use them.
+    @Test(
+        "an endpoint that stops answering is held back, its receiver's slots go to one that answers, and it is served again once it speaks"
+    )
+    func silentEndpointHeld() throws {
+        let topology = try Topology(.regular(racks: 1, hostsPerRack: 3, spines: 1))
+        var network = try Network(topology: topology, referenceHosts: [])
+        for h in 0..<2 {
+            let asked = network.ask(from: h, to: 2, slots: 3_000)
+            #expect(asked)
+        }
+        network.run(for: 300_000)
+        func used(_ h: Int) -> Int { network.hosts[h].used.count }
+        let (before0, before1) = (used(0), used(1))
+        #expect(before0 > 0 && before1 > 0)
+        network.silentUntil[0] = network.now + 600_000
+        network.run(for: 600_000)
+        let (during0, during1) = (used(0) - before0, used(1) - before1)
+        #expect(network.core.statistics.sourcesHeld > 0)
+        // Shared half and half while both answer; the silent one gets far less.
+        #expect(during1 > 3 * during0, "silent host used \(during0), answering host \(during1)")
+        network.run(for: 20_000_000)
+        #expect(network.usedPerPair == [0 * 64 + 2: 3_000, 1 * 64 + 2: 3_000])
+        Self.checkSchedule(network)
+    }
+
     @Test("a core called late skips the slots it can no longer allocate, and says so")
     func fallingBehind() throws {
         let topology = try Topology(.regular(racks: 1, hostsPerRack: 4, spines: 1))

@@ -241,6 +241,12 @@ public final class AllocationStage: @unchecked Sendable {
         statistics.batches &+= 1
     }
 
+    /// Takes no slot of this batch for source `host` (call between ``beginBatch(firstSlot:into:)``
+    /// and the first flow served): its flows stay pending, unserved, for a later batch.
+    public func holdSource(_ host: Int) {
+        if narrow { narrowSourceFree[host] = 0 } else { sourceFree[host] = 0 }
+    }
+
     /// The 16-bit batch number records carry as ``FlowRecord/lastServedBatch``.
     @inlinable
     public static func batchTag(firstSlot: UInt64, batchSize: Int) -> UInt16 {

@@ -116,6 +116,10 @@ public final class TimeslotAllocator {
 
     @exclusivity(unchecked) public private(set) var statistics = TimeslotAllocatorStatistics()
     @exclusivity(unchecked) private var changesAtLastBatch: UInt64 = 0
+    /// Sources held back (``setSourceHeld(_:_:)``), listed and flagged.
+    let held: UnsafeMutablePointer<Int32>
+    let isHeld: UnsafeMutablePointer<Bool>
+    @exclusivity(unchecked) var heldCount = 0
 
     /// - Parameters:
     ///   - firstSlot: global number of the first slot to allocate.
@@ -152,10 +156,16 @@ public final class TimeslotAllocator {
         stream = .allocate(capacity: records)
         fresh = FreshRecords(capacity: records, batchSize: configuration.batchSize)
         nextSlot = firstSlot
+        held = .allocate(capacity: hosts)
+        held.initialize(repeating: 0, count: hosts)
+        isHeld = .allocate(capacity: hosts)
+        isHeld.initialize(repeating: false, count: hosts)
     }
 
     deinit {
         stream.deallocate()
+        held.deallocate()
+        isHeld.deallocate()
     }
 
     /// Weight of each source host: its own times its class's, at most 255.
@@ -226,6 +236,26 @@ public final class TimeslotAllocator {
         statistics.purgedSlots &+= table.purge { src, _ in src == s }
     }
 
+    /// Holds source `host` back (no slot allocated to it, its demand kept) or lets it go
+    /// again, from the next batch: for an endpoint that is not reading its allocations,
+    /// whose slots would only arrive too late while others could use them.
+    public func setSourceHeld(_ host: Int, _ on: Bool) {
+        if on {
+            guard !isHeld[host] else { return }
+            isHeld[host] = true
+            held[heldCount] = Int32(host)
+            heldCount += 1
+        } else {
+            guard isHeld[host] else { return }
+            isHeld[host] = false
+            for k in 0..<heldCount where held[k] == Int32(host) {
+                heldCount -= 1
+                held[k] = held[heldCount]
+                break
+            }
+        }
+    }
+
     /// Forgets all demand from and to `host` (it went away).
     public func removeHost(_ host: Int) {
         let h = UInt32(host)
@@ -265,6 +295,7 @@ public final class TimeslotAllocator {
     /// allocated, and their demand is requested again.
     public func allocateNextBatch() -> BatchAllocations {
         stage.beginBatch(firstSlot: nextSlot, into: batch)
+        for k in 0..<heldCount { stage.holdSource(Int(held[k])) }
         if table.changesNoted &- changesAtLastBatch >= 65_535 { stage.syncEveryRecord = true }
         changesAtLastBatch = table.changesNoted
         // `stream` holds the previous batch's blocked records; the stage writes this
