@@ -16,7 +16,7 @@ struct RoundTripEstimator {
     static let bucketCount = 4096
     /// Samples between two updates of the percentile; the counts are halved at each, so
     /// older samples weigh less.
-    static let samplesPerUpdate: UInt32 = 1024
+    static let samplesPerUpdate: UInt32 = 256
 
     private var counts: [UInt32]
     private var total: UInt32 = 0
