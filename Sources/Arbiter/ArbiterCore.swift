@@ -253,10 +253,10 @@ public final class ArbiterCore {
     /// no longer for its first slot than the path to it needs).
     public private(set) var lookaheadSlots: Int
     private let lookaheadCeiling: Int
-    private var roundTrips = RoundTripEstimator()
+    @exclusivity(unchecked) private var roundTrips = RoundTripEstimator()
     /// Per packet of allocations: its earliest slot's lead over the current slot as it
     /// leaves (the arbiter's share of an allocation's lateness; the rest is the way).
-    public private(set) var sendLeads = AllocationLeadHistogram()
+    @exclusivity(unchecked) public private(set) var sendLeads = AllocationLeadHistogram()
 
     /// Per session: when its pending allocations are due to leave (.max: none), and the
     /// due time last pushed on the timer heap for it.
@@ -264,6 +264,11 @@ public final class ArbiterCore {
     private let pushedDue: UnsafeMutablePointer<UInt64>
     /// The latest time the core was given.
     private var clock: UInt64
+    @exclusivity(unchecked) private var slotCacheTime: UInt64 = .max
+    @exclusivity(unchecked) private var slotCache: UInt64 = 0
+    @exclusivity(unchecked) private var dueCacheBatch: UInt64 = .max
+    @exclusivity(unchecked) private var dueCacheLead: UInt64 = .max
+    @exclusivity(unchecked) private var dueCache: UInt64 = 0
     /// Per host: when the first packet sent to it since it was last heard from left (.max:
     /// none), and whether the inline allocator holds it back for not answering.
     private let unansweredSince: UnsafeMutablePointer<UInt64>
@@ -942,7 +947,11 @@ public final class ArbiterCore {
         // An allocation this far after the earliest one waiting would push that out of the
         // session's window, to be reported lost: it is long past (the core was held up),
         // so it goes back to the allocator instead.
-        if let earliest = sessions[source].schedulingState().earliestPendingSlot,
+        // (Pending allocations span the lookahead and a batch, unless the core stalled: then
+        // the newest is far behind too, which is cheap to see.)
+        if let newest = sessions[source].newestPendingSlot,
+            case let jump = slot &- newest, jump >= PendingAllocations.windowLength / 2, jump < 1 << 62,
+            let earliest = sessions[source].earliestPendingSlot(),
             case let ahead = slot &- earliest, ahead >= PendingAllocations.windowLength, ahead < 1 << 62
         {
             expireUnsent(source, before: slot &- (PendingAllocations.windowLength - 1))
@@ -962,9 +971,7 @@ public final class ArbiterCore {
             // covers the spread inside it): timed by each allocation's own slot, one late in a
             // batch waited up to a batch longer, and a new flow's first slot with it
             // (simulated incast: request → allocation 20 → 40 µs at p50).
-            let lead = UInt64(sendLeadSlots)
-            let batchStart = ourSlot - ourSlot % UInt64(configuration.allocator.batchSize)
-            let due = batchStart > lead ? start(ofSlot: batchStart - lead) : 0
+            let due = dueTime(ofBatchOf: ourSlot)
             if due < allocationDue[source] { allocationDue[source] = due }
         case .noDemand:
             statistics.allocationsStale &+= 1
@@ -1009,14 +1016,28 @@ public final class ArbiterCore {
     /// enough samples came.
     public var roundTripP99Nanoseconds: UInt64? { roundTrips.p99Nanoseconds }
 
-    /// Pending allocations of `source` whose slot passed more than the endpoint accepts:
-    /// withdrawn unsent and offered to the allocator again.
-    private func expireUnsent(_ source: Int, now: UInt64) {
-        let state = sessions[source].schedulingState()
-        let current = currentSlot(now: now)
-        let late = UInt64(configuration.expireUnsentAfterSlots)
-        guard state.pendingAllocations > 0, current > late else { return }
-        expireUnsent(source, before: sessionSlot(current - late, announcedClock: state.announcedClock))
+    /// When allocations in the batch of `slot` are due to leave: the batch's start less the
+    /// send lead. Kept for the batch in hand: every allocation of a batch asks, and a
+    /// slot's start is a 128-bit division (in software here, about 40 ns).
+    private func dueTime(ofBatchOf slot: UInt64) -> UInt64 {
+        let batchStart = slot - slot % UInt64(configuration.allocator.batchSize)
+        let lead = UInt64(sendLeadSlots)
+        if batchStart != dueCacheBatch || lead != dueCacheLead {
+            dueCacheBatch = batchStart
+            dueCacheLead = lead
+            dueCache = batchStart > lead ? start(ofSlot: batchStart - lead) : 0
+        }
+        return dueCache
+    }
+
+    /// The current slot at `now`, computed once for consecutive calls with the same time
+    /// (a 128-bit division; the send loop asks for every packet it builds).
+    private func slotAt(_ now: UInt64) -> UInt64 {
+        if now != slotCacheTime {
+            slotCacheTime = now
+            slotCache = currentSlot(now: now)
+        }
+        return slotCache
     }
 
     /// Withdraws `source`'s pending allocations for slots before `limit` (the session's
@@ -1192,14 +1213,20 @@ public final class ArbiterCore {
             readyCount -= 1
             isReady[host] = false
             guard hasSession[host] else { continue }
-            expireUnsent(host, now: now)
-            let before = sessions[host].schedulingState()
-            let pending = before.pendingAllocations
-            if let earliest = before.earliestPendingSlot {
-                let current = sessionSlot(currentSlot(now: now), announcedClock: before.announcedClock)
-                sendLeads.record(slot: earliest, current: current)
+            var before = sessions[host].schedulingState()
+            if before.pendingAllocations > 0, var earliest = sessions[host].earliestPendingSlot() {
+                let current = sessionSlot(slotAt(now), announcedClock: before.announcedClock)
+                // Slots passed by more than an endpoint accepts: not sent (rarely any).
+                let late = UInt64(configuration.expireUnsentAfterSlots)
+                if Int64(bitPattern: current &- late &- earliest) > 0 {
+                    expireUnsent(host, before: current &- late)
+                    before = sessions[host].schedulingState()
+                    earliest = sessions[host].earliestPendingSlot() ?? current
+                }
+                if before.pendingAllocations > 0 { sendLeads.record(slot: earliest, current: current) }
             }
-            guard sessions[host].schedulingState().wantsToSend else {
+            let pending = before.pendingAllocations
+            guard before.wantsToSend else {
                 sessionChanged(host)
                 continue
             }

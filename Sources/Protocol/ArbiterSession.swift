@@ -393,8 +393,6 @@ public struct ArbiterSessionSchedulingState: Sendable, Hashable {
     public var urgent: Bool
     /// Allocations recorded and not yet sent.
     public var pendingAllocations: Int
-    /// The earliest slot among them (in the endpoint's numbering), if any.
-    public var earliestPendingSlot: UInt64?
 }
 
 public struct ArbiterSession {
@@ -440,6 +438,14 @@ public struct ArbiterSession {
             || (book.welcome != nil && !book.welcomeAcked && !book.welcomeInFlight)
     }
 
+    /// The earliest slot among the allocations not yet sent (the endpoint's numbering);
+    /// nil when there are none. A bitmap scan: not part of ``schedulingState()``, which
+    /// an owner reads after every event.
+    public mutating func earliestPendingSlot() -> UInt64? { book.pending.earliest }
+
+    /// The latest slot among the allocations not yet sent; nil when there are none.
+    public var newestPendingSlot: UInt64? { book.pending.isEmpty ? nil : book.pending.head }
+
     /// The latest round-trip time measured on this connection since the last call (ns):
     /// from sending a packet to the endpoint's acknowledgement of it.
     public mutating func takeRoundTripSample() -> UInt64? {
@@ -458,7 +464,7 @@ public struct ArbiterSession {
             wantsToSend: wantsToSend, timerDeadline: connection.timerDeadline,
             extended: { if case .extended = book.negotiation { true } else { false } }(),
             announcedClock: book.negotiation.granted.contains(.announcedClock), urgent: isUrgent,
-            pendingAllocations: book.pending.count, earliestPendingSlot: book.pending.earliest)
+            pendingAllocations: book.pending.count)
     }
 
     /// The counters towards `destination`, if the endpoint has demand towards it.
