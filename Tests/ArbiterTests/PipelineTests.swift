@@ -43,24 +43,10 @@ struct PipelineTests {
             let batch = inline.allocateNextBatch()
             expected.append(Self.fingerprint(batch))
         }
-        var configuration = PipelineConfiguration()
-        configuration.stages = stages
-        let pipeline = try AllocatorPipeline(topology: topology, pipeline: configuration)
-        let seen = Mutex<[[UInt64]]>([])
-        let statistics = pipeline.run(
-            batches: batches,
-            feed: { b, demand in
-                for (s, d, n) in requests.perBatch[b] { demand.addDemand(source: s, destination: d, slots: n) }
-            },
-            consume: { batch in
-                let print = Self.fingerprint(batch)
-                seen.withLock { $0.append(print) }
-            })
-        let got = seen.withLock { $0 }
-        #expect(got.count == batches)
-        for b in 0..<min(batches, got.count) where got[b] != expected[b] {
-            Issue.record("batch \(b) differs: \(got[b].count) allocations, inline \(expected[b].count)")
-            break
+        let statistics = try Self.runThreaded(
+            topology: topology, stages: stages, batches: batches, expected: expected
+        ) { b, demand in
+            for (s, d, n) in requests.perBatch[b] { demand.addDemand(source: s, destination: d, slots: n) }
         }
         #expect(statistics.allocations == UInt64(expected.reduce(0) { $0 + $1.count }))
         #expect(statistics.unroutable == 0)
@@ -119,16 +105,28 @@ struct PipelineTests {
         }
         #expect(inline.statistics.unroutable == 0)
         #expect(pinnedInterRack > 100, "pins never mattered: \(pinnedInterRack) pinned inter-rack allocations")
+        let statistics = try Self.runThreaded(
+            topology: topology, stages: stages, batches: batches, expected: expected
+        ) { b, demand in
+            for c in schedule[b] { demand.setSourcePinned(c.host, c.pinned) }
+            for (s, d, n) in requests.perBatch[b] { demand.addDemand(source: s, destination: d, slots: n) }
+        }
+        #expect(statistics.unroutable == 0)
+    }
+
+    /// Every allocation of a batch, by slot, with its spine, in a comparable form.
+    /// Runs `batches` batches through a pipeline of `stages` stages fed by `feed`, and
+    /// records a difference from the inline allocator's `expected` fingerprints.
+    static func runThreaded(
+        topology: Topology, stages: Int, batches: Int, expected: [[UInt64]],
+        feed: @escaping @Sendable (Int, PipelineDemand) -> Void
+    ) throws -> PipelineStatistics {
         var configuration = PipelineConfiguration()
         configuration.stages = stages
         let pipeline = try AllocatorPipeline(topology: topology, pipeline: configuration)
         let seen = Mutex<[[UInt64]]>([])
         let statistics = pipeline.run(
-            batches: batches,
-            feed: { b, demand in
-                for c in schedule[b] { demand.setSourcePinned(c.host, c.pinned) }
-                for (s, d, n) in requests.perBatch[b] { demand.addDemand(source: s, destination: d, slots: n) }
-            },
+            batches: batches, feed: feed,
             consume: { batch in
                 let print = Self.fingerprint(batch)
                 seen.withLock { $0.append(print) }
@@ -139,10 +137,9 @@ struct PipelineTests {
             Issue.record("batch \(b) differs: \(got[b].count) allocations, inline \(expected[b].count)")
             break
         }
-        #expect(statistics.unroutable == 0)
+        return statistics
     }
 
-    /// Every allocation of a batch, by slot, with its spine, in a comparable form.
     static func fingerprint(_ batch: BatchAllocations) -> [UInt64] {
         batch.groupBySlot()
         var out: [UInt64] = []
