@@ -949,7 +949,7 @@ public final class ArbiterCore {
         // so it goes back to the allocator instead.
         // (Pending allocations span the lookahead and a batch, unless the core stalled: then
         // the newest is far behind too, which is cheap to see.)
-        if let newest = sessions[source].newestPendingSlot,
+        if let newest = sessions[source].newestPendingSlot(),
             case let jump = slot &- newest, jump >= PendingAllocations.windowLength / 2, jump < 1 << 62,
             let earliest = sessions[source].earliestPendingSlot(),
             case let ahead = slot &- earliest, ahead >= PendingAllocations.windowLength, ahead < 1 << 62
@@ -1020,8 +1020,11 @@ public final class ArbiterCore {
     /// send lead. Kept for the batch in hand: every allocation of a batch asks, and a
     /// slot's start is a 128-bit division (in software here, about 40 ns).
     private func dueTime(ofBatchOf slot: UInt64) -> UInt64 {
-        let batchStart = slot - slot % UInt64(configuration.allocator.batchSize)
+        let batch = UInt64(configuration.allocator.batchSize)
         let lead = UInt64(sendLeadSlots)
+        // Same batch as the last call: no division.
+        if slot &- dueCacheBatch < batch && lead == dueCacheLead { return dueCache }
+        let batchStart = slot - slot % batch
         if batchStart != dueCacheBatch || lead != dueCacheLead {
             dueCacheBatch = batchStart
             dueCacheLead = lead

@@ -444,7 +444,8 @@ public struct ArbiterSession {
     public mutating func earliestPendingSlot() -> UInt64? { book.pending.earliest }
 
     /// The latest slot among the allocations not yet sent; nil when there are none.
-    public var newestPendingSlot: UInt64? { book.pending.isEmpty ? nil : book.pending.head }
+    /// `mutating` for the reason ``schedulingState()`` is.
+    public mutating func newestPendingSlot() -> UInt64? { book.pending.isEmpty ? nil : book.pending.head }
 
     /// The latest round-trip time measured on this connection since the last call (ns):
     /// from sending a packet to the endpoint's acknowledgement of it.
