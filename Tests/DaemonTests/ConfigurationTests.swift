@@ -127,6 +127,18 @@ struct ConfigurationTests {
         if kernel == 1 { #expect(NUMAPlacement.prefer(nodeOf: 0) == .singleNode) }
     }
 
+    @Test("lookahead_slots and send_lead_slots take auto (the default) or a number of slots")
+    func sendRuleFields() throws {
+        let auto = try ArbiterDaemonConfiguration.parse(
+            yaml: Self.valid, file: "t", overrides: [("lookahead_slots", "auto"), ("send_lead_slots", "auto")])
+        #expect(auto.lookaheadSlots == nil && auto.sendLeadSlots == nil)
+        let fixed = try ArbiterDaemonConfiguration.parse(
+            yaml: Self.valid, file: "t", overrides: [("lookahead_slots", "40"), ("send_lead_slots", "24")])
+        #expect(fixed.lookaheadSlots == 40 && fixed.sendLeadSlots == 24)
+        let core = fixed.coreConfiguration(authenticator: nil)
+        #expect(core.lookaheadSlots == 40 && core.sendLeadSlots == 24)
+    }
+
     @Test("every bad field is refused with its name")
     func badFields() {
         let cases: [(String, [(String, String)], String)] = [
@@ -147,6 +159,8 @@ struct ConfigurationTests {
             ("cores.path", [("cores.path", "4")], "set allocator_threads"),
             ("cores.path", [("allocator_threads", "2"), ("cores.path", "1024")], "out of range"),
             ("lookahead_slots", [("allocator_threads", "2"), ("lookahead_slots", "8")], "at least one batch"),
+            ("lookahead_slots", [("lookahead_slots", "soon")], "whole number"),
+            ("send_lead_slots", [("lookahead_slots", "20"), ("send_lead_slots", "30")], "the lookahead"),
             (
                 "cores", [("allocator_threads", "2"), ("cores.allocator", "2,3"), ("cores.communication", "3")],
                 "names one twice"
