@@ -320,9 +320,11 @@ public final class ArbiterCore {
         lookaheadCeiling =
             configuration.lookaheadSlots
             ?? ArbiterCoreConfiguration.maximumLookahead(batchSize: batchSize, topology: topology)
-        // Until round trips are measured: two batches (the lookahead this arbiter used
-        // before it measured them), within the ceiling; allocations leave as they are made.
-        let initial = configuration.lookaheadSlots ?? min(lookaheadCeiling, 2 * batchSize)
+        // Until round trips are measured, the most the endpoints' early window allows:
+        // allocations leave as they are made, as early as they can (measured in the
+        // namespace test, where most allocations come before 256 round trips: starting at
+        // two batches left packets 32 slots ahead at the median against 48).
+        let initial = configuration.lookaheadSlots ?? lookaheadCeiling
         lookaheadSlots = initial
         sendLeadSlots = configuration.sendLeadSlots ?? initial
         clock = now
