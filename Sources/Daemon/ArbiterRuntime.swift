@@ -239,7 +239,6 @@ public final class ArbiterRuntime: Sendable {
         var nextPublish: UInt64 = 0
         var failures = 0
         var pinningReported = false
-        var receiveSkipped = false
         while !stopRequested.load(ordering: .relaxed) {
             counters.loops &+= 1
             var now = RealtimeClock.now()
@@ -253,13 +252,7 @@ public final class ArbiterRuntime: Sendable {
                 ? 0
                 : (deadline - now < Self.spinThresholdNanoseconds ? 0 : Int64(min(deadline - now, 50_000_000)))
             do {
-                // A batch or timer already due goes first: a full receive batch (the kernel's
-                // work for each packet, then the core's) took longer than a batch period
-                // here, and batches allocated after it left short of their lead. Never twice
-                // in a row, so that a thread behind its clock still reads its socket.
-                let skip = deadline <= now && !receiveSkipped
-                receiveSkipped = skip
-                let n = skip ? 0 : try io.receive(into: &rx, waitingUpTo: wait)
+                let n = try io.receive(into: &rx, waitingUpTo: wait)
                 now = RealtimeClock.now()
                 // Time spent asleep waiting for a packet is not work.
                 if wait != 0 { roundStart = now }
