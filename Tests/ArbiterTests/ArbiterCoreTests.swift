@@ -77,6 +77,16 @@ struct ArbiterCoreTests {
             self.hosts = hosts
         }
 
+        /// Host `h` speaks the extended protocol without asking for the announced clock.
+        mutating func makeClockless(_ h: Int) {
+            var c = EndpointSessionConfiguration()
+            c.node = topology.nodeIDs[h]
+            c.address = topology.addresses[h]
+            c.capabilities = [.epochFencing, .wideCounters, .giveBack]
+            c.mode = .extended(fallbackToReference: false)
+            hosts[h].session = EndpointSession(configuration: c, now: now)
+        }
+
         /// How host `h` names host `d` in its requests.
         func name(of d: Int, by h: Int) -> NodeID {
             hosts[h].reference ? NodeID(UInt32(topology.referenceIDs[d])) : topology.nodeIDs[d]
@@ -471,12 +481,7 @@ struct ArbiterCoreTests {
     func clocklessRegistration() throws {
         let topology = try Topology(.regular(racks: 1, hostsPerRack: 4, spines: 1))
         var network = try Network(topology: topology, referenceHosts: [])
-        var c = EndpointSessionConfiguration()
-        c.node = topology.nodeIDs[0]
-        c.address = topology.addresses[0]
-        c.capabilities = [.epochFencing, .wideCounters, .giveBack]
-        c.mode = .extended(fallbackToReference: false)
-        network.hosts[0].session = EndpointSession(configuration: c, now: network.now)
+        network.makeClockless(0)
         network.run(for: 500_000)
         if case .refused(let reason) = network.hosts[0].session.negotiation {
             #expect(reason == .unsupportedVersion)

@@ -72,12 +72,7 @@ struct ReferencePathTests {
     func clocklessExtendedEndpointIsPinned() throws {
         let topology = try ArbiterCoreTests.referenceTopology()
         var network = try ArbiterCoreTests.Network(topology: topology, referenceHosts: [])
-        var c = EndpointSessionConfiguration()
-        c.node = topology.nodeIDs[0]
-        c.address = topology.addresses[0]
-        c.capabilities = [.epochFencing, .wideCounters, .giveBack]
-        c.mode = .extended(fallbackToReference: false)
-        network.hosts[0].session = EndpointSession(configuration: c, now: network.now)
+        network.makeClockless(0)
         let asked = network.askEach(stride: 1, count: 7) { h, k in UInt64(40 + 3 * k + h) }
         network.run(for: 6_000_000)
         #expect(network.usedPerPair == asked)
