@@ -30,11 +30,23 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 start=$(date +%s)
-echo "== swift format lint"
+# Each stage's name, then its time when the next begins: what a change adds shows here.
+stage_name=""
+stage_start=$start
+stage() {
+  local now
+  now=$(date +%s)
+  [ -n "$stage_name" ] && echo "-- $stage_name: $((now - stage_start)) s"
+  stage_name=$1
+  stage_start=$now
+  [ -n "$1" ] && echo "== $1"
+  return 0
+}
+stage "swift format lint"
 swift format lint --strict -r Sources Tests Fuzz
-echo "== swift build --build-tests --traits DPDK"
+stage "swift build --build-tests --traits DPDK"
 swift build --build-tests --traits DPDK
-echo "== swift test"
+stage "swift test"
 set +e
 swift test --traits DPDK --skip-build > .build/test-output.log 2>&1
 status=$?
@@ -46,29 +58,30 @@ if [ "$status" -ne 0 ] || grep -q "✘" .build/test-output.log; then
   exit 1
 fi
 
-echo "== integration: fastpass-arbiter in network namespaces"
+stage "integration: fastpass-arbiter in network namespaces"
 if [ "$(id -u)" -eq 0 ]; then
   for product in fastpass-arbiter fastpass-agent fastpass-bench fastpassctl; do
     swift build -c release --traits DPDK --product "$product" 2>&1 | tail -n 1
   done
 fi
 timeout 300 Tests/Integration/arbiter-netns.sh .build/release
-echo "== integration: the same, allocator stages and path selection on threads of their own"
+stage "integration: the same, allocator stages and path selection on threads of their own"
 # The bad input goes first here: with allocator threads, an endpoint whose session a flood
 # from its own address resets while it asks was seen left short of ~10 slots for good (an
 # open defect, see docs/benchmarks.md "Allocations on time"); the inline and DPDK runs keep
 # the flood and the demand together.
 FP_BAD_INPUT_AT=start FP_ARBITER_FLAGS="--allocator-threads 2" timeout 300 Tests/Integration/arbiter-netns.sh .build/release
-echo "== integration: fastpass-agent end to end (100 Mbit/s tbf bottleneck, arbiter restart, crash cleanup)"
+stage "integration: fastpass-agent end to end (100 Mbit/s tbf bottleneck, arbiter restart, crash cleanup)"
 FP_DURATION=10 timeout 300 Tests/Integration/agent-netns.sh .build/release
-echo "== integration: the arbiter on DPDK (net_af_packet), endpoints on raw sockets"
+stage "integration: the arbiter on DPDK (net_af_packet), endpoints on raw sockets"
 FP_IO=dpdk timeout 300 Tests/Integration/arbiter-netns.sh .build/release
-echo "== integration: an agent on DPDK, the arbiter on sockets; DPDK start-up failures"
+stage "integration: an agent on DPDK, the arbiter on sockets; DPDK start-up failures"
 timeout 300 Tests/Integration/dpdk-netns.sh .build/release
 
 fuzz="${FUZZ_SECONDS:-60}"
 if [ "$fuzz" -gt 0 ]; then
-  echo "== fuzz ${fuzz}s"
+  stage "fuzz ${fuzz}s"
   scripts/fuzz.sh "$fuzz"
 fi
+stage ""
 echo "test: all passed in $(( $(date +%s) - start ))s"

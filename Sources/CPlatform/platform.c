@@ -49,12 +49,18 @@ void fp_cpu_relax(void) {
 #endif
 }
 
-int fp_receive_batch(int fd, unsigned char *buffers, int stride, int *lengths, unsigned int *sources, int count) {
+int fp_receive_batch(int fd, unsigned char *buffers, int stride, int *lengths, unsigned int *sources,
+                     unsigned long long *timestamps, int count) {
     if (count <= 0) return 0;
     if (count > FP_MAX_BATCH) count = FP_MAX_BATCH;
     struct mmsghdr messages[FP_MAX_BATCH];
     struct iovec vectors[FP_MAX_BATCH];
     struct sockaddr_in from[FP_MAX_BATCH];
+    // Room for one SCM_TIMESTAMPNS per datagram, aligned as cmsg headers need.
+    union {
+        char bytes[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } control[FP_MAX_BATCH];
     memset(messages, 0, sizeof(struct mmsghdr) * (size_t)count);
     for (int i = 0; i < count; i++) {
         vectors[i].iov_base = buffers + (size_t)i * (size_t)stride;
@@ -63,6 +69,10 @@ int fp_receive_batch(int fd, unsigned char *buffers, int stride, int *lengths, u
         messages[i].msg_hdr.msg_iovlen = 1;
         messages[i].msg_hdr.msg_name = &from[i];
         messages[i].msg_hdr.msg_namelen = sizeof(from[i]);
+        if (timestamps) {
+            messages[i].msg_hdr.msg_control = control[i].bytes;
+            messages[i].msg_hdr.msg_controllen = sizeof(control[i].bytes);
+        }
     }
     // MSG_TRUNC: report the real length of a datagram larger than its buffer, so the
     // caller can count it as too long rather than parse a cut copy.
@@ -71,8 +81,23 @@ int fp_receive_batch(int fd, unsigned char *buffers, int stride, int *lengths, u
     for (int i = 0; i < n; i++) {
         lengths[i] = (int)messages[i].msg_len;
         sources[i] = messages[i].msg_hdr.msg_namelen >= sizeof(struct sockaddr_in) ? from[i].sin_addr.s_addr : 0;
+        if (!timestamps) continue;
+        timestamps[i] = 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&messages[i].msg_hdr); c; c = CMSG_NXTHDR(&messages[i].msg_hdr, c)) {
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
+                c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
+                struct timespec t;
+                memcpy(&t, CMSG_DATA(c), sizeof(t));
+                timestamps[i] = (unsigned long long)t.tv_sec * 1000000000ULL + (unsigned long long)t.tv_nsec;
+            }
+        }
     }
     return n;
+}
+
+int fp_enable_receive_timestamps(int fd) {
+    int on = 1;
+    return setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on)) == 0 ? 0 : errno;
 }
 
 int fp_send_batch(int fd, const unsigned char *buffers, int stride, const int *lengths,

@@ -24,6 +24,11 @@ public final class EndpointDriver {
         /// started one after another ask together, once all are up, so that what is
         /// measured is the arbiter and not processes starting beside it.
         public var demandAt: UInt64?
+        /// Judge allocations at the time the kernel received their packet (when the I/O
+        /// stamps arrivals) instead of when this process got to it. The original endpoint
+        /// is a kernel module that handles ALLOCs as they arrive; a process on a busy VM
+        /// wakes tens of µs later, which is the test's cost, not the arbiter's.
+        public var judgeAtArrival = false
         public init(host: Int, reference: Bool, demand: [(destination: Int, slots: UInt64)]) {
             self.host = host
             self.reference = reference
@@ -55,6 +60,11 @@ public final class EndpointDriver {
         /// Allocations for wanted destinations by `slot − current slot` on arrival (in the
         /// endpoint's slots; negative: already begun), as `"lead": count`.
         public var arrivalLeads: [String: UInt64]
+        /// Packets from the arbiter by µs between the kernel receiving them and this process
+        /// handling them (`"µs": count`; empty without receive timestamps).
+        public var handlingDelays: [String: UInt64]
+        /// Whether allocations were judged at the kernel's arrival time.
+        public var judgedAtArrival: Bool
     }
 
     let topology: Topology
@@ -116,6 +126,9 @@ public final class EndpointDriver {
         var arrived: UInt64 = 0
         var firstAllocation: UInt64?
         var doneAt: UInt64?
+        var handlingDelays: [Int: UInt64] = [:]
+        // The time the session saw last: a packet's arrival stamp can be older than it.
+        var sessionTime: UInt64 = 0
         var rx = PacketBatch(capacity: 16)
         var tx = PacketBatch(capacity: 16)
         while true {
@@ -134,20 +147,35 @@ public final class EndpointDriver {
             let wait = wake > now ? Int64(wake - now) : 0
             let n = (try? io.receive(into: &rx, waitingUpTo: wait)) ?? 0
             now = RealtimeClock.now()
+            func take(at time: UInt64) {
+                while let a = session.takeEarliestAllocation(now: time) {
+                    guard let d = host(named: a.destination) else { continue }
+                    if firstAllocation == nil { firstAllocation = time }
+                    let slot = plan.reference ? arbiterSlot(ofReference: a.slot, start: a.startNanoseconds) : a.slot
+                    received.append(
+                        Received(
+                            slot: slot, destination: topology.configuration.hosts[d].address, path: a.path.rawValue))
+                    got[d, default: 0] += 1
+                    count += 1
+                }
+            }
             for i in 0..<n where rx.address(i) == arbiter {
                 arrived &+= 1
-                _ = session.receive(rx.payload(i), now: now)
+                var t = now
+                if let stamp = rx.arrivalTime(i) {
+                    handlingDelays[Int(now > stamp ? (now - stamp) / 1000 : 0), default: 0] += 1
+                    if plan.judgeAtArrival { t = stamp }
+                }
+                // Never backwards: a packet stamped before the session's last event is judged then.
+                t = max(t, sessionTime)
+                sessionTime = t
+                _ = session.receive(rx.payload(i), now: t)
+                // Taken as of that moment, as an endpoint in the kernel would have.
+                take(at: t)
             }
+            sessionTime = max(sessionTime, now)
             if let d = session.timerDeadline, d <= now { session.handleTimeout(now: now) }
-            while let a = session.takeEarliestAllocation(now: now) {
-                guard let d = host(named: a.destination) else { continue }
-                if firstAllocation == nil { firstAllocation = now }
-                let slot = plan.reference ? arbiterSlot(ofReference: a.slot, start: a.startNanoseconds) : a.slot
-                received.append(
-                    Received(slot: slot, destination: topology.configuration.hosts[d].address, path: a.path.rawValue))
-                got[d, default: 0] += 1
-                count += 1
-            }
+            take(at: now)
             if count >= total && doneAt == nil { doneAt = now }
             while session.wantsToSend && !tx.isFull {
                 let added = tx.append { buffer in
@@ -169,7 +197,9 @@ public final class EndpointDriver {
             requestToFirstAllocationMicroseconds: firstAllocation.map { Double($0 - start) / 1e3 },
             packetsSent: sent, packetsReceived: arrived, complete: count >= total,
             session: Dictionary(uniqueKeysWithValues: StatusReport.counters(session.statistics)),
-            arrivalLeads: Self.counts(of: session.arrivalLeads))
+            arrivalLeads: Self.counts(of: session.arrivalLeads),
+            handlingDelays: Dictionary(uniqueKeysWithValues: handlingDelays.map { (String($0.key), $0.value) }),
+            judgedAtArrival: plan.judgeAtArrival)
     }
 
     static func counts(of leads: AllocationLeadHistogram) -> [String: UInt64] {

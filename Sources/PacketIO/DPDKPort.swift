@@ -251,6 +251,7 @@ public final class DPDKPort: PacketIO {
                 batch.lengths[kept] = Int32(payloadLength)
                 batch.offsets[kept] = Int32(headerLength)
                 batch.addresses[kept] = source
+                batch.arrivals[kept] = 0
                 kept += 1
             case .arpRequest(let ip, let senderMAC):
                 neighbours.learn(ip, senderMAC)

@@ -13,6 +13,8 @@ public struct PacketBatch: ~Copyable {
     let lengths: UnsafeMutablePointer<Int32>
     let offsets: UnsafeMutablePointer<Int32>
     let addresses: UnsafeMutablePointer<UInt32>
+    /// Kernel receive times (CLOCK_REALTIME ns; 0: none).
+    let arrivals: UnsafeMutablePointer<UInt64>
     /// Datagrams in the batch.
     public internal(set) var count = 0
 
@@ -29,6 +31,8 @@ public struct PacketBatch: ~Copyable {
         offsets.initialize(repeating: 0, count: capacity)
         addresses = .allocate(capacity: capacity)
         addresses.initialize(repeating: 0, count: capacity)
+        arrivals = .allocate(capacity: capacity)
+        arrivals.initialize(repeating: 0, count: capacity)
     }
 
     deinit {
@@ -36,6 +40,7 @@ public struct PacketBatch: ~Copyable {
         lengths.deallocate()
         offsets.deallocate()
         addresses.deallocate()
+        arrivals.deallocate()
     }
 
     /// The most datagrams one batch call moves (the kernel calls' limit in this package).
@@ -60,6 +65,13 @@ public struct PacketBatch: ~Copyable {
     public func address(_ i: Int) -> UInt32 {
         precondition(i >= 0 && i < count)
         return addresses[i]
+    }
+
+    /// When the kernel received datagram `i` (CLOCK_REALTIME ns), where the I/O was asked
+    /// to stamp arrivals (``RawIPv4Socket/enableReceiveTimestamps()``); nil otherwise.
+    public func arrivalTime(_ i: Int) -> UInt64? {
+        precondition(i >= 0 && i < count)
+        return arrivals[i] == 0 ? nil : arrivals[i]
     }
 
     /// Empties the batch (the buffers stay).

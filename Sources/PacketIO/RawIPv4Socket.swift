@@ -17,6 +17,8 @@ public final class RawIPv4Socket: PacketIO {
     /// The bound address (host byte order; 0: any).
     public let localAddress: UInt32
     public private(set) var statistics = PacketIOStatistics()
+    /// Whether received datagrams carry the kernel's receive time.
+    public private(set) var stampsArrivals = false
 
     /// Opens a raw socket for `protocolNumber`, bound to `address` (host byte order; 0 takes
     /// packets to any local address), sending with DSCP `dscp`.
@@ -80,6 +82,15 @@ public final class RawIPv4Socket: PacketIO {
         if r != 0 { throw PacketIOError(operation: "setsockopt(SO_ATTACH_FILTER)", code: r) }
     }
 
+    /// Stamps every datagram received from now on with the time the kernel received it
+    /// (``PacketBatch/arrivalTime(_:)``): what a process that wakes late needs to judge
+    /// when a packet reached the host rather than when it got to it.
+    public func enableReceiveTimestamps() throws(PacketIOError) {
+        let r = fp_enable_receive_timestamps(descriptor)
+        if r != 0 { throw PacketIOError(operation: "setsockopt(SO_TIMESTAMPNS)", code: r) }
+        stampsArrivals = true
+    }
+
     public func receive(into batch: inout PacketBatch, waitingUpTo timeoutNanoseconds: Int64) throws(PacketIOError)
         -> Int
     {
@@ -91,7 +102,7 @@ public final class RawIPv4Socket: PacketIO {
         }
         let n = fp_receive_batch(
             descriptor, batch.storage.assumingMemoryBound(to: UInt8.self), Int32(batch.stride), batch.lengths,
-            batch.addresses, Int32(batch.capacity))
+            batch.addresses, stampsArrivals ? batch.arrivals : nil, Int32(batch.capacity))
         if n < 0 { throw PacketIOError(operation: "recvmmsg", code: -n) }
         statistics.receiveBatches &+= 1
         // Compact in place: keep the FCP payloads, drop what is cut or malformed.
@@ -122,6 +133,7 @@ public final class RawIPv4Socket: PacketIO {
                 IPv4.totalLength(UnsafeRawBufferPointer(start: base, count: wire)) - headerLength)
             batch.offsets[kept] = Int32(headerLength)
             batch.addresses[kept] = UInt32(bigEndian: batch.addresses[i])
+            batch.arrivals[kept] = stampsArrivals ? batch.arrivals[i] : 0
             kept += 1
         }
         batch.count = kept

@@ -27,6 +27,11 @@ struct FCPEndpointCommand: ParsableCommand {
     var acceptLate: UInt64 = 16
     @Option(help: "Ask for the demand at this wall-clock time (ns since 1970) instead of at once.")
     var demandAt: UInt64?
+    @Option(
+        help: ArgumentHelp(
+            "When an allocation is judged on time: 'arrival' (when the kernel received its packet, as the original endpoint, a kernel module, sees it) or 'handling' (when this process got to it).",
+            valueName: "arrival|handling"))
+    var judgeAt = "arrival"
     @Option(help: "Give up after this many seconds.")
     var timeout = 10.0
     @Option(help: "Write the JSON here instead of standard output.")
@@ -46,6 +51,11 @@ struct FCPEndpointCommand: ParsableCommand {
         var plan = EndpointDriver.Plan(host: host, reference: reference, demand: [])
         plan.acceptLateSlots = acceptLate
         plan.demandAt = demandAt
+        switch judgeAt {
+        case "arrival": plan.judgeAtArrival = true
+        case "handling": plan.judgeAtArrival = false
+        default: throw ValidationError("--judge-at \(judgeAt): expected 'arrival' or 'handling'")
+        }
         for d in demand {
             let parts = d.split(separator: ":")
             guard parts.count == 2, let address = IPv4.parse(String(parts[0])),
@@ -54,6 +64,8 @@ struct FCPEndpointCommand: ParsableCommand {
             plan.demand.append((destination, slots))
         }
         var io = try RawIPv4Socket(address: a)
+        // Stamped either way: the delay from arrival to handling is reported whichever judges.
+        try io.enableReceiveTimestamps()
         // Wake at allocations' slots, not up to 50 µs (the default slack) after them.
         PinnedThread.setTimerSlack(nanoseconds: 1_000)
         let driver = EndpointDriver(

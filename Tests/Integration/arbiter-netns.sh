@@ -38,7 +38,14 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-fail() { [ -n "${FP_KEEP:-}" ] && cp -r "$work" "$FP_KEEP"; echo "FAIL arbiter-netns: $*"; echo "--- arbiter log"; cat "$work/arbiter.log" || true; exit 1; }
+fail() {
+  # What the arbiter thought at the failure, for the kept work directory.
+  if [ -n "$arbiter_pid" ]; then
+    ip netns exec "${tag}a" "$bin/fastpassctl" status --json >"$work/status-at-failure.json" 2>&1 || true
+    ip netns exec "${tag}a" "$bin/fastpassctl" endpoints --json >"$work/endpoints-at-failure.json" 2>&1 || true
+  fi
+  [ -n "${FP_KEEP:-}" ] && cp -r "$work" "$FP_KEEP"; echo "FAIL arbiter-netns: $*"; echo "--- arbiter log"; cat "$work/arbiter.log" || true; exit 1
+}
 
 # A bridge in its own namespace, one veth per host namespace.
 ip netns add "${tag}sw"
@@ -139,7 +146,7 @@ run_endpoint() { # name address reference-flag demand...
   local args=()
   for d in "$@"; do args+=(--demand "$d"); done
   ip netns exec "${tag}${name}" "$bin/fastpass-bench" fcp-endpoint --config "$work/arbiter.yaml" \
-    --endpoint "$address" $flag "${args[@]}" --accept-late ${FP_ACCEPT_LATE:-16} --demand-at "$demand_at" --timeout 30 --out "$work/$name.json"
+    --endpoint "$address" $flag "${args[@]}" --accept-late ${FP_ACCEPT_LATE:-16} --judge-at "${FP_JUDGE_AT:-arrival}" --demand-at "$demand_at" --timeout 30 --out "$work/$name.json"
 }
 run_endpoint h1 10.88.0.11 --reference 10.88.0.12:3000 10.88.0.13:2000 10.88.0.14:1000 & e1=$!
 run_endpoint h2 10.88.0.12 "" 10.88.0.11:1500 10.88.0.13:2500 & e2=$!
@@ -227,17 +234,26 @@ def share_within(late_limit, early_limit):
 ordered = sorted(leads.elements())
 median = ordered[len(ordered) // 2] if ordered else None
 p01 = ordered[len(ordered) // 100] if ordered else None
+delays = collections.Counter()
+for o in outcomes:
+    for k, v in o.get("handling_delays", {}).items(): delays[int(k)] += v
+def delay_quantile(q):
+    e = sorted(delays.elements())
+    return e[min(len(e) - 1, int(q * len(e)))] if e else None
+judged = "the kernel's arrival" if all(o.get("judged_at_arrival") for o in outcomes) else "the endpoint process handling it"
+print(f"allocations judged at {judged}; from the kernel's arrival to the endpoint process handling a packet: "
+      f"p50 {delay_quantile(0.5)} µs, p90 {delay_quantile(0.9)} µs, p99 {delay_quantile(0.99)} µs")
 print(f"allocations refused as too late or expired at the endpoints: {late}")
 print(f"arrival lead (slot - current slot on arrival, {arrived} allocations): median {median}, p1 {p01}; "
       f"in the reference window (16 late, 64 early) {100 * share_within(16, 64):.1f} %, "
       f"within 150 late {100 * share_within(150, 64):.1f} %")
 used_share = used / max(1, allocated)
-# The target is 90 % on a quiet machine and a gate at 70 %. Measured on the 2-vCPU VM:
-# 58-69 % quiet, 44-55 % with a CPU-bound process beside it (an older arbiter: 47 % and
-# 33-36 %; docs/benchmarks.md, "Allocations used"). The gate stands at 40 % so that a
-# loaded machine passes with room to spare while the old behaviour under load fails;
-# FP_MIN_USED_SHARE=0.70 checks the target.
-threshold = float(os.environ.get("FP_MIN_USED_SHARE", "0.40"))
+# The target is 90 % on a quiet machine and a gate at 70 %. Allocations are judged when
+# the kernel received their packet (FP_JUDGE_AT=arrival, the default), as the original
+# endpoint, a kernel module, handles ALLOCs on arrival; FP_JUDGE_AT=handling judges them
+# when the endpoint process got to them, which on this VM adds tens of µs to ms of
+# wake-up (printed above) and measures the test's processes more than the arbiter.
+threshold = float(os.environ.get("FP_MIN_USED_SHARE", "0.70"))
 # Allocator threads spin, each on a CPU of its own by design (N stages, a path thread and
 # the communication thread): with fewer CPUs they take turns in scheduler quanta and whole
 # batches come late (the daemon warns). There the share is printed, not gated.
@@ -274,4 +290,5 @@ wait "$arbiter_pid" || fail "the arbiter exited non-zero after SIGTERM"
 arbiter_pid=""
 grep -q "stopped" "$work/arbiter.log" || fail "no clean stop in the log"
 [ "$io" = dpdk ] && { grep -q "io=dpdk net_af_packet0" "$work/arbiter.log" || fail "the arbiter did not run on DPDK"; }
+[ -n "${FP_KEEP:-}" ] && cp -r "$work" "$FP_KEEP"
 echo "PASS arbiter-netns ($io)"

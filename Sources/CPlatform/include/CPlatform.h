@@ -26,9 +26,16 @@ static inline void fp_prefetch_for_write(const void *address) { __builtin_prefet
 /// Receives up to `count` datagrams (count ≤ FP_MAX_BATCH) from `fd` without blocking,
 /// each into `buffers + i * stride` (at most `stride` bytes), with its length in
 /// `lengths[i]` (the size on the wire; larger than `stride` means it was cut) and its
-/// IPv4 source (network byte order) in `sources[i]`. Returns how many arrived (0 when
-/// none), or -errno.
-int fp_receive_batch(int fd, unsigned char *buffers, int stride, int *lengths, unsigned int *sources, int count);
+/// IPv4 source (network byte order) in `sources[i]`. With `timestamps` non-null, the
+/// kernel's receive time of each (CLOCK_REALTIME ns; 0 when it gave none: see
+/// `fp_enable_receive_timestamps`) goes in `timestamps[i]`. Returns how many arrived (0
+/// when none), or -errno.
+int fp_receive_batch(int fd, unsigned char *buffers, int stride, int *lengths, unsigned int *sources,
+                     unsigned long long *timestamps, int count);
+
+/// Asks the kernel to stamp each datagram `fd` receives with the time it arrived
+/// (`SO_TIMESTAMPNS`). Returns 0 or errno.
+int fp_enable_receive_timestamps(int fd);
 
 /// Sends `count` datagrams (count ≤ FP_MAX_BATCH) from `buffers + i * stride`, `lengths[i]`
 /// bytes each, to the IPv4 addresses `destinations[i]` (network byte order). Returns how
