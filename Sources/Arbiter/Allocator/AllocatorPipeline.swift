@@ -225,17 +225,24 @@ public final class PipelineDemand: @unchecked Sendable {
         return now
     }
 
+    /// Forgets the demand from `source`, from the batch this feed precedes: demand added
+    /// after it is served from that batch on, never by a batch before it still being
+    /// allocated (see ``AllocationStage``'s `purgedLater`).
     public func resetSource(_ source: Int) {
         let s = UInt32(source)
+        // Stored before the pair words change: a stage that sees a word changed by the
+        // purge, or after it, sees the batch too.
+        purgedAt[source].store(batchNumber, ordering: .releasing)
         purgedSlots &+= table.purge { src, _ in src == s }
-        purgedAt[source].store(batchNumber, ordering: .relaxed)
     }
 
+    /// Forgets the demand from and to `host`, from the batch this feed precedes (as
+    /// ``resetSource(_:)``).
     public func removeHost(_ host: Int) {
         let h = UInt32(host)
+        purgedAt[host].store(batchNumber, ordering: .releasing)
+        purgedAt[hostCount + host].store(batchNumber, ordering: .releasing)
         purgedSlots &+= table.purge { src, dst in src == h || dst == h }
-        purgedAt[host].store(batchNumber, ordering: .relaxed)
-        purgedAt[hostCount + host].store(batchNumber, ordering: .relaxed)
     }
 }
 
@@ -322,15 +329,15 @@ public final class AllocatorPipeline: @unchecked Sendable {
         let weights = TimeslotAllocator.weights(allocator, hosts: hosts)
         let controlReservation = ControlReservation()
         self.controlReservation = controlReservation
+        let purgedAt = AtomicWords(count: 2 * hosts)
         stages = (0..<k).map { _ in
             AllocationStage(
                 topology: topology, table: table, batchSize: allocator.batchSize, policy: allocator.policy,
                 usableSpines: usableSpines, hostWeights: weights, hostClasses: allocator.hostClasses,
-                controlReservation: controlReservation)
+                controlReservation: controlReservation, purgedAt: purgedAt)
         }
         let fresh = (0..<k).map { _ in FreshRecords(capacity: records, batchSize: allocator.batchSize) }
         self.fresh = fresh
-        let purgedAt = AtomicWords(count: 2 * hosts)
         demand = fresh.map { PipelineDemand(table: table, fresh: $0, hostCount: hosts, purgedAt: purgedAt) }
         // Every record there is can sit in one ring (a pair has one record), plus a marker
         // per batch in flight: a full ring would mean a lost record, never a wait forever.
