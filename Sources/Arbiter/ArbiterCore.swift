@@ -1065,10 +1065,11 @@ public final class ArbiterCore {
     /// Withdraws `source`'s pending allocations for slots before `limit` (the session's
     /// numbering) and offers their demand to the allocator again.
     private func expireUnsent(_ source: Int, before limit: UInt64) {
-        // Inline allocator only. With allocator threads, demand handed back this way was
-        // seen lost for good under load (an endpoint short of ~10 slots until it gave up),
-        // not yet understood; there late allocations are sent (and refused, and asked
-        // for again by the endpoint) as before.
+        // Inline allocator only. Turned off for allocator threads when it was suspected of
+        // a stall under a flood of resets (an endpoint short of ~10 slots for good); that
+        // stall came from purges instead (see ``AllocationStage``'s `purgedLater`), but
+        // this is not measured with the threads since: there late allocations are sent
+        // (and refused, and asked for again by the endpoint) as before.
         guard allocator != nil else { return }
         let state = sessions[source].schedulingState()
         expiredTowards.removeAll(keepingCapacity: true)
