@@ -13,6 +13,9 @@ public struct AllocationStageStatistics: Sendable, Hashable {
     public var retired: UInt64 = 0
     /// Records found purged (their demand dropped).
     public var purgedRecords: UInt64 = 0
+    /// Times a record left its pair word alone and waited for a later batch because a
+    /// later batch's feed had purged its source or destination (allocator threads).
+    public var postponedByPurge: UInt64 = 0
     public init() {}
 }
 
@@ -63,6 +66,11 @@ public final class AllocationStage: @unchecked Sendable {
     let usableSpines: AtomicWords
     /// Slots kept free of data on the arbiter's rack, shared with the arbiter core.
     let controlReservation: ControlReservation?
+    /// Allocator threads: per host, the batch before which its demand as a source (`[h]`)
+    /// and as a destination (`[hostCount + h]`) was purged, stored by the feed before it
+    /// purges (``PipelineDemand/resetSource(_:)``). Nil for the inline allocator, whose
+    /// purges never come while a batch is being allocated.
+    let purgedAt: AtomicWords?
     /// Whether this batch needs the rack counters (some rack could exceed its uplinks).
     @exclusivity(unchecked) var rackLimited = false
 
@@ -101,6 +109,12 @@ public final class AllocationStage: @unchecked Sendable {
 
     @exclusivity(unchecked) var batch: BatchAllocations?
     @exclusivity(unchecked) var firstSlot: UInt64 = 0
+    /// The batch's number as purges number batches (its first slot ÷ the batch size).
+    @exclusivity(unchecked) var batchNumber: UInt64 = 0
+    /// Records set aside until a later batch (see ``postpone(_:change:)``), handed on
+    /// after this batch's blocked ones.
+    let postponed: UnsafeMutablePointer<FlowRecord>
+    @exclusivity(unchecked) var postponedCount = 0
     @exclusivity(unchecked) var batchTag: UInt16 = 0
     @exclusivity(unchecked) var allocationEntries: UnsafeMutablePointer<UInt64>
     /// Allocations written into ``allocationEntries`` in this batch.
@@ -115,12 +129,17 @@ public final class AllocationStage: @unchecked Sendable {
     ///   - hostClasses: class of each source host under ``AllocationPolicy/strictPriority``.
     ///   - controlReservation: slots kept free of inter-rack data on one rack (the
     ///     arbiter's), read at the start of every batch.
+    ///   - purgedAt: with other stages and a feed running beside this one, per host the
+    ///     batch from which a purge of its demand (as a source, then as a destination:
+    ///     `2 × hosts` words) applies.
     public init(
         topology: Topology, table: DemandTable, batchSize: Int, policy: AllocationPolicy, usableSpines: AtomicWords,
         hostWeights: [UInt8]? = nil, hostClasses: [UInt8]? = nil, exclusive: Bool = false,
-        controlReservation: ControlReservation? = nil
+        controlReservation: ControlReservation? = nil, purgedAt: AtomicWords? = nil
     ) {
+        precondition(purgedAt == nil || purgedAt!.count == 2 * topology.hostCount)
         self.controlReservation = controlReservation
+        self.purgedAt = purgedAt
         self.exclusive = exclusive
         precondition(batchSize >= 1 && batchSize <= 64)
         precondition(table.hostCount == topology.hostCount && usableSpines.count == topology.rackCount)
@@ -172,6 +191,7 @@ public final class AllocationStage: @unchecked Sendable {
         servedBlocked = .allocate(capacity: recordCapacity)
         previousServedBlocked = .allocate(capacity: recordCapacity)
         out = .allocate(capacity: recordCapacity)
+        postponed = .allocate(capacity: recordCapacity)
         sortScratch = .allocate(capacity: recordCapacity)
         sortKeys = .allocate(capacity: recordCapacity)
         sortKeysScratch = .allocate(capacity: recordCapacity)
@@ -203,6 +223,7 @@ public final class AllocationStage: @unchecked Sendable {
         servedBlocked.deallocate()
         previousServedBlocked.deallocate()
         out.deallocate()
+        postponed.deallocate()
         sortScratch.deallocate()
         sortKeys.deallocate()
         sortKeysScratch.deallocate()
@@ -222,6 +243,8 @@ public final class AllocationStage: @unchecked Sendable {
         self.batch = batch
         self.firstSlot = firstSlot
         batchTag = Self.batchTag(firstSlot: firstSlot, batchSize: batchSize)
+        batchNumber = firstSlot / UInt64(batchSize)
+        postponedCount = 0
         allocationEntries = batch.entries
         allocationCount = 0
         workCount = 0
@@ -354,6 +377,11 @@ public final class AllocationStage: @unchecked Sendable {
                 runRounds()
                 start = end
             }
+        }
+        if postponedCount > 0 {
+            (out + outCount).update(from: postponed, count: postponedCount)
+            outCount &+= postponedCount
+            postponedCount = 0
         }
         batch?.totalCount = allocationCount
         batch = nil
@@ -668,6 +696,13 @@ public final class AllocationStage: @unchecked Sendable {
         // on again, and the record looks again.
         var current = word.load(ordering: .acquiring)
         while PairWord.hasChanges(current) {
+            // Only a purged word can hold what came after a purge (the record has not
+            // looked since, or it would have stopped here); read after the word, whose
+            // purge comes with its batch (stored first).
+            if PairWord.isPurged(current) && purgedLater(r) {
+                postpone(r, change: change)
+                return nil
+            }
             var demand = UInt64(r.demand)
             let purged = PairWord.isPurged(current) ? demand : 0
             demand -= purged
@@ -718,6 +753,12 @@ public final class AllocationStage: @unchecked Sendable {
         }
         var current = word.load(ordering: .acquiring)
         while true {
+            // As in sync(_:change:). A word not purged may go idle: demand added after a
+            // purge it has not seen yet starts a record of its own, in that feed's batch.
+            if PairWord.isPurged(current) && purgedLater(r) {
+                postpone(r, change: change)
+                return nil
+            }
             // A withdrawal finds nothing left to withdraw; a purge finds nothing to drop.
             let tooLate = PairWord.withdrawal(current)
             let added = PairWord.added(current)
@@ -738,6 +779,33 @@ public final class AllocationStage: @unchecked Sendable {
             r.seenChange = change
             return r
         }
+    }
+
+    /// Whether the feed of a batch after this one purged the record's source or
+    /// destination. With allocator threads that feed may run while this batch is in its
+    /// rounds, and anything added to the pair after the purge is the host's new demand,
+    /// which the arbiter core counts only from the purge's batch on: allocated here, it
+    /// would be dropped there as stale and lost for good. Read after the pair word, which
+    /// the feed changed after storing the batch.
+    @inline(__always)
+    private func purgedLater(_ r: FlowRecord) -> Bool {
+        guard let purgedAt else { return false }
+        return purgedAt[r.source].load(ordering: .acquiring) > batchNumber
+            || purgedAt[hostCount &+ r.destination].load(ordering: .acquiring) > batchNumber
+    }
+
+    /// Sets a record aside for the next batch without touching its pair word (the purge,
+    /// withdrawals and demand there wait for a batch they belong to). Its remembered
+    /// change is made to differ from the group's, so that the next stage looks at the pair
+    /// again in its first round and, if that batch is still before the purge, sets it
+    /// aside again; it may carry no demand until then.
+    @inline(never)
+    private func postpone(_ record: FlowRecord, change: UInt16) {
+        var r = record
+        r.seenChange = change &- 1
+        postponed[postponedCount] = r
+        postponedCount &+= 1
+        statistics.postponedByPurge &+= 1
     }
 
     // MARK: Sorting (stable LSD radix sort of `work`, allocation-free)

@@ -225,17 +225,24 @@ public final class PipelineDemand: @unchecked Sendable {
         return now
     }
 
+    /// Forgets the demand from `source`, from the batch this feed precedes: demand added
+    /// after it is served from that batch on, never by a batch before it still being
+    /// allocated (see ``AllocationStage``'s `purgedLater`).
     public func resetSource(_ source: Int) {
         let s = UInt32(source)
+        // Stored before the pair words change: a stage that sees a word changed by the
+        // purge, or after it, sees the batch too.
+        purgedAt[source].store(batchNumber, ordering: .releasing)
         purgedSlots &+= table.purge { src, _ in src == s }
-        purgedAt[source].store(batchNumber, ordering: .relaxed)
     }
 
+    /// Forgets the demand from and to `host`, from the batch this feed precedes (as
+    /// ``resetSource(_:)``).
     public func removeHost(_ host: Int) {
         let h = UInt32(host)
+        purgedAt[host].store(batchNumber, ordering: .releasing)
+        purgedAt[hostCount + host].store(batchNumber, ordering: .releasing)
         purgedSlots &+= table.purge { src, dst in src == h || dst == h }
-        purgedAt[host].store(batchNumber, ordering: .relaxed)
-        purgedAt[hostCount + host].store(batchNumber, ordering: .relaxed)
     }
 }
 
@@ -322,15 +329,15 @@ public final class AllocatorPipeline: @unchecked Sendable {
         let weights = TimeslotAllocator.weights(allocator, hosts: hosts)
         let controlReservation = ControlReservation()
         self.controlReservation = controlReservation
+        let purgedAt = AtomicWords(count: 2 * hosts)
         stages = (0..<k).map { _ in
             AllocationStage(
                 topology: topology, table: table, batchSize: allocator.batchSize, policy: allocator.policy,
                 usableSpines: usableSpines, hostWeights: weights, hostClasses: allocator.hostClasses,
-                controlReservation: controlReservation)
+                controlReservation: controlReservation, purgedAt: purgedAt)
         }
         let fresh = (0..<k).map { _ in FreshRecords(capacity: records, batchSize: allocator.batchSize) }
         self.fresh = fresh
-        let purgedAt = AtomicWords(count: 2 * hosts)
         demand = fresh.map { PipelineDemand(table: table, fresh: $0, hostCount: hosts, purgedAt: purgedAt) }
         // Every record there is can sit in one ring (a pair has one record), plus a marker
         // per batch in flight: a full ring would mean a lost record, never a wait forever.
@@ -445,15 +452,22 @@ public final class AllocatorPipeline: @unchecked Sendable {
 
     /// Demand not allocated yet: carried by records between stages, or added and not yet
     /// absorbed. Only between runs.
-    public var outstandingSlots: UInt64 {
-        var total = table.waitingDemand
+    public var outstandingSlots: UInt64 { outstandingSlots { _, _ in true } }
+
+    /// ``outstandingSlots`` of the pairs (source, destination) `matches` accepts.
+    func outstandingSlots(where matches: (Int, Int) -> Bool) -> UInt64 {
+        var total = table.waitingDemand { matches(Int($0), Int($1)) }
         for ring in rings {
             ring.forEachWaiting { r in
-                if !Self.isEndOfBatch(r) && table.isCurrent(pair: r.pair) { total &+= UInt64(r.demand) }
+                if !Self.isEndOfBatch(r) && matches(r.source, r.destination) && table.isCurrent(pair: r.pair) {
+                    total &+= UInt64(r.demand)
+                }
             }
         }
         // Unroutable slots routed after the last feed, to be requested again.
-        unroutableRing.forEachWaiting { _ in total &+= 1 }
+        unroutableRing.forEachWaiting { e in
+            if matches(Int(e.source), Int(e.destination)) { total &+= 1 }
+        }
         return total
     }
 
@@ -467,14 +481,7 @@ public final class AllocatorPipeline: @unchecked Sendable {
         let first = nextBatch
         let end = first + batches
         feedToken.store(first, ordering: .relaxed)
-        for j in 0..<k {
-            while free[j].pop() != nil {}
-            while done[j].pop() != nil {}
-            for b in 0..<configuration.buffersPerStage { _ = free[j].push(b) }
-        }
-        // The very first batch has no predecessor: its stream is empty. Later runs find
-        // the records the last batches left in the rings.
-        if first == 0 { _ = rings[k - 1].push(Self.endOfBatch) }
+        prepareRun(first: first)
         let run = Run(pipeline: self, end: end)
         for j in 0..<k {
             let cpu = configuration.cpus.flatMap { j < $0.count ? $0[j] : nil }
@@ -505,6 +512,39 @@ public final class AllocatorPipeline: @unchecked Sendable {
         return run
     }
 
+    /// Gets the batch buffers and the rings ready for a run from batch `first`.
+    private func prepareRun(first: Int) {
+        let k = stages.count
+        for j in 0..<k {
+            while free[j].pop() != nil {}
+            while done[j].pop() != nil {}
+            for b in 0..<configuration.buffersPerStage { _ = free[j].push(b) }
+        }
+        // The very first batch has no predecessor: its stream is empty. Later runs find
+        // the records the last batches left in the rings.
+        if first == 0 { _ = rings[k - 1].push(Self.endOfBatch) }
+    }
+
+    /// What stage `index` works with, gathered once: the threads' loop and the
+    /// ``Stepper`` take the same steps with them.
+    struct StageParts {
+        let index: Int
+        let stage: AllocationStage
+        let demand: PipelineDemand
+        let fresh: FreshRecords
+        /// The previous stage's blocked records, and this stage's for the next.
+        let input: SPSCRing<FlowRecord>
+        let output: SPSCRing<FlowRecord>
+        let chunk: UnsafeMutablePointer<FlowRecord>
+    }
+
+    func parts(_ j: Int) -> StageParts {
+        let k = stages.count
+        return StageParts(
+            index: j, stage: stages[j], demand: demand[j], fresh: fresh[j], input: rings[(j + k - 1) % k],
+            output: rings[j], chunk: chunk[j])
+    }
+
     final class StageResult: @unchecked Sendable {
         var allocations: UInt64 = 0
         var batches: UInt64 = 0
@@ -523,12 +563,7 @@ public final class AllocatorPipeline: @unchecked Sendable {
         consume: (@Sendable (BatchAllocations) -> Void)?, result: StageResult
     ) {
         let k = stages.count
-        let stage = stages[j]
-        let input = rings[(j + k - 1) % k]
-        let output = rings[j]
-        let fresh = self.fresh[j]
-        let demand = self.demand[j]
-        let chunk = self.chunk[j]
+        let parts = self.parts(j)
         let batchSize = UInt64(allocatorConfiguration.batchSize)
         // This stage's first batch of the run: the first one `b ≥ first` with `b % k == j`.
         var b = first + ((j - first % k) + k) % k
@@ -575,15 +610,7 @@ public final class AllocatorPipeline: @unchecked Sendable {
                     firstSlot = next
                 }
             }
-            demand.nextSlot = firstSlot
-            while let entry = unroutableRing.pop() {
-                demand.requestAgain(source: Int(entry.source), destination: Int(entry.destination), batch: entry.batch)
-            }
-            feed(b, demand)
-            // Records may wait k batches between looks: after 65 536 changes within a
-            // pipeline's turn, a group counter could have come back round.
-            if table.changesNoted &- changesSeen[j] >= 65_535 { stage.syncEveryRecord = true }
-            changesSeen[j] = table.changesNoted
+            feedBatch(parts, b, firstSlot: firstSlot, feed: feed)
             feedToken.store(b + 1, ordering: .releasing)
 
             var index: Int? = free[j].pop()
@@ -593,30 +620,21 @@ public final class AllocatorPipeline: @unchecked Sendable {
                 index = free[j].pop()
             }
             let batch = buffers[j][index!]
-            stage.beginBatch(firstSlot: firstSlot, into: batch)
-            demand.handPinChanges(to: batch)
-            stage.outCount = 0
-            fresh.prepare(firstSlot: firstSlot)
+            beginAllocating(parts, firstSlot: firstSlot, into: batch)
             // First round over the previous stage's records as they arrive.
             // (The previous stage may already have started its next batch behind the
             // marker: taking stops at the marker.)
-            var ended = false
             var inputWait = Backoff()
-            while !ended {
-                let (n, sawMarker) = input.pop(into: chunk, maximum: Self.chunkSize, stoppingAfter: Self.isEndOfBatch)
-                guard n > 0 else {
+            while true {
+                let (arrived, ended) = serveArrived(parts, result: result)
+                if ended { break }
+                if arrived {
+                    inputWait = Backoff()
+                } else {
                     inputWait.wait()
-                    continue
                 }
-                inputWait = Backoff()
-                ended = sawMarker
-                fresh.serve(stream: chunk, count: sawMarker ? n - 1 : n, stage: stage)
-                flush(stage, to: output, result: result)
             }
-            fresh.finish(stage: stage)
-            stage.finishBatch()
-            flush(stage, to: output, result: result)
-            push(Self.endOfBatch, to: output, result: result)
+            finishAllocating(parts, result: result)
 
             result.batches &+= 1
             if pathStage == nil {
@@ -630,6 +648,55 @@ public final class AllocatorPipeline: @unchecked Sendable {
             }
             b += k
         }
+    }
+
+    /// The feed of batch `b` (whose first slot is `firstSlot`) on its stage, by the holder
+    /// of the feed token: unroutable allocations requested again, then the caller's feed.
+    @inline(__always)
+    private func feedBatch(
+        _ parts: StageParts, _ b: Int, firstSlot: UInt64, feed: (Int, PipelineDemand) -> Void
+    ) {
+        let demand = parts.demand
+        demand.nextSlot = firstSlot
+        while let entry = unroutableRing.pop() {
+            demand.requestAgain(source: Int(entry.source), destination: Int(entry.destination), batch: entry.batch)
+        }
+        feed(b, demand)
+        // Records may wait k batches between looks: after 65 536 changes within a
+        // pipeline's turn, a group counter could have come back round.
+        if table.changesNoted &- changesSeen[parts.index] >= 65_535 { parts.stage.syncEveryRecord = true }
+        changesSeen[parts.index] = table.changesNoted
+    }
+
+    @inline(__always)
+    private func beginAllocating(_ parts: StageParts, firstSlot: UInt64, into batch: BatchAllocations) {
+        parts.stage.beginBatch(firstSlot: firstSlot, into: batch)
+        parts.demand.handPinChanges(to: batch)
+        parts.stage.outCount = 0
+        parts.fresh.prepare(firstSlot: firstSlot)
+    }
+
+    /// Serves, in the first round, the records the previous stage has passed on so far (up
+    /// to a chunk), the fresh ones merged in: whether any came, and whether the end of
+    /// the previous batch did.
+    @inline(__always)
+    private func serveArrived(_ parts: StageParts, result: StageResult) -> (arrived: Bool, ended: Bool) {
+        let (n, sawMarker) = parts.input.pop(
+            into: parts.chunk, maximum: Self.chunkSize, stoppingAfter: Self.isEndOfBatch)
+        guard n > 0 else { return (false, false) }
+        parts.fresh.serve(stream: parts.chunk, count: sawMarker ? n - 1 : n, stage: parts.stage)
+        flush(parts.stage, to: parts.output, result: result)
+        return (true, sawMarker)
+    }
+
+    /// The remaining rounds; the records left blocked go to the next stage, then the end
+    /// of the batch.
+    @inline(__always)
+    private func finishAllocating(_ parts: StageParts, result: StageResult) {
+        parts.fresh.finish(stage: parts.stage)
+        parts.stage.finishBatch()
+        flush(parts.stage, to: parts.output, result: result)
+        push(Self.endOfBatch, to: parts.output, result: result)
     }
 
     /// Moves the stage's blocked records to the next stage.
@@ -685,25 +752,31 @@ public final class AllocatorPipeline: @unchecked Sendable {
                 index = done[j].pop()
             }
             let batch = buffers[j][index!]
-            let failed = pathStage.route(batch)
-            result.unroutable &+= UInt64(failed)
-            if failed > 0 {
-                for i in 0..<batch.totalCount where batch.spine(i) == BatchAllocations.unroutable {
-                    let a = batch.allocation(i)
-                    var backoff = Backoff()
-                    let entry = Unroutable(
-                        source: UInt16(a.source), destination: UInt16(a.destination),
-                        batch: batch.firstSlot / UInt64(allocatorConfiguration.batchSize))
-                    while !unroutableRing.push(entry) { backoff.wait() }
-                }
-            }
-            result.allocations &+= UInt64(batch.totalCount &- failed)
-            result.batches &+= 1
+            route(batch, pathStage, result: result)
             if let schedule = configuration.schedule { noteLateness(schedule, firstSlot: batch.firstSlot, result) }
             consume?(batch)
             var freeWait = Backoff()
             while !free[j].push(index!) { freeWait.wait() }
         }
+    }
+
+    /// Routes a finished batch; its unroutable allocations go back to the feeds.
+    @inline(__always)
+    private func route(_ batch: BatchAllocations, _ pathStage: PathStage, result: StageResult) {
+        let failed = pathStage.route(batch)
+        result.unroutable &+= UInt64(failed)
+        if failed > 0 {
+            for i in 0..<batch.totalCount where batch.spine(i) == BatchAllocations.unroutable {
+                let a = batch.allocation(i)
+                var backoff = Backoff()
+                let entry = Unroutable(
+                    source: UInt16(a.source), destination: UInt16(a.destination),
+                    batch: batch.firstSlot / UInt64(allocatorConfiguration.batchSize))
+                while !unroutableRing.push(entry) { backoff.wait() }
+            }
+        }
+        result.allocations &+= UInt64(batch.totalCount &- failed)
+        result.batches &+= 1
     }
 
     /// Starts a joinable thread running `body`.
@@ -723,5 +796,113 @@ public final class AllocatorPipeline: @unchecked Sendable {
             }, context)
         precondition(rc == 0, "pthread_create failed: \(rc)")
         return thread
+    }
+}
+
+extension AllocatorPipeline {
+    /// The pipeline's steps taken one at a time on the caller's thread, in an order the
+    /// caller chooses among those the threads could take: a test can then replay an
+    /// interleaving of feeds and allocation exactly (a feed while earlier batches are
+    /// still being allocated, say), every run alike. Not beside a run: it uses the same
+    /// rings and buffers. Without a schedule (batches are not paced, none is skipped).
+    final class Stepper {
+        enum Step: CaseIterable {
+            /// The feed of the next batch not fed.
+            case feed
+            /// The first round of the next batch fed (its buffer taken, the records the
+            /// previous batch passed on served).
+            case firstRound
+            /// The remaining rounds of the batch in its first round.
+            case finish
+            /// Routing the next finished batch and handing it on.
+            case route
+        }
+
+        let pipeline: AllocatorPipeline
+        private let parts: [StageParts]
+        private let result = StageResult()
+        /// The batch each step would take next.
+        private(set) var nextFeed: Int
+        private(set) var nextFirstRound: Int
+        private(set) var nextFinish: Int
+        private(set) var nextRoute: Int
+        /// Per stage, the buffer of the batch it is allocating.
+        private var allocating: [Int]
+
+        init(pipeline: AllocatorPipeline) {
+            precondition(pipeline.configuration.schedule == nil, "a stepped pipeline is not paced")
+            self.pipeline = pipeline
+            let first = pipeline.nextBatch
+            pipeline.prepareRun(first: first)
+            parts = (0..<pipeline.stages.count).map { pipeline.parts($0) }
+            nextFeed = first
+            nextFirstRound = first
+            nextFinish = first
+            nextRoute = first
+            allocating = Array(repeating: 0, count: pipeline.stages.count)
+        }
+
+        /// The batch `step` would apply to.
+        func batch(of step: Step) -> Int {
+            switch step {
+            case .feed: nextFeed
+            case .firstRound: nextFirstRound
+            case .finish: nextFinish
+            case .route: nextRoute
+            }
+        }
+
+        /// Whether the threads could take `step` now: a feed once its stage has finished its
+        /// previous batch; a first round once the batch is fed, the batch before it
+        /// finished, and a buffer free; routing in batch order.
+        func canTake(_ step: Step) -> Bool {
+            let k = parts.count
+            switch step {
+            case .feed:
+                return nextFeed - k < nextFinish
+            case .firstRound:
+                return nextFirstRound < nextFeed && nextFinish == nextFirstRound
+                    && pipeline.free[nextFirstRound % k].count > 0
+            case .finish:
+                return nextFinish < nextFirstRound
+            case .route:
+                return nextRoute < nextFinish
+            }
+        }
+
+        /// Takes `step`, which must be possible (``canTake(_:)``).
+        func take(_ step: Step, feed: (Int, PipelineDemand) -> Void, consume: (BatchAllocations) -> Void) {
+            precondition(canTake(step), "step \(step) cannot be taken now")
+            let k = parts.count
+            let b = batch(of: step)
+            let p = parts[b % k]
+            let firstSlot = UInt64(b + pipeline.slotShift) &* UInt64(pipeline.allocatorConfiguration.batchSize)
+            switch step {
+            case .feed:
+                pipeline.feedBatch(p, b, firstSlot: firstSlot, feed: feed)
+                nextFeed += 1
+            case .firstRound:
+                let index = pipeline.free[p.index].pop()!
+                allocating[p.index] = index
+                pipeline.beginAllocating(p, firstSlot: firstSlot, into: pipeline.buffers[p.index][index])
+                while true {
+                    let (arrived, ended) = pipeline.serveArrived(p, result: result)
+                    precondition(arrived, "the previous batch's end is not in the ring")
+                    if ended { break }
+                }
+                nextFirstRound += 1
+            case .finish:
+                pipeline.finishAllocating(p, result: result)
+                _ = pipeline.done[p.index].push(allocating[p.index])
+                nextFinish += 1
+            case .route:
+                let index = pipeline.done[p.index].pop()!
+                let batch = pipeline.buffers[p.index][index]
+                if let pathStage = pipeline.pathStage { pipeline.route(batch, pathStage, result: result) }
+                consume(batch)
+                _ = pipeline.free[p.index].push(index)
+                nextRoute += 1
+            }
+        }
     }
 }

@@ -356,6 +356,17 @@ public final class DemandTable: @unchecked Sendable {
         return total
     }
 
+    /// ``waitingDemand`` of the pairs (source, destination) `matches` accepts.
+    func waitingDemand(where matches: (UInt32, UInt32) -> Bool) -> UInt64 {
+        var total: UInt64 = 0
+        for p in 0..<entryCount {
+            let (source, destination) = hosts(ofEntry: p)
+            guard source != .max, matches(source, destination) else { continue }
+            total &+= PairWord.added(pairWord(p).load(ordering: .acquiring))
+        }
+        return total
+    }
+
     /// Whether the record of `pair` carries demand that still counts (not purged since).
     func isCurrent(pair: Int) -> Bool { !PairWord.isPurged(pairWord(pair).load(ordering: .acquiring)) }
 

@@ -164,6 +164,26 @@ final class PipelinedAllocator: @unchecked Sendable {
         run.go()
     }
 
+    /// Instead of starting the threads: the caller takes the pipeline's steps, one at a
+    /// time, with ``step(_:)`` (tests that need an exact interleaving). Slot `baseSlot` of
+    /// the core is the pipeline's slot 0.
+    func startStepping(baseSlot: UInt64) {
+        precondition(!started, "the allocator threads start once")
+        started = true
+        self.baseSlot = baseSlot
+        nextBatch = 0
+        stepper = AllocatorPipeline.Stepper(pipeline: pipeline)
+    }
+
+    /// Set by ``startStepping(baseSlot:)``.
+    private(set) var stepper: AllocatorPipeline.Stepper?
+
+    /// Takes one step of a stepped pipeline, as its thread would: a feed applies the
+    /// commands waiting, a routed batch is passed back.
+    func step(_ step: AllocatorPipeline.Stepper.Step) {
+        stepper!.take(step, feed: { b, demand in feed(b, demand) }, consume: { consume($0) })
+    }
+
     /// Stops the threads (batches already started are finished) and waits for them.
     func stop() {
         guard let run else { return }
@@ -195,7 +215,7 @@ final class PipelinedAllocator: @unchecked Sendable {
     /// Queues a command for the allocator threads (dropped once they are stopped: nothing
     /// would apply it).
     func send(_ command: AllocatorCommand) {
-        if started && run == nil { return }
+        if started && run == nil && stepper == nil { return }
         switch command.kind {
         case .resetSource:
             awaitingSource[Int(command.source)] &+= 1
