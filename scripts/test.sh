@@ -66,11 +66,7 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 timeout 300 Tests/Integration/arbiter-netns.sh .build/release
 stage "integration: the same, allocator stages and path selection on threads of their own"
-# The bad input goes first here: with allocator threads, an endpoint whose session a flood
-# from its own address resets while it asks was seen left short of ~10 slots for good (an
-# open defect, see docs/benchmarks.md "Allocations on time"); the inline and DPDK runs keep
-# the flood and the demand together.
-FP_BAD_INPUT_AT=start FP_ARBITER_FLAGS="--allocator-threads 2" timeout 300 Tests/Integration/arbiter-netns.sh .build/release
+FP_ARBITER_FLAGS="--allocator-threads 2" timeout 300 Tests/Integration/arbiter-netns.sh .build/release
 stage "integration: fastpass-agent end to end (100 Mbit/s tbf bottleneck, arbiter restart, crash cleanup)"
 FP_DURATION=10 timeout 300 Tests/Integration/agent-netns.sh .build/release
 stage "integration: the arbiter on DPDK (net_af_packet), endpoints on raw sockets"

@@ -84,6 +84,17 @@ topology:
     - {id: 3, address: 10.88.0.13, mac: "02:00:00:00:00:13", rack: 1}
     - {id: 4, address: 10.88.0.14, mac: "02:00:00:00:00:14", rack: 1}
 YAML
+# The arbiter gets a core of its own (the last), as docs/operations.md asks of a
+# deployment; the endpoints and the floods, which stand for other machines, run on the
+# others. FP_ARBITER_CPU=N picks another core, FP_ARBITER_CPU=none pins nothing.
+ncpu=$(nproc)
+arbiter_cpu=${FP_ARBITER_CPU:-$((ncpu - 1))}
+others=()
+if [ "$arbiter_cpu" != none ] && [ "$ncpu" -ge 2 ]; then
+  printf 'cores:\n  communication: %s\n' "$arbiter_cpu" >> "$work/arbiter.yaml"
+  rest=$(seq -s, 0 $((ncpu - 1)) | tr ',' '\n' | grep -vx "$arbiter_cpu" | paste -sd,)
+  others=(taskset -c "$rest")
+fi
 # FP_SEND_LEAD: a fixed send lead instead of the measured one (older arbiters lack the field).
 if [ -n "${FP_SEND_LEAD:-}" ]; then echo "send_lead_slots: $FP_SEND_LEAD" >> "$work/arbiter.yaml"; fi
 if [ "$io" = dpdk ]; then
@@ -137,7 +148,7 @@ demand_at=$(( $(date +%s%N) + 1000000000 ))
 # FP_BAD_INPUT_AT=start sends the bad input at once instead, before the endpoints ask.
 bad_at=$demand_at
 [ "${FP_BAD_INPUT_AT:-demand}" = start ] && bad_at=0
-ip netns exec "${tag}x" python3 "$work/bad.py" 3000 1 "$bad_at" >"$work/bad-x.txt" &
+ip netns exec "${tag}x" "${others[@]}" python3 "$work/bad.py" 3000 1 "$bad_at" >"$work/bad-x.txt" &
 bad1=$!
 
 # Endpoints: hosts 1 and 3 speak reference FCP, 2 and 4 the extended protocol.
@@ -145,7 +156,7 @@ run_endpoint() { # name address reference-flag demand...
   local name=$1 address=$2 flag=$3; shift 3
   local args=()
   for d in "$@"; do args+=(--demand "$d"); done
-  ip netns exec "${tag}${name}" "$bin/fastpass-bench" fcp-endpoint --config "$work/arbiter.yaml" \
+  ip netns exec "${tag}${name}" "${others[@]}" "$bin/fastpass-bench" fcp-endpoint --config "$work/arbiter.yaml" \
     --endpoint "$address" $flag "${args[@]}" --accept-late ${FP_ACCEPT_LATE:-16} --judge-at "${FP_JUDGE_AT:-arrival}" --demand-at "$demand_at" --timeout 30 --out "$work/$name.json"
 }
 run_endpoint h1 10.88.0.11 --reference 10.88.0.12:3000 10.88.0.13:2000 10.88.0.14:1000 & e1=$!
@@ -154,7 +165,7 @@ run_endpoint h3 10.88.0.13 --reference 10.88.0.14:4000 10.88.0.11:500 & e3=$!
 run_endpoint h4 10.88.0.14 "" 10.88.0.11:2000 10.88.0.12:2000 10.88.0.13:1000 & e4=$!
 # The flood comes from a real host of the topology (h1's address is taken by its endpoint,
 # so h2's namespace sends it): the arbiter must keep serving the others.
-ip netns exec "${tag}h2" python3 "$work/bad.py" 20000 2 "$bad_at" >"$work/bad-h2.txt" &
+ip netns exec "${tag}h2" "${others[@]}" python3 "$work/bad.py" 20000 2 "$bad_at" >"$work/bad-h2.txt" &
 bad2=$!
 status=0
 for p in $e1 $e2 $e3 $e4; do wait "$p" || status=1; done
