@@ -324,11 +324,20 @@ measure() {
 }
 # field N of the last row (1 = mode)
 row_field() { echo "$row" | awk -v n="$1" '{print $n}'; }
-check() { awk -v a="$1" -v b="$3" "BEGIN { exit !(a $2 b) }"; }
+# check VALUE OP THRESHOLD LABEL: prints the figure with its margin to the threshold (a
+# check that passes by a hair will flake), and returns whether it holds.
+check() {
+  awk -v a="$1" -v b="$3" -v op="$2" -v label="$4" 'BEGIN {
+    ok = (op == ">=") ? (a >= b) : (a <= b)
+    margin = (b == 0) ? "n/a" : sprintf("%+.1f %%", 100 * ((op == ">=") ? (a - b) : (b - a)) / b)
+    printf "checked: %s %s %s %s (margin %s)%s\n", label, a, op, b, margin, ok ? "" : " FAILED"
+    exit !ok
+  }'
+}
 
 echo "== no-agents: plain TCP into the tbf for ${duration} s"
 measure no-agents
-check "$(row_field 2)" ">=" 30 || fail "without agents the backlog p99 is $(row_field 2) packets, not ≥ 30: the bottleneck does not queue"
+check "$(row_field 2)" ">=" 30 "backlog p99 without agents, packets" || fail "without agents the backlog p99 is $(row_field 2) packets, not ≥ 30: the bottleneck does not queue"
 
 if [ ! -x "$bin/fastpass-agent" ]; then
   fail "fastpass-agent is missing ($bin/fastpass-agent): baseline measured, agent phases not run"
@@ -436,8 +445,8 @@ done
 
 timeout 5 ip netns exec "${tag}a" "$bin/fastpassctl" status --address 127.0.0.1:9464 \
   | grep -E "demand|allocated|skipped|lateness" || true
-check "$(row_field 2)" "<=" 3 || fail "with agents the backlog p99 is $(row_field 2) packets, not ≤ 3"
-check "$(row_field 5)" ">=" 85 || fail "with agents the goodput is $(row_field 5) % of 100 Mbit/s, not ≥ 85 %"
+check "$(row_field 2)" "<=" 3 "backlog p99 with agents, packets" || fail "with agents the backlog p99 is $(row_field 2) packets, not ≤ 3"
+check "$(row_field 5)" ">=" 85 "goodput with agents, % of 100 Mbit/s" || fail "with agents the goodput is $(row_field 5) % of 100 Mbit/s, not ≥ 85 %"
 
 # ---------------------------------------------------------------- arbiter restart
 echo "== arbiter restart: kill -9 at 4 s into a 16 s h1+h2 transfer, started again at 7 s"

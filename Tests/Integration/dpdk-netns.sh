@@ -202,16 +202,20 @@ ok = True
 def check(c, what):
     global ok
     if not c: print("not so: " + what); ok = False
+def at_least(value, threshold, what):
+    # The figure and its margin to the threshold: a check that passes by a hair will flake.
+    print(f"checked: {what} {value} >= {threshold} (margin {100 * (value - threshold) / threshold:+.1f} %)")
+    check(value >= threshold, what)
 check(h1["io_backend"] == "dpdk", "h1's agent uses DPDK")
 check(h1["state"] == "scheduled", "h1 is scheduled")
 check(h1["fcp_received"] > 0 and h1["fcp_sent"] > 0, "FCP flowed both ways through DPDK")
 check(t["received"] == h1["fcp_received"], "every FCP packet h1 took came from the DPDK port")
 check(t["arp_requests_sent"] >= 1, "h1 asked for the arbiter's MAC with ARP")
-check(h1["packets_released"] >= 2850, "h1 released ≥ 95 % of the datagrams in timeslots")
+at_least(h1["packets_released"], 2850, "datagrams h1 released in timeslots (of 3000)")
 check(h1["packets_unscheduled"] == 0 and h1["fallbacks"] == 0, "nothing went unscheduled")
-check(h1["egress_packets"] >= 2850, "the datagrams left through the DPDK port")
+at_least(h1["egress_packets"], 2850, "datagrams that left through the DPDK port (of 3000)")
 check(e.get("connected") is True and e.get("allocations_sent", 0) > 0, "the arbiter serves h1")
-check(received >= 2850, "h2 received ≥ 95 % of the datagrams")
+at_least(received, 2850, "datagrams h2 received (of 3000)")
 sys.exit(0 if ok else 1)
 PY
 for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
