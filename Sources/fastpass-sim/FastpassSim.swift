@@ -21,6 +21,7 @@ struct FabricOptions: ParsableArguments {
     @Option(help: "Buffer per switch port, bytes.") var buffer = 300_000
     @Option(help: "ECN marking threshold per port, bytes.") var ecnThreshold = 97_500
     @Option(help: "The arbiter's link rate, Gbit/s.") var arbiterGbps = 40.0
+    @Option(help: "Largest IPv4 packet, bytes (a timeslot carries one).") var mtu = FabricConfiguration().mtuBytes
     @Option(help: "Share of each timeslot beyond one MTU-sized packet's wire time, for FCP on the links.")
     var slotHeadroom = FabricConfiguration().slotHeadroom
     @Option(help: "Least time between two FCP packets from one agent, ns.") var requestInterval: UInt64 = 8_000
@@ -53,6 +54,7 @@ struct FabricOptions: ParsableArguments {
         c.seed = seed
         c.arbiterLinkGbps = arbiterGbps
         c.slotHeadroom = slotHeadroom
+        c.mtuBytes = mtu
         c.requestIntervalNanoseconds = requestInterval
         guard milliseconds > 0 && milliseconds <= 10_000 else {
             throw ValidationError("--milliseconds must be in (0, 10000] (got \(milliseconds))")
