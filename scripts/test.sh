@@ -3,18 +3,20 @@
 # they are missing (needs root for that), builds once, then runs:
 #   1. the format check (swift format lint, configuration in .swift-format);
 #   2. the Swift test suites (reference vectors, properties, robustness, extensions);
-#   3. the namespace integration test: fastpass-arbiter (release build: a debug arbiter
+#   3. the allocation budgets (scripts/allocation-budgets.sh): the release benchmarks'
+#      timed loops (codec, allocator inline and on threads, paths) must not allocate;
+#   4. the namespace integration test: fastpass-arbiter (release build: a debug arbiter
 #      cannot keep up with real time) and reference and extended FCP endpoints in network
 #      namespaces, with bad input; needs root, skipped with the reason otherwise;
-#   4. the agent end-to-end test: fastpass-arbiter and a fastpass-agent on each of five
+#   5. the agent end-to-end test: fastpass-arbiter and a fastpass-agent on each of five
 #      hosts in namespaces, TCP through a 100 Mbit/s tbf, with and without agents, an
 #      arbiter restart and crash cleanup (Tests/Integration/agent-netns.sh, ~60 s); needs
 #      root, skipped with the reason otherwise;
-#   5. the DPDK backend (everything is built with --traits DPDK, from Debian's libdpdk-dev):
+#   6. the DPDK backend (everything is built with --traits DPDK, from Debian's libdpdk-dev):
 #      the arbiter on DPDK (net_af_packet in its namespace) through the same namespace
 #      test, an agent on DPDK against an arbiter on sockets, and DPDK start-up failures
 #      (Tests/Integration/dpdk-netns.sh); needs root, skipped with the reason otherwise;
-#   6. the FCP libFuzzer target for FUZZ_SECONDS (default 60; 0 skips it).
+#   7. the FCP libFuzzer target for FUZZ_SECONDS (default 60; 0 skips it).
 # Usage: scripts/test.sh            FUZZ_SECONDS=600 scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,12 +60,13 @@ if [ "$status" -ne 0 ] || grep -q "✘" .build/test-output.log; then
   exit 1
 fi
 
+stage "swift build -c release (the daemons, fastpassctl, fastpass-bench)"
+for product in fastpass-arbiter fastpass-agent fastpass-bench fastpassctl; do
+  swift build -c release --traits DPDK --product "$product" 2>&1 | tail -n 1
+done
+stage "allocation budgets: the benchmarks' timed loops allocate nothing"
+scripts/allocation-budgets.sh .build/release
 stage "integration: fastpass-arbiter in network namespaces"
-if [ "$(id -u)" -eq 0 ]; then
-  for product in fastpass-arbiter fastpass-agent fastpass-bench fastpassctl; do
-    swift build -c release --traits DPDK --product "$product" 2>&1 | tail -n 1
-  done
-fi
 timeout 300 Tests/Integration/arbiter-netns.sh .build/release
 stage "integration: the same, allocator stages and path selection on threads of their own"
 FP_ARBITER_FLAGS="--allocator-threads 2" timeout 300 Tests/Integration/arbiter-netns.sh .build/release

@@ -208,7 +208,8 @@ int fp_tun_open(const char *name, char *actual) {
     struct ifreq r;
     memset(&r, 0, sizeof(r));
     // EXCL: never attach to a persistent fp0 someone else made (its routes would be stale).
-    r.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_TUN_EXCL;
+    // ifr_flags is a signed short and IFF_TUN_EXCL its top bit: the kernel reads the bits.
+    r.ifr_flags = (short)(unsigned short)(IFF_TUN | IFF_NO_PI | IFF_TUN_EXCL);
     strncpy(r.ifr_name, name, IFNAMSIZ - 1);
     if (ioctl(fd, TUNSETIFF, &r) < 0) {
         int e = errno;

@@ -369,16 +369,8 @@ struct ArbiterBook: FCPConnectionDelegate {
     }
 }
 
-/// The arbiter's side of one endpoint's FCP connection: the connection, the endpoint's
-/// cumulative demand per destination (reconstructed from 16-bit or 64-bit counters), the
-/// allocations not yet sent, the allocation reports and their acknowledgement, and the
-/// extension handshake.
-///
-/// Sans-IO and allocation-free after initialisation. Feed packets with
-/// ``receive(_:now:handler:)``, allocations with ``recordAllocation(slot:destination:path:)``,
-/// call ``handleTimeout(now:)`` when ``timerDeadline`` passes and ``send(now:into:)`` when
-/// ``wantsToSend``.
-/// See ``ArbiterSession/schedulingState()``.
+/// What the owner's send rule and timers need of a session, in one read: see
+/// ``ArbiterSession/schedulingState()``.
 public struct ArbiterSessionSchedulingState: Sendable, Hashable {
     /// ``ArbiterSession/wantsToSend``.
     public var wantsToSend: Bool
@@ -395,6 +387,15 @@ public struct ArbiterSessionSchedulingState: Sendable, Hashable {
     public var pendingAllocations: Int
 }
 
+/// The arbiter's side of one endpoint's FCP connection: the connection, the endpoint's
+/// cumulative demand per destination (reconstructed from 16-bit or 64-bit counters), the
+/// allocations not yet sent, the allocation reports and their acknowledgement, and the
+/// extension handshake.
+///
+/// Sans-IO and allocation-free after initialisation. Feed packets with
+/// ``receive(_:now:handler:)``, allocations with ``recordAllocation(slot:destination:path:)``,
+/// call ``handleTimeout(now:)`` when ``timerDeadline`` passes and ``send(now:into:)`` when
+/// ``wantsToSend``.
 public struct ArbiterSession {
     public private(set) var connection: FCPConnection
     var book: ArbiterBook
