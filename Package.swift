@@ -67,11 +67,16 @@ let package = Package(
             dependencies: ["FastpassProtocol"],
             path: "Sources/EndpointAgent"
         ),
+        // The seeded random generator the simulator, the benchmarks and the tests share.
+        .target(
+            name: "SeededRandom",
+            path: "Sources/SeededRandom"
+        ),
         // A discrete-event leaf–spine fabric that runs the real arbiter and agent cores on a
         // virtual clock, with a DCTCP-style baseline transport for comparison.
         .target(
             name: "FastpassFabric",
-            dependencies: ["FastpassProtocol", "FastpassArbiter", "FastpassAgent"],
+            dependencies: ["FastpassProtocol", "FastpassArbiter", "FastpassAgent", "SeededRandom"],
             path: "Sources/Fabric"
         ),
         // DPDK behind plain C calls. Without the DPDK trait it compiles to stubs that say
@@ -149,6 +154,7 @@ let package = Package(
                 "FastpassArbiter",
                 "CPlatform",
                 "MallocCounter",
+                "SeededRandom",
                 "FastpassDaemon",
                 "FastpassStatusClient",
                 "PacketIO",
@@ -158,12 +164,13 @@ let package = Package(
         ),
         .testTarget(
             name: "ProtocolTests",
-            dependencies: ["FastpassProtocol"],
+            dependencies: ["FastpassProtocol", "SeededRandom"],
             path: "Tests/ProtocolTests"
         ),
-        // What several test suites share: the seeded random generator.
+        // What several test suites share: the seeded random generator, seeded as they were.
         .target(
             name: "TestSupport",
+            dependencies: ["SeededRandom"],
             path: "Tests/Support"
         ),
         .testTarget(

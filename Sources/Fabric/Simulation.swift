@@ -2,6 +2,7 @@ import FastpassAgent
 import FastpassArbiter
 import FastpassProtocol
 import Foundation
+import SeededRandom
 
 /// A discrete-event simulation of a leaf–spine fabric running one system: the real
 /// arbiter core and real agent cores exchanging real FCP bytes across the simulated
@@ -132,7 +133,7 @@ public final class Simulation {
         spineUp = [Bool](repeating: true, count: configuration.spines)
         metrics = SimulationMetrics(spines: configuration.spines)
         events = EventQueue(capacity: 1 << 16)
-        random = SimulationRandom(seed: configuration.seed)
+        random = SplitMix64(simulationSeed: configuration.seed)
         slotNanoseconds =
             Double((configuration.mtuBytes + FabricConfiguration.framingBytes) * 8) / configuration.hostLinkGbps
             * (1 + configuration.slotHeadroom)

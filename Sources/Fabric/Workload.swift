@@ -1,4 +1,5 @@
 import Foundation
+public import SeededRandom
 
 /// A flow-size distribution: points `(bytes, cumulative fraction)`, sampled by inverting
 /// the CDF with linear interpolation between points.
@@ -116,20 +117,14 @@ public struct WorkloadError: Error, Sendable, Hashable, CustomStringConvertible 
     public var description: String { "workload \(file): \(reason)" }
 }
 
-/// The simulator's random numbers: SplitMix64, so a seed gives the same run everywhere.
-public struct SimulationRandom: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed &* 0x2545_F491_4F6C_DD1D &+ 0x1234_5678 }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    public mutating func unit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
-    public mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+/// The simulator's random numbers: the shared SplitMix64, seeded as the simulator always
+/// seeded it, so a seed gives the same run everywhere and as before.
+public typealias SimulationRandom = SplitMix64
+
+extension SplitMix64 {
+    /// The simulator's generator for `seed`.
+    public init(simulationSeed seed: UInt64) { self.init(state: seed &* 0x2545_F491_4F6C_DD1D &+ 0x1234_5678) }
+
     /// Exponential with the given mean.
     public mutating func exponential(mean: Double) -> Double { -mean * Foundation.log(1 - unit()) }
 }

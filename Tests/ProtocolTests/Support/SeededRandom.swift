@@ -1,18 +1,9 @@
-/// A small, fast, seedable generator (SplitMix64), so every simulated run is reproducible
-/// from its seed.
-struct SeededRandom: RandomNumberGenerator {
-    private var state: UInt64
+import SeededRandom
 
-    init(seed: UInt64) { state = seed }
+/// The protocol suite's generator: the shared SplitMix64 started from the seed itself, as
+/// this suite always did, so every seed in it reproduces the run it was chosen for.
+typealias SeededRandom = SplitMix64
 
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// True with probability `p`.
-    mutating func chance(_ p: Double) -> Bool { Double(next() >> 11) / Double(1 << 53) < p }
+extension SplitMix64 {
+    init(seed: UInt64) { self.init(state: seed) }
 }
