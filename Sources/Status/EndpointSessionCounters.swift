@@ -1,5 +1,5 @@
-/// An endpoint session's counters (the agent's `/status` → `session`), as
-/// `EndpointSessionStatistics` keeps them.
+/// An endpoint session's counters (the agent's `/status` → `session`, and the outcome
+/// `fastpass-bench endpoint` writes), as `EndpointSessionStatistics` keeps them.
 ///
 /// The JSON keys are spelled out rather than derived: scripts, dashboards and docs read
 /// them, so renaming a Swift property must not rename a key.
