@@ -104,7 +104,7 @@ let package = Package(
         .target(
             name: "FastpassDaemon",
             dependencies: [
-                "FastpassArbiter", "FastpassAgent", "FastpassProtocol", "PacketIO",
+                "FastpassArbiter", "FastpassAgent", "FastpassProtocol", "FastpassStatus", "PacketIO",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -126,6 +126,12 @@ let package = Package(
             dependencies: ["FastpassDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/fastpass-agent"
         ),
+        // The daemons' status documents as Codable types, shared by the daemons that encode
+        // them and fastpassctl and the benchmarks that decode them. Foundation only.
+        .target(
+            name: "FastpassStatus",
+            path: "Sources/Status"
+        ),
         // Reads a daemon's HTTP endpoint with a plain socket, for fastpassctl and the benchmarks.
         .target(
             name: "FastpassStatusClient",
@@ -133,7 +139,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "fastpassctl",
-            dependencies: ["FastpassStatusClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "FastpassStatus", "FastpassStatusClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Sources/fastpassctl"
         ),
         .executableTarget(
@@ -156,6 +165,7 @@ let package = Package(
                 "MallocCounter",
                 "SeededRandom",
                 "FastpassDaemon",
+                "FastpassStatus",
                 "FastpassStatusClient",
                 "PacketIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -185,8 +195,16 @@ let package = Package(
         ),
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["FastpassDaemon", "FastpassArbiter", "FastpassProtocol", "PacketIO"],
+            dependencies: [
+                "FastpassDaemon", "FastpassArbiter", "FastpassProtocol", "FastpassStatus", "PacketIO",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/DaemonTests"
+        ),
+        .testTarget(
+            name: "StatusTests",
+            dependencies: ["FastpassStatus"],
+            path: "Tests/StatusTests"
         ),
         .testTarget(
             name: "PacketIOTests",

@@ -1,5 +1,6 @@
 import FastpassArbiter
 import FastpassProtocol
+import FastpassStatus
 import Foundation
 import PacketIO
 
@@ -56,7 +57,7 @@ public final class EndpointDriver {
         public var packetsReceived: UInt64
         public var complete: Bool
         /// The endpoint session's counters (late, premature, lost allocations, ...).
-        public var session: [String: UInt64]
+        public var session: EndpointSessionCounters
         /// Allocations for wanted destinations by `slot − current slot` on arrival (in the
         /// endpoint's slots; negative: already begun), as `"lead": count`.
         public var arrivalLeads: [String: UInt64]
@@ -196,7 +197,7 @@ public final class EndpointDriver {
             allocations: received,
             requestToFirstAllocationMicroseconds: firstAllocation.map { Double($0 - start) / 1e3 },
             packetsSent: sent, packetsReceived: arrived, complete: count >= total,
-            session: Dictionary(uniqueKeysWithValues: StatusReport.counters(session.statistics)),
+            session: EndpointSessionCounters(session.statistics),
             arrivalLeads: Self.counts(of: session.arrivalLeads),
             handlingDelays: Dictionary(uniqueKeysWithValues: handlingDelays.map { (String($0.key), $0.value) }),
             judgedAtArrival: plan.judgeAtArrival)

@@ -2,6 +2,7 @@ import ArgumentParser
 import FastpassArbiter
 import FastpassDaemon
 import FastpassProtocol
+import FastpassStatus
 import FastpassStatusClient
 import Foundation
 import PacketIO
@@ -343,23 +344,21 @@ struct StatusSample {
 
     init(address: String) throws {
         let body = try HTTPGet.fetch(address: address, path: "/status", timeout: 2)
-        guard let object = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any],
-            let io = object["io"] as? [String: Any], let sessions = object["sessions"] as? [String: Any],
-            let lateness = object["slot_lateness_ns"] as? [String: Any], let fcp = object["fcp"] as? [String: Any],
-            let core = object["core"] as? [String: Any]
-        else { throw ValidationError("/status: unexpected reply") }
-        func number(_ d: [String: Any], _ k: String) -> UInt64 { (d[k] as? NSNumber)?.uint64Value ?? 0 }
-        uptime = (object["uptime_seconds"] as? NSNumber)?.doubleValue ?? 0
-        received = number(io, "received")
-        sent = number(io, "sent")
-        busy = number(object, "busy_ns")
-        self.io = number(object, "io_ns")
-        timeouts = number(fcp, "timeout_packets")
-        resets = number(core, "endpoint_resets")
-        allocations = number(sessions, "allocations_sent")
-        late = number(sessions, "allocations_fell_off")
-        rejected = number(sessions, "allocations_rejected")
-        latenessP99 = number(lateness, "p99")
+        let status: ArbiterStatus
+        do { status = try StatusJSON.decode(ArbiterStatus.self, from: body) } catch {
+            throw ValidationError("/status: \(error)")
+        }
+        uptime = status.uptimeSeconds
+        received = status.io.received
+        sent = status.io.sent
+        busy = status.busyNanoseconds
+        io = status.ioNanoseconds
+        timeouts = status.fcp.timeoutPackets
+        resets = status.core.endpointResets
+        allocations = status.sessions.allocationsSent
+        late = status.sessions.allocationsFellOff
+        rejected = status.sessions.allocationsRejected
+        latenessP99 = status.slotLateness.p99
     }
 }
 

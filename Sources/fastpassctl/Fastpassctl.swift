@@ -1,4 +1,5 @@
 import ArgumentParser
+import FastpassStatus
 import FastpassStatusClient
 import Foundation
 
@@ -22,16 +23,20 @@ struct Connection: ParsableArguments {
     @Option(help: "Seconds to wait for the daemon.")
     var timeout = 3.0
 
-    func fetch(_ path: String) throws -> Any {
+    /// The document at `path` of `daemon` as `T`; nil after printing it as it came, with `--json`.
+    func fetch<T: Decodable>(_ path: String, of daemon: String = "fastpass-arbiter", as type: T.Type) throws -> T? {
         let body = try HTTPGet.fetch(address: address, path: path, timeout: timeout)
         if json {
             print(body, terminator: body.hasSuffix("\n") ? "" : "\n")
-            return NSNull()
+            return nil
         }
-        guard let data = body.data(using: .utf8), let value = try? JSONSerialization.jsonObject(with: data) else {
+        do {
+            return try StatusJSON.decode(type, from: body)
+        } catch let error as StatusDecodingError {
+            throw CtlError("\(address)\(path): \(error) (is it a \(daemon) of this version?)")
+        } catch {
             throw CtlError("\(address)\(path): the reply is not JSON")
         }
-        return value
     }
 }
 
@@ -40,28 +45,22 @@ struct Status: ParsableCommand {
     @OptionGroup var connection: Connection
 
     func run() throws {
-        guard let s = try connection.fetch("/status") as? [String: Any] else { return }
-        let core = s["core"] as? [String: Any] ?? [:]
-        let allocator = s["allocator"] as? [String: Any] ?? [:]
-        let io = s["io"] as? [String: Any] ?? [:]
-        let late = s["slot_lateness_ns"] as? [String: Any] ?? [:]
-        let rows: [(String, Any?)] = [
-            ("listen", s["listen"]),
-            ("uptime (s)", (s["uptime_seconds"] as? Double).map { String(format: "%.1f", $0) }),
-            ("current slot", s["current_slot"]), ("timeslot (ns)", s["timeslot_ns"]),
-            ("endpoints connected", "\(s["endpoints_connected"] ?? 0) of \(s["hosts"] ?? 0)"),
-            ("packets received / sent", "\(core["packets_received"] ?? 0) / \(core["packets_sent"] ?? 0)"),
-            (
-                "packets dropped (bad / unknown host)",
-                "\(core["packets_dropped"] ?? 0) / \(core["packets_from_unknown_hosts"] ?? 0)"
-            ),
-            ("datagrams malformed / too long", "\(io["bad_header"] ?? 0) / \(io["too_long"] ?? 0)"),
-            ("demand (slots)", allocator["requested_slots"]), ("allocated (slots)", allocator["allocated_slots"]),
-            ("batches allocated", core["batches_allocated"]), ("slots skipped (late)", core["slots_skipped"]),
-            ("registrations / resets", "\(core["registrations"] ?? 0) / \(core["endpoint_resets"] ?? 0)"),
-            ("slot lateness p50 / p99 (ns)", "\(late["p50"] ?? 0) / \(late["p99"] ?? 0)"),
+        guard let s = try connection.fetch("/status", as: ArbiterStatus.self) else { return }
+        let (core, allocator, io, late) = (s.core, s.allocator, s.io, s.slotLateness)
+        let rows: [(String, String)] = [
+            ("listen", s.listen),
+            ("uptime (s)", String(format: "%.1f", s.uptimeSeconds)),
+            ("current slot", "\(s.currentSlot)"), ("timeslot (ns)", Table.number(s.timeslotNanoseconds)),
+            ("endpoints connected", "\(s.endpointsConnected) of \(s.hosts)"),
+            ("packets received / sent", "\(core.packetsReceived) / \(core.packetsSent)"),
+            ("packets dropped (bad / unknown host)", "\(core.packetsDropped) / \(core.packetsFromUnknownHosts)"),
+            ("datagrams malformed / too long", "\(io.badHeader) / \(io.tooLong)"),
+            ("demand (slots)", "\(allocator.requestedSlots)"), ("allocated (slots)", "\(allocator.allocatedSlots)"),
+            ("batches allocated", "\(core.batchesAllocated)"), ("slots skipped (late)", "\(core.slotsSkipped)"),
+            ("registrations / resets", "\(core.registrations) / \(core.endpointResets)"),
+            ("slot lateness p50 / p99 (ns)", "\(late.p50) / \(late.p99)"),
         ]
-        Table.print(header: ["field", "value"], rows: rows.map { [$0.0, $0.1.map { "\($0)" } ?? "-"] })
+        Table.print(header: ["field", "value"], rows: rows.map { [$0.0, $0.1] })
     }
 }
 
@@ -70,15 +69,15 @@ struct Endpoints: ParsableCommand {
     @OptionGroup var connection: Connection
 
     func run() throws {
-        guard let list = try connection.fetch("/endpoints") as? [[String: Any]] else { return }
-        let keys = [
-            "address", "id", "rack", "connected", "extended", "demand_slots", "allocations_sent", "allocations_late",
-            "allocations_rejected", "packets_received", "resets",
-        ]
+        guard let list = try connection.fetch("/endpoints", as: [EndpointStatus].self) else { return }
         Table.print(
             header: ["address", "id", "rack", "up", "ext", "demand", "allocated", "late", "rejected", "rx", "resets"],
             rows: list.map { e in
-                keys.map { k in k == "connected" || k == "extended" ? Table.flag(e[k]) : Table.cell(e[k]) }
+                [
+                    e.address, "\(e.id)", "\(e.rack)", Table.flag(e.connected), Table.flag(e.extended),
+                    "\(e.demandSlots)", "\(e.allocationsSent)", "\(e.allocationsLate)", "\(e.allocationsRejected)",
+                    "\(e.packetsReceived)", "\(e.resets)",
+                ]
             })
     }
 }
@@ -88,16 +87,15 @@ struct Topology: ParsableCommand {
     @OptionGroup var connection: Connection
 
     func run() throws {
-        guard let t = try connection.fetch("/topology") as? [String: Any] else { return }
+        guard let t = try connection.fetch("/topology", as: TopologyStatus.self) else { return }
         print(
-            "racks \(Table.cell(t["racks"])), spines \(Table.cell(t["spines"])) (up: \(Table.cell(t["spines_up"]))), "
-                + "hosts at \(Table.cell(t["host_gbps"])) Gbit/s, uplinks \(Table.cell(t["uplink_gbps_per_spine"])) "
-                + "Gbit/s per spine, timeslot \(Table.cell(t["timeslot_ns"])) ns, reference endpoints "
-                + Table.flag(t["reference_endpoints"]))
-        let hosts = t["hosts"] as? [[String: Any]] ?? []
+            "racks \(t.racks), spines \(t.spines) (up: \(t.spinesUp.map(String.init).joined(separator: ","))), "
+                + "hosts at \(Table.number(t.hostGbps)) Gbit/s, uplinks \(Table.number(t.uplinkGbpsPerSpine)) "
+                + "Gbit/s per spine, timeslot \(Table.number(t.timeslotNanoseconds)) ns, reference endpoints "
+                + Table.flag(t.referenceEndpoints))
         Table.print(
             header: ["id", "address", "mac", "rack"],
-            rows: hosts.map { h in ["id", "address", "mac", "rack"].map { Table.cell(h[$0]) } })
+            rows: t.hosts.map { h in ["\(h.id)", h.address, h.mac, "\(h.rack)"] })
     }
 }
 
@@ -107,41 +105,36 @@ struct Agent: ParsableCommand {
     @OptionGroup var connection: Connection
 
     func run() throws {
-        guard let s = try connection.fetch("/status") as? [String: Any] else { return }
-        let late = s["release_lateness_ns"] as? [String: Any] ?? [:]
-        func pair(_ a: String, _ b: String) -> String { "\(Table.cell(s[a])) / \(Table.cell(s[b]))" }
+        guard let s = try connection.fetch("/status", of: "fastpass-agent", as: AgentStatus.self) else { return }
+        let (core, io, late) = (s.core, s.io, s.releaseLateness)
         let rows: [(String, String)] = [
-            ("state", Table.cell(s["state"])),
-            ("host / node", pair("address", "node")),
-            ("arbiter (heard ms ago)", "\(Table.cell(s["arbiter"])) (\(Table.cell(s["arbiter_heard_ago_ms"])))"),
-            ("interface / tun", pair("interface", "tun")), ("peers", Table.cell(s["peers"])),
-            ("timeslot (ns)", Table.cell(s["timeslot_ns"])), ("packets waiting", Table.cell(s["packets_waiting"])),
-            ("packets queued / released", pair("packets_queued", "packets_released")),
+            ("state", s.state),
+            ("host / node", "\(s.address) / \(s.node)"),
+            ("arbiter (heard ms ago)", "\(s.arbiter) (\(Table.number(s.arbiterHeardAgoMilliseconds)))"),
+            ("interface / tun", "\(s.interface) / \(s.tun)"), ("peers", "\(s.peers)"),
+            ("timeslot (ns)", Table.number(s.timeslotNanoseconds)), ("packets waiting", "\(s.packetsWaiting)"),
+            ("packets queued / released", "\(core.packetsQueued) / \(core.packetsReleased)"),
             (
                 "slots requested / used / missed",
-                "\(pair("slots_requested", "slots_used")) / \(Table.cell(s["slots_missed"]))"
+                "\(core.slotsRequested) / \(core.slotsUsed) / \(core.slotsMissed)"
             ),
-            ("sent unscheduled / bypassing", pair("packets_unscheduled", "bypass_sent")),
-            ("dropped (queue full / pool full)", pair("dropped_queue_full", "dropped_pool_full")),
-            ("egress errors", Table.cell(s["egress_errors"])),
-            ("release lateness p50 / p99 (ns)", "\(Table.cell(late["p50"])) / \(Table.cell(late["p99"]))"),
-            ("fallbacks (policy)", "\(Table.cell(s["fallbacks"])) (\(Table.cell(s["unreachable_policy"])))"),
+            ("sent unscheduled / bypassing", "\(core.packetsUnscheduled) / \(io.bypassSent)"),
+            ("dropped (queue full / pool full)", "\(core.droppedQueueFull) / \(core.droppedPoolFull)"),
+            ("egress errors", "\(io.egressErrors)"),
+            ("release lateness p50 / p99 (ns)", "\(late.p50) / \(late.p99)"),
+            ("fallbacks (policy)", "\(s.fallbacks) (\(s.unreachablePolicy))"),
         ]
         Table.print(header: ["field", "value"], rows: rows.map { [$0.0, $0.1] })
     }
 }
 
 enum Table {
-    static func cell(_ v: Any?) -> String {
-        switch v {
-        case nil: "-"
-        case let a as [Any]: a.map { "\($0)" }.joined(separator: ",")
-        default: "\(v!)"
-        }
+    /// A number as the JSON showed it: whole values without a fraction.
+    static func number(_ v: Double) -> String {
+        v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : "\(v)"
     }
 
-    /// A yes/no field (JSON booleans and numbers look alike once decoded here).
-    static func flag(_ v: Any?) -> String { (v as? Bool).map { $0 ? "yes" : "no" } ?? "-" }
+    static func flag(_ v: Bool) -> String { v ? "yes" : "no" }
 
     static func print(header: [String], rows: [[String]]) {
         var widths = header.map(\.count)

@@ -1,5 +1,6 @@
 import FastpassAgent
 import FastpassProtocol
+import FastpassStatus
 import Foundation
 import Logging
 import PacketIO
@@ -98,37 +99,22 @@ public struct AgentDaemon: Service {
 
 /// The agent's state as JSON and Prometheus text.
 enum AgentReport {
-    static func status(_ s: AgentSnapshot, _ c: AgentDaemonConfiguration) -> [String: Any] {
-        var d: [String: Any] = [
-            "state": s.state.rawValue,
-            "address": IPv4.format(c.address),
-            "node": Int(c.node),
-            "arbiter": IPv4.format(c.arbiter),
-            "interface": c.interface,
-            "tun": s.tun,
-            "peers": c.peers.count,
-            "uptime_seconds": s.time > s.startedAt ? Double(s.time - s.startedAt) / 1e9 : 0,
-            "arbiter_heard_ago_ms": s.lastHeard == 0 ? -1 : Double(s.time &- s.lastHeard) / 1e6,
-            "timeslot_ns": Double(s.slotPicoseconds) / 1000,
-            "packets_waiting": s.queuedPackets,
-            "unreachable_policy": c.unreachablePolicy.rawValue,
-            "pacing": c.pacing.rawValue,
-            "pacing_pinned": s.pinned,
-            "fallbacks": Int(s.io.unreachableEvents),
-            "io_backend": c.io.rawValue,
-        ]
-        for (k, v) in StatusReport.counters(s.core) { d[k] = v }
-        for (k, v) in StatusReport.counters(s.io) { d[k] = v }
-        var session: [String: UInt64] = [:]
-        for (k, v) in StatusReport.counters(s.session) { session[k] = v }
-        d["session"] = session
-        d["transport"] = Dictionary(uniqueKeysWithValues: StatusReport.counters(s.transport))
-        d["release_lateness_ns"] = [
-            "p50": latenessQuantile(s.core.lateness, 0.5), "p99": latenessQuantile(s.core.lateness, 0.99),
-        ]
-        d["bypassed"] = Dictionary(
-            uniqueKeysWithValues: BypassReason.allCases.map { ("\($0)", s.core.bypassed[$0.rawValue]) })
-        return d
+    static func status(_ s: AgentSnapshot, _ c: AgentDaemonConfiguration) -> AgentStatus {
+        AgentStatus(
+            state: s.state.rawValue, address: IPv4.format(c.address), node: Int(c.node),
+            arbiter: IPv4.format(c.arbiter),
+            interface: c.interface, tun: s.tun, peers: c.peers.count,
+            uptimeSeconds: s.time > s.startedAt ? Double(s.time - s.startedAt) / 1e9 : 0,
+            arbiterHeardAgoMilliseconds: s.lastHeard == 0 ? -1 : Double(s.time &- s.lastHeard) / 1e6,
+            timeslotNanoseconds: Double(s.slotPicoseconds) / 1000, packetsWaiting: s.queuedPackets,
+            unreachablePolicy: c.unreachablePolicy.rawValue, pacing: c.pacing.rawValue, pacingPinned: s.pinned,
+            fallbacks: Int(s.io.unreachableEvents), ioBackend: c.io.rawValue, core: AgentCounters(s.core),
+            io: AgentIOCounters(s.io), session: EndpointSessionCounters(s.session),
+            transport: PacketIOCounters(s.transport),
+            releaseLateness: AgentStatus.ReleaseLateness(
+                p50: latenessQuantile(s.core.lateness, 0.5), p99: latenessQuantile(s.core.lateness, 0.99)),
+            bypassed: Dictionary(
+                uniqueKeysWithValues: BypassReason.allCases.map { ("\($0)", s.core.bypassed[$0.rawValue]) }))
     }
 
     /// Upper bound (ns) of the lateness bucket holding quantile `q`.
