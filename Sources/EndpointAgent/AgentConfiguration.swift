@@ -48,6 +48,11 @@ public struct AgentConfiguration: Sendable {
     public var bypassProtocols: Set<UInt8> = []
     /// DSCP values that never wait.
     public var bypassDSCP: Set<UInt8> = []
+    /// How long packets may wait with no word from the arbiter (or no session yet) before
+    /// it counts as unreachable and ``unreachablePolicy`` applies; nil: never.
+    public var unreachableAfterNanoseconds: UInt64?
+    /// What the agent does when the arbiter is unreachable.
+    public var unreachablePolicy = AgentUnreachablePolicy.fallback
 
     public init(session: EndpointSessionConfiguration, address: UInt32, peers: [AgentPeer]) {
         self.session = session

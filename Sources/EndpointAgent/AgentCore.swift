@@ -91,6 +91,9 @@ public struct AgentCore {
     private var chainPeer = 0
     /// Where ``takeUnscheduled()`` looks first, so that every queue drains in turn.
     private var unscheduledCursor = 0
+    private var reachability = ArbiterReachability()
+    /// A state change not yet taken by ``takeTransition()``.
+    private var pendingTransition: AgentTransition?
 
     /// Fails with a message naming the field when the configuration cannot work.
     public init(configuration: AgentConfiguration, now: UInt64) throws(AgentConfigurationError) {
@@ -174,13 +177,55 @@ public struct AgentCore {
     /// Handles one FCP packet from the arbiter.
     @discardableResult
     public mutating func receive(_ packet: UnsafeRawBufferPointer, now: UInt64) -> FCPReceiveResult {
-        session.receive(packet, now: now)
+        let r = session.receive(packet, now: now)
+        if r.headerAccepted || r.delivered {
+            var established = false
+            if case .established = session.negotiation { established = true }
+            if let t = reachability.heard(now: now, established: established), pendingTransition == nil {
+                pendingTransition = t
+            }
+        }
+        return r
     }
 
     /// Runs the session's timers that are due.
     public mutating func advance(now: UInt64) {
         if let d = session.timerDeadline, d <= now { session.handleTimeout(now: now) }
         handledThrough = max(handledThrough, now)
+        reachability.note(queuedPackets: queues.totalPackets, now: now)
+    }
+
+    // MARK: The arbiter's reachability
+
+    /// Where the agent stands with the arbiter.
+    public var state: AgentState { reachability.state }
+    /// Packets leave unscheduled (the arbiter is unreachable and the policy is fallback):
+    /// the owner sends what ``takeUnscheduled()`` gives, and new packets at once.
+    public var sendsUnscheduled: Bool { reachability.state == .fallback }
+    /// When the arbiter was last heard from (0: never).
+    public var lastHeard: UInt64 { reachability.lastHeard }
+    /// Times the arbiter became unreachable, and answered again.
+    public var unreachableEvents: UInt64 { reachability.unreachableEvents }
+    public var reachableAgainEvents: UInt64 { reachability.reachableAgain }
+
+    /// The last state change an operator should hear of, once.
+    public mutating func takeTransition() -> AgentTransition? {
+        defer { pendingTransition = nil }
+        return pendingTransition
+    }
+
+    /// Packets waiting longer than ``AgentConfiguration/unreachableAfterNanoseconds``
+    /// without a word from the arbiter make it unreachable. Then a new reset epoch starts:
+    /// its HELLO is retransmitted until answered, so the agent learns when the arbiter is
+    /// back even with no demand outstanding, and a restarted arbiter needs the reset anyway.
+    public mutating func checkReachability(now: UInt64) -> AgentTransition? {
+        guard let limit = configuration.unreachableAfterNanoseconds else { return nil }
+        reachability.note(queuedPackets: queues.totalPackets, now: now)
+        guard let t = reachability.check(now: now, limit: limit, policy: configuration.unreachablePolicy) else {
+            return nil
+        }
+        session.forceReset(now: now)
+        return t
     }
 
     /// The latest time ``advance(now:)`` ran: a session timer at or before it has been
@@ -215,6 +260,11 @@ public struct AgentCore {
         }
         var earliest = session.timerDeadline.map { $0 > handledThrough ? $0 : UInt64.max } ?? .max
         if let release { earliest = min(earliest, release) }
+        if let limit = configuration.unreachableAfterNanoseconds, let d = reachability.deadline(after: limit) {
+            earliest = min(earliest, d)
+        }
+        // Falling back, queued packets leave at once.
+        if sendsUnscheduled && queues.totalPackets > 0 { earliest = 0 }
         if session.wantsToSend { earliest = min(earliest, nextControlTime) }
         return earliest == .max ? nil : earliest
     }

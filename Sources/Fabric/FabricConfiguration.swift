@@ -31,6 +31,10 @@ public struct FabricConfiguration: Sendable {
     public var requestIntervalNanoseconds: UInt64 = 8_000
     /// Packets an agent keeps queued per flow (more are fed as they leave).
     public var agentWindowPackets = 512
+    /// How long an agent's packets may wait with no word from the arbiter before it falls
+    /// back to sending them unscheduled, as the daemon's `unreachable.after_ms` does; nil:
+    /// never (the agents wait however long).
+    public var agentUnreachableAfterNanoseconds: UInt64?
     public var seed: UInt64 = 1
 
     public init() {}
@@ -121,6 +125,9 @@ public struct FaultConfiguration: Sendable {
     public var arbiterRestartAt: UInt64?
     /// A spine that goes down, and when.
     public var spineDown: (spine: Int, at: UInt64)?
+    /// An arbiter outage: from `start` for `duration` (ns from the run's start), every FCP
+    /// packet to or from the arbiter is lost, as when its link is cut or it hangs.
+    public var arbiterOutage: (start: UInt64, duration: UInt64)?
 
     public init() {}
 

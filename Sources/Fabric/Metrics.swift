@@ -175,6 +175,13 @@ public struct SystemResult: Codable, Sendable {
     /// Data packets each spine forwarded.
     public var spinePackets: [UInt64]
     public var retransmissionTimeouts: UInt64
+    /// With agents that fall back (``FabricConfiguration/agentUnreachableAfterNanoseconds``):
+    /// times an agent found the arbiter unreachable and found it again, and the data packets
+    /// sent unscheduled meanwhile; FCP packets lost in an arbiter outage. Absent otherwise.
+    public var agentUnreachableEvents: UInt64?
+    public var agentReachableAgainEvents: UInt64?
+    public var unscheduledPackets: UInt64?
+    public var controlLostInOutage: UInt64?
     public var events: UInt64
     public var eventsPerSecond: Double
     public var wallSeconds: Double

@@ -31,6 +31,7 @@ extension Simulation {
             ac.slotNanoseconds = UInt64(slotNanoseconds.rounded(.up))
             ac.packetCapacity = max(1024, c.agentWindowPackets * 64)
             ac.requestIntervalNanoseconds = c.requestIntervalNanoseconds
+            ac.unreachableAfterNanoseconds = c.agentUnreachableAfterNanoseconds
             do { agents.append(AgentBox(try AgentCore(configuration: ac, now: now))) } catch {
                 throw SimulationError(reason: error.description)
             }
@@ -99,6 +100,20 @@ extension Simulation {
         agentWakeAt[h] = .max
         agents[h].core.advance(now: now)
         var refill = false
+        noteTransition(agents[h].core.takeTransition())
+        noteTransition(agents[h].core.checkReachability(now: now))
+        // Falling back: what the agent holds leaves at once, on the flow's ECMP spine, as it
+        // would without an arbiter.
+        while agents[h].core.sendsUnscheduled, let r = agents[h].core.takeUnscheduled() {
+            let i = Int32(r.handle)
+            let f = Int(packets[Int(i)].flow)
+            packets[Int(i)].spine = ecmpSpine(f)
+            metrics.unscheduledPackets &+= 1
+            metrics.packetsInAgentTo[h * hostCount + Int(packets[Int(i)].destination)] -= 1
+            flows[f].inAgent -= 1
+            if Int(flows[f].inAgent) * 2 <= configuration.agentWindowPackets { refill = true }
+            enqueue(i, port: nicPort[h])
+        }
         while let r = agents[h].core.nextRelease(now: now) {
             let i = Int32(r.handle)
             packets[Int(i)].spine = Int16(truncatingIfNeeded: r.path.rawValue)
@@ -145,9 +160,23 @@ extension Simulation {
         events.schedule(.agentWake, at: t, a: Int32(h), b: agentWakeGeneration[h])
     }
 
+    func noteTransition(_ t: AgentTransition?) {
+        switch t {
+        case .unreachable?: metrics.agentUnreachableEvents &+= 1
+        case .reachableAgain?: metrics.agentReachableAgainEvents &+= 1
+        case .established?, nil: break
+        }
+    }
+
     func sendControl(_ bytes: ArraySlice<UInt8>, from: Int, to: Int) {
         let f = configuration.faults
         metrics.controlWireBytes &+= UInt64(wireBytes(Int32(bytes.count + 20)))
+        if let o = f.arbiterOutage, from == arbiterNode || to == arbiterNode,
+            now >= Self.origin + o.start, now < Self.origin + o.start + o.duration
+        {
+            metrics.controlLostInOutage &+= 1
+            return
+        }
         if f.controlLoss > 0 && random.unit() < f.controlLoss { return }
         let copies = f.controlDuplication > 0 && random.unit() < f.controlDuplication ? 2 : 1
         for _ in 0..<copies {

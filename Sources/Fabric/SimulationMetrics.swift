@@ -31,6 +31,10 @@ struct SimulationMetrics {
     var processed: UInt64 = 0
     var timeline: [[Double]] = []
     var busiestPort = -1
+    var agentUnreachableEvents: UInt64 = 0
+    var agentReachableAgainEvents: UInt64 = 0
+    var unscheduledPackets: UInt64 = 0
+    var controlLostInOutage: UInt64 = 0
 
     init(spines: Int) {
         histograms = Simulation.PortClass.allCases.map { _ in OccupancyHistogram() }
@@ -120,7 +124,11 @@ struct SimulationMetrics {
             doubleBookedSlots: doubleBooked, reorderedPackets: reorderedPackets,
             reorderedBeyondWindow: reorderedBeyondWindow, reroutedScheduledPackets: reroutedScheduled,
             spinePackets: spinePackets,
-            retransmissionTimeouts: timeouts, events: processed,
+            retransmissionTimeouts: timeouts,
+            agentUnreachableEvents: c.agentUnreachableAfterNanoseconds == nil ? nil : agentUnreachableEvents,
+            agentReachableAgainEvents: c.agentUnreachableAfterNanoseconds == nil ? nil : agentReachableAgainEvents,
+            unscheduledPackets: c.agentUnreachableAfterNanoseconds == nil ? nil : unscheduledPackets,
+            controlLostInOutage: c.faults.arbiterOutage == nil ? nil : controlLostInOutage, events: processed,
             eventsPerSecond: Double(processed) / max(wallSeconds, 1e-9), wallSeconds: wallSeconds,
             queueCDF: all.cdf(), timeline: timeline)
     }

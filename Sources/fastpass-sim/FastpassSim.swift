@@ -36,6 +36,10 @@ struct FabricOptions: ParsableArguments {
     @Option(help: "Probability an FCP packet is held back 20 µs (reordered).") var controlReordering = 0.0
     @Option(help: "Restart the arbiter at this time, milliseconds.") var arbiterRestart: Double?
     @Option(help: "Take spine S down at time T ms: S:T.") var spineDown: String?
+    @Option(help: "Cut the arbiter off (every FCP packet to or from it lost) at T ms for D ms: T:D.")
+    var arbiterOutage: String?
+    @Option(help: "Agents fall back to unscheduled sending after packets waited this long with no answer, ms.")
+    var unreachableAfter: Double?
     @Option(help: "Random seed.") var seed: UInt64 = 1
     @Option(help: "Systems to run: fastpass, baseline or both.") var system = "both"
     @Option(help: "Write the results as JSON to this file.") var json: String?
@@ -78,6 +82,18 @@ struct FabricOptions: ParsableArguments {
                 throw ValidationError("--spine-down must be SPINE:MILLISECONDS with SPINE below \(spines) (got \(s))")
             }
             c.faults.spineDown = (spine, UInt64(t * 1e6))
+        }
+        if let o = arbiterOutage {
+            let parts = o.split(separator: ":")
+            guard parts.count == 2, let t = Double(parts[0]), let d = Double(parts[1]), t >= 0, d > 0 else {
+                throw ValidationError(
+                    "--arbiter-outage must be MILLISECONDS:MILLISECONDS, a start and a duration (got \(o))")
+            }
+            c.faults.arbiterOutage = (UInt64(t * 1e6), UInt64(d * 1e6))
+        }
+        if let u = unreachableAfter {
+            guard u > 0 else { throw ValidationError("--unreachable-after must be above 0 ms (got \(u))") }
+            c.agentUnreachableAfterNanoseconds = UInt64(u * 1e6)
         }
         if let p = c.problem { throw ValidationError(p) }
         return c

@@ -37,8 +37,16 @@ struct AgentCoreTests {
         var buffer = [UInt8](repeating: 0, count: 2048)
         /// What each host released: (host, release).
         var released: [(host: Int, release: AgentRelease, at: UInt64)] = []
+        /// What each host sent unscheduled, and the state changes its core reported.
+        var unscheduled: [(host: Int, release: AgentRelease, at: UInt64)] = []
+        var transitions: [(host: Int, transition: AgentTransition, at: UInt64)] = []
+        /// The arbiter's link is cut: every FCP packet to or from it is lost.
+        var partitioned = false
 
-        init(topology: Topology, lead: UInt64 = 0, slotBytes: Int = 1500, lateLimit: UInt64? = nil) throws {
+        init(
+            topology: Topology, lead: UInt64 = 0, slotBytes: Int = 1500, lateLimit: UInt64? = nil,
+            unreachableAfter: UInt64? = nil
+        ) throws {
             self.topology = topology
             core = try ArbiterCore(topology: topology, now: now)
             agents = []
@@ -53,6 +61,7 @@ struct AgentCoreTests {
                 c.releaseLeadNanoseconds = lead
                 c.slotBytes = slotBytes
                 c.lateReleaseLimitNanoseconds = lateLimit
+                c.unreachableAfterNanoseconds = unreachableAfter
                 agents.append(try AgentCore(configuration: c, now: now))
             }
         }
@@ -71,6 +80,7 @@ struct AgentCoreTests {
                         keep.append(p)
                         continue
                     }
+                    if partitioned { continue }
                     p.bytes.withUnsafeBytes { raw in
                         if p.toArbiter {
                             core.receive(raw, from: topology.addresses[p.host], now: now)
@@ -87,6 +97,11 @@ struct AgentCoreTests {
                 }
                 for h in 0..<agents.count {
                     agents[h].advance(now: now)
+                    if let t = agents[h].takeTransition() { transitions.append((h, t, now)) }
+                    if let t = agents[h].checkReachability(now: now) { transitions.append((h, t, now)) }
+                    if agents[h].sendsUnscheduled {
+                        while let r = agents[h].takeUnscheduled() { unscheduled.append((h, r, now)) }
+                    }
                     while let n = buffer.withUnsafeMutableBytes({ agents[h].nextControlPacket(now: now, into: $0) }) {
                         inFlight.append((now + latency, true, h, Array(buffer[0..<n])))
                     }
@@ -370,6 +385,55 @@ struct AgentCoreTests {
             Issue.record("not established again: \(fabric.agents[0].session.negotiation)")
             return
         }
+    }
+
+    @Test(
+        "an arbiter outage: waiting packets make it unreachable, they leave unscheduled, a new epoch's HELLO finds it again, and only the completed handshake schedules again"
+    )
+    func arbiterOutage() throws {
+        let topology = try Topology(TopologyConfiguration.regular(racks: 1, hostsPerRack: 3, spines: 1))
+        let limit: UInt64 = 200_000
+        var fabric = try Fabric(topology: topology, unreachableAfter: limit)
+        fabric.run(for: 1_000_000)
+        #expect(fabric.agents[0].state == .scheduled)
+        #expect(fabric.transitions.contains { $0.host == 0 && $0.transition == .established })
+        // Idle, nothing waits: silence alone is no outage.
+        fabric.partitioned = true
+        fabric.run(for: 2 * limit)
+        #expect(fabric.agents[0].state == .scheduled && fabric.agents[0].unreachableEvents == 0)
+        // Packets wait past the limit with no answer.
+        let resets = fabric.agents[0].session.connection.statistics.forcedResets
+        let hellos = fabric.agents[0].session.statistics.hellosSent
+        #expect(fabric.agents[0].enqueue(handle: 7, length: 1500, peer: 0) == .queued)
+        let queuedAt = fabric.now
+        fabric.run(for: 2 * limit)
+        let down = try #require(fabric.transitions.first { $0.host == 0 && $0.at > queuedAt })
+        guard case .unreachable(let silent, .fallback) = down.transition else {
+            Issue.record("expected unreachable, fallback: \(down.transition)")
+            return
+        }
+        #expect(down.at > queuedAt + limit && down.at <= queuedAt + limit + 1_000)
+        #expect(silent != nil)
+        #expect(fabric.agents[0].state == .fallback && fabric.agents[0].sendsUnscheduled)
+        #expect(fabric.unscheduled.map(\.release.handle) == [7])
+        // A new reset epoch: its HELLO goes out (and again until answered), demand or not.
+        let forcedResets = fabric.agents[0].session.connection.statistics.forcedResets
+        let hellosSent = fabric.agents[0].session.statistics.hellosSent
+        #expect(forcedResets == resets + 1)
+        #expect(hellosSent > hellos)
+        // The link comes back: scheduled again once the new handshake completes, not before.
+        fabric.partitioned = false
+        let healedAt = fabric.now
+        fabric.run(for: 1_000_000)
+        let up = try #require(fabric.transitions.first { $0.host == 0 && $0.at > healedAt })
+        #expect(up.transition == .reachableAgain)
+        #expect(fabric.agents[0].state == .scheduled && fabric.agents[0].reachableAgainEvents == 1)
+        guard case .established = fabric.agents[0].session.negotiation else {
+            Issue.record("scheduled again without a completed handshake: \(fabric.agents[0].session.negotiation)")
+            return
+        }
+        // Hosts that had nothing waiting never left the schedule.
+        #expect(fabric.agents[1].unreachableEvents == 0 && fabric.agents[2].unreachableEvents == 0)
     }
 
     @Test("lateness buckets double from 128 ns")

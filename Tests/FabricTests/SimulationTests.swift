@@ -182,6 +182,35 @@ struct SimulationTests {
         #expect(fastpass.throughputGbps >= 0.95 * baseline.throughputGbps)
     }
 
+    @Test(
+        "an arbiter outage: agents with waiting packets fall back to unscheduled sending, find the arbiter again after it, and no slot is booked twice"
+    )
+    func arbiterOutage() throws {
+        let c = Self.small {
+            $0.traffic.pattern = .permutation(bytes: 2_000_000)
+            $0.traffic.durationNanoseconds = 8_000_000
+            $0.faults.arbiterOutage = (start: 1_000_000, duration: 2_000_000)
+            $0.agentUnreachableAfterNanoseconds = 300_000
+        }
+        let r = try Self.run(c, .fastpass)
+        let unreachable = try #require(r.agentUnreachableEvents)
+        let again = try #require(r.agentReachableAgainEvents)
+        let unscheduled = try #require(r.unscheduledPackets)
+        let lost = try #require(r.controlLostInOutage)
+        print(
+            "arbiter outage: \(unreachable) agents fell back, \(again) found the arbiter again, \(unscheduled) packets unscheduled, \(lost) FCP packets lost, completed \(r.flowsCompleted) of \(r.flowsStarted)"
+        )
+        #expect(lost > 0)
+        #expect(unreachable > 0 && again == unreachable, "every agent that fell back is scheduled again")
+        #expect(unscheduled > 0)
+        #expect(r.doubleBookedSlots == 0)
+        // Without the fallback the same outage only delays: nothing leaves unscheduled.
+        var waiting = c
+        waiting.agentUnreachableAfterNanoseconds = nil
+        let held = try Self.run(waiting, .fastpass)
+        #expect(held.unscheduledPackets == nil && held.agentUnreachableEvents == nil)
+    }
+
     @Test("same configuration and seed: identical results; another seed: different ones")
     func deterministic() throws {
         let c = Self.small { $0.traffic.durationNanoseconds = 2_000_000 }

@@ -71,14 +71,10 @@ public struct AgentDaemonConfiguration: Sendable {
         case busy
     }
 
-    /// What the agent does with scheduled traffic while the arbiter cannot be reached.
-    public enum UnreachablePolicy: String, Sendable {
-        /// Send it unscheduled (as if there were no agent) until the arbiter answers again:
-        /// the host stays connected.
-        case fallback
-        /// Keep holding it: queues fill and drop, TCP backs off, nothing leaves unscheduled.
-        case hold
-    }
+    /// What the agent does with scheduled traffic while the arbiter cannot be reached:
+    /// send it unscheduled until the arbiter answers again, or keep holding it (queues fill
+    /// and drop, TCP backs off). The agent core decides; see ``AgentUnreachablePolicy``.
+    public typealias UnreachablePolicy = AgentUnreachablePolicy
 
     /// Reads a configuration from YAML `text` (named `file` in messages), then applies
     /// `overrides` (dotted field path → value), and validates it all.
@@ -255,6 +251,8 @@ public struct AgentDaemonConfiguration: Sendable {
         a.lateReleaseLimitNanoseconds = lateReleaseLimitNanoseconds
         a.bypassProtocols = bypassProtocols
         a.bypassDSCP = bypassDSCP
+        a.unreachableAfterNanoseconds = unreachableAfterNanoseconds
+        a.unreachablePolicy = unreachablePolicy
         return a
     }
 

@@ -5,18 +5,6 @@ import Logging
 import PacketIO
 import Synchronization
 
-/// Where the agent stands with the arbiter.
-public enum AgentState: String, Sendable {
-    /// No session established yet: scheduled packets wait.
-    case connecting
-    /// Packets leave in their allocated timeslots.
-    case scheduled
-    /// The arbiter did not answer for `unreachable.after_ms`: packets leave unscheduled.
-    case fallback
-    /// The arbiter did not answer, and the policy is to keep holding packets.
-    case holding
-}
-
 /// The agent's counters besides the core's: the devices and sockets around it.
 public struct AgentIOStatistics: Sendable {
     /// Packets read from the TUN device.
@@ -224,10 +212,6 @@ struct AgentLoop<Net: AgentTransport>: ~Copyable {
     let free: UnsafeMutablePointer<UInt32>
     var freeCount: Int
     var io = AgentIOStatistics()
-    var state = AgentState.connecting
-    var lastHeard: UInt64 = 0
-    /// When packets last started waiting with nothing queued before them.
-    var waitingSince: UInt64 = 0
 
     init(
         configuration: AgentDaemonConfiguration, core: AgentCore, tun: TUNDevice, net: Net, logger: Logger,
@@ -277,7 +261,7 @@ struct AgentLoop<Net: AgentTransport>: ~Copyable {
         release(handle)
     }
 
-    var sendsUnscheduled: Bool { state == .fallback }
+    var sendsUnscheduled: Bool { core.sendsUnscheduled }
 
     mutating func run() {
         // 32: a DPDK port's vector receive path may take nothing from a smaller burst.
@@ -296,9 +280,9 @@ struct AgentLoop<Net: AgentTransport>: ~Copyable {
                         continue
                     }
                     io.fcpReceived &+= 1
-                    let r = core.receive(rx.payload(i), now: now)
-                    if r.headerAccepted || r.delivered { heard(now) }
+                    core.receive(rx.payload(i), now: now)
                 }
+                if let t = core.takeTransition() { report(t) }
             } catch {
                 io.fcpReceiveErrors &+= 1
             }
@@ -371,7 +355,6 @@ struct AgentLoop<Net: AgentTransport>: ~Copyable {
                     send(handle, length: n)
                     continue
                 }
-                if core.queuedPackets == 0 { waitingSince = now }
                 if core.enqueue(handle: handle, length: n, peer: peer) == .dropped { release(handle) }
             case .bypass(.notIPv4):
                 io.nonIpv4Dropped &+= 1
@@ -387,50 +370,32 @@ struct AgentLoop<Net: AgentTransport>: ~Copyable {
         return nil
     }
 
-    mutating func heard(_ now: UInt64) {
-        lastHeard = now
-        switch state {
-        case .connecting:
-            if case .established = core.session.negotiation {
-                state = .scheduled
-                let ps = core.session.announcedSlotPicoseconds ?? 0
-                logger.info(
-                    "session with the arbiter established",
-                    metadata: ["arbiter": "\(IPv4.format(c.arbiter))", "timeslot_ns": "\(Double(ps) / 1000)"])
-            }
-        case .fallback, .holding:
-            // Any answer is not enough: a restarted arbiter answers the reset handshake
-            // first, and scheduling before it completes would hold packets again.
-            guard case .established = core.session.negotiation else { return }
-            io.reachableAgain &+= 1
-            state = .scheduled
+    /// Logs what changed with the arbiter, as the core decided it.
+    func report(_ t: AgentTransition) {
+        switch t {
+        case .established:
+            let ps = core.session.announcedSlotPicoseconds ?? 0
+            logger.info(
+                "session with the arbiter established",
+                metadata: ["arbiter": "\(IPv4.format(c.arbiter))", "timeslot_ns": "\(Double(ps) / 1000)"])
+        case .reachableAgain:
             logger.notice(
                 "the arbiter answers again: sending in timeslots",
                 metadata: ["unscheduled_packets": "\(core.statistics.packetsUnscheduled)"])
-        case .scheduled:
-            break
+        case .unreachable(let silent, let policy):
+            let heard = silent.map { "silent for \($0 / 1_000_000) ms" } ?? "never heard from"
+            logger.warning(
+                "arbiter \(IPv4.format(c.arbiter)) unreachable (\(heard)) with \(core.queuedPackets) packets waiting: \(policy == .fallback ? "sending unscheduled until it answers" : "holding packets (unreachable.policy: hold)")"
+            )
         }
     }
 
-    /// Packets waiting longer than `unreachable.after_ms` without a word from the arbiter
-    /// (or with no session yet) make it unreachable.
+    /// The core decides when the arbiter is unreachable (and starts a new reset epoch);
+    /// falling back, the packets it queued go first, in order, before anything newer.
     mutating func checkReachability(now: UInt64) {
-        guard state == .scheduled || state == .connecting, core.queuedPackets > 0 else { return }
-        // Connecting, answers that do not complete the handshake do not count.
-        let since = state == .connecting ? waitingSince : max(lastHeard, waitingSince)
-        guard now > since, now - since > c.unreachableAfterNanoseconds else { return }
-        io.unreachableEvents &+= 1
-        state = c.unreachablePolicy == .fallback ? .fallback : .holding
-        let silent = lastHeard == 0 ? "never heard from" : "silent for \((now - lastHeard) / 1_000_000) ms"
-        logger.warning(
-            "arbiter \(IPv4.format(c.arbiter)) unreachable (\(silent)) with \(core.queuedPackets) packets waiting: \(state == .fallback ? "sending unscheduled until it answers" : "holding packets (unreachable.policy: hold)")"
-        )
-        // A new reset epoch: its HELLO is retransmitted until answered, so the agent learns
-        // when the arbiter is back even if no demand was outstanding, and a restarted
-        // arbiter needs the reset anyway.
-        core.forceReset(now: now)
-        if state == .fallback {
-            // Queued packets go before anything newer from the device, in order.
+        guard let t = core.checkReachability(now: now) else { return }
+        report(t)
+        if sendsUnscheduled {
             while let r = core.takeUnscheduled() { send(r.handle, length: r.length) }
         }
     }
@@ -440,10 +405,8 @@ struct AgentLoop<Net: AgentTransport>: ~Copyable {
     func wait(now: UInt64) {
         guard c.pacing == .sleep else { return }
         var timeout: UInt64 = 50_000_000
+        // The core's deadline includes when waiting packets would make the arbiter unreachable.
         if let d = core.nextDeadline { timeout = d > now ? min(timeout, d - now) : 0 }
-        if core.queuedPackets > 0 && (state == .scheduled || state == .connecting) {
-            timeout = min(timeout, c.unreachableAfterNanoseconds / 4)
-        }
         guard timeout >= AgentRuntime.spinThresholdNanoseconds else { return }
         net.wait(orDescriptor: tun.descriptor, timeoutNanoseconds: Int64(timeout))
     }
@@ -452,6 +415,10 @@ struct AgentLoop<Net: AgentTransport>: ~Copyable {
         var s = core.statistics
         s.packetsUnscheduled &+= io.unscheduledDirect
         var io = io
+        io.unreachableEvents = core.unreachableEvents
+        io.reachableAgain = core.reachableAgainEvents
+        let state = core.state
+        let lastHeard = core.lastHeard
         // The transport drops sends the kernel or the port refuses itself.
         let transport = net.fcpStatistics
         io.fcpSendErrors &+= transport.sendDropped
