@@ -22,38 +22,14 @@ public struct ArbiterDaemon: Service {
     public func run() async throws {
         try runtime.start()
         let exporter = MetricsExporter()
-        var http: HTTPEndpoint?
-        if let m = runtime.configuration.metrics {
-            do {
-                http = try await HTTPEndpoint.start(host: m.host, port: m.port) { [runtime] path in
-                    Self.respond(path: path, runtime: runtime, exporter: exporter)
-                }
-            } catch {
-                runtime.stop()
-                throw error
-            }
-            logger.info("serving metrics and status", metadata: ["http": "\(m.host):\(http?.port ?? m.port)"])
-        }
         let c = runtime.configuration
-        SystemdNotifier.notify(
-            "READY=1\nSTATUS=serving \(runtime.topology.hostCount) hosts on \(IPv4.format(c.listen))")
-        onReady(http?.port)
-        let watchdog = SystemdNotifier.watchdogInterval
-        await withTaskGroup(of: Void.self) { group in
-            if let interval = watchdog {
-                group.addTask { [runtime, logger] in
-                    await SystemdNotifier.feedWatchdog(every: interval, thread: "communication", logger: logger) {
-                        runtime.lastHeartbeat
-                    }
-                }
-            }
-            try? await gracefulShutdown()
-            group.cancelAll()
+        _ = try await ServiceScaffold.serve(
+            thread: runtime, threadName: "communication", http: c.metrics.map { ($0.host, $0.port) },
+            readyStatus: "serving \(runtime.topology.hostCount) hosts on \(IPv4.format(c.listen))", logger: logger,
+            onReady: onReady
+        ) { [runtime] path in
+            Self.respond(path: path, runtime: runtime, exporter: exporter)
         }
-        SystemdNotifier.notify("STOPPING=1")
-        logger.info("stopping")
-        if !runtime.stop() { logger.error("the communication thread did not stop within 5 s") }
-        await http?.close()
         let s = runtime.snapshot()
         logger.info(
             "stopped",

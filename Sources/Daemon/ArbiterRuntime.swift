@@ -70,7 +70,7 @@ public struct ArbiterSnapshot: Sendable {
 ///
 /// The thread owns the core; the rest of the process sees it only through the snapshot
 /// it publishes (under a mutex taken once per publish interval, never per packet).
-public final class ArbiterRuntime: Sendable {
+public final class ArbiterRuntime: ServiceThread {
     public let configuration: ArbiterDaemonConfiguration
     public let topology: Topology
     let snapshotBox: Mutex<ArbiterSnapshot>
@@ -105,6 +105,8 @@ public final class ArbiterRuntime: Sendable {
 
     /// The last time the communication thread was seen working (ns, wall clock).
     public var lastHeartbeat: UInt64 { heartbeat.load(ordering: .relaxed) }
+    /// The communication thread does not give up by itself: errors are counted and logged.
+    public var failure: String? { nil }
 
     /// Opens the socket and starts the communication thread. Errors name what failed (the
     /// socket, the key file, the core's configuration).

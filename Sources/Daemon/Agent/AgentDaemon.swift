@@ -23,53 +23,21 @@ public struct AgentDaemon: Service {
     public func run() async throws {
         try runtime.start()
         let exporter = MetricsExporter()
-        var http: HTTPEndpoint?
-        if let m = runtime.configuration.metrics {
-            do {
-                http = try await HTTPEndpoint.start(host: m.host, port: m.port) { [runtime] path in
-                    Self.respond(path: path, runtime: runtime, exporter: exporter)
-                }
-            } catch {
-                runtime.stop()
-                throw AgentStartError(reason: error.reason)
-            }
-            logger.info("serving metrics and status", metadata: ["http": "\(m.host):\(http?.port ?? m.port)"])
-        }
         let c = runtime.configuration
-        SystemdNotifier.notify(
-            "READY=1\nSTATUS=scheduling traffic to \(c.peers.count) peers through \(c.tun), arbiter \(IPv4.format(c.arbiter))"
-        )
-        onReady(http?.port)
-        let watchdog = SystemdNotifier.watchdogInterval
         // Runs until a graceful shutdown, or until the pacing thread gives up by itself.
-        let failure = await withTaskGroup(of: String?.self) { group in
-            if let interval = watchdog {
-                group.addTask { [runtime, logger] in
-                    await SystemdNotifier.feedWatchdog(every: interval, thread: "pacing", logger: logger) {
-                        runtime.lastHeartbeat
-                    }
-                    return nil
-                }
+        let failure: String?
+        do {
+            failure = try await ServiceScaffold.serve(
+                thread: runtime, threadName: "pacing", http: c.metrics.map { ($0.host, $0.port) },
+                readyStatus:
+                    "scheduling traffic to \(c.peers.count) peers through \(c.tun), arbiter \(IPv4.format(c.arbiter))",
+                logger: logger, onReady: onReady
+            ) { [runtime] path in
+                Self.respond(path: path, runtime: runtime, exporter: exporter)
             }
-            group.addTask { [runtime] in
-                while !Task.isCancelled {
-                    if let f = runtime.failure { return f }
-                    try? await Task.sleep(for: .milliseconds(100))
-                }
-                return nil
-            }
-            group.addTask {
-                try? await gracefulShutdown()
-                return nil
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first
+        } catch {
+            throw AgentStartError(reason: error.reason)
         }
-        SystemdNotifier.notify("STOPPING=1")
-        logger.info("stopping")
-        if !runtime.stop() { logger.error("the pacing thread did not stop within 5 s") }
-        await http?.close()
         let s = runtime.snapshot()
         let left = HostNetwork.leftovers(c).filter { !$0.hasPrefix("device") }
         if !left.isEmpty { logger.error("could not remove: \(left.joined(separator: ", "))") }

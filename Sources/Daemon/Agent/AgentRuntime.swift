@@ -66,7 +66,7 @@ public struct AgentSnapshot: Sendable {
 ///
 /// The thread owns the core, the device and the sockets; the rest of the process sees
 /// them only through the snapshot it publishes.
-public final class AgentRuntime: Sendable {
+public final class AgentRuntime: ServiceThread {
     public let configuration: AgentDaemonConfiguration
     let snapshotBox: Mutex<AgentSnapshot>
     let stopRequested = Atomic<Bool>(false)
