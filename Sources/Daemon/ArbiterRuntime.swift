@@ -74,13 +74,9 @@ public final class ArbiterRuntime: ServiceThread {
     public let configuration: ArbiterDaemonConfiguration
     public let topology: Topology
     let snapshotBox: Mutex<ArbiterSnapshot>
-    let stopRequested = Atomic<Bool>(false)
-    let stopped = Atomic<Bool>(false)
-    /// When the communication thread last went round its loop (ns): the watchdog's proof
-    /// of life.
-    let heartbeat = Atomic<UInt64>(0)
+    /// The communication thread: its stop flag and its heartbeat, the watchdog's proof of life.
+    let thread = DataPathThread(role: "communication")
     let logger: Logger
-    let finished = DispatchSemaphore(value: 0)
 
     public static let publishIntervalNanoseconds: UInt64 = 100_000_000
     /// Closer deadlines than this are waited for by polling the socket without sleeping:
@@ -104,7 +100,7 @@ public final class ArbiterRuntime: ServiceThread {
     public func snapshot() -> ArbiterSnapshot { snapshotBox.withLock { $0 } }
 
     /// The last time the communication thread was seen working (ns, wall clock).
-    public var lastHeartbeat: UInt64 { heartbeat.load(ordering: .relaxed) }
+    public var lastHeartbeat: UInt64 { thread.lastHeartbeat }
     /// The communication thread does not give up by itself: errors are counted and logged.
     public var failure: String? { nil }
 
@@ -156,23 +152,11 @@ public final class ArbiterRuntime: ServiceThread {
             throw ArbiterStartError(reason: error.description)
         }
         snapshotBox.withLock { $0.startedAt = now }
-        heartbeat.store(now, ordering: .relaxed)
         let box = UncheckedBox((core, io))
-        PinnedThread.start(name: "fp-comm", cpu: configuration.communicationCore) { [self] pinError in
-            if pinError != 0 {
-                logger.warning(
-                    "cannot pin the communication thread to CPU \(configuration.communicationCore ?? -1): \(String(cString: strerror(pinError)))"
-                )
-            }
-            PinnedThread.setTimerSlack(nanoseconds: 1_000)
-            if configuration.realtimePriority > 0 {
-                let e = PinnedThread.setRealtimePriority(configuration.realtimePriority)
-                if e != 0 {
-                    logger.warning(
-                        "cannot run the communication thread at real-time priority \(configuration.realtimePriority): \(String(cString: strerror(e))) (needs CAP_SYS_NICE); batches come late on a busy host"
-                    )
-                }
-            }
+        thread.start(
+            name: "fp-comm", cpu: configuration.communicationCore, realtimePriority: configuration.realtimePriority,
+            lateness: "batches come late on a busy host", logger: logger
+        ) { [self] _ in
             let (core, io) = box.value
             if core.allocatorIsThreaded {
                 // The threads pace batches on the monotonic clock; the core's is the wall clock.
@@ -187,8 +171,6 @@ public final class ArbiterRuntime: ServiceThread {
                 port.close()
             }
             core.stopAllocatorThreads()
-            stopped.store(true, ordering: .releasing)
-            finished.signal()
         }
         for note in configuration.notes { logger.notice("\(note)") }
         logger.info(
@@ -227,9 +209,7 @@ public final class ArbiterRuntime: ServiceThread {
     /// Returns whether it stopped.
     @discardableResult
     public func stop(timeout: Double = 5) -> Bool {
-        stopRequested.store(true, ordering: .releasing)
-        if stopped.load(ordering: .acquiring) { return true }
-        return finished.wait(timeout: .now() + timeout) == .success
+        thread.stop(timeout: timeout)
     }
 
     /// The communication loop: generic over the backend so its calls specialise.
@@ -241,7 +221,7 @@ public final class ArbiterRuntime: ServiceThread {
         var nextPublish: UInt64 = 0
         var failures = 0
         var pinningReported = false
-        while !stopRequested.load(ordering: .relaxed) {
+        while !thread.shouldStop {
             counters.loops &+= 1
             var now = RealtimeClock.now()
             var roundStart = now
@@ -295,7 +275,7 @@ public final class ArbiterRuntime: ServiceThread {
                 counters.busy &+= RealtimeClock.now() &- roundStart
                 counters.io &+= receiveTime &+ sendTime
             }
-            heartbeat.store(now, ordering: .relaxed)
+            thread.beat(now)
             if now >= nextPublish {
                 nextPublish = now + Self.publishIntervalNanoseconds
                 if !pinningReported && core.allocatorIsThreaded {

@@ -69,11 +69,9 @@ public struct AgentSnapshot: Sendable {
 public final class AgentRuntime: ServiceThread {
     public let configuration: AgentDaemonConfiguration
     let snapshotBox: Mutex<AgentSnapshot>
-    let stopRequested = Atomic<Bool>(false)
-    let stopped = Atomic<Bool>(false)
-    let heartbeat = Atomic<UInt64>(0)
+    /// The pacing thread: its stop flag and its heartbeat, the watchdog's proof of life.
+    let thread = DataPathThread(role: "pacing")
     let logger: Logger
-    let finished = DispatchSemaphore(value: 0)
     /// Why the pacing thread gave up (the TUN device failed), if it did.
     let failureBox = Mutex<String?>(nil)
 
@@ -93,7 +91,7 @@ public final class AgentRuntime: ServiceThread {
     }
 
     public func snapshot() -> AgentSnapshot { snapshotBox.withLock { $0 } }
-    public var lastHeartbeat: UInt64 { heartbeat.load(ordering: .relaxed) }
+    public var lastHeartbeat: UInt64 { thread.lastHeartbeat }
 
     /// Creates the TUN device, removes what an earlier run left, routes the peers through
     /// the device, opens the sockets and starts the pacing thread. Errors name what failed;
@@ -136,24 +134,12 @@ public final class AgentRuntime: ServiceThread {
             throw AgentStartError(reason: error.description)
         }
         snapshotBox.withLock { $0.startedAt = now }
-        heartbeat.store(now, ordering: .relaxed)
         let box = UncheckedBox((core, tun, transport))
-        PinnedThread.start(name: "fp-pacing", cpu: c.pacingCore) { [self] pinError in
-            if pinError != 0 {
-                logger.warning(
-                    "cannot pin the pacing thread to CPU \(c.pacingCore ?? -1): \(String(cString: strerror(pinError)))")
-            }
-            PinnedThread.setTimerSlack(nanoseconds: 1_000)
-            if c.pacingPriority > 0 {
-                let e = PinnedThread.setRealtimePriority(c.pacingPriority)
-                if e != 0 {
-                    logger.warning(
-                        "cannot run the pacing thread at real-time priority \(c.pacingPriority): \(String(cString: strerror(e))) (needs CAP_SYS_NICE); it wakes late on a busy host"
-                    )
-                }
-            }
+        thread.start(
+            name: "fp-pacing", cpu: c.pacingCore, realtimePriority: c.pacingPriority,
+            lateness: "it wakes late on a busy host", logger: logger
+        ) { [self] pinned in
             let (core, tun, transport) = box.value
-            let pinned = c.pacingCore != nil && pinError == 0
             switch transport {
             case .sockets(let t):
                 var loop = AgentLoop(
@@ -166,8 +152,6 @@ public final class AgentRuntime: ServiceThread {
                 loop.run()
                 t.port.close()
             }
-            stopped.store(true, ordering: .releasing)
-            finished.signal()
         }
         if case .dpdk(let t) = transport, !["net_af_packet", "net_tap"].contains(t.port.driver) {
             logger.warning(
@@ -188,8 +172,7 @@ public final class AgentRuntime: ServiceThread {
     /// routes. Returns whether the thread stopped.
     @discardableResult
     public func stop(timeout: Double = 5) -> Bool {
-        stopRequested.store(true, ordering: .releasing)
-        let ok = stopped.load(ordering: .acquiring) || finished.wait(timeout: .now() + timeout) == .success
+        let ok = thread.stop(timeout: timeout)
         HostNetwork.removeLeftovers(configuration)
         return ok
     }
@@ -269,7 +252,7 @@ struct AgentLoop<Net: AgentTransport>: ~Copyable {
         var control = PacketBatch(capacity: 8)
         var nextPublish: UInt64 = 0
         var errorsLogged = 0
-        while !runtime.stopRequested.load(ordering: .relaxed) {
+        while !runtime.thread.shouldStop {
             var now = RealtimeClock.now()
             // FCP from the arbiter.
             do {
@@ -316,7 +299,7 @@ struct AgentLoop<Net: AgentTransport>: ~Copyable {
                 }
             }
             checkReachability(now: now)
-            runtime.heartbeat.store(now, ordering: .relaxed)
+            runtime.thread.beat(now)
             if now >= nextPublish {
                 nextPublish = now &+ AgentRuntime.publishIntervalNanoseconds
                 publish(now: now)
