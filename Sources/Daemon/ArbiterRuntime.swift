@@ -152,25 +152,15 @@ public final class ArbiterRuntime: ServiceThread {
             throw ArbiterStartError(reason: error.description)
         }
         snapshotBox.withLock { $0.startedAt = now }
-        let box = UncheckedBox((core, io))
-        thread.start(
-            name: "fp-comm", cpu: configuration.communicationCore, realtimePriority: configuration.realtimePriority,
-            lateness: "batches come late on a busy host", logger: logger
-        ) { [self] _ in
-            let (core, io) = box.value
-            if core.allocatorIsThreaded {
-                // The threads pace batches on the monotonic clock; the core's is the wall clock.
-                core.startAllocatorThreads(now: RealtimeClock.now(), monotonicNow: RealTimeSchedule.now())
-            }
-            switch io {
-            case .socket(let socket):
-                run(core: core, io: socket)
-            case .dpdk(let port):
+        switch io {
+        case .socket(let socket):
+            serve(core: core, io: socket)
+        case .dpdk(let port):
+            serve(core: core, io: port) { [logger] port in
                 if let problem = port.registerPollingThread() { logger.warning("communication thread: \(problem)") }
-                run(core: core, io: port)
+            } after: { port in
                 port.close()
             }
-            core.stopAllocatorThreads()
         }
         for note in configuration.notes { logger.notice("\(note)") }
         logger.info(
@@ -182,6 +172,31 @@ public final class ArbiterRuntime: ServiceThread {
                 "allocator":
                     "\(configuration.allocatorThreads == 0 ? "inline" : "\(configuration.allocatorThreads) stages + path thread")",
             ])
+    }
+
+    /// Starts the communication thread: `core` served over `io` until ``stop(timeout:)``.
+    /// `before` and `after` run on the thread around the loop (a DPDK port registers the
+    /// thread that polls it, and is closed by it). A test passes its own core and an
+    /// in-memory ``MemoryPacketIO`` here to run the daemon's loop without a network.
+    func serve<IO: PacketIO>(
+        core: ArbiterCore, io: IO, before: @escaping (IO) -> Void = { _ in }, after: @escaping (IO) -> Void = { _ in }
+    ) {
+        // Handed to the thread that alone uses them from then on.
+        let box = UncheckedBox((core, io, before, after))
+        thread.start(
+            name: "fp-comm", cpu: configuration.communicationCore, realtimePriority: configuration.realtimePriority,
+            lateness: "batches come late on a busy host", logger: logger
+        ) { [self] _ in
+            let (core, io, before, after) = box.value
+            before(io)
+            if core.allocatorIsThreaded {
+                // The threads pace batches on the monotonic clock; the core's is the wall clock.
+                core.startAllocatorThreads(now: RealtimeClock.now(), monotonicNow: RealTimeSchedule.now())
+            }
+            run(core: core, io: io)
+            core.stopAllocatorThreads()
+            after(io)
+        }
     }
 
     /// Opens the configured packet I/O backend; the error names the cause.
