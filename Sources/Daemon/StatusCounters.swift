@@ -8,7 +8,9 @@ import FastpassStatus
 import PacketIO
 
 extension ArbiterCoreCounters {
-    init(_ s: ArbiterCoreStatistics) {
+    /// The status group of these counters, one by one (a counter missing here fails
+    /// `StatusCountersTests`).
+    public init(_ s: ArbiterCoreStatistics) {
         self.init()
         packetsReceived = s.packetsReceived
         packetsFromUnknownHosts = s.packetsFromUnknownHosts
@@ -43,7 +45,9 @@ extension ArbiterCoreCounters {
 }
 
 extension AllocatorCounters {
-    init(_ s: TimeslotAllocatorStatistics) {
+    /// The status group of these counters, one by one (a counter missing here fails
+    /// `StatusCountersTests`).
+    public init(_ s: TimeslotAllocatorStatistics) {
         self.init()
         requestedSlots = s.requestedSlots
         refusedSlots = s.refusedSlots
@@ -57,7 +61,9 @@ extension AllocatorCounters {
 }
 
 extension PacketIOCounters {
-    init(_ s: PacketIOStatistics) {
+    /// The status group of these counters, one by one (a counter missing here fails
+    /// `StatusCountersTests`).
+    public init(_ s: PacketIOStatistics) {
         self.init()
         received = s.received
         receiveBatches = s.receiveBatches
@@ -75,7 +81,9 @@ extension PacketIOCounters {
 }
 
 extension FCPCounters {
-    init(_ s: FCPConnectionStatistics) {
+    /// The status group of these counters, one by one (a counter missing here fails
+    /// `StatusCountersTests`).
+    public init(_ s: FCPConnectionStatistics) {
         self.init()
         rxPackets = s.rxPackets
         rxTooShort = s.rxTooShort
@@ -120,7 +128,9 @@ extension FCPCounters {
 }
 
 extension ArbiterSessionCounters {
-    init(_ s: ArbiterSessionStatistics) {
+    /// The status group of these counters, one by one (a counter missing here fails
+    /// `StatusCountersTests`).
+    public init(_ s: ArbiterSessionStatistics) {
         self.init()
         destinationTableFull = s.destinationTableFull
         demandSlots = s.demandSlots
@@ -142,7 +152,9 @@ extension ArbiterSessionCounters {
 }
 
 extension EndpointSessionCounters {
-    init(_ s: EndpointSessionStatistics) {
+    /// The status group of these counters, one by one (a counter missing here fails
+    /// `StatusCountersTests`).
+    public init(_ s: EndpointSessionStatistics) {
         self.init()
         allocationsAdmitted = s.allocationsAdmitted
         allocationsTooLate = s.allocationsTooLate
@@ -176,7 +188,9 @@ extension EndpointSessionCounters {
 }
 
 extension AgentCounters {
-    init(_ s: AgentStatistics) {
+    /// The status group of these counters, one by one (a counter missing here fails
+    /// `StatusCountersTests`).
+    public init(_ s: AgentStatistics) {
         self.init()
         packetsQueued = s.packetsQueued
         bytesQueued = s.bytesQueued
@@ -200,7 +214,9 @@ extension AgentCounters {
 }
 
 extension AgentIOCounters {
-    init(_ s: AgentIOStatistics) {
+    /// The status group of these counters, one by one (a counter missing here fails
+    /// `StatusCountersTests`).
+    public init(_ s: AgentIOStatistics) {
         self.init()
         tunPackets = s.tunPackets
         tunBytes = s.tunBytes

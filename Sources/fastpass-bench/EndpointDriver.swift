@@ -1,4 +1,5 @@
 import FastpassArbiter
+import FastpassDaemon
 import FastpassProtocol
 import FastpassStatus
 import Foundation
