@@ -198,20 +198,12 @@ public final class ArbiterCore {
     private let sessionTemplate: ArbiterSessionConfiguration
     private let hostCount: Int
     private let referenceIDs: [UInt16]
-    /// Slot length in picoseconds, and half a slot in nanoseconds (slot midpoints).
+    /// Slot length in picoseconds.
     let timeslotPicoseconds: UInt64
-
-    // Sessions with something to send, in order, each once.
-    private let ready: UnsafeMutablePointer<Int32>
-    private let isReady: UnsafeMutablePointer<Bool>
-    private var readyHead = 0
-    private var readyCount = 0
-
-    // Session timers: a binary heap of (deadline, host), entries checked when they surface.
-    private let timerDeadlines: UnsafeMutablePointer<UInt64>
-    private let timerHosts: UnsafeMutablePointer<Int32>
-    private let timerCapacity: Int
-    private var timerCount = 0
+    /// The arbiter's slots, and how reference endpoints number them.
+    public let slotClock: SlotClock
+    @exclusivity(unchecked) private var readySessions: ReadySessions
+    @exclusivity(unchecked) private var timers: SessionTimers
 
     /// Demand a packet brought, handed to the allocator together once the session is done
     /// with it (so that the allocator looks the pairs up a few ahead); also flushed before
@@ -220,13 +212,9 @@ public final class ArbiterCore {
     private var pendingCount = 0
     static let pendingCapacity = 256
 
-    // Demand the allocator refused, offered again on every advance.
-    private let retrySources: UnsafeMutablePointer<Int32>
-    private let retryDestinations: UnsafeMutablePointer<Int32>
-    private let retrySlots: UnsafeMutablePointer<UInt32>
-    private var retryCount = 0
-    /// Each session's timer deadline as last pushed on the heap.
-    private let pushedDeadline: UnsafeMutablePointer<UInt64>
+    /// Demand the allocator refused, offered again on every advance (once a batch, with
+    /// allocator threads).
+    private var refused: RefusedDemand
     /// Hosts removed and not heard from since: demand towards them is withdrawn at once.
     private let removed: UnsafeMutablePointer<Bool>
     /// Per host, what the allocator was last told: whether its inter-rack allocations are
@@ -258,10 +246,8 @@ public final class ArbiterCore {
     /// leaves (the arbiter's share of an allocation's lateness; the rest is the way).
     @exclusivity(unchecked) public private(set) var sendLeads = AllocationLeadHistogram()
 
-    /// Per session: when its pending allocations are due to leave (.max: none), and the
-    /// due time last pushed on the timer heap for it.
+    /// Per session: when its pending allocations are due to leave (.max: none).
     private let allocationDue: UnsafeMutablePointer<UInt64>
-    private let pushedDue: UnsafeMutablePointer<UInt64>
     /// The latest time the core was given.
     private var clock: UInt64
     @exclusivity(unchecked) private var slotCacheTime: UInt64 = .max
@@ -336,6 +322,7 @@ public final class ArbiterCore {
             && topology.nodeIDs.allSatisfy { $0.rawValue <= NodeID.referenceLimit }
             && aheadNanoseconds <= 64 * Topology.referenceTimeslotNanoseconds
         timeslotPicoseconds = UInt64((topology.timeslotNanoseconds * 1000).rounded())
+        slotClock = SlotClock(origin: configuration.slotOrigin, picoseconds: timeslotPicoseconds)
         var template = configuration.session
         template.timeslotPicoseconds = UInt32(clamping: timeslotPicoseconds)
         template.slotOrigin = configuration.slotOrigin
@@ -345,7 +332,7 @@ public final class ArbiterCore {
         template.maxDestinations = min(template.maxDestinations, hostCount + 64)
         sessionTemplate = template
         // Start allocating at the first slot that is still ahead.
-        let firstSlot = Self.slot(at: now, origin: configuration.slotOrigin, picoseconds: timeslotPicoseconds) + 1
+        let firstSlot = slotClock.slot(at: now) + 1
         let batch = UInt64(configuration.allocator.batchSize)
         if var pipeline = configuration.pipeline {
             pipeline.pathMethod = configuration.pathMethod
@@ -362,25 +349,11 @@ public final class ArbiterCore {
         sessions = .allocate(capacity: hostCount)
         hasSession = .allocate(capacity: hostCount)
         hasSession.initialize(repeating: false, count: hostCount)
-        ready = .allocate(capacity: hostCount)
-        ready.initialize(repeating: 0, count: hostCount)
-        isReady = .allocate(capacity: hostCount)
-        isReady.initialize(repeating: false, count: hostCount)
-        timerCapacity = 4 * hostCount + 16
-        timerDeadlines = .allocate(capacity: timerCapacity)
-        timerDeadlines.initialize(repeating: 0, count: timerCapacity)
-        timerHosts = .allocate(capacity: timerCapacity)
-        timerHosts.initialize(repeating: 0, count: timerCapacity)
+        readySessions = ReadySessions(hostCount: hostCount)
+        timers = SessionTimers(hostCount: hostCount)
         pending = .allocate(capacity: Self.pendingCapacity)
         pending.initialize(repeating: DemandRequest(source: 0, destination: 0, slots: 0))
-        retrySources = .allocate(capacity: configuration.retryCapacity)
-        retrySources.initialize(repeating: 0, count: configuration.retryCapacity)
-        retryDestinations = .allocate(capacity: configuration.retryCapacity)
-        retryDestinations.initialize(repeating: 0, count: configuration.retryCapacity)
-        retrySlots = .allocate(capacity: configuration.retryCapacity)
-        retrySlots.initialize(repeating: 0, count: configuration.retryCapacity)
-        pushedDeadline = .allocate(capacity: hostCount)
-        pushedDeadline.initialize(repeating: .max, count: hostCount)
+        refused = RefusedDemand(capacity: configuration.retryCapacity)
         removed = .allocate(capacity: hostCount)
         removed.initialize(repeating: false, count: hostCount)
         allocationDue = .allocate(capacity: hostCount)
@@ -393,8 +366,6 @@ public final class ArbiterCore {
         heldHosts.initialize(repeating: 0, count: hostCount)
         heldSince = .allocate(capacity: hostCount)
         heldSince.initialize(repeating: 0, count: hostCount)
-        pushedDue = .allocate(capacity: hostCount)
-        pushedDue.initialize(repeating: .max, count: hostCount)
         pinned = .allocate(capacity: hostCount)
         pinned.initialize(repeating: false, count: hostCount)
         refusedTowards.reserveCapacity(64)
@@ -407,18 +378,9 @@ public final class ArbiterCore {
         for h in 0..<hostCount where hasSession[h] { (sessions + h).deinitialize(count: 1) }
         sessions.deallocate()
         hasSession.deallocate()
-        ready.deallocate()
-        isReady.deallocate()
-        timerDeadlines.deallocate()
-        timerHosts.deallocate()
         pending.deallocate()
-        retrySources.deallocate()
-        retryDestinations.deallocate()
-        retrySlots.deallocate()
-        pushedDeadline.deallocate()
         removed.deallocate()
         allocationDue.deallocate()
-        pushedDue.deallocate()
         unansweredSince.deallocate()
         holding.deallocate()
         heldHosts.deallocate()
@@ -428,67 +390,11 @@ public final class ArbiterCore {
 
     // MARK: Clock
 
-    static func slot(at now: UInt64, origin: UInt64, picoseconds: UInt64) -> UInt64 {
-        guard now > origin else { return 0 }
-        let (high, low) = (now - origin).multipliedFullWidth(by: 1000)
-        return picoseconds.dividingFullWidth((high, low)).quotient
-    }
-
     /// The slot in progress at `now` on the arbiter's clock.
-    public func currentSlot(now: UInt64) -> UInt64 {
-        Self.slot(at: now, origin: configuration.slotOrigin, picoseconds: timeslotPicoseconds)
-    }
+    public func currentSlot(now: UInt64) -> UInt64 { slotClock.slot(at: now) }
 
-    /// When `slot` starts on the arbiter's clock: the first whole nanosecond in it, so that
-    /// `currentSlot(now: start(ofSlot: s)) == s` (rounding down would give a time still in
-    /// the slot before, and a caller waking then would find nothing to do, forever).
-    public func start(ofSlot slot: UInt64) -> UInt64 {
-        let (high, low) = slot.multipliedFullWidth(by: timeslotPicoseconds)
-        let (q, r) = UInt64(1000).dividingFullWidth((high, low))
-        return configuration.slotOrigin &+ q &+ (r > 0 ? 1 : 0)
-    }
-
-    /// The number a session uses for our slot `slot`: ours for an endpoint that took the
-    /// announced clock, the reference slot containing its midpoint otherwise.
-    private func sessionSlot(_ slot: UInt64, announcedClock: Bool) -> UInt64 {
-        announcedClock
-            ? slot
-            : Self.referenceSlot(
-                containingMiddleOf: slot, origin: configuration.slotOrigin, picoseconds: timeslotPicoseconds)
-    }
-
-    /// The reference slot that contains the exact middle of our slot `slot` (slots of
-    /// `picoseconds` from `origin` ns), numbered as the reference numbers them:
-    /// ⌊ns · 419 / 2^19⌋ modulo 2^45, which is what its wrapping 64-bit product gives.
-    ///
-    /// The middle is kept to the picosecond. Rounded to whole nanoseconds, middles of
-    /// consecutive slots are 1251 or 1252 ns apart against the reference's 1251.284, so in
-    /// stretches of slots two of ours fell in one reference slot and the endpoint could not
-    /// tell them apart (seen as double-booked slots in the namespace test). Exact middles are
-    /// a whole slot apart, at least a reference slot, so no two share one.
-    public static func referenceSlot(containingMiddleOf slot: UInt64, origin: UInt64, picoseconds: UInt64) -> UInt64 {
-        let middle = UInt128(origin) * 1000 + UInt128(slot) * UInt128(picoseconds) + UInt128(picoseconds / 2)
-        let product = middle * UInt128(ReferenceTimeslot.multiplier)
-        // One 128-by-64-bit hardware division (this runs for every reference allocation):
-        // the quotient, ps·419 / 2^19 / 1000, fits 64 bits for any 64-bit time in ns.
-        let quotient = UInt64(1000 << ReferenceTimeslot.shift).dividingFullWidth(
-            (UInt64(truncatingIfNeeded: product >> 64), UInt64(truncatingIfNeeded: product))
-        ).quotient
-        return quotient & (1 << 45 - 1)
-    }
-
-    /// Our slot whose middle falls in reference slot `reference`, searched near `estimate`
-    /// (within a slot of it); nil if none does (reference slots are shorter than ours, so
-    /// about one in 2 million holds no middle).
-    public static func slot(
-        ofReference reference: UInt64, near estimate: UInt64, origin: UInt64, picoseconds: UInt64
-    ) -> UInt64? {
-        for s in [estimate, estimate &+ 1, estimate &- 1]
-        where referenceSlot(containingMiddleOf: s, origin: origin, picoseconds: picoseconds) == reference {
-            return s
-        }
-        return nil
-    }
+    /// When `slot` starts on the arbiter's clock (see ``SlotClock/start(ofSlot:)``).
+    public func start(ofSlot slot: UInt64) -> UInt64 { slotClock.start(ofSlot: slot) }
 
     /// The next slot the allocator will allocate (allocator threads: the first slot of
     /// the next batch to come back from them).
@@ -744,36 +650,20 @@ public final class ArbiterCore {
     /// Keeps demand the pair table refused, to offer it again on every advance.
     private func keepRefused(source: Int, destination: Int, slots: UInt32, again: Bool = false) {
         if !again { statistics.allocatorRefusals &+= 1 }
-        guard retryCount < configuration.retryCapacity else {
+        if !refused.append(source: source, destination: destination, slots: slots) {
             statistics.demandDropped &+= UInt64(slots)
-            return
         }
-        retrySources[retryCount] = Int32(source)
-        retryDestinations[retryCount] = Int32(destination)
-        retrySlots[retryCount] = slots
-        retryCount += 1
     }
 
     private func retryRefused() {
-        var kept = 0
-        for i in 0..<retryCount {
-            let s = Int(retrySources[i])
-            let d = Int(retryDestinations[i])
+        refused.removeAll { s, d, slots in
             if let p = pipelined {
                 // Offered again; a refusal comes back as an event and is kept again.
-                p.send(
-                    AllocatorCommand(
-                        kind: .addAgain, source: Int32(s), destination: Int32(d), value: UInt64(retrySlots[i])))
-                continue
+                p.send(AllocatorCommand(kind: .addAgain, source: Int32(s), destination: Int32(d), value: UInt64(slots)))
+                return true
             }
-            if !allocator!.addDemand(source: s, destination: d, slots: retrySlots[i]) {
-                retrySources[kept] = retrySources[i]
-                retryDestinations[kept] = retryDestinations[i]
-                retrySlots[kept] = retrySlots[i]
-                kept += 1
-            }
+            return allocator!.addDemand(source: s, destination: d, slots: slots)
         }
-        retryCount = kept
     }
 
     /// Reports as withdrawn the demand `host`'s session just handed over towards removed
@@ -787,17 +677,7 @@ public final class ArbiterCore {
 
     /// Forgets waiting demand from `host`, or (`both`) from and to it.
     private func dropRetries(host: Int, both: Bool) {
-        var kept = 0
-        for i in 0..<retryCount {
-            let s = Int(retrySources[i])
-            let d = Int(retryDestinations[i])
-            if s == host || (both && d == host) { continue }
-            retrySources[kept] = retrySources[i]
-            retryDestinations[kept] = retryDestinations[i]
-            retrySlots[kept] = retrySlots[i]
-            kept += 1
-        }
-        retryCount = kept
+        refused.removeAll { s, d, _ in s == host || (both && d == host) }
     }
 
     // MARK: Time
@@ -806,20 +686,19 @@ public final class ArbiterCore {
     /// the lookahead of `now`, recording its allocations in the sessions.
     public func advance(now: UInt64) {
         clock = now
-        while timerCount > 0 && timerDeadlines[0] <= now {
-            let host = Int(timerHosts[0])
-            let popped = timerDeadlines[0]
-            popTimer()
-            if popped == pushedDeadline[host] { pushedDeadline[host] = .max }
-            if popped == pushedDue[host] { pushedDue[host] = .max }
+        while let first = timers.first, first.deadline <= now {
+            let (popped, host) = first
+            timers.popFirst()
+            if popped == timers.pushedDeadline[host] { timers.pushedDeadline[host] = .max }
+            if popped == timers.pushedDue[host] { timers.pushedDue[host] = .max }
             guard hasSession[host] else { continue }
             // Held allocations now due: the session joins the ready queue.
             if allocationDue[host] <= now { sessionChanged(host) }
             guard let deadline = sessions[host].schedulingState().timerDeadline else { continue }
             guard deadline <= now else {
                 // Moved later since: back on the heap at its new time.
-                if deadline != pushedDeadline[host] {
-                    pushedDeadline[host] = deadline
+                if deadline != timers.pushedDeadline[host] {
+                    timers.pushedDeadline[host] = deadline
                     pushTimer(deadline, host)
                 }
                 continue
@@ -834,7 +713,7 @@ public final class ArbiterCore {
             receiveFromAllocatorThreads(now: now)
             return
         }
-        if retryCount > 0 { retryRefused() }
+        if !refused.isEmpty { retryRefused() }
         if heldCount > 0 { releaseExpiredHolds(now: now) }
         let current = currentSlot(now: now)
         // Slots already begun cannot be allocated any more: skip to the next batch.
@@ -858,7 +737,7 @@ public final class ArbiterCore {
         let next = nextSlotToAllocate
         var due = next > lookahead ? start(ofSlot: next - lookahead) : configuration.slotOrigin
         if pipelined != nil { due = max(due, pollAfter) }
-        return timerCount > 0 ? min(timerDeadlines[0], due) : due
+        return timers.first.map { min($0.deadline, due) } ?? due
     }
 
     private func allocateBatch() {
@@ -961,7 +840,7 @@ public final class ArbiterCore {
             requestAgain(source: source, destination: destination, batch: batch)
             return
         }
-        let slot = sessionSlot(ourSlot, announcedClock: announced)
+        let slot = slotClock.sessionSlot(ourSlot, announcedClock: announced)
         let path = PathID(spine < 0 || !announced ? 0 : UInt16(spine))
         // An allocation this far after the earliest one waiting would push that out of the
         // session's window, to be reported lost: it is long past (the core was held up),
@@ -1169,7 +1048,7 @@ public final class ArbiterCore {
                 statistics.allocationsUnroutable &+= UInt64(r.destination)
                 p.statistics.unroutable &+= UInt64(r.destination)
                 // Refused demand is offered again once a batch, not on every poll.
-                if retryCount > 0 { retryRefused() }
+                if !refused.isEmpty { retryRefused() }
             case .purged:
                 p.statistics.purgedSlots &+= r.value
             case .withdrawal:
@@ -1235,15 +1114,11 @@ public final class ArbiterCore {
     /// address and length; nil when no session has anything to send.
     public func nextPacket(now: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> (address: UInt32, length: Int)? {
         clock = now
-        while readyCount > 0 {
-            let host = Int(ready[readyHead])
-            readyHead = (readyHead + 1) % hostCount
-            readyCount -= 1
-            isReady[host] = false
+        while let host = readySessions.popFirst() {
             guard hasSession[host] else { continue }
             var before = sessions[host].schedulingState()
             if before.pendingAllocations > 0, var earliest = sessions[host].earliestPendingSlot() {
-                let current = sessionSlot(slotAt(now), announcedClock: before.announcedClock)
+                let current = slotClock.sessionSlot(slotAt(now), announcedClock: before.announcedClock)
                 // Slots passed by more than an endpoint accepts: not sent (rarely any).
                 let late = UInt64(configuration.expireUnsentAfterSlots)
                 if Int64(bitPattern: current &- late &- earliest) > 0 {
@@ -1293,69 +1168,33 @@ public final class ArbiterCore {
                 >= (state.announcedClock ? Self.extendedPacketAllocations : Self.referencePacketAllocations)
         {
             due = true
-        } else if allocationDue[host] != pushedDue[host] {
-            pushedDue[host] = allocationDue[host]
+        } else if allocationDue[host] != timers.pushedDue[host] {
+            timers.pushedDue[host] = allocationDue[host]
             pushTimer(allocationDue[host], host)
         }
-        if due && !isReady[host] {
-            isReady[host] = true
-            ready[(readyHead + readyCount) % hostCount] = Int32(host)
-            readyCount += 1
-        }
-        if let deadline = state.timerDeadline, deadline != pushedDeadline[host] {
-            pushedDeadline[host] = deadline
+        if due { readySessions.insert(host) }
+        if let deadline = state.timerDeadline, deadline != timers.pushedDeadline[host] {
+            timers.pushedDeadline[host] = deadline
             pushTimer(deadline, host)
         }
     }
 
     private func pushTimer(_ deadline: UInt64, _ host: Int) {
-        if timerCount == timerCapacity { rebuildTimers() }
-        var i = timerCount
-        timerCount += 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            guard timerDeadlines[parent] > deadline else { break }
-            timerDeadlines[i] = timerDeadlines[parent]
-            timerHosts[i] = timerHosts[parent]
-            i = parent
-        }
-        timerDeadlines[i] = deadline
-        timerHosts[i] = Int32(host)
-    }
-
-    private func popTimer() {
-        timerCount -= 1
-        guard timerCount > 0 else { return }
-        let deadline = timerDeadlines[timerCount]
-        let host = timerHosts[timerCount]
-        var i = 0
-        while true {
-            var child = 2 * i + 1
-            guard child < timerCount else { break }
-            if child + 1 < timerCount && timerDeadlines[child + 1] < timerDeadlines[child] { child += 1 }
-            guard timerDeadlines[child] < deadline else { break }
-            timerDeadlines[i] = timerDeadlines[child]
-            timerHosts[i] = timerHosts[child]
-            i = child
-        }
-        timerDeadlines[i] = deadline
-        timerHosts[i] = host
+        if timers.isFull { rebuildTimers() }
+        timers.push(deadline, host)
     }
 
     /// The heap is full of entries made stale by later deadlines: keep one per session.
     private func rebuildTimers() {
-        timerCount = 0
-        for h in 0..<hostCount {
-            pushedDeadline[h] = .max
-            pushedDue[h] = .max
-            guard hasSession[h] else { continue }
+        timers.removeAll()
+        for h in 0..<hostCount where hasSession[h] {
             if allocationDue[h] != .max {
-                pushedDue[h] = allocationDue[h]
-                pushTimer(allocationDue[h], h)
+                timers.pushedDue[h] = allocationDue[h]
+                timers.push(allocationDue[h], h)
             }
             guard let deadline = sessions[h].schedulingState().timerDeadline else { continue }
-            pushedDeadline[h] = deadline
-            pushTimer(deadline, h)
+            timers.pushedDeadline[h] = deadline
+            timers.push(deadline, h)
         }
     }
 
@@ -1378,9 +1217,9 @@ public final class ArbiterCore {
         removed[host] = true
         hold(host, false)
         unansweredSince[host] = .max
-        pushedDeadline[host] = .max
+        timers.pushedDeadline[host] = .max
         allocationDue[host] = .max
-        pushedDue[host] = .max
+        timers.pushedDue[host] = .max
         if let allocator {
             allocator.removeHost(host)
         } else {
