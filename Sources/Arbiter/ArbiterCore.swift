@@ -184,12 +184,8 @@ public struct ArbiterCoreStatistics: Sendable, Hashable {
 public final class ArbiterCore {
     public let configuration: ArbiterCoreConfiguration
     public private(set) var topology: Topology
-    /// The inline allocator, or nil when the allocator runs on threads of its own.
-    let allocator: TimeslotAllocator?
-    let pipelined: PipelinedAllocator?
-    /// Allocator threads: the earliest the communication thread should look for finished
-    /// batches again when none has come.
-    private var pollAfter: UInt64 = 0
+    /// The allocator, inline or on threads of its own, as configured.
+    let allocator: ArbiterAllocator
     /// Sessions by host index, made on a host's first packet.
     /// Sessions in place, initialised only where `hasSession` is set: reading one through
     /// an optional would copy the whole session (and retain its buffers) on every access.
@@ -337,14 +333,13 @@ public final class ArbiterCore {
         if var pipeline = configuration.pipeline {
             pipeline.pathMethod = configuration.pathMethod
             pipeline.routing = true
-            allocator = nil
-            pipelined = try PipelinedAllocator(
-                topology: topology, allocator: configuration.allocator, pipeline: pipeline)
+            allocator = .threaded(
+                try ThreadedAllocator(topology: topology, allocator: configuration.allocator, pipeline: pipeline))
         } else {
-            allocator = try TimeslotAllocator(
+            let inline = try TimeslotAllocator(
                 topology: topology, configuration: configuration.allocator,
                 firstSlot: (firstSlot + batch - 1) / batch * batch, routing: true, pathMethod: configuration.pathMethod)
-            pipelined = nil
+            allocator = .inline(InlineAllocator(inline, batchSize: configuration.allocator.batchSize))
         }
         sessions = .allocate(capacity: hostCount)
         hasSession = .allocate(capacity: hostCount)
@@ -373,8 +368,8 @@ public final class ArbiterCore {
     }
 
     deinit {
-        // Its threads hold the pipelined allocator unowned: stopped while it still exists.
-        pipelined?.stop()
+        // Its threads hold the threaded allocator unowned: stopped while it still exists.
+        allocator.stop()
         for h in 0..<hostCount where hasSession[h] { (sessions + h).deinitialize(count: 1) }
         sessions.deallocate()
         hasSession.deallocate()
@@ -398,14 +393,10 @@ public final class ArbiterCore {
 
     /// The next slot the allocator will allocate (allocator threads: the first slot of
     /// the next batch to come back from them).
-    public var nextSlotToAllocate: UInt64 {
-        if let allocator { return allocator.nextSlot }
-        let p = pipelined!
-        return p.baseSlot &+ p.nextBatch &* UInt64(p.batchSize)
-    }
+    public var nextSlotToAllocate: UInt64 { allocator.nextSlot }
 
     /// Whether the allocator runs on threads of its own.
-    public var allocatorIsThreaded: Bool { pipelined != nil }
+    public var allocatorIsThreaded: Bool { allocator.isThreaded }
 
     /// With ``ArbiterCoreConfiguration/pipeline`` set: starts the allocator threads (once).
     /// `now` is the core's clock and `monotonicNow` the monotonic clock at the same moment:
@@ -413,16 +404,15 @@ public final class ArbiterCore {
     /// whole batch at least the lookahead ahead of now. Does nothing for the inline
     /// allocator.
     public func startAllocatorThreads(now: UInt64, monotonicNow: UInt64) {
-        guard let p = pipelined else { return }
+        guard allocator.isThreaded else { return }
         let base = allocatorBaseSlot(now: now)
         let baseStart = monotonicNow &+ (start(ofSlot: base) &- now)
         // Batches start as early as the inline allocator would allocate them; the path
         // through the threads is the lookahead's to absorb.
         let lead = max(1, lookaheadCeiling / configuration.allocator.batchSize)
-        p.start(
+        allocator.startThreads(
             baseSlot: base, baseStart: baseStart, slotNanoseconds: Double(timeslotPicoseconds) / 1000,
-            leadBatches: lead)
-        pollAfter = now
+            leadBatches: lead, now: now)
     }
 
     /// The pipeline's slot 0 for allocator threads started at `now`: the first whole batch
@@ -434,23 +424,21 @@ public final class ArbiterCore {
     }
 
     /// Like ``startAllocatorThreads(now:monotonicNow:)``, without threads: the caller takes
-    /// the pipeline's steps (``PipelinedAllocator/step(_:)``), for tests that need an exact
+    /// the pipeline's steps (``ThreadedAllocator/step(_:)``), for tests that need an exact
     /// interleaving of the threads.
     func startAllocatorSteps(now: UInt64) {
-        guard let p = pipelined else { return }
-        p.startStepping(baseSlot: allocatorBaseSlot(now: now))
-        pollAfter = now
+        allocator.threaded?.startStepping(baseSlot: allocatorBaseSlot(now: now), now: now)
     }
 
     /// Stops the allocator threads and waits for them (batches under way are finished).
     /// The core allocates nothing more after it.
     public func stopAllocatorThreads() {
-        pipelined?.stop()
+        allocator.stop()
     }
 
     /// Allocator threads pinned as configured, and those that could not be pinned (so far:
     /// each thread pins itself as it starts).
-    public var allocatorThreadPinning: (pinned: Int, failed: Int) { pipelined?.pinning ?? (0, 0) }
+    public var allocatorThreadPinning: (pinned: Int, failed: Int) { allocator.pinning }
 
     // MARK: Packets in
 
@@ -510,12 +498,7 @@ public final class ArbiterCore {
             // that no batch holds the new epoch's demand unpinned.
             core.pinSource(source, true)
             core.statistics.endpointResets &+= 1
-            if let a = core.allocator {
-                a.resetSource(source)
-            } else {
-                core.pipelined!.send(
-                    AllocatorCommand(kind: .resetSource, source: Int32(source), destination: 0, value: 0))
-            }
+            core.allocator.resetSource(source)
             core.dropRetries(host: source, both: false)
         }
 
@@ -590,11 +573,8 @@ public final class ArbiterCore {
         mutating func withdrawalRequested(destination: NodeID, upTo slots: UInt64) -> UInt64 {
             guard let d = core.host(named: destination, extended: extended) else { return 0 }
             core.flushPending()
-            if let a = core.allocator { return a.withdraw(source: source, destination: d, slots: slots) }
-            // All of it is reported later, as the allocator threads apply it.
-            core.pipelined!.send(
-                AllocatorCommand(kind: .withdraw, source: Int32(source), destination: Int32(d), value: slots))
-            return 0
+            // Allocator threads withdraw none at once: all of it is reported as they apply it.
+            return core.allocator.withdraw(source: source, destination: d, slots: slots)
         }
     }
 
@@ -629,22 +609,9 @@ public final class ArbiterCore {
     /// Hands the queued demand to the allocator; what it refuses is kept for later.
     func flushPending() {
         guard pendingCount > 0 else { return }
-        guard let allocator else {
-            // Refusals come back as events.
-            for i in 0..<pendingCount {
-                let r = pending[i]
-                pipelined!.send(
-                    AllocatorCommand(kind: .add, source: r.source, destination: r.destination, value: UInt64(r.slots)))
-            }
-            pendingCount = 0
-            return
-        }
-        let refused = allocator.addDemand(UnsafeMutableBufferPointer(rebasing: pending[0..<pendingCount]))
+        let demand = UnsafeMutableBufferPointer(rebasing: pending[0..<pendingCount])
         pendingCount = 0
-        for i in 0..<refused {
-            keepRefused(
-                source: Int(pending[i].source), destination: Int(pending[i].destination), slots: pending[i].slots)
-        }
+        allocator.offer(demand, refusalsTo: self)
     }
 
     /// Keeps demand the pair table refused, to offer it again on every advance.
@@ -656,14 +623,8 @@ public final class ArbiterCore {
     }
 
     private func retryRefused() {
-        refused.removeAll { s, d, slots in
-            if let p = pipelined {
-                // Offered again; a refusal comes back as an event and is kept again.
-                p.send(AllocatorCommand(kind: .addAgain, source: Int32(s), destination: Int32(d), value: UInt64(slots)))
-                return true
-            }
-            return allocator!.addDemand(source: s, destination: d, slots: slots)
-        }
+        // Allocator threads take it all: a refusal comes back as an event and is kept again.
+        refused.removeAll { s, d, slots in allocator.offerAgain(source: s, destination: d, slots: slots) }
     }
 
     /// Reports as withdrawn the demand `host`'s session just handed over towards removed
@@ -709,23 +670,9 @@ public final class ArbiterCore {
             withdrawRefused(host)
             sessionChanged(host)
         }
-        guard let allocator else {
-            receiveFromAllocatorThreads(now: now)
-            return
-        }
-        if !refused.isEmpty { retryRefused() }
+        // Only the inline allocator holds sources.
         if heldCount > 0 { releaseExpiredHolds(now: now) }
-        let current = currentSlot(now: now)
-        // Slots already begun cannot be allocated any more: skip to the next batch.
-        if allocator.nextSlot <= current {
-            let batch = UInt64(configuration.allocator.batchSize)
-            let next = (current + 1 + batch - 1) / batch * batch
-            statistics.slotsSkipped &+= next - allocator.nextSlot
-            allocator.skip(to: next)
-        }
-        while allocator.nextSlot <= current + UInt64(lookaheadSlots) {
-            allocateBatch()
-        }
+        allocator.advance(now: now, current: currentSlot(now: now), lookahead: lookaheadSlots, receiver: self)
     }
 
     /// When ``advance(now:)`` must next be called: the earliest session timer or the time
@@ -735,31 +682,9 @@ public final class ArbiterCore {
     public var nextDeadline: UInt64 {
         let lookahead = UInt64(lookaheadSlots)
         let next = nextSlotToAllocate
-        var due = next > lookahead ? start(ofSlot: next - lookahead) : configuration.slotOrigin
-        if pipelined != nil { due = max(due, pollAfter) }
+        let due = allocator.nextDeadline(
+            batchDue: next > lookahead ? start(ofSlot: next - lookahead) : configuration.slotOrigin)
         return timers.first.map { min($0.deadline, due) } ?? due
-    }
-
-    private func allocateBatch() {
-        updateControlReservation(allocator!.controlReservation)
-        let batch = allocator!.allocateNextBatch()
-        statistics.batchesAllocated &+= 1
-        statistics.allocationsUnroutable &+= UInt64(batch.unroutableCount)
-        // Withdrawals the allocator applied: the sessions report them.
-        for w in 0..<batch.withdrawalCount {
-            let (s, d, slots) = batch.withdrawal(w)
-            guard hasSession[s], let node = nodeID(of: d, for: s) else { continue }
-            sessions[s].recordWithdrawal(destination: node, slots: UInt64(slots))
-            sessionChanged(s)
-        }
-        for i in 0..<batch.totalCount {
-            let spine = batch.spine(i)
-            guard spine != BatchAllocations.unroutable else { continue }  // requested again already
-            let a = batch.allocation(i)
-            record(
-                slot: batch.firstSlot &+ UInt64(a.slot), source: a.source, destination: a.destination, spine: spine,
-                batch: 0)
-        }
     }
 
     /// Sizes the slots kept free on the arbiter's rack from the FCP bytes exchanged with
@@ -786,7 +711,7 @@ public final class ArbiterCore {
     /// rack's uplinks carried 1.78 Gbit/s of FCP each (17.8 %), its downlinks 0.57. One
     /// slot fewer upwards left rack 0's uplinks over one packet waiting 10–12 % of the
     /// time at 2:1, against 3–4 % with it.
-    private func updateControlReservation(_ reservation: ControlReservation) {
+    func updateControlReservation(_ reservation: ControlReservation) {
         guard let rack = configuration.controlRack else { return }
         let out = Double(controlBytesOut)
         let into = Double(controlBytesIn)
@@ -888,14 +813,7 @@ public final class ArbiterCore {
     /// Offers one slot of `source`'s demand towards `destination` to the allocator again
     /// (an allocation that could not be used); `batch` is the threads' batch it came from.
     private func requestAgain(source: Int, destination: Int, batch: UInt64) {
-        if let allocator {
-            allocator.requestAgain(source: source, destination: destination, slots: 1)
-        } else if let p = pipelined {
-            p.statistics.allocatedSlots &-= 1  // pending again, as inline
-            p.send(
-                AllocatorCommand(
-                    kind: .requestAgain, source: Int32(source), destination: Int32(destination), value: batch))
-        }
+        allocator.requestAgain(source: source, destination: destination, batch: batch)
     }
 
     /// Takes a round-trip sample; every ``RoundTripEstimator/samplesPerUpdate`` samples the
@@ -949,7 +867,7 @@ public final class ArbiterCore {
         // stall came from purges instead (see ``AllocationStage``'s `purgedLater`), but
         // this is not measured with the threads since: there late allocations are sent
         // (and refused, and asked for again by the endpoint) as before.
-        guard allocator != nil else { return }
+        guard !allocator.isThreaded else { return }
         let state = sessions[source].schedulingState()
         expiredTowards.removeAll(keepingCapacity: true)
         let expired = sessions[source].expirePendingAllocations(before: limit) { expiredTowards.append($0) }
@@ -964,9 +882,8 @@ public final class ArbiterCore {
 
     /// Holds `host` back from allocation, or lets it go (inline allocator only).
     private func hold(_ host: Int, _ on: Bool) {
-        guard let allocator, holding[host] != on else { return }
+        guard holding[host] != on, allocator.setSourceHeld(host, on) else { return }
         holding[host] = on
-        allocator.setSourceHeld(host, on)
         if on {
             statistics.sourcesHeld &+= 1
             heldHosts[heldCount] = Int32(host)
@@ -1011,101 +928,7 @@ public final class ArbiterCore {
     fileprivate func pinSource(_ host: Int, _ on: Bool) {
         guard pinned[host] != on else { return }
         pinned[host] = on
-        if let allocator {
-            allocator.setSourcePinned(host, on)
-        } else {
-            pipelined!.send(
-                AllocatorCommand(kind: .pinSource, source: Int32(host), destination: 0, value: on ? 1 : 0))
-        }
-    }
-
-    /// Allocator threads: sends what waits, then takes in their events and every batch
-    /// that has come back, in order.
-    private func receiveFromAllocatorThreads(now: UInt64) {
-        let p = pipelined!
-        p.flush()
-        takeEvents(p)
-        var batch = p.nextBatch &- 1
-        var any = false
-        let current = currentSlot(now: now)
-        while let r = p.results.pop() {
-            let s = Int(r.source)
-            let d = Int(r.destination)
-            switch r.kind {
-            case .batch:
-                // Events sent before this batch was fed are all in the ring by now.
-                takeEvents(p)
-                batch = r.value
-                // The threads skip batches whose first slot began before they got to them.
-                if batch > p.nextBatch {
-                    statistics.slotsSkipped &+= (batch - p.nextBatch) &* UInt64(configuration.allocator.batchSize)
-                }
-                p.nextBatch = batch &+ 1
-                any = true
-                // Takes effect from a batch the threads start after this one.
-                updateControlReservation(p.pipeline.controlReservation)
-                statistics.batchesAllocated &+= 1
-                statistics.allocationsUnroutable &+= UInt64(r.destination)
-                p.statistics.unroutable &+= UInt64(r.destination)
-                // Refused demand is offered again once a batch, not on every poll.
-                if !refused.isEmpty { retryRefused() }
-            case .purged:
-                p.statistics.purgedSlots &+= r.value
-            case .withdrawal:
-                p.statistics.withdrawnSlots &+= r.value
-                if p.isStale(source: s, destination: d, batch: batch) {
-                    statistics.allocationsPurged &+= 1
-                    continue
-                }
-                guard hasSession[s], let node = nodeID(of: d, for: s) else { continue }
-                sessions[s].recordWithdrawal(destination: node, slots: r.value)
-                sessionChanged(s)
-            case .allocation:
-                if p.isStale(source: s, destination: d, batch: batch) {
-                    // Allocated from demand purged since: counted as purged, not allocated.
-                    statistics.allocationsPurged &+= 1
-                    p.statistics.purgedSlots &+= 1
-                    continue
-                }
-                p.statistics.allocatedSlots &+= 1
-                let slot = p.baseSlot &+ r.value
-                guard slot > current else {
-                    statistics.allocationsLate &+= 1
-                    p.statistics.allocatedSlots &-= 1  // pending again, as inline
-                    p.send(
-                        AllocatorCommand(
-                            kind: .requestAgain, source: r.source, destination: r.destination, value: batch))
-                    continue
-                }
-                record(slot: slot, source: s, destination: d, spine: r.spine, batch: batch)
-            }
-        }
-        statistics.commandsDelayed = p.outboxed
-        // Nothing came: look again in a microsecond rather than spin on the ring.
-        pollAfter = any ? 0 : now &+ 1_000
-    }
-
-    /// Allocator threads: applies the feeds' answers to the commands sent.
-    private func takeEvents(_ p: PipelinedAllocator) {
-        while let e = p.events.pop() {
-            p.note(e)
-            let s = Int(e.source)
-            let d = Int(e.destination)
-            switch e.kind {
-            case .refused, .refusedAgain:
-                // A purge sent since makes the refused demand moot.
-                if !p.isOvertaken(source: s, destination: d) {
-                    keepRefused(source: s, destination: d, slots: UInt32(e.value), again: e.kind == .refusedAgain)
-                }
-            case .withdrawn:
-                guard !p.isOvertaken(source: s, destination: d), hasSession[s], let node = nodeID(of: d, for: s)
-                else { continue }
-                sessions[s].recordWithdrawal(destination: node, slots: e.value)
-                sessionChanged(s)
-            case .purged, .counters:
-                break
-            }
-        }
+        allocator.setSourcePinned(host, on)
     }
 
     // MARK: Packets out
@@ -1220,12 +1043,8 @@ public final class ArbiterCore {
         timers.pushedDeadline[host] = .max
         allocationDue[host] = .max
         timers.pushedDue[host] = .max
-        if let allocator {
-            allocator.removeHost(host)
-        } else {
-            flushPending()
-            pipelined!.send(AllocatorCommand(kind: .removeHost, source: Int32(host), destination: 0, value: 0))
-        }
+        flushPending()
+        allocator.removeHost(host)
         // No session, no demand: nothing to pin until it speaks again.
         pinSource(host, false)
         dropRetries(host: host, both: true)
@@ -1240,23 +1059,51 @@ public final class ArbiterCore {
     /// Marks a ToR↔spine link down or up (from the next batch).
     /// Needs the inline allocator.
     public func setLink(rack: Int, spine: Int, up: Bool) throws(TopologyError) {
-        guard let allocator else {
-            throw TopologyError(field: "pipeline", reason: "link changes need the inline allocator")
-        }
-        try allocator.setLink(rack: rack, spine: spine, up: up)
-        topology = allocator.topology
+        topology = try allocator.setLink(rack: rack, spine: spine, up: up)
     }
 
     /// Marks a spine down or up (from the next batch).
     /// Needs the inline allocator.
     public func setSpine(_ spine: Int, up: Bool) throws(TopologyError) {
-        guard let allocator else {
-            throw TopologyError(field: "pipeline", reason: "spine changes need the inline allocator")
-        }
-        try allocator.setSpine(spine, up: up)
-        topology = allocator.topology
+        topology = try allocator.setSpine(spine, up: up)
     }
 
     /// The allocator's counters.
-    public var allocatorStatistics: TimeslotAllocatorStatistics { allocator?.statistics ?? pipelined!.statistics }
+    public var allocatorStatistics: TimeslotAllocatorStatistics { allocator.statistics }
+}
+
+extension ArbiterCore: AllocationReceiver {
+    @inline(__always)
+    func allocated(slot: UInt64, source: Int, destination: Int, spine: Int16, batch: UInt64) {
+        record(slot: slot, source: source, destination: destination, spine: spine, batch: batch)
+    }
+
+    func withdrawn(source: Int, destination: Int, slots: UInt64) {
+        guard hasSession[source], let node = nodeID(of: destination, for: source) else { return }
+        sessions[source].recordWithdrawal(destination: node, slots: slots)
+        sessionChanged(source)
+    }
+
+    func refused(source: Int, destination: Int, slots: UInt32, again: Bool) {
+        keepRefused(source: source, destination: destination, slots: slots, again: again)
+    }
+
+    func offerRefusedAgain() {
+        if !refused.isEmpty { retryRefused() }
+    }
+
+    func batchAllocated(unroutable: UInt64) {
+        statistics.batchesAllocated &+= 1
+        statistics.allocationsUnroutable &+= unroutable
+    }
+
+    func slotsSkipped(_ slots: UInt64) {
+        statistics.slotsSkipped &+= slots
+    }
+
+    func threadResults(purged: UInt64, late: UInt64, commandsDelayed: UInt64) {
+        statistics.allocationsPurged &+= purged
+        statistics.allocationsLate &+= late
+        statistics.commandsDelayed = commandsDelayed
+    }
 }
