@@ -1,173 +1,5 @@
 import FastpassProtocol
 
-/// How an ``ArbiterCore`` is set up.
-public struct ArbiterCoreConfiguration: Sendable {
-    /// Template for every endpoint's session: epoch, capabilities, authentication, limits.
-    /// Its timeslot length and origin are set from the topology and ``slotOrigin``.
-    public var session = ArbiterSessionConfiguration()
-    public var allocator = TimeslotAllocatorConfiguration()
-    /// How spines are chosen.
-    public var pathMethod: PathSelector.Method = .edgeColoring
-    /// Start of slot 0 on the arbiter's clock, in nanoseconds.
-    public var slotOrigin: UInt64 = 0
-    /// How far ahead of the current slot batches are allocated, fixed; nil (the default)
-    /// follows the measured send lead (see ``ArbiterCore/sendLeadSlots``), within the
-    /// most that endpoints accept early (64 slots for the end of a batch). Allocator
-    /// threads pace themselves by a fixed lead: the most allowed, when nil.
-    public var lookaheadSlots: Int?
-    /// How far ahead of its earliest slot a packet of allocations leaves, fixed; nil (the
-    /// default) follows the endpoints' measured round trip (see
-    /// ``ArbiterCore/sendLeadSlots``). At most the lookahead.
-    public var sendLeadSlots: Int?
-    /// Allocations whose slot has passed by more than this when their session gets to send
-    /// them are not sent but offered to the allocator again: an endpoint refuses them
-    /// (the reference accepts 16 slots late).
-    public var expireUnsentAfterSlots = 16
-    /// Demand the allocator's pair table refused, kept to offer again (entries).
-    public var retryCapacity = 65_536
-    /// Run the allocator's stages and path selection on threads of their own (started by
-    /// ``ArbiterCore/startAllocatorThreads(now:monotonicNow:)``), paced by the clock; nil
-    /// runs them inline, on the thread that calls ``ArbiterCore/advance(now:)``. Its
-    /// schedule and path method are set by the core.
-    public var pipeline: PipelineConfiguration?
-    /// The rack whose ToR the arbiter's own link hangs off. Every FCP packet between the
-    /// arbiter and a host in another rack crosses that rack's ToR↔spine links, which the
-    /// allocator books for data: the core then keeps slots free of inter-rack data on the
-    /// rack for them (``ControlReservation``), sized from the FCP bytes it exchanges with
-    /// other racks. nil: the arbiter does not share the fabric's uplinks (a control
-    /// network of its own), nothing is kept.
-    public var controlRack: Int?
-    /// Bytes an FCP packet takes on the wire beyond its FCP bytes: IPv4 header (20) and
-    /// Ethernet header, FCS, preamble and inter-frame gap (38).
-    public var controlFramingBytes = 58
-
-    public init() {}
-
-    /// Why the configuration cannot work with `topology`, naming the field; nil when it can.
-    public func problem(topology: Topology) -> String? {
-        if let p = session.problem { return "session.\(p)" }
-        if let p = allocator.problem(hosts: topology.hostCount) { return p }
-        let ceiling = Self.maximumLookahead(batchSize: allocator.batchSize, topology: topology)
-        if ceiling < 0 {
-            return
-                "allocator.batchSize: a batch of \(allocator.batchSize) slots does not fit the 64 slots endpoints accept early"
-        }
-        if let lookaheadSlots {
-            if lookaheadSlots < 0 || lookaheadSlots + allocator.batchSize > 64 {
-                return "lookaheadSlots: a batch of \(allocator.batchSize) allocated \(lookaheadSlots) slots ahead "
-                    + "ends more than 64 slots ahead, which endpoints refuse"
-            }
-            // Reference endpoints count 64 of their slots of 1251.284 ns.
-            let aheadNanoseconds = Double(lookaheadSlots + allocator.batchSize) * topology.timeslotNanoseconds
-            if lookaheadSlots > ceiling {
-                return
-                    "lookaheadSlots: a batch ends \(Int(aheadNanoseconds)) ns ahead, more than the 64 reference slots "
-                    + "reference endpoints accept early"
-            }
-        }
-        if expireUnsentAfterSlots < 0 { return "expireUnsentAfterSlots: must not be negative" }
-        if let sendLeadSlots, sendLeadSlots < 0 || sendLeadSlots > (lookaheadSlots ?? ceiling) {
-            return "sendLeadSlots: must be in 0...\(lookaheadSlots ?? ceiling) (the lookahead)"
-        }
-        if retryCapacity < 1 { return "retryCapacity: must be at least 1" }
-        if let r = controlRack, r < 0 || r >= topology.rackCount {
-            return "controlRack: must be in 0..<\(topology.rackCount) (got \(r))"
-        }
-        if controlFramingBytes < 0 || controlFramingBytes > 1000 {
-            return "controlFramingBytes: must be in 0...1000 (got \(controlFramingBytes))"
-        }
-        if let pipeline {
-            if let p = pipeline.problem { return p }
-            // A stage starts a batch lookahead ÷ batch size whole batches ahead.
-            if (lookaheadSlots ?? ceiling) < allocator.batchSize {
-                return "lookaheadSlots: with allocator threads, at least one batch (\(allocator.batchSize) slots)"
-            }
-            // The pipeline passes unroutable allocations back in 16-bit host fields.
-            if topology.hostCount > 65_536 { return "pipeline: at most 65 536 hosts (got \(topology.hostCount))" }
-        }
-        return nil
-    }
-
-    /// The most slots ahead a batch of `batchSize` may be allocated: its last slot no more
-    /// than 64 slots ahead, in reference slots where reference endpoints are served.
-    /// Negative when even a batch allocated now would end too far ahead.
-    public static func maximumLookahead(batchSize: Int, topology: Topology) -> Int {
-        var ceiling = 64 - batchSize
-        if topology.configuration.referenceEndpoints {
-            let window = 64 * Topology.referenceTimeslotNanoseconds
-            while ceiling >= 0 && Double(ceiling + batchSize) * topology.timeslotNanoseconds > window { ceiling -= 1 }
-        }
-        return ceiling
-    }
-}
-
-/// Counters of an ``ArbiterCore``.
-public struct ArbiterCoreStatistics: Sendable, Hashable {
-    public var packetsReceived: UInt64 = 0
-    /// Packets from an address that is not a host of the topology (dropped).
-    public var packetsFromUnknownHosts: UInt64 = 0
-    /// Packets a session dropped as bad: checksum, malformed, unauthenticated, stale epoch.
-    public var packetsDropped: UInt64 = 0
-    /// Packets a session ignored as part of the protocol: a RESET it did not apply, a
-    /// duplicate or one older than the receive window.
-    public var packetsOutOfSync: UInt64 = 0
-    public var packetsSent: UInt64 = 0
-    public var encodeFailures: UInt64 = 0
-    /// Demand towards a destination the topology does not know, or towards the sender.
-    public var demandToUnknownDestination: UInt64 = 0
-    public var demandToSelf: UInt64 = 0
-    /// Demand towards a removed host (slots), withdrawn at once.
-    public var demandToRemovedHost: UInt64 = 0
-    public var batchesAllocated: UInt64 = 0
-    /// Slots skipped because the core was called too late to allocate them in time.
-    public var slotsSkipped: UInt64 = 0
-    /// Allocations recorded in a session (to be sent).
-    public var allocationsRecorded: UInt64 = 0
-    /// Allocations for demand the session no longer holds (a reset, a withdrawal).
-    public var allocationsStale: UInt64 = 0
-    /// Allocations a session could not place (slot taken or too old); their demand is
-    /// offered to the allocator again.
-    public var allocationsRequestedAgain: UInt64 = 0
-    /// Allocations a session could not encode (should not happen: such endpoints are
-    /// refused at registration); dropped.
-    public var allocationsUnencodable: UInt64 = 0
-    /// Allocations with no spine that had room (links down, or a reference endpoint's
-    /// pinned spine full in that slot); requested again.
-    public var allocationsUnroutable: UInt64 = 0
-    /// Allocations for an endpoint on reference numbering (it cannot be told a path) that
-    /// came back routed over another spine than its pinned one: possible only with
-    /// allocator threads, for batches under way when an extended endpoint lost its
-    /// announced clock without a reset. Requested again rather than sent.
-    public var allocationsOffPinnedSpine: UInt64 = 0
-    /// Times the allocator's pair table was full; the demand waits to be offered again.
-    public var allocatorRefusals: UInt64 = 0
-    /// Allocator threads only: allocations and withdrawals dropped because a purge (reset,
-    /// removed host) was sent after their batch began.
-    public var allocationsPurged: UInt64 = 0
-    /// Allocator threads only: allocations that came back from them for a slot already
-    /// begun (they fell behind the clock); their demand is offered again.
-    public var allocationsLate: UInt64 = 0
-    /// Allocator threads only: commands that waited in the outbox for the ring (kept, in
-    /// order; a sign the allocator threads are not keeping up).
-    public var commandsDelayed: UInt64 = 0
-    /// Demand lost because the retry list was full too (slots).
-    public var demandDropped: UInt64 = 0
-    /// Allocations not sent because their slot had passed by more than
-    /// ``ArbiterCoreConfiguration/expireUnsentAfterSlots`` when their session sent (the
-    /// arbiter was held up); their demand is offered again.
-    public var allocationsExpiredUnsent: UInt64 = 0
-    /// Packets sent that carried allocations.
-    public var allocationPacketsSent: UInt64 = 0
-    /// Times a source was held back from allocation for not answering (inline allocator).
-    public var sourcesHeld: UInt64 = 0
-    /// Round-trip samples taken from endpoints' acknowledgements.
-    public var roundTripSamples: UInt64 = 0
-    public var registrations: UInt64 = 0
-    public var refusals: UInt64 = 0
-    public var endpointResets: UInt64 = 0
-    public init() {}
-}
-
 /// The arbiter, sans-IO: every endpoint's FCP session, the timeslot allocator and path
 /// selection, driven by packets in, the clock and timers, producing packets out.
 ///
@@ -212,18 +44,18 @@ public final class ArbiterCore {
     /// allocator threads).
     private var refused: RefusedDemand
     /// Hosts removed and not heard from since: demand towards them is withdrawn at once.
-    private let removed: UnsafeMutablePointer<Bool>
+    let removed: UnsafeMutablePointer<Bool>
     /// Per host, what the allocator was last told: whether its inter-rack allocations are
     /// pinned to their pinned spine (its session counts slots without the announced
     /// clock, so it gets reference ALLOCs, which cannot name a path).
     private let pinned: UnsafeMutablePointer<Bool>
     /// Demand a session handed over towards a removed host, withdrawn once the session
     /// is free again (destination node ids, for the session being served).
-    private var refusedTowards: [NodeID] = []
+    var refusedTowards: [NodeID] = []
     /// Destinations of allocations a session withdrew unsent (scratch, reused).
     private var expiredTowards: [NodeID] = []
 
-    public private(set) var statistics = ArbiterCoreStatistics()
+    public internal(set) var statistics = ArbiterCoreStatistics()
 
     // The send rule. A session with nothing but allocations to send waits until its
     // earliest one is `sendLeadSlots` ahead, or until it has a packet's worth: fewer,
@@ -459,7 +291,7 @@ public final class ArbiterCore {
             // A new session is a reference one until a HELLO registers it.
             pinSource(host, true)
         }
-        var handler = Handler(core: self, source: host, extended: isExtended(host))
+        var handler = SessionRequestHandler(core: self, source: host, extended: isExtended(host))
         let result = sessions[host].receive(packet, now: now, handler: &handler)
         flushPending()
         withdrawRefused(host)
@@ -481,101 +313,6 @@ public final class ArbiterCore {
     private func isExtended(_ host: Int) -> Bool {
         guard hasSession[host] else { return false }
         return sessions[host].schedulingState().extended
-    }
-
-    /// The core's side of a session's requests (the session calls it back, in the order
-    /// reset, registration, demand; it must not look at the session, which is busy).
-    struct Handler: ArbiterSessionHandler {
-        unowned let core: ArbiterCore
-        let source: Int
-        /// Whether the endpoint is registered: its destination ids are topology node ids.
-        var extended: Bool
-
-        mutating func endpointReset() {
-            core.flushPending()
-            extended = false
-            // Back to reference until a HELLO registers it. Pinned before the purge, so
-            // that no batch holds the new epoch's demand unpinned.
-            core.pinSource(source, true)
-            core.statistics.endpointResets &+= 1
-            core.allocator.resetSource(source)
-            core.dropRetries(host: source, both: false)
-        }
-
-        mutating func registrationRequested(_ hello: FCPHello) -> FCPRegistrationDecision {
-            let decision = decide(hello)
-            // Only WIDE-ALLOC names a path: anything else is pinned, decided before the
-            // demand this packet may carry is handed over.
-            var clock = false
-            if case .accept = decision {
-                clock = hello.capabilities.intersection(core.configuration.session.supportedCapabilities).contains(
-                    .announcedClock)
-            }
-            core.pinSource(source, !clock)
-            return decision
-        }
-
-        private mutating func decide(_ hello: FCPHello) -> FCPRegistrationDecision {
-            let t = core.topology
-            // The endpoint is the host its packets come from; what it states must agree.
-            extended = false
-            if let node = hello.node {
-                guard let h = t.index(of: node) else {
-                    core.statistics.refusals &+= 1
-                    return .refuse(.unknownIdentity)
-                }
-                guard h == source else {
-                    core.statistics.refusals &+= 1
-                    return .refuse(.identityMismatch)
-                }
-            }
-            if let address = hello.address, address != t.addresses[source] {
-                core.statistics.refusals &+= 1
-                return .refuse(t.index(ofAddress: address) == nil ? .unknownIdentity : .identityMismatch)
-            }
-            // Without the announced clock the endpoint counts reference slots and reads
-            // 16-bit destinations with a 2-bit path: only a fabric built for reference
-            // endpoints can be told its allocations that way.
-            let granted = hello.capabilities.intersection(core.configuration.session.supportedCapabilities)
-            if !granted.contains(.announcedClock) && !core.referenceNumberingWorks {
-                core.statistics.refusals &+= 1
-                return .refuse(.unsupportedVersion)
-            }
-            core.statistics.registrations &+= 1
-            extended = true
-            return .accept(t.nodeIDs[source])
-        }
-
-        mutating func demandIncreased(destination: NodeID, by slots: UInt64) {
-            guard let d = core.host(named: destination, extended: extended) else {
-                core.statistics.demandToUnknownDestination &+= 1
-                return
-            }
-            guard d != source else {
-                core.statistics.demandToSelf &+= 1
-                return
-            }
-            guard !core.removed[d] else {
-                // Withdrawn (and reported) once the session is free: the host went away.
-                core.statistics.demandToRemovedHost &+= slots
-                core.refusedTowards.append(destination)
-                return
-            }
-            // In parts the pair word can always take (its added field is 31 bits).
-            var rest = slots
-            while rest > 0 {
-                let part = UInt32(min(rest, 1 << 30))
-                core.offer(source: source, destination: d, slots: part)
-                rest -= UInt64(part)
-            }
-        }
-
-        mutating func withdrawalRequested(destination: NodeID, upTo slots: UInt64) -> UInt64 {
-            guard let d = core.host(named: destination, extended: extended) else { return 0 }
-            core.flushPending()
-            // Allocator threads withdraw none at once: all of it is reported as they apply it.
-            return core.allocator.withdraw(source: source, destination: d, slots: slots)
-        }
     }
 
     /// Whether allocations can be told in reference numbering: slots at least as long as
@@ -637,7 +374,7 @@ public final class ArbiterCore {
     }
 
     /// Forgets waiting demand from `host`, or (`both`) from and to it.
-    private func dropRetries(host: Int, both: Bool) {
+    func dropRetries(host: Int, both: Bool) {
         refused.removeAll { s, d, _ in s == host || (both && d == host) }
     }
 
@@ -664,7 +401,7 @@ public final class ArbiterCore {
                 }
                 continue
             }
-            var handler = Handler(core: self, source: host, extended: isExtended(host))
+            var handler = SessionRequestHandler(core: self, source: host, extended: isExtended(host))
             sessions[host].handleTimeout(now: now, handler: &handler)
             flushPending()
             withdrawRefused(host)
@@ -925,7 +662,7 @@ public final class ArbiterCore {
     /// Tells the allocator whether `host`'s inter-rack allocations are pinned to their
     /// pinned spine, when that changed: inline, from the next batch; to the allocator
     /// threads through the command ring, in order with the demand and purges sent.
-    fileprivate func pinSource(_ host: Int, _ on: Bool) {
+    func pinSource(_ host: Int, _ on: Bool) {
         guard pinned[host] != on else { return }
         pinned[host] = on
         allocator.setSourcePinned(host, on)
