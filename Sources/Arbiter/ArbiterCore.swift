@@ -101,23 +101,9 @@ public final class ArbiterCore {
     /// When the core was made: every session's first reset timestamp, so that an
     /// endpoint's own RESET (newer) is taken at once (see ``ArbiterSession/init(configuration:now:)``).
     let startTime: UInt64
-    /// FCP wire bytes sent to and received from hosts outside ``ArbiterCoreConfiguration/controlRack``
-    /// since the last batch, the peak-held estimates the reservation is sized from, and the
-    /// averages that decide whether one is needed.
-    private var controlBytesOut = 0
-    private var controlBytesIn = 0
-    private var controlEstimateOut = 0.0
-    private var controlEstimateIn = 0.0
-    private var controlAverageOut = 0.0
-    private var controlAverageIn = 0.0
-    /// Inter-rack allocations leaving and entering the control rack since the last batch,
-    /// their averages, and the slots kept in the last batch.
-    private var bookedOut = 0
-    private var bookedIn = 0
-    private var bookedAverageOut = 0.0
-    private var bookedAverageIn = 0.0
-    private var keptOut = 0
-    private var keptIn = 0
+    /// What sizes the slots kept for FCP on ``ArbiterCoreConfiguration/controlRack``; nil
+    /// without one.
+    @exclusivity(unchecked) private var controlTraffic: ControlTraffic?
 
     public init(topology: Topology, configuration: ArbiterCoreConfiguration = .init(), now: UInt64)
         throws(TopologyError)
@@ -195,6 +181,9 @@ public final class ArbiterCore {
         heldSince.initialize(repeating: 0, count: hostCount)
         pinned = .allocate(capacity: hostCount)
         pinned.initialize(repeating: false, count: hostCount)
+        controlTraffic = configuration.controlRack.map {
+            ControlTraffic(rack: $0, framingBytes: configuration.controlFramingBytes)
+        }
         refusedTowards.reserveCapacity(64)
         expiredTowards.reserveCapacity(Int(PendingAllocations.windowLength))
     }
@@ -282,9 +271,7 @@ public final class ArbiterCore {
             statistics.packetsFromUnknownHosts &+= 1
             return
         }
-        if let rack = configuration.controlRack, Int(topology.rackOf[host]) != rack {
-            controlBytesIn &+= packet.count &+ configuration.controlFramingBytes
-        }
+        controlTraffic?.received(bytes: packet.count, fromRack: Int(topology.rackOf[host]))
         if !hasSession[host] {
             (sessions + host).initialize(to: ArbiterSession(configuration: sessionTemplate, now: startTime))
             hasSession[host] = true
@@ -424,70 +411,17 @@ public final class ArbiterCore {
         return timers.first.map { min($0.deadline, due) } ?? due
     }
 
-    /// Sizes the slots kept free on the arbiter's rack from the FCP bytes exchanged with
-    /// other racks since the last batch: as many whole slots of the rack's links (all its
-    /// usable spines) as those bytes fill, upwards in the slots when the allocations of a
-    /// batch leave (a burst, once per batch; one slot more for the burst's spread over
-    /// the arbiter's link) and downwards spread over the batch (the requests come in
-    /// spread out). The size comes from an estimate that holds its peak and decays by 1/8
-    /// per batch, so one quiet batch does not open the links to data just before a busy
-    /// one.
-    ///
-    /// None while the slot headroom of the rack's links over a batch carries the average
-    /// FCP bytes. At full bisection, none either while the links also carry the average
-    /// data booked on them (the slots kept counted as booked, as demand would fill them):
-    /// there the uplinks fill only when every host of the rack sends across at once, and a
-    /// reservation decided on FCP bytes alone cost 0.4–0.6 % of the 128-host web-search
-    /// throughput (4 % of a small data-mining run's when kept always). On an
-    /// oversubscribed rack the uplinks run full whenever its hosts have demand across, and
-    /// the booked count swings from batch to batch: deciding on it there left rack 0's
-    /// uplinks over one packet waiting more often (ToR-up p99 1984 B at 2:1, 2240 B at
-    /// 3:1, against 1600 B).
-    ///
-    /// Measured in the simulator (128 hosts, 4:1, web search at 60 %): the arbiter's
-    /// rack's uplinks carried 1.78 Gbit/s of FCP each (17.8 %), its downlinks 0.57. One
-    /// slot fewer upwards left rack 0's uplinks over one packet waiting 10–12 % of the
-    /// time at 2:1, against 3–4 % with it.
     func updateControlReservation(_ reservation: ControlReservation) {
-        guard let rack = configuration.controlRack else { return }
-        let out = Double(controlBytesOut)
-        let into = Double(controlBytesIn)
-        controlBytesOut = 0
-        controlBytesIn = 0
-        controlEstimateOut = max(out, controlEstimateOut * 7 / 8)
-        controlEstimateIn = max(into, controlEstimateIn * 7 / 8)
-        controlAverageOut += (out - controlAverageOut) / 8
-        controlAverageIn += (into - controlAverageIn) / 8
-        var spines = 0
-        for s in 0..<topology.spineCount where topology.isUsable(rack: rack, spine: s) { spines += 1 }
         let batch = configuration.allocator.batchSize
-        let packet = Double(topology.configuration.slotBytes)
-        // Bytes all of the rack's links carry in one slot, and a kept slot's bookable bytes.
-        let perSlot = Double(spines) * topology.timeslotNanoseconds * topology.configuration.uplinkGbpsPerSpine / 8
-        let bookable = Double(spines) * topology.linkRate.packetsPerSlot * packet
-        guard perSlot > 0 else { return }
-        bookedAverageOut += (Double(bookedOut) * packet + Double(keptOut) * bookable - bookedAverageOut) / 8
-        bookedAverageIn += (Double(bookedIn) * packet + Double(keptIn) * bookable - bookedAverageIn) / 8
-        bookedOut = 0
-        bookedIn = 0
-        let capacity = Double(batch) * perSlot
-        let slack = capacity - Double(batch) * bookable
-        let oversubscribed = bookable < Double(topology.hostsOfRack[rack].count) * packet
-        keptOut =
-            controlAverageOut > slack && (oversubscribed || bookedAverageOut + controlAverageOut > capacity)
-            ? min(batch, Int((controlEstimateOut / perSlot).rounded(.up)) + 1) : 0
-        keptIn =
-            controlAverageIn > slack && (oversubscribed || bookedAverageIn + controlAverageIn > capacity)
-            ? min(batch, Int((controlEstimateIn / perSlot).rounded(.up))) : 0
-        reservation.set(rack: rack, upSlots: keptOut, downSlots: keptIn, phase: lookaheadSlots % batch)
+        controlTraffic?.update(reservation, topology: topology, batchSize: batch, phase: lookaheadSlots % batch)
     }
 
     /// Hands one allocation to its source's session.
     @inline(__always)
     private func record(slot ourSlot: UInt64, source: Int, destination: Int, spine: Int16, batch: UInt64) {
-        if spine >= 0, let rack = configuration.controlRack {
-            if Int(topology.rackOf[source]) == rack { bookedOut &+= 1 }
-            if Int(topology.rackOf[destination]) == rack { bookedIn &+= 1 }
+        if spine >= 0 {
+            controlTraffic?.booked(
+                sourceRack: Int(topology.rackOf[source]), destinationRack: Int(topology.rackOf[destination]))
         }
         guard hasSession[source], let node = nodeID(of: destination, for: source) else {
             statistics.allocationsStale &+= 1
@@ -701,9 +635,7 @@ public final class ArbiterCore {
                 statistics.packetsSent &+= 1
                 if carried { statistics.allocationPacketsSent &+= 1 }
                 if unansweredSince[host] == .max { unansweredSince[host] = now }
-                if let rack = configuration.controlRack, Int(topology.rackOf[host]) != rack {
-                    controlBytesOut &+= length &+ configuration.controlFramingBytes
-                }
+                controlTraffic?.sent(bytes: length, toRack: Int(topology.rackOf[host]))
                 return (topology.addresses[host], length)
             case .failure:
                 statistics.encodeFailures &+= 1
