@@ -83,16 +83,8 @@ public final class ArbiterCore {
     @exclusivity(unchecked) private var dueCacheBatch: UInt64 = .max
     @exclusivity(unchecked) private var dueCacheLead: UInt64 = .max
     @exclusivity(unchecked) private var dueCache: UInt64 = 0
-    /// Per host: when the first packet sent to it since it was last heard from left (.max:
-    /// none), and whether the inline allocator holds it back for not answering.
-    private let unansweredSince: UnsafeMutablePointer<UInt64>
-    private let holding: UnsafeMutablePointer<Bool>
-    /// Hosts held, and since when: a hold ends when the host answers, or after
-    /// ``holdLimitNanoseconds`` (an endpoint that only answers when it has something to
-    /// say, as a reference one may, must not wait for allocations for ever).
-    private let heldHosts: UnsafeMutablePointer<Int32>
-    private let heldSince: UnsafeMutablePointer<UInt64>
-    private var heldCount = 0
+    /// Hosts that have not answered, and those the inline allocator holds back for it.
+    @exclusivity(unchecked) private var holds: SourceHolds
     /// A packet's worth of allocations: a reference ALLOC's 64 descriptor bytes hold about
     /// 48 slots with their skips; an extended packet of 512 bytes, after its reports, about
     /// 32 WIDE-ALLOC entries.
@@ -171,14 +163,7 @@ public final class ArbiterCore {
         removed.initialize(repeating: false, count: hostCount)
         allocationDue = .allocate(capacity: hostCount)
         allocationDue.initialize(repeating: .max, count: hostCount)
-        unansweredSince = .allocate(capacity: hostCount)
-        unansweredSince.initialize(repeating: .max, count: hostCount)
-        holding = .allocate(capacity: hostCount)
-        holding.initialize(repeating: false, count: hostCount)
-        heldHosts = .allocate(capacity: hostCount)
-        heldHosts.initialize(repeating: 0, count: hostCount)
-        heldSince = .allocate(capacity: hostCount)
-        heldSince.initialize(repeating: 0, count: hostCount)
+        holds = SourceHolds(hostCount: hostCount)
         pinned = .allocate(capacity: hostCount)
         pinned.initialize(repeating: false, count: hostCount)
         controlTraffic = configuration.controlRack.map {
@@ -197,10 +182,6 @@ public final class ArbiterCore {
         pending.deallocate()
         removed.deallocate()
         allocationDue.deallocate()
-        unansweredSince.deallocate()
-        holding.deallocate()
-        heldHosts.deallocate()
-        heldSince.deallocate()
         pinned.deallocate()
     }
 
@@ -286,8 +267,8 @@ public final class ArbiterCore {
         if result.error == nil { removed[host] = false }
         if let rtt = sessions[host].takeRoundTripSample() { noteRoundTrip(rtt) }
         if result.error == nil {
-            unansweredSince[host] = .max
-            if holding[host] { hold(host, false) }
+            holds.answered(host)
+            if holds.isHeld(host) { hold(host, false) }
         }
         switch result.error {
         case nil: break
@@ -395,7 +376,7 @@ public final class ArbiterCore {
             sessionChanged(host)
         }
         // Only the inline allocator holds sources.
-        if heldCount > 0 { releaseExpiredHolds(now: now) }
+        if !holds.isEmpty { releaseExpiredHolds(now: now) }
         allocator.advance(now: now, current: currentSlot(now: now), lookahead: lookaheadSlots, receiver: self)
     }
 
@@ -456,8 +437,8 @@ public final class ArbiterCore {
             // An endpoint that has not answered what it was sent for longer than the
             // lookahead is not reading: its next slots would arrive too late, so the
             // allocator gives them to others until it answers.
-            if !holding[source], unansweredSince[source] != .max,
-                clock &- unansweredSince[source] > UInt64(lookaheadCeiling) &* timeslotPicoseconds / 1000
+            if !holds.isHeld(source),
+                holds.isSilent(source, longerThan: UInt64(lookaheadCeiling) &* timeslotPicoseconds / 1000, now: clock)
             {
                 hold(source, true)
             }
@@ -553,20 +534,12 @@ public final class ArbiterCore {
 
     /// Holds `host` back from allocation, or lets it go (inline allocator only).
     private func hold(_ host: Int, _ on: Bool) {
-        guard holding[host] != on, allocator.setSourceHeld(host, on) else { return }
-        holding[host] = on
+        guard holds.isHeld(host) != on, allocator.setSourceHeld(host, on) else { return }
         if on {
             statistics.sourcesHeld &+= 1
-            heldHosts[heldCount] = Int32(host)
-            heldSince[heldCount] = clock
-            heldCount += 1
+            holds.insert(host, now: clock)
         } else {
-            for k in 0..<heldCount where heldHosts[k] == Int32(host) {
-                heldCount -= 1
-                heldHosts[k] = heldHosts[heldCount]
-                heldSince[k] = heldSince[heldCount]
-                break
-            }
+            holds.remove(host)
         }
     }
 
@@ -575,16 +548,9 @@ public final class ArbiterCore {
     /// speaks again anyway.
     private var holdLimitNanoseconds: UInt64 { 4 &* UInt64(lookaheadCeiling) &* timeslotPicoseconds / 1000 }
 
-    /// Ends the holds that reached their limit (few hosts are ever held at once).
+    /// Ends the holds that reached their limit.
     private func releaseExpiredHolds(now: UInt64) {
-        var k = 0
-        while k < heldCount {
-            if now &- heldSince[k] > holdLimitNanoseconds {
-                hold(Int(heldHosts[k]), false)
-            } else {
-                k += 1
-            }
-        }
+        while let host = holds.firstExpired(now: now, limit: holdLimitNanoseconds) { hold(host, false) }
     }
 
     /// The spine path selection books for a pinned source's allocation, or -1.
@@ -634,7 +600,7 @@ public final class ArbiterCore {
             case .success(let length):
                 statistics.packetsSent &+= 1
                 if carried { statistics.allocationPacketsSent &+= 1 }
-                if unansweredSince[host] == .max { unansweredSince[host] = now }
+                holds.sent(to: host, now: now)
                 controlTraffic?.sent(bytes: length, toRack: Int(topology.rackOf[host]))
                 return (topology.addresses[host], length)
             case .failure:
@@ -708,7 +674,7 @@ public final class ArbiterCore {
         }
         removed[host] = true
         hold(host, false)
-        unansweredSince[host] = .max
+        holds.answered(host)
         timers.pushedDeadline[host] = .max
         allocationDue[host] = .max
         timers.pushedDue[host] = .max
