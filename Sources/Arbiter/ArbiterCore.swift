@@ -57,19 +57,17 @@ public final class ArbiterCore {
 
     public internal(set) var statistics = ArbiterCoreStatistics()
 
-    // The send rule. A session with nothing but allocations to send waits until its
-    // earliest one is `sendLeadSlots` ahead, or until it has a packet's worth: fewer,
-    // fuller packets, each still early enough for the endpoint.
+    /// The send rule and the lookahead, following the endpoints' round trips.
+    @exclusivity(unchecked) private var schedule: SendSchedule
     /// How far ahead of its earliest slot a packet of allocations leaves: the 99th
     /// percentile of the endpoints' round trips (see ``RoundTripEstimator``) plus one batch,
     /// within one batch and ``lookaheadSlots``.
-    public private(set) var sendLeadSlots: Int
+    public var sendLeadSlots: Int { schedule.sendLeadSlots }
     /// How far ahead of the current slot batches are allocated now: fixed when configured,
     /// else the send lead (a batch is then due to leave as it is made, and a new flow waits
     /// no longer for its first slot than the path to it needs).
-    public private(set) var lookaheadSlots: Int
-    private let lookaheadCeiling: Int
-    @exclusivity(unchecked) private var roundTrips = RoundTripEstimator()
+    public var lookaheadSlots: Int { schedule.lookaheadSlots }
+    private var lookaheadCeiling: Int { schedule.lookaheadCeiling }
     /// Per packet of allocations: its earliest slot's lead over the current slot as it
     /// leaves (the arbiter's share of an allocation's lateness; the rest is the way).
     @exclusivity(unchecked) public private(set) var sendLeads = AllocationLeadHistogram()
@@ -80,9 +78,6 @@ public final class ArbiterCore {
     private var clock: UInt64
     @exclusivity(unchecked) private var slotCacheTime: UInt64 = .max
     @exclusivity(unchecked) private var slotCache: UInt64 = 0
-    @exclusivity(unchecked) private var dueCacheBatch: UInt64 = .max
-    @exclusivity(unchecked) private var dueCacheLead: UInt64 = .max
-    @exclusivity(unchecked) private var dueCache: UInt64 = 0
     /// Hosts that have not answered, and those the inline allocator holds back for it.
     @exclusivity(unchecked) private var holds: SourceHolds
     /// A packet's worth of allocations: a reference ALLOC's 64 descriptor bytes hold about
@@ -109,26 +104,16 @@ public final class ArbiterCore {
         hostCount = topology.hostCount
         referenceIDs = topology.configuration.referenceEndpoints ? topology.referenceIDs : []
         let batchSize = configuration.allocator.batchSize
-        lookaheadCeiling =
-            configuration.lookaheadSlots
-            ?? ArbiterCoreConfiguration.maximumLookahead(batchSize: batchSize, topology: topology)
-        // Until round trips are measured, the most the endpoints' early window allows:
-        // allocations leave as they are made, as early as they can (measured in the
-        // namespace test, where most allocations come before 256 round trips: starting at
-        // two batches left packets 32 slots ahead at the median against 48).
-        let initial =
-            configuration.lookaheadSlots
-            ?? (configuration.pipeline == nil ? lookaheadCeiling : min(lookaheadCeiling, 2 * batchSize))
-        lookaheadSlots = initial
-        sendLeadSlots = configuration.sendLeadSlots ?? initial
+        timeslotPicoseconds = UInt64((topology.timeslotNanoseconds * 1000).rounded())
+        slotClock = SlotClock(origin: configuration.slotOrigin, picoseconds: timeslotPicoseconds)
+        let schedule = SendSchedule(configuration: configuration, topology: topology, clock: slotClock)
+        self.schedule = schedule
         clock = now
-        let aheadNanoseconds = Double(lookaheadCeiling + batchSize) * topology.timeslotNanoseconds
+        let aheadNanoseconds = Double(schedule.lookaheadCeiling + batchSize) * topology.timeslotNanoseconds
         referenceNumberingWorks =
             topology.timeslotNanoseconds >= Topology.referenceTimeslotNanoseconds && topology.spineCount <= 4
             && topology.nodeIDs.allSatisfy { $0.rawValue <= NodeID.referenceLimit }
             && aheadNanoseconds <= 64 * Topology.referenceTimeslotNanoseconds
-        timeslotPicoseconds = UInt64((topology.timeslotNanoseconds * 1000).rounded())
-        slotClock = SlotClock(origin: configuration.slotOrigin, picoseconds: timeslotPicoseconds)
         var template = configuration.session
         template.timeslotPicoseconds = UInt32(clamping: timeslotPicoseconds)
         template.slotOrigin = configuration.slotOrigin
@@ -265,7 +250,10 @@ public final class ArbiterCore {
         withdrawRefused(host)
         // A removed host that speaks again (a packet its session took) is back.
         if result.error == nil { removed[host] = false }
-        if let rtt = sessions[host].takeRoundTripSample() { noteRoundTrip(rtt) }
+        if let rtt = sessions[host].takeRoundTripSample() {
+            statistics.roundTripSamples &+= 1
+            schedule.noteRoundTrip(rtt)
+        }
         if result.error == nil {
             holds.answered(host)
             if holds.isHeld(host) { hold(host, false) }
@@ -446,7 +434,7 @@ public final class ArbiterCore {
             // covers the spread inside it): timed by each allocation's own slot, one late in a
             // batch waited up to a batch longer, and a new flow's first slot with it
             // (simulated incast: request → allocation 20 → 40 µs at p50).
-            let due = dueTime(ofBatchOf: ourSlot)
+            let due = schedule.dueTime(ofBatchOf: ourSlot)
             if due < allocationDue[source] { allocationDue[source] = due }
         case .noDemand:
             statistics.allocationsStale &+= 1
@@ -468,38 +456,9 @@ public final class ArbiterCore {
         allocator.requestAgain(source: source, destination: destination, batch: batch)
     }
 
-    /// Takes a round-trip sample; every ``RoundTripEstimator/samplesPerUpdate`` samples the
-    /// send lead (and, unless fixed, the lookahead) follows its 99th percentile.
-    private func noteRoundTrip(_ nanoseconds: UInt64) {
-        statistics.roundTripSamples &+= 1
-        guard roundTrips.record(nanoseconds: nanoseconds), let p99 = roundTrips.p99Nanoseconds else { return }
-        let batch = configuration.allocator.batchSize
-        let slots = Int((p99 &* 1000 + timeslotPicoseconds - 1) / timeslotPicoseconds)
-        guard configuration.sendLeadSlots == nil else { return }
-        sendLeadSlots = max(batch, min(lookaheadCeiling, slots + batch))
-        if configuration.lookaheadSlots == nil { lookaheadSlots = sendLeadSlots }
-    }
-
     /// The 99th percentile of the endpoints' round trips as last computed (ns); nil before
     /// enough samples came.
-    public var roundTripP99Nanoseconds: UInt64? { roundTrips.p99Nanoseconds }
-
-    /// When allocations in the batch of `slot` are due to leave: the batch's start less the
-    /// send lead. Kept for the batch in hand: every allocation of a batch asks, and a
-    /// slot's start is a 128-bit division (in software here, about 40 ns).
-    private func dueTime(ofBatchOf slot: UInt64) -> UInt64 {
-        let batch = UInt64(configuration.allocator.batchSize)
-        let lead = UInt64(sendLeadSlots)
-        // Same batch as the last call: no division.
-        if slot &- dueCacheBatch < batch && lead == dueCacheLead { return dueCache }
-        let batchStart = slot - slot % batch
-        if batchStart != dueCacheBatch || lead != dueCacheLead {
-            dueCacheBatch = batchStart
-            dueCacheLead = lead
-            dueCache = batchStart > lead ? start(ofSlot: batchStart - lead) : 0
-        }
-        return dueCache
-    }
+    public var roundTripP99Nanoseconds: UInt64? { schedule.roundTripP99Nanoseconds }
 
     /// The current slot at `now`, computed once for consecutive calls with the same time
     /// (a 128-bit division; the send loop asks for every packet it builds).
