@@ -33,12 +33,9 @@ public final class ArbiterCore {
     @exclusivity(unchecked) private var readySessions: ReadySessions
     @exclusivity(unchecked) private var timers: SessionTimers
 
-    /// Demand a packet brought, handed to the allocator together once the session is done
-    /// with it (so that the allocator looks the pairs up a few ahead); also flushed before
-    /// anything that must come after it (withdrawals, resets).
-    private let pending: UnsafeMutableBufferPointer<DemandRequest>
-    private var pendingCount = 0
-    static let pendingCapacity = 256
+    /// Demand a packet brought, handed over once the session is done with it; also
+    /// before anything that must come after it (withdrawals, resets).
+    @exclusivity(unchecked) private var pending = PendingDemand()
 
     /// Demand the allocator refused, offered again on every advance (once a batch, with
     /// allocator threads).
@@ -141,8 +138,6 @@ public final class ArbiterCore {
         hasSession.initialize(repeating: false, count: hostCount)
         readySessions = ReadySessions(hostCount: hostCount)
         timers = SessionTimers(hostCount: hostCount)
-        pending = .allocate(capacity: Self.pendingCapacity)
-        pending.initialize(repeating: DemandRequest(source: 0, destination: 0, slots: 0))
         refused = RefusedDemand(capacity: configuration.retryCapacity)
         removed = .allocate(capacity: hostCount)
         removed.initialize(repeating: false, count: hostCount)
@@ -164,7 +159,6 @@ public final class ArbiterCore {
         for h in 0..<hostCount where hasSession[h] { (sessions + h).deinitialize(count: 1) }
         sessions.deallocate()
         hasSession.deallocate()
-        pending.deallocate()
         removed.deallocate()
         allocationDue.deallocate()
         pinned.deallocate()
@@ -191,30 +185,14 @@ public final class ArbiterCore {
     /// whole batch at least the lookahead ahead of now. Does nothing for the inline
     /// allocator.
     public func startAllocatorThreads(now: UInt64, monotonicNow: UInt64) {
-        guard allocator.isThreaded else { return }
-        let base = allocatorBaseSlot(now: now)
-        let baseStart = monotonicNow &+ (start(ofSlot: base) &- now)
-        // Batches start as early as the inline allocator would allocate them; the path
-        // through the threads is the lookahead's to absorb.
-        let lead = max(1, lookaheadCeiling / configuration.allocator.batchSize)
-        allocator.startThreads(
-            baseSlot: base, baseStart: baseStart, slotNanoseconds: Double(timeslotPicoseconds) / 1000,
-            leadBatches: lead, now: now)
-    }
-
-    /// The pipeline's slot 0 for allocator threads started at `now`: the first whole batch
-    /// at least the lookahead ahead.
-    private func allocatorBaseSlot(now: UInt64) -> UInt64 {
-        let batch = UInt64(configuration.allocator.batchSize)
-        let ahead = currentSlot(now: now) + 1 + UInt64(lookaheadCeiling)
-        return (ahead + batch - 1) / batch * batch
+        allocator.threaded?.start(now: now, monotonicNow: monotonicNow, clock: slotClock, lookahead: lookaheadCeiling)
     }
 
     /// Like ``startAllocatorThreads(now:monotonicNow:)``, without threads: the caller takes
     /// the pipeline's steps (``ThreadedAllocator/step(_:)``), for tests that need an exact
     /// interleaving of the threads.
     func startAllocatorSteps(now: UInt64) {
-        allocator.threaded?.startStepping(baseSlot: allocatorBaseSlot(now: now), now: now)
+        allocator.threaded?.startStepping(now: now, clock: slotClock, lookahead: lookaheadCeiling)
     }
 
     /// Stops the allocator threads and waits for them (batches under way are finished).
@@ -294,17 +272,14 @@ public final class ArbiterCore {
 
     /// Queues demand for the allocator (handed over by ``flushPending()``).
     func offer(source: Int, destination: Int, slots: UInt32) {
-        if pendingCount == Self.pendingCapacity { flushPending() }
-        pending[pendingCount] = DemandRequest(source: source, destination: destination, slots: slots)
-        pendingCount += 1
+        if pending.isFull { flushPending() }
+        pending.append(DemandRequest(source: source, destination: destination, slots: slots))
     }
 
     /// Hands the queued demand to the allocator; what it refuses is kept for later.
     func flushPending() {
-        guard pendingCount > 0 else { return }
-        let demand = UnsafeMutableBufferPointer(rebasing: pending[0..<pendingCount])
-        pendingCount = 0
-        allocator.offer(demand, refusalsTo: self)
+        guard !pending.isEmpty else { return }
+        allocator.offer(pending.takeAll(), refusalsTo: self)
     }
 
     /// Keeps demand the pair table refused, to offer it again on every advance.

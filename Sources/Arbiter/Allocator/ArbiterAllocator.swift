@@ -127,14 +127,6 @@ enum ArbiterAllocator: AllocatorBackend {
 
     // MARK: Threads only
 
-    /// Starts the allocator threads (see ``ThreadedAllocator/start(baseSlot:baseStart:slotNanoseconds:leadBatches:now:)``);
-    /// nothing inline.
-    func startThreads(baseSlot: UInt64, baseStart: UInt64, slotNanoseconds: Double, leadBatches: Int, now: UInt64) {
-        threaded?.start(
-            baseSlot: baseSlot, baseStart: baseStart, slotNanoseconds: slotNanoseconds, leadBatches: leadBatches,
-            now: now)
-    }
-
     /// Stops the allocator threads and waits for them; nothing inline.
     func stop() { threaded?.stop() }
 

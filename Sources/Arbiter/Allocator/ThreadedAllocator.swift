@@ -153,7 +153,7 @@ final class ThreadedAllocator: @unchecked Sendable {
     /// Starts the threads: slot `baseSlot` of the core begins at `baseStart` on the
     /// monotonic clock, each batch is started `leadBatches` batches before its first slot;
     /// `now` is the core's clock.
-    func start(baseSlot: UInt64, baseStart: UInt64, slotNanoseconds: Double, leadBatches: Int, now: UInt64) {
+    private func start(baseSlot: UInt64, baseStart: UInt64, slotNanoseconds: Double, leadBatches: Int, now: UInt64) {
         precondition(!started, "the allocator threads start once")
         started = true
         self.baseSlot = baseSlot
@@ -168,6 +168,34 @@ final class ThreadedAllocator: @unchecked Sendable {
             consume: { [unowned self] batch in consume(batch) })
         self.run = run
         run.go()
+    }
+
+    /// Starts the threads at `now` on the core's clock `clock`, `monotonicNow` on the
+    /// monotonic clock, on which they pace batches: allocation starts with the first whole
+    /// batch at least `lookahead` slots ahead (see ``baseSlot(now:clock:lookahead:)``).
+    func start(now: UInt64, monotonicNow: UInt64, clock: SlotClock, lookahead: Int) {
+        let base = baseSlot(now: now, clock: clock, lookahead: lookahead)
+        let baseStart = monotonicNow &+ (clock.start(ofSlot: base) &- now)
+        // Batches start as early as the inline allocator would allocate them; the path
+        // through the threads is the lookahead's to absorb.
+        let lead = max(1, lookahead / batchSize)
+        start(
+            baseSlot: base, baseStart: baseStart, slotNanoseconds: Double(clock.picoseconds) / 1000,
+            leadBatches: lead, now: now)
+    }
+
+    /// Like ``start(now:monotonicNow:clock:lookahead:)``, without threads (see
+    /// ``startStepping(baseSlot:now:)``).
+    func startStepping(now: UInt64, clock: SlotClock, lookahead: Int) {
+        startStepping(baseSlot: baseSlot(now: now, clock: clock, lookahead: lookahead), now: now)
+    }
+
+    /// The pipeline's slot 0 for threads started at `now`: the first whole batch at least
+    /// `lookahead` slots ahead.
+    private func baseSlot(now: UInt64, clock: SlotClock, lookahead: Int) -> UInt64 {
+        let batch = UInt64(batchSize)
+        let ahead = clock.slot(at: now) + 1 + UInt64(lookahead)
+        return (ahead + batch - 1) / batch * batch
     }
 
     /// Instead of starting the threads: the caller takes the pipeline's steps, one at a
