@@ -25,7 +25,8 @@ public final class ArbiterCore {
     private var hasSession: UnsafeMutablePointer<Bool>
     private let sessionTemplate: ArbiterSessionConfiguration
     private let hostCount: Int
-    private let referenceIDs: [UInt16]
+    /// How endpoints name hosts.
+    let numbering: EndpointNumbering
     /// Slot length in picoseconds.
     let timeslotPicoseconds: UInt64
     /// The arbiter's slots, and how reference endpoints number them.
@@ -99,7 +100,6 @@ public final class ArbiterCore {
         self.topology = topology
         startTime = now
         hostCount = topology.hostCount
-        referenceIDs = topology.configuration.referenceEndpoints ? topology.referenceIDs : []
         let batchSize = configuration.allocator.batchSize
         timeslotPicoseconds = UInt64((topology.timeslotNanoseconds * 1000).rounded())
         slotClock = SlotClock(origin: configuration.slotOrigin, picoseconds: timeslotPicoseconds)
@@ -107,10 +107,7 @@ public final class ArbiterCore {
         self.schedule = schedule
         clock = now
         let aheadNanoseconds = Double(schedule.lookaheadCeiling + batchSize) * topology.timeslotNanoseconds
-        referenceNumberingWorks =
-            topology.timeslotNanoseconds >= Topology.referenceTimeslotNanoseconds && topology.spineCount <= 4
-            && topology.nodeIDs.allSatisfy { $0.rawValue <= NodeID.referenceLimit }
-            && aheadNanoseconds <= 64 * Topology.referenceTimeslotNanoseconds
+        numbering = EndpointNumbering(topology: topology, aheadNanoseconds: aheadNanoseconds)
         var template = configuration.session
         template.timeslotPicoseconds = UInt32(clamping: timeslotPicoseconds)
         template.slotOrigin = configuration.slotOrigin
@@ -249,25 +246,9 @@ public final class ArbiterCore {
         return sessions[host].schedulingState().extended
     }
 
-    /// Whether allocations can be told in reference numbering: slots at least as long as
-    /// the reference's (never two of ours in one of theirs), node ids within 14 bits,
-    /// spines within 2 bits, and batches no further ahead than the 64 reference slots an
-    /// endpoint accepts early.
-    let referenceNumberingWorks: Bool
-
-    /// The host an endpoint means by `node`: a topology node id for a registered
-    /// (extended) endpoint, a reference id (MAC hash) otherwise.
-    func host(named node: NodeID, extended: Bool) -> Int? {
-        if extended { return topology.index(of: node) }
-        guard node.rawValue < 256 else { return nil }
-        return topology.index(ofReferenceID: UInt16(node.rawValue))
-    }
-
     /// The id session `source` uses for host `destination`.
     private func nodeID(of destination: Int, for source: Int) -> NodeID? {
-        if isExtended(source) { return topology.nodeIDs[destination] }
-        guard !referenceIDs.isEmpty else { return nil }
-        return NodeID(UInt32(referenceIDs[destination]))
+        numbering.nodeID(of: destination, extended: isExtended(source))
     }
 
     /// Queues demand for the allocator (handed over by ``flushPending()``).
@@ -461,7 +442,7 @@ public final class ArbiterCore {
         statistics.allocationsExpiredUnsent &+= UInt64(expired)
         let batch: UInt64 = 0  // inline allocator: no batch numbers
         for node in expiredTowards {
-            guard let d = host(named: node, extended: state.extended) else { continue }
+            guard let d = numbering.host(named: node, extended: state.extended) else { continue }
             requestAgain(source: source, destination: d, batch: batch)
         }
     }
