@@ -336,11 +336,6 @@ public final class ArbiterCore {
         return timers.first.map { min($0.deadline, due) } ?? due
     }
 
-    func updateControlReservation(_ reservation: ControlReservation) {
-        let batch = configuration.allocator.batchSize
-        controlTraffic?.update(reservation, topology: topology, batchSize: batch, phase: lookaheadSlots % batch)
-    }
-
     /// Hands one allocation to its source's session.
     @inline(__always)
     private func record(slot ourSlot: UInt64, source: Int, destination: Int, spine: Int16, batch: UInt64) {
@@ -622,6 +617,7 @@ public final class ArbiterCore {
     public var allocatorStatistics: TimeslotAllocatorStatistics { allocator.statistics }
 }
 
+// What the allocator's batches bring, handed back by either allocator.
 extension ArbiterCore: AllocationReceiver {
     @inline(__always)
     func allocated(slot: UInt64, source: Int, destination: Int, spine: Int16, batch: UInt64) {
@@ -645,6 +641,11 @@ extension ArbiterCore: AllocationReceiver {
     func batchAllocated(unroutable: UInt64) {
         statistics.batchesAllocated &+= 1
         statistics.allocationsUnroutable &+= unroutable
+    }
+
+    func updateControlReservation(_ reservation: ControlReservation) {
+        let batch = configuration.allocator.batchSize
+        controlTraffic?.update(reservation, topology: topology, batchSize: batch, phase: lookaheadSlots % batch)
     }
 
     func slotsSkipped(_ slots: UInt64) {
