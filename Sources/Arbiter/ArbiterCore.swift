@@ -18,11 +18,8 @@ public final class ArbiterCore {
     public private(set) var topology: Topology
     /// The allocator, inline or on threads of its own, as configured.
     let allocator: ArbiterAllocator
-    /// Sessions by host index, made on a host's first packet.
-    /// Sessions in place, initialised only where `hasSession` is set: reading one through
-    /// an optional would copy the whole session (and retain its buffers) on every access.
-    private var sessions: UnsafeMutablePointer<ArbiterSession>
-    private var hasSession: UnsafeMutablePointer<Bool>
+    /// The endpoints' sessions by host index, made on a host's first packet.
+    private let sessions: SessionTable
     private let sessionTemplate: ArbiterSessionConfiguration
     private let hostCount: Int
     /// How endpoints name hosts.
@@ -130,9 +127,7 @@ public final class ArbiterCore {
                 firstSlot: (firstSlot + batch - 1) / batch * batch, routing: true, pathMethod: configuration.pathMethod)
             allocator = .inline(InlineAllocator(inline, batchSize: configuration.allocator.batchSize))
         }
-        sessions = .allocate(capacity: hostCount)
-        hasSession = .allocate(capacity: hostCount)
-        hasSession.initialize(repeating: false, count: hostCount)
+        sessions = SessionTable(hostCount: hostCount)
         readySessions = ReadySessions(hostCount: hostCount)
         timers = SessionTimers(hostCount: hostCount)
         refused = RefusedDemand(capacity: configuration.retryCapacity)
@@ -153,9 +148,6 @@ public final class ArbiterCore {
     deinit {
         // Its threads hold the threaded allocator unowned: stopped while it still exists.
         allocator.stop()
-        for h in 0..<hostCount where hasSession[h] { (sessions + h).deinitialize(count: 1) }
-        sessions.deallocate()
-        hasSession.deallocate()
         removed.deallocate()
         allocationDue.deallocate()
         pinned.deallocate()
@@ -213,9 +205,8 @@ public final class ArbiterCore {
             return
         }
         controlTraffic?.received(bytes: packet.count, fromRack: Int(topology.rackOf[host]))
-        if !hasSession[host] {
-            (sessions + host).initialize(to: ArbiterSession(configuration: sessionTemplate, now: startTime))
-            hasSession[host] = true
+        if !sessions.contains(host) {
+            sessions.insert(ArbiterSession(configuration: sessionTemplate, now: startTime), at: host)
             // A new session is a reference one until a HELLO registers it.
             pinSource(host, true)
         }
@@ -242,7 +233,7 @@ public final class ArbiterCore {
     }
 
     private func isExtended(_ host: Int) -> Bool {
-        guard hasSession[host] else { return false }
+        guard sessions.contains(host) else { return false }
         return sessions[host].schedulingState().extended
     }
 
@@ -280,7 +271,7 @@ public final class ArbiterCore {
     /// hosts.
     private func withdrawRefused(_ host: Int) {
         guard !refusedTowards.isEmpty else { return }
-        guard hasSession[host] else { return }
+        guard sessions.contains(host) else { return }
         for node in refusedTowards { sessions[host].withdrawHeldDemand(towards: node) }
         refusedTowards.removeAll(keepingCapacity: true)
     }
@@ -301,7 +292,7 @@ public final class ArbiterCore {
             timers.popFirst()
             if popped == timers.pushedDeadline[host] { timers.pushedDeadline[host] = .max }
             if popped == timers.pushedDue[host] { timers.pushedDue[host] = .max }
-            guard hasSession[host] else { continue }
+            guard sessions.contains(host) else { continue }
             // Held allocations now due: the session joins the ready queue.
             if allocationDue[host] <= now { sessionChanged(host) }
             guard let deadline = sessions[host].schedulingState().timerDeadline else { continue }
@@ -343,7 +334,7 @@ public final class ArbiterCore {
             controlTraffic?.booked(
                 sourceRack: Int(topology.rackOf[source]), destinationRack: Int(topology.rackOf[destination]))
         }
-        guard hasSession[source], let node = nodeID(of: destination, for: source) else {
+        guard sessions.contains(source), let node = nodeID(of: destination, for: source) else {
             statistics.allocationsStale &+= 1
             return
         }
@@ -485,7 +476,7 @@ public final class ArbiterCore {
     public func nextPacket(now: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> (address: UInt32, length: Int)? {
         clock = now
         while let host = readySessions.popFirst() {
-            guard hasSession[host] else { continue }
+            guard sessions.contains(host) else { continue }
             var before = sessions[host].schedulingState()
             if before.pendingAllocations > 0, var earliest = sessions[host].earliestPendingSlot() {
                 let current = slotClock.sessionSlot(slotAt(now), announcedClock: before.announcedClock)
@@ -522,7 +513,7 @@ public final class ArbiterCore {
 
     /// After any event on a session: queue it to send, and track its timer.
     private func sessionChanged(_ host: Int) {
-        guard hasSession[host] else { return }
+        guard sessions.contains(host) else { return }
         let state = sessions[host].schedulingState()
         // The handler pins at resets and registrations, in order with the demand; this
         // catches a session that lost the clock otherwise (a HELLO refused by the session
@@ -555,7 +546,7 @@ public final class ArbiterCore {
     /// The heap is full of entries made stale by later deadlines: keep one per session.
     private func rebuildTimers() {
         timers.removeAll()
-        for h in 0..<hostCount where hasSession[h] {
+        for h in 0..<hostCount where sessions.contains(h) {
             if allocationDue[h] != .max {
                 timers.pushedDue[h] = allocationDue[h]
                 timers.push(allocationDue[h], h)
@@ -570,7 +561,7 @@ public final class ArbiterCore {
 
     /// The session of the host at `address`, if it has sent anything.
     public func session(forAddress address: UInt32) -> ArbiterSession? {
-        topology.index(ofAddress: address).flatMap { hasSession[$0] ? sessions[$0] : nil }
+        topology.index(ofAddress: address).flatMap { sessions.contains($0) ? sessions[$0] : nil }
     }
 
     /// The host at `address` went away: its session ends, all demand from and to it is
@@ -578,10 +569,7 @@ public final class ArbiterCore {
     /// senders) until it is heard from again.
     public func removeHost(address: UInt32) {
         guard let host = topology.index(ofAddress: address) else { return }
-        if hasSession[host] {
-            (sessions + host).deinitialize(count: 1)
-            hasSession[host] = false
-        }
+        sessions.remove(host)
         removed[host] = true
         hold(host, false)
         holds.answered(host)
@@ -595,7 +583,7 @@ public final class ArbiterCore {
         dropRetries(host: host, both: true)
         // The other endpoints' demand towards it is gone from the allocator: their
         // sessions report it withdrawn, so no flow waits for slots that will not come.
-        for s in 0..<hostCount where hasSession[s] {
+        for s in 0..<hostCount where sessions.contains(s) {
             guard let node = nodeID(of: host, for: s) else { continue }
             if sessions[s].withdrawHeldDemand(towards: node) > 0 { sessionChanged(s) }
         }
@@ -625,7 +613,7 @@ extension ArbiterCore: AllocationReceiver {
     }
 
     func withdrawn(source: Int, destination: Int, slots: UInt64) {
-        guard hasSession[source], let node = nodeID(of: destination, for: source) else { return }
+        guard sessions.contains(source), let node = nodeID(of: destination, for: source) else { return }
         sessions[source].recordWithdrawal(destination: node, slots: slots)
         sessionChanged(source)
     }
