@@ -67,8 +67,6 @@ public final class ArbiterCore {
     /// leaves (the arbiter's share of an allocation's lateness; the rest is the way).
     @exclusivity(unchecked) public private(set) var sendLeads = AllocationLeadHistogram()
 
-    /// Per session: when its pending allocations are due to leave (.max: none).
-    private let allocationDue: UnsafeMutablePointer<UInt64>
     /// The latest time the core was given.
     private var clock: UInt64
     @exclusivity(unchecked) private var slotCacheTime: UInt64 = .max
@@ -133,8 +131,6 @@ public final class ArbiterCore {
         refused = RefusedDemand(capacity: configuration.retryCapacity)
         removed = .allocate(capacity: hostCount)
         removed.initialize(repeating: false, count: hostCount)
-        allocationDue = .allocate(capacity: hostCount)
-        allocationDue.initialize(repeating: .max, count: hostCount)
         holds = SourceHolds(hostCount: hostCount)
         pinned = .allocate(capacity: hostCount)
         pinned.initialize(repeating: false, count: hostCount)
@@ -149,7 +145,6 @@ public final class ArbiterCore {
         // Its threads hold the threaded allocator unowned: stopped while it still exists.
         allocator.stop()
         removed.deallocate()
-        allocationDue.deallocate()
         pinned.deallocate()
     }
 
@@ -287,21 +282,14 @@ public final class ArbiterCore {
     /// the lookahead of `now`, recording its allocations in the sessions.
     public func advance(now: UInt64) {
         clock = now
-        while let first = timers.first, first.deadline <= now {
-            let (popped, host) = first
-            timers.popFirst()
-            if popped == timers.pushedDeadline[host] { timers.pushedDeadline[host] = .max }
-            if popped == timers.pushedDue[host] { timers.pushedDue[host] = .max }
+        while let host = timers.popExpired(now: now) {
             guard sessions.contains(host) else { continue }
             // Held allocations now due: the session joins the ready queue.
-            if allocationDue[host] <= now { sessionChanged(host) }
+            if timers.allocationDue[host] <= now { sessionChanged(host) }
             guard let deadline = sessions[host].schedulingState().timerDeadline else { continue }
             guard deadline <= now else {
                 // Moved later since: back on the heap at its new time.
-                if deadline != timers.pushedDeadline[host] {
-                    timers.pushedDeadline[host] = deadline
-                    pushTimer(deadline, host)
-                }
+                timers.schedule(deadline, for: host, sessions: sessions)
                 continue
             }
             var handler = SessionRequestHandler(core: self, source: host, extended: isExtended(host))
@@ -377,7 +365,7 @@ public final class ArbiterCore {
             // batch waited up to a batch longer, and a new flow's first slot with it
             // (simulated incast: request → allocation 20 → 40 µs at p50).
             let due = schedule.dueTime(ofBatchOf: ourSlot)
-            if due < allocationDue[source] { allocationDue[source] = due }
+            if due < timers.allocationDue[source] { timers.allocationDue[source] = due }
         case .noDemand:
             statistics.allocationsStale &+= 1
         case .slotUnavailable:
@@ -521,40 +509,17 @@ public final class ArbiterCore {
         if state.announcedClock == pinned[host] { pinSource(host, !state.announcedClock) }
         var due = state.urgent
         if state.pendingAllocations == 0 {
-            allocationDue[host] = .max
-        } else if allocationDue[host] <= clock
+            timers.allocationDue[host] = .max
+        } else if timers.allocationDue[host] <= clock
             || state.pendingAllocations
                 >= (state.announcedClock ? Self.extendedPacketAllocations : Self.referencePacketAllocations)
         {
             due = true
-        } else if allocationDue[host] != timers.pushedDue[host] {
-            timers.pushedDue[host] = allocationDue[host]
-            pushTimer(allocationDue[host], host)
+        } else {
+            timers.scheduleAllocations(of: host, sessions: sessions)
         }
         if due { readySessions.insert(host) }
-        if let deadline = state.timerDeadline, deadline != timers.pushedDeadline[host] {
-            timers.pushedDeadline[host] = deadline
-            pushTimer(deadline, host)
-        }
-    }
-
-    private func pushTimer(_ deadline: UInt64, _ host: Int) {
-        if timers.isFull { rebuildTimers() }
-        timers.push(deadline, host)
-    }
-
-    /// The heap is full of entries made stale by later deadlines: keep one per session.
-    private func rebuildTimers() {
-        timers.removeAll()
-        for h in 0..<hostCount where sessions.contains(h) {
-            if allocationDue[h] != .max {
-                timers.pushedDue[h] = allocationDue[h]
-                timers.push(allocationDue[h], h)
-            }
-            guard let deadline = sessions[h].schedulingState().timerDeadline else { continue }
-            timers.pushedDeadline[h] = deadline
-            timers.push(deadline, h)
-        }
+        if let deadline = state.timerDeadline { timers.schedule(deadline, for: host, sessions: sessions) }
     }
 
     // MARK: Operations
@@ -573,9 +538,7 @@ public final class ArbiterCore {
         removed[host] = true
         hold(host, false)
         holds.answered(host)
-        timers.pushedDeadline[host] = .max
-        allocationDue[host] = .max
-        timers.pushedDue[host] = .max
+        timers.forget(host)
         flushPending()
         allocator.removeHost(host)
         // No session, no demand: nothing to pin until it speaks again.
