@@ -1,173 +1,5 @@
 import FastpassProtocol
 
-/// How an ``ArbiterCore`` is set up.
-public struct ArbiterCoreConfiguration: Sendable {
-    /// Template for every endpoint's session: epoch, capabilities, authentication, limits.
-    /// Its timeslot length and origin are set from the topology and ``slotOrigin``.
-    public var session = ArbiterSessionConfiguration()
-    public var allocator = TimeslotAllocatorConfiguration()
-    /// How spines are chosen.
-    public var pathMethod: PathSelector.Method = .edgeColoring
-    /// Start of slot 0 on the arbiter's clock, in nanoseconds.
-    public var slotOrigin: UInt64 = 0
-    /// How far ahead of the current slot batches are allocated, fixed; nil (the default)
-    /// follows the measured send lead (see ``ArbiterCore/sendLeadSlots``), within the
-    /// most that endpoints accept early (64 slots for the end of a batch). Allocator
-    /// threads pace themselves by a fixed lead: the most allowed, when nil.
-    public var lookaheadSlots: Int?
-    /// How far ahead of its earliest slot a packet of allocations leaves, fixed; nil (the
-    /// default) follows the endpoints' measured round trip (see
-    /// ``ArbiterCore/sendLeadSlots``). At most the lookahead.
-    public var sendLeadSlots: Int?
-    /// Allocations whose slot has passed by more than this when their session gets to send
-    /// them are not sent but offered to the allocator again: an endpoint refuses them
-    /// (the reference accepts 16 slots late).
-    public var expireUnsentAfterSlots = 16
-    /// Demand the allocator's pair table refused, kept to offer again (entries).
-    public var retryCapacity = 65_536
-    /// Run the allocator's stages and path selection on threads of their own (started by
-    /// ``ArbiterCore/startAllocatorThreads(now:monotonicNow:)``), paced by the clock; nil
-    /// runs them inline, on the thread that calls ``ArbiterCore/advance(now:)``. Its
-    /// schedule and path method are set by the core.
-    public var pipeline: PipelineConfiguration?
-    /// The rack whose ToR the arbiter's own link hangs off. Every FCP packet between the
-    /// arbiter and a host in another rack crosses that rack's ToR↔spine links, which the
-    /// allocator books for data: the core then keeps slots free of inter-rack data on the
-    /// rack for them (``ControlReservation``), sized from the FCP bytes it exchanges with
-    /// other racks. nil: the arbiter does not share the fabric's uplinks (a control
-    /// network of its own), nothing is kept.
-    public var controlRack: Int?
-    /// Bytes an FCP packet takes on the wire beyond its FCP bytes: IPv4 header (20) and
-    /// Ethernet header, FCS, preamble and inter-frame gap (38).
-    public var controlFramingBytes = 58
-
-    public init() {}
-
-    /// Why the configuration cannot work with `topology`, naming the field; nil when it can.
-    public func problem(topology: Topology) -> String? {
-        if let p = session.problem { return "session.\(p)" }
-        if let p = allocator.problem(hosts: topology.hostCount) { return p }
-        let ceiling = Self.maximumLookahead(batchSize: allocator.batchSize, topology: topology)
-        if ceiling < 0 {
-            return
-                "allocator.batchSize: a batch of \(allocator.batchSize) slots does not fit the 64 slots endpoints accept early"
-        }
-        if let lookaheadSlots {
-            if lookaheadSlots < 0 || lookaheadSlots + allocator.batchSize > 64 {
-                return "lookaheadSlots: a batch of \(allocator.batchSize) allocated \(lookaheadSlots) slots ahead "
-                    + "ends more than 64 slots ahead, which endpoints refuse"
-            }
-            // Reference endpoints count 64 of their slots of 1251.284 ns.
-            let aheadNanoseconds = Double(lookaheadSlots + allocator.batchSize) * topology.timeslotNanoseconds
-            if lookaheadSlots > ceiling {
-                return
-                    "lookaheadSlots: a batch ends \(Int(aheadNanoseconds)) ns ahead, more than the 64 reference slots "
-                    + "reference endpoints accept early"
-            }
-        }
-        if expireUnsentAfterSlots < 0 { return "expireUnsentAfterSlots: must not be negative" }
-        if let sendLeadSlots, sendLeadSlots < 0 || sendLeadSlots > (lookaheadSlots ?? ceiling) {
-            return "sendLeadSlots: must be in 0...\(lookaheadSlots ?? ceiling) (the lookahead)"
-        }
-        if retryCapacity < 1 { return "retryCapacity: must be at least 1" }
-        if let r = controlRack, r < 0 || r >= topology.rackCount {
-            return "controlRack: must be in 0..<\(topology.rackCount) (got \(r))"
-        }
-        if controlFramingBytes < 0 || controlFramingBytes > 1000 {
-            return "controlFramingBytes: must be in 0...1000 (got \(controlFramingBytes))"
-        }
-        if let pipeline {
-            if let p = pipeline.problem { return p }
-            // A stage starts a batch lookahead ÷ batch size whole batches ahead.
-            if (lookaheadSlots ?? ceiling) < allocator.batchSize {
-                return "lookaheadSlots: with allocator threads, at least one batch (\(allocator.batchSize) slots)"
-            }
-            // The pipeline passes unroutable allocations back in 16-bit host fields.
-            if topology.hostCount > 65_536 { return "pipeline: at most 65 536 hosts (got \(topology.hostCount))" }
-        }
-        return nil
-    }
-
-    /// The most slots ahead a batch of `batchSize` may be allocated: its last slot no more
-    /// than 64 slots ahead, in reference slots where reference endpoints are served.
-    /// Negative when even a batch allocated now would end too far ahead.
-    public static func maximumLookahead(batchSize: Int, topology: Topology) -> Int {
-        var ceiling = 64 - batchSize
-        if topology.configuration.referenceEndpoints {
-            let window = 64 * Topology.referenceTimeslotNanoseconds
-            while ceiling >= 0 && Double(ceiling + batchSize) * topology.timeslotNanoseconds > window { ceiling -= 1 }
-        }
-        return ceiling
-    }
-}
-
-/// Counters of an ``ArbiterCore``.
-public struct ArbiterCoreStatistics: Sendable, Hashable {
-    public var packetsReceived: UInt64 = 0
-    /// Packets from an address that is not a host of the topology (dropped).
-    public var packetsFromUnknownHosts: UInt64 = 0
-    /// Packets a session dropped as bad: checksum, malformed, unauthenticated, stale epoch.
-    public var packetsDropped: UInt64 = 0
-    /// Packets a session ignored as part of the protocol: a RESET it did not apply, a
-    /// duplicate or one older than the receive window.
-    public var packetsOutOfSync: UInt64 = 0
-    public var packetsSent: UInt64 = 0
-    public var encodeFailures: UInt64 = 0
-    /// Demand towards a destination the topology does not know, or towards the sender.
-    public var demandToUnknownDestination: UInt64 = 0
-    public var demandToSelf: UInt64 = 0
-    /// Demand towards a removed host (slots), withdrawn at once.
-    public var demandToRemovedHost: UInt64 = 0
-    public var batchesAllocated: UInt64 = 0
-    /// Slots skipped because the core was called too late to allocate them in time.
-    public var slotsSkipped: UInt64 = 0
-    /// Allocations recorded in a session (to be sent).
-    public var allocationsRecorded: UInt64 = 0
-    /// Allocations for demand the session no longer holds (a reset, a withdrawal).
-    public var allocationsStale: UInt64 = 0
-    /// Allocations a session could not place (slot taken or too old); their demand is
-    /// offered to the allocator again.
-    public var allocationsRequestedAgain: UInt64 = 0
-    /// Allocations a session could not encode (should not happen: such endpoints are
-    /// refused at registration); dropped.
-    public var allocationsUnencodable: UInt64 = 0
-    /// Allocations with no spine that had room (links down, or a reference endpoint's
-    /// pinned spine full in that slot); requested again.
-    public var allocationsUnroutable: UInt64 = 0
-    /// Allocations for an endpoint on reference numbering (it cannot be told a path) that
-    /// came back routed over another spine than its pinned one: possible only with
-    /// allocator threads, for batches under way when an extended endpoint lost its
-    /// announced clock without a reset. Requested again rather than sent.
-    public var allocationsOffPinnedSpine: UInt64 = 0
-    /// Times the allocator's pair table was full; the demand waits to be offered again.
-    public var allocatorRefusals: UInt64 = 0
-    /// Allocator threads only: allocations and withdrawals dropped because a purge (reset,
-    /// removed host) was sent after their batch began.
-    public var allocationsPurged: UInt64 = 0
-    /// Allocator threads only: allocations that came back from them for a slot already
-    /// begun (they fell behind the clock); their demand is offered again.
-    public var allocationsLate: UInt64 = 0
-    /// Allocator threads only: commands that waited in the outbox for the ring (kept, in
-    /// order; a sign the allocator threads are not keeping up).
-    public var commandsDelayed: UInt64 = 0
-    /// Demand lost because the retry list was full too (slots).
-    public var demandDropped: UInt64 = 0
-    /// Allocations not sent because their slot had passed by more than
-    /// ``ArbiterCoreConfiguration/expireUnsentAfterSlots`` when their session sent (the
-    /// arbiter was held up); their demand is offered again.
-    public var allocationsExpiredUnsent: UInt64 = 0
-    /// Packets sent that carried allocations.
-    public var allocationPacketsSent: UInt64 = 0
-    /// Times a source was held back from allocation for not answering (inline allocator).
-    public var sourcesHeld: UInt64 = 0
-    /// Round-trip samples taken from endpoints' acknowledgements.
-    public var roundTripSamples: UInt64 = 0
-    public var registrations: UInt64 = 0
-    public var refusals: UInt64 = 0
-    public var endpointResets: UInt64 = 0
-    public init() {}
-}
-
 /// The arbiter, sans-IO: every endpoint's FCP session, the timeslot allocator and path
 /// selection, driven by packets in, the clock and timers, producing packets out.
 ///
@@ -184,101 +16,63 @@ public struct ArbiterCoreStatistics: Sendable, Hashable {
 public final class ArbiterCore {
     public let configuration: ArbiterCoreConfiguration
     public private(set) var topology: Topology
-    /// The inline allocator, or nil when the allocator runs on threads of its own.
-    let allocator: TimeslotAllocator?
-    let pipelined: PipelinedAllocator?
-    /// Allocator threads: the earliest the communication thread should look for finished
-    /// batches again when none has come.
-    private var pollAfter: UInt64 = 0
-    /// Sessions by host index, made on a host's first packet.
-    /// Sessions in place, initialised only where `hasSession` is set: reading one through
-    /// an optional would copy the whole session (and retain its buffers) on every access.
-    private var sessions: UnsafeMutablePointer<ArbiterSession>
-    private var hasSession: UnsafeMutablePointer<Bool>
+    /// The allocator, inline or on threads of its own, as configured.
+    let allocator: ArbiterAllocator
+    /// The endpoints' sessions by host index, made on a host's first packet.
+    private let sessions: SessionTable
     private let sessionTemplate: ArbiterSessionConfiguration
     private let hostCount: Int
-    private let referenceIDs: [UInt16]
-    /// Slot length in picoseconds, and half a slot in nanoseconds (slot midpoints).
+    /// How endpoints name hosts.
+    let numbering: EndpointNumbering
+    /// Slot length in picoseconds.
     let timeslotPicoseconds: UInt64
+    /// The arbiter's slots, and how reference endpoints number them.
+    public let slotClock: SlotClock
+    @exclusivity(unchecked) private var readySessions: ReadySessions
+    @exclusivity(unchecked) private var timers: SessionTimers
 
-    // Sessions with something to send, in order, each once.
-    private let ready: UnsafeMutablePointer<Int32>
-    private let isReady: UnsafeMutablePointer<Bool>
-    private var readyHead = 0
-    private var readyCount = 0
+    /// Demand a packet brought, handed over once the session is done with it; also
+    /// before anything that must come after it (withdrawals, resets).
+    @exclusivity(unchecked) private var pending = PendingDemand()
 
-    // Session timers: a binary heap of (deadline, host), entries checked when they surface.
-    private let timerDeadlines: UnsafeMutablePointer<UInt64>
-    private let timerHosts: UnsafeMutablePointer<Int32>
-    private let timerCapacity: Int
-    private var timerCount = 0
-
-    /// Demand a packet brought, handed to the allocator together once the session is done
-    /// with it (so that the allocator looks the pairs up a few ahead); also flushed before
-    /// anything that must come after it (withdrawals, resets).
-    private let pending: UnsafeMutableBufferPointer<DemandRequest>
-    private var pendingCount = 0
-    static let pendingCapacity = 256
-
-    // Demand the allocator refused, offered again on every advance.
-    private let retrySources: UnsafeMutablePointer<Int32>
-    private let retryDestinations: UnsafeMutablePointer<Int32>
-    private let retrySlots: UnsafeMutablePointer<UInt32>
-    private var retryCount = 0
-    /// Each session's timer deadline as last pushed on the heap.
-    private let pushedDeadline: UnsafeMutablePointer<UInt64>
+    /// Demand the allocator refused, offered again on every advance (once a batch, with
+    /// allocator threads).
+    private var refused: RefusedDemand
     /// Hosts removed and not heard from since: demand towards them is withdrawn at once.
-    private let removed: UnsafeMutablePointer<Bool>
+    let removed: UnsafeMutablePointer<Bool>
     /// Per host, what the allocator was last told: whether its inter-rack allocations are
     /// pinned to their pinned spine (its session counts slots without the announced
     /// clock, so it gets reference ALLOCs, which cannot name a path).
     private let pinned: UnsafeMutablePointer<Bool>
     /// Demand a session handed over towards a removed host, withdrawn once the session
     /// is free again (destination node ids, for the session being served).
-    private var refusedTowards: [NodeID] = []
+    var refusedTowards: [NodeID] = []
     /// Destinations of allocations a session withdrew unsent (scratch, reused).
     private var expiredTowards: [NodeID] = []
 
-    public private(set) var statistics = ArbiterCoreStatistics()
+    public internal(set) var statistics = ArbiterCoreStatistics()
 
-    // The send rule. A session with nothing but allocations to send waits until its
-    // earliest one is `sendLeadSlots` ahead, or until it has a packet's worth: fewer,
-    // fuller packets, each still early enough for the endpoint.
+    /// The send rule and the lookahead, following the endpoints' round trips.
+    @exclusivity(unchecked) private var schedule: SendSchedule
     /// How far ahead of its earliest slot a packet of allocations leaves: the 99th
     /// percentile of the endpoints' round trips (see ``RoundTripEstimator``) plus one batch,
     /// within one batch and ``lookaheadSlots``.
-    public private(set) var sendLeadSlots: Int
+    public var sendLeadSlots: Int { schedule.sendLeadSlots }
     /// How far ahead of the current slot batches are allocated now: fixed when configured,
     /// else the send lead (a batch is then due to leave as it is made, and a new flow waits
     /// no longer for its first slot than the path to it needs).
-    public private(set) var lookaheadSlots: Int
-    private let lookaheadCeiling: Int
-    @exclusivity(unchecked) private var roundTrips = RoundTripEstimator()
+    public var lookaheadSlots: Int { schedule.lookaheadSlots }
+    private var lookaheadCeiling: Int { schedule.lookaheadCeiling }
     /// Per packet of allocations: its earliest slot's lead over the current slot as it
     /// leaves (the arbiter's share of an allocation's lateness; the rest is the way).
     @exclusivity(unchecked) public private(set) var sendLeads = AllocationLeadHistogram()
 
-    /// Per session: when its pending allocations are due to leave (.max: none), and the
-    /// due time last pushed on the timer heap for it.
-    private let allocationDue: UnsafeMutablePointer<UInt64>
-    private let pushedDue: UnsafeMutablePointer<UInt64>
     /// The latest time the core was given.
     private var clock: UInt64
     @exclusivity(unchecked) private var slotCacheTime: UInt64 = .max
     @exclusivity(unchecked) private var slotCache: UInt64 = 0
-    @exclusivity(unchecked) private var dueCacheBatch: UInt64 = .max
-    @exclusivity(unchecked) private var dueCacheLead: UInt64 = .max
-    @exclusivity(unchecked) private var dueCache: UInt64 = 0
-    /// Per host: when the first packet sent to it since it was last heard from left (.max:
-    /// none), and whether the inline allocator holds it back for not answering.
-    private let unansweredSince: UnsafeMutablePointer<UInt64>
-    private let holding: UnsafeMutablePointer<Bool>
-    /// Hosts held, and since when: a hold ends when the host answers, or after
-    /// ``holdLimitNanoseconds`` (an endpoint that only answers when it has something to
-    /// say, as a reference one may, must not wait for allocations for ever).
-    private let heldHosts: UnsafeMutablePointer<Int32>
-    private let heldSince: UnsafeMutablePointer<UInt64>
-    private var heldCount = 0
+    /// Hosts that have not answered, and those the inline allocator holds back for it.
+    @exclusivity(unchecked) private var holds: SourceHolds
     /// A packet's worth of allocations: a reference ALLOC's 64 descriptor bytes hold about
     /// 48 slots with their skips; an extended packet of 512 bytes, after its reports, about
     /// 32 WIDE-ALLOC entries.
@@ -287,23 +81,9 @@ public final class ArbiterCore {
     /// When the core was made: every session's first reset timestamp, so that an
     /// endpoint's own RESET (newer) is taken at once (see ``ArbiterSession/init(configuration:now:)``).
     let startTime: UInt64
-    /// FCP wire bytes sent to and received from hosts outside ``ArbiterCoreConfiguration/controlRack``
-    /// since the last batch, the peak-held estimates the reservation is sized from, and the
-    /// averages that decide whether one is needed.
-    private var controlBytesOut = 0
-    private var controlBytesIn = 0
-    private var controlEstimateOut = 0.0
-    private var controlEstimateIn = 0.0
-    private var controlAverageOut = 0.0
-    private var controlAverageIn = 0.0
-    /// Inter-rack allocations leaving and entering the control rack since the last batch,
-    /// their averages, and the slots kept in the last batch.
-    private var bookedOut = 0
-    private var bookedIn = 0
-    private var bookedAverageOut = 0.0
-    private var bookedAverageIn = 0.0
-    private var keptOut = 0
-    private var keptIn = 0
+    /// What sizes the slots kept for FCP on ``ArbiterCoreConfiguration/controlRack``; nil
+    /// without one.
+    @exclusivity(unchecked) private var controlTraffic: ControlTraffic?
 
     public init(topology: Topology, configuration: ArbiterCoreConfiguration = .init(), now: UInt64)
         throws(TopologyError)
@@ -315,27 +95,14 @@ public final class ArbiterCore {
         self.topology = topology
         startTime = now
         hostCount = topology.hostCount
-        referenceIDs = topology.configuration.referenceEndpoints ? topology.referenceIDs : []
         let batchSize = configuration.allocator.batchSize
-        lookaheadCeiling =
-            configuration.lookaheadSlots
-            ?? ArbiterCoreConfiguration.maximumLookahead(batchSize: batchSize, topology: topology)
-        // Until round trips are measured, the most the endpoints' early window allows:
-        // allocations leave as they are made, as early as they can (measured in the
-        // namespace test, where most allocations come before 256 round trips: starting at
-        // two batches left packets 32 slots ahead at the median against 48).
-        let initial =
-            configuration.lookaheadSlots
-            ?? (configuration.pipeline == nil ? lookaheadCeiling : min(lookaheadCeiling, 2 * batchSize))
-        lookaheadSlots = initial
-        sendLeadSlots = configuration.sendLeadSlots ?? initial
-        clock = now
-        let aheadNanoseconds = Double(lookaheadCeiling + batchSize) * topology.timeslotNanoseconds
-        referenceNumberingWorks =
-            topology.timeslotNanoseconds >= Topology.referenceTimeslotNanoseconds && topology.spineCount <= 4
-            && topology.nodeIDs.allSatisfy { $0.rawValue <= NodeID.referenceLimit }
-            && aheadNanoseconds <= 64 * Topology.referenceTimeslotNanoseconds
         timeslotPicoseconds = UInt64((topology.timeslotNanoseconds * 1000).rounded())
+        slotClock = SlotClock(origin: configuration.slotOrigin, picoseconds: timeslotPicoseconds)
+        let schedule = SendSchedule(configuration: configuration, topology: topology, clock: slotClock)
+        self.schedule = schedule
+        clock = now
+        let aheadNanoseconds = Double(schedule.lookaheadCeiling + batchSize) * topology.timeslotNanoseconds
+        numbering = EndpointNumbering(topology: topology, aheadNanoseconds: aheadNanoseconds)
         var template = configuration.session
         template.timeslotPicoseconds = UInt32(clamping: timeslotPicoseconds)
         template.slotOrigin = configuration.slotOrigin
@@ -345,161 +112,56 @@ public final class ArbiterCore {
         template.maxDestinations = min(template.maxDestinations, hostCount + 64)
         sessionTemplate = template
         // Start allocating at the first slot that is still ahead.
-        let firstSlot = Self.slot(at: now, origin: configuration.slotOrigin, picoseconds: timeslotPicoseconds) + 1
+        let firstSlot = slotClock.slot(at: now) + 1
         let batch = UInt64(configuration.allocator.batchSize)
         if var pipeline = configuration.pipeline {
             pipeline.pathMethod = configuration.pathMethod
             pipeline.routing = true
-            allocator = nil
-            pipelined = try PipelinedAllocator(
-                topology: topology, allocator: configuration.allocator, pipeline: pipeline)
+            allocator = .threaded(
+                try ThreadedAllocator(topology: topology, allocator: configuration.allocator, pipeline: pipeline))
         } else {
-            allocator = try TimeslotAllocator(
+            let inline = try TimeslotAllocator(
                 topology: topology, configuration: configuration.allocator,
                 firstSlot: (firstSlot + batch - 1) / batch * batch, routing: true, pathMethod: configuration.pathMethod)
-            pipelined = nil
+            allocator = .inline(InlineAllocator(inline, batchSize: configuration.allocator.batchSize))
         }
-        sessions = .allocate(capacity: hostCount)
-        hasSession = .allocate(capacity: hostCount)
-        hasSession.initialize(repeating: false, count: hostCount)
-        ready = .allocate(capacity: hostCount)
-        ready.initialize(repeating: 0, count: hostCount)
-        isReady = .allocate(capacity: hostCount)
-        isReady.initialize(repeating: false, count: hostCount)
-        timerCapacity = 4 * hostCount + 16
-        timerDeadlines = .allocate(capacity: timerCapacity)
-        timerDeadlines.initialize(repeating: 0, count: timerCapacity)
-        timerHosts = .allocate(capacity: timerCapacity)
-        timerHosts.initialize(repeating: 0, count: timerCapacity)
-        pending = .allocate(capacity: Self.pendingCapacity)
-        pending.initialize(repeating: DemandRequest(source: 0, destination: 0, slots: 0))
-        retrySources = .allocate(capacity: configuration.retryCapacity)
-        retrySources.initialize(repeating: 0, count: configuration.retryCapacity)
-        retryDestinations = .allocate(capacity: configuration.retryCapacity)
-        retryDestinations.initialize(repeating: 0, count: configuration.retryCapacity)
-        retrySlots = .allocate(capacity: configuration.retryCapacity)
-        retrySlots.initialize(repeating: 0, count: configuration.retryCapacity)
-        pushedDeadline = .allocate(capacity: hostCount)
-        pushedDeadline.initialize(repeating: .max, count: hostCount)
+        sessions = SessionTable(hostCount: hostCount)
+        readySessions = ReadySessions(hostCount: hostCount)
+        timers = SessionTimers(hostCount: hostCount)
+        refused = RefusedDemand(capacity: configuration.retryCapacity)
         removed = .allocate(capacity: hostCount)
         removed.initialize(repeating: false, count: hostCount)
-        allocationDue = .allocate(capacity: hostCount)
-        allocationDue.initialize(repeating: .max, count: hostCount)
-        unansweredSince = .allocate(capacity: hostCount)
-        unansweredSince.initialize(repeating: .max, count: hostCount)
-        holding = .allocate(capacity: hostCount)
-        holding.initialize(repeating: false, count: hostCount)
-        heldHosts = .allocate(capacity: hostCount)
-        heldHosts.initialize(repeating: 0, count: hostCount)
-        heldSince = .allocate(capacity: hostCount)
-        heldSince.initialize(repeating: 0, count: hostCount)
-        pushedDue = .allocate(capacity: hostCount)
-        pushedDue.initialize(repeating: .max, count: hostCount)
+        holds = SourceHolds(hostCount: hostCount)
         pinned = .allocate(capacity: hostCount)
         pinned.initialize(repeating: false, count: hostCount)
+        controlTraffic = configuration.controlRack.map {
+            ControlTraffic(rack: $0, framingBytes: configuration.controlFramingBytes)
+        }
         refusedTowards.reserveCapacity(64)
         expiredTowards.reserveCapacity(Int(PendingAllocations.windowLength))
     }
 
     deinit {
-        // Its threads hold the pipelined allocator unowned: stopped while it still exists.
-        pipelined?.stop()
-        for h in 0..<hostCount where hasSession[h] { (sessions + h).deinitialize(count: 1) }
-        sessions.deallocate()
-        hasSession.deallocate()
-        ready.deallocate()
-        isReady.deallocate()
-        timerDeadlines.deallocate()
-        timerHosts.deallocate()
-        pending.deallocate()
-        retrySources.deallocate()
-        retryDestinations.deallocate()
-        retrySlots.deallocate()
-        pushedDeadline.deallocate()
+        // Its threads hold the threaded allocator unowned: stopped while it still exists.
+        allocator.stop()
         removed.deallocate()
-        allocationDue.deallocate()
-        pushedDue.deallocate()
-        unansweredSince.deallocate()
-        holding.deallocate()
-        heldHosts.deallocate()
-        heldSince.deallocate()
         pinned.deallocate()
     }
 
     // MARK: Clock
 
-    static func slot(at now: UInt64, origin: UInt64, picoseconds: UInt64) -> UInt64 {
-        guard now > origin else { return 0 }
-        let (high, low) = (now - origin).multipliedFullWidth(by: 1000)
-        return picoseconds.dividingFullWidth((high, low)).quotient
-    }
-
     /// The slot in progress at `now` on the arbiter's clock.
-    public func currentSlot(now: UInt64) -> UInt64 {
-        Self.slot(at: now, origin: configuration.slotOrigin, picoseconds: timeslotPicoseconds)
-    }
+    public func currentSlot(now: UInt64) -> UInt64 { slotClock.slot(at: now) }
 
-    /// When `slot` starts on the arbiter's clock: the first whole nanosecond in it, so that
-    /// `currentSlot(now: start(ofSlot: s)) == s` (rounding down would give a time still in
-    /// the slot before, and a caller waking then would find nothing to do, forever).
-    public func start(ofSlot slot: UInt64) -> UInt64 {
-        let (high, low) = slot.multipliedFullWidth(by: timeslotPicoseconds)
-        let (q, r) = UInt64(1000).dividingFullWidth((high, low))
-        return configuration.slotOrigin &+ q &+ (r > 0 ? 1 : 0)
-    }
-
-    /// The number a session uses for our slot `slot`: ours for an endpoint that took the
-    /// announced clock, the reference slot containing its midpoint otherwise.
-    private func sessionSlot(_ slot: UInt64, announcedClock: Bool) -> UInt64 {
-        announcedClock
-            ? slot
-            : Self.referenceSlot(
-                containingMiddleOf: slot, origin: configuration.slotOrigin, picoseconds: timeslotPicoseconds)
-    }
-
-    /// The reference slot that contains the exact middle of our slot `slot` (slots of
-    /// `picoseconds` from `origin` ns), numbered as the reference numbers them:
-    /// ⌊ns · 419 / 2^19⌋ modulo 2^45, which is what its wrapping 64-bit product gives.
-    ///
-    /// The middle is kept to the picosecond. Rounded to whole nanoseconds, middles of
-    /// consecutive slots are 1251 or 1252 ns apart against the reference's 1251.284, so in
-    /// stretches of slots two of ours fell in one reference slot and the endpoint could not
-    /// tell them apart (seen as double-booked slots in the namespace test). Exact middles are
-    /// a whole slot apart, at least a reference slot, so no two share one.
-    public static func referenceSlot(containingMiddleOf slot: UInt64, origin: UInt64, picoseconds: UInt64) -> UInt64 {
-        let middle = UInt128(origin) * 1000 + UInt128(slot) * UInt128(picoseconds) + UInt128(picoseconds / 2)
-        let product = middle * UInt128(ReferenceTimeslot.multiplier)
-        // One 128-by-64-bit hardware division (this runs for every reference allocation):
-        // the quotient, ps·419 / 2^19 / 1000, fits 64 bits for any 64-bit time in ns.
-        let quotient = UInt64(1000 << ReferenceTimeslot.shift).dividingFullWidth(
-            (UInt64(truncatingIfNeeded: product >> 64), UInt64(truncatingIfNeeded: product))
-        ).quotient
-        return quotient & (1 << 45 - 1)
-    }
-
-    /// Our slot whose middle falls in reference slot `reference`, searched near `estimate`
-    /// (within a slot of it); nil if none does (reference slots are shorter than ours, so
-    /// about one in 2 million holds no middle).
-    public static func slot(
-        ofReference reference: UInt64, near estimate: UInt64, origin: UInt64, picoseconds: UInt64
-    ) -> UInt64? {
-        for s in [estimate, estimate &+ 1, estimate &- 1]
-        where referenceSlot(containingMiddleOf: s, origin: origin, picoseconds: picoseconds) == reference {
-            return s
-        }
-        return nil
-    }
+    /// When `slot` starts on the arbiter's clock (see ``SlotClock/start(ofSlot:)``).
+    public func start(ofSlot slot: UInt64) -> UInt64 { slotClock.start(ofSlot: slot) }
 
     /// The next slot the allocator will allocate (allocator threads: the first slot of
     /// the next batch to come back from them).
-    public var nextSlotToAllocate: UInt64 {
-        if let allocator { return allocator.nextSlot }
-        let p = pipelined!
-        return p.baseSlot &+ p.nextBatch &* UInt64(p.batchSize)
-    }
+    public var nextSlotToAllocate: UInt64 { allocator.nextSlot }
 
     /// Whether the allocator runs on threads of its own.
-    public var allocatorIsThreaded: Bool { pipelined != nil }
+    public var allocatorIsThreaded: Bool { allocator.isThreaded }
 
     /// With ``ArbiterCoreConfiguration/pipeline`` set: starts the allocator threads (once).
     /// `now` is the core's clock and `monotonicNow` the monotonic clock at the same moment:
@@ -507,44 +169,25 @@ public final class ArbiterCore {
     /// whole batch at least the lookahead ahead of now. Does nothing for the inline
     /// allocator.
     public func startAllocatorThreads(now: UInt64, monotonicNow: UInt64) {
-        guard let p = pipelined else { return }
-        let base = allocatorBaseSlot(now: now)
-        let baseStart = monotonicNow &+ (start(ofSlot: base) &- now)
-        // Batches start as early as the inline allocator would allocate them; the path
-        // through the threads is the lookahead's to absorb.
-        let lead = max(1, lookaheadCeiling / configuration.allocator.batchSize)
-        p.start(
-            baseSlot: base, baseStart: baseStart, slotNanoseconds: Double(timeslotPicoseconds) / 1000,
-            leadBatches: lead)
-        pollAfter = now
-    }
-
-    /// The pipeline's slot 0 for allocator threads started at `now`: the first whole batch
-    /// at least the lookahead ahead.
-    private func allocatorBaseSlot(now: UInt64) -> UInt64 {
-        let batch = UInt64(configuration.allocator.batchSize)
-        let ahead = currentSlot(now: now) + 1 + UInt64(lookaheadCeiling)
-        return (ahead + batch - 1) / batch * batch
+        allocator.threaded?.start(now: now, monotonicNow: monotonicNow, clock: slotClock, lookahead: lookaheadCeiling)
     }
 
     /// Like ``startAllocatorThreads(now:monotonicNow:)``, without threads: the caller takes
-    /// the pipeline's steps (``PipelinedAllocator/step(_:)``), for tests that need an exact
+    /// the pipeline's steps (``ThreadedAllocator/step(_:)``), for tests that need an exact
     /// interleaving of the threads.
     func startAllocatorSteps(now: UInt64) {
-        guard let p = pipelined else { return }
-        p.startStepping(baseSlot: allocatorBaseSlot(now: now))
-        pollAfter = now
+        allocator.threaded?.startStepping(now: now, clock: slotClock, lookahead: lookaheadCeiling)
     }
 
     /// Stops the allocator threads and waits for them (batches under way are finished).
     /// The core allocates nothing more after it.
     public func stopAllocatorThreads() {
-        pipelined?.stop()
+        allocator.stop()
     }
 
     /// Allocator threads pinned as configured, and those that could not be pinned (so far:
     /// each thread pins itself as it starts).
-    public var allocatorThreadPinning: (pinned: Int, failed: Int) { pipelined?.pinning ?? (0, 0) }
+    public var allocatorThreadPinning: (pinned: Int, failed: Int) { allocator.pinning }
 
     // MARK: Packets in
 
@@ -556,25 +199,25 @@ public final class ArbiterCore {
             statistics.packetsFromUnknownHosts &+= 1
             return
         }
-        if let rack = configuration.controlRack, Int(topology.rackOf[host]) != rack {
-            controlBytesIn &+= packet.count &+ configuration.controlFramingBytes
-        }
-        if !hasSession[host] {
-            (sessions + host).initialize(to: ArbiterSession(configuration: sessionTemplate, now: startTime))
-            hasSession[host] = true
+        controlTraffic?.received(bytes: packet.count, fromRack: Int(topology.rackOf[host]))
+        if !sessions.contains(host) {
+            sessions.insert(ArbiterSession(configuration: sessionTemplate, now: startTime), at: host)
             // A new session is a reference one until a HELLO registers it.
             pinSource(host, true)
         }
-        var handler = Handler(core: self, source: host, extended: isExtended(host))
+        var handler = SessionRequestHandler(core: self, source: host, extended: isExtended(host))
         let result = sessions[host].receive(packet, now: now, handler: &handler)
         flushPending()
         withdrawRefused(host)
         // A removed host that speaks again (a packet its session took) is back.
         if result.error == nil { removed[host] = false }
-        if let rtt = sessions[host].takeRoundTripSample() { noteRoundTrip(rtt) }
+        if let rtt = sessions[host].takeRoundTripSample() {
+            statistics.roundTripSamples &+= 1
+            schedule.noteRoundTrip(rtt)
+        }
         if result.error == nil {
-            unansweredSince[host] = .max
-            if holding[host] { hold(host, false) }
+            holds.answered(host)
+            if holds.isHeld(host) { hold(host, false) }
         }
         switch result.error {
         case nil: break
@@ -585,219 +228,52 @@ public final class ArbiterCore {
     }
 
     private func isExtended(_ host: Int) -> Bool {
-        guard hasSession[host] else { return false }
+        guard sessions.contains(host) else { return false }
         return sessions[host].schedulingState().extended
-    }
-
-    /// The core's side of a session's requests (the session calls it back, in the order
-    /// reset, registration, demand; it must not look at the session, which is busy).
-    struct Handler: ArbiterSessionHandler {
-        unowned let core: ArbiterCore
-        let source: Int
-        /// Whether the endpoint is registered: its destination ids are topology node ids.
-        var extended: Bool
-
-        mutating func endpointReset() {
-            core.flushPending()
-            extended = false
-            // Back to reference until a HELLO registers it. Pinned before the purge, so
-            // that no batch holds the new epoch's demand unpinned.
-            core.pinSource(source, true)
-            core.statistics.endpointResets &+= 1
-            if let a = core.allocator {
-                a.resetSource(source)
-            } else {
-                core.pipelined!.send(
-                    AllocatorCommand(kind: .resetSource, source: Int32(source), destination: 0, value: 0))
-            }
-            core.dropRetries(host: source, both: false)
-        }
-
-        mutating func registrationRequested(_ hello: FCPHello) -> FCPRegistrationDecision {
-            let decision = decide(hello)
-            // Only WIDE-ALLOC names a path: anything else is pinned, decided before the
-            // demand this packet may carry is handed over.
-            var clock = false
-            if case .accept = decision {
-                clock = hello.capabilities.intersection(core.configuration.session.supportedCapabilities).contains(
-                    .announcedClock)
-            }
-            core.pinSource(source, !clock)
-            return decision
-        }
-
-        private mutating func decide(_ hello: FCPHello) -> FCPRegistrationDecision {
-            let t = core.topology
-            // The endpoint is the host its packets come from; what it states must agree.
-            extended = false
-            if let node = hello.node {
-                guard let h = t.index(of: node) else {
-                    core.statistics.refusals &+= 1
-                    return .refuse(.unknownIdentity)
-                }
-                guard h == source else {
-                    core.statistics.refusals &+= 1
-                    return .refuse(.identityMismatch)
-                }
-            }
-            if let address = hello.address, address != t.addresses[source] {
-                core.statistics.refusals &+= 1
-                return .refuse(t.index(ofAddress: address) == nil ? .unknownIdentity : .identityMismatch)
-            }
-            // Without the announced clock the endpoint counts reference slots and reads
-            // 16-bit destinations with a 2-bit path: only a fabric built for reference
-            // endpoints can be told its allocations that way.
-            let granted = hello.capabilities.intersection(core.configuration.session.supportedCapabilities)
-            if !granted.contains(.announcedClock) && !core.referenceNumberingWorks {
-                core.statistics.refusals &+= 1
-                return .refuse(.unsupportedVersion)
-            }
-            core.statistics.registrations &+= 1
-            extended = true
-            return .accept(t.nodeIDs[source])
-        }
-
-        mutating func demandIncreased(destination: NodeID, by slots: UInt64) {
-            guard let d = core.host(named: destination, extended: extended) else {
-                core.statistics.demandToUnknownDestination &+= 1
-                return
-            }
-            guard d != source else {
-                core.statistics.demandToSelf &+= 1
-                return
-            }
-            guard !core.removed[d] else {
-                // Withdrawn (and reported) once the session is free: the host went away.
-                core.statistics.demandToRemovedHost &+= slots
-                core.refusedTowards.append(destination)
-                return
-            }
-            // In parts the pair word can always take (its added field is 31 bits).
-            var rest = slots
-            while rest > 0 {
-                let part = UInt32(min(rest, 1 << 30))
-                core.offer(source: source, destination: d, slots: part)
-                rest -= UInt64(part)
-            }
-        }
-
-        mutating func withdrawalRequested(destination: NodeID, upTo slots: UInt64) -> UInt64 {
-            guard let d = core.host(named: destination, extended: extended) else { return 0 }
-            core.flushPending()
-            if let a = core.allocator { return a.withdraw(source: source, destination: d, slots: slots) }
-            // All of it is reported later, as the allocator threads apply it.
-            core.pipelined!.send(
-                AllocatorCommand(kind: .withdraw, source: Int32(source), destination: Int32(d), value: slots))
-            return 0
-        }
-    }
-
-    /// Whether allocations can be told in reference numbering: slots at least as long as
-    /// the reference's (never two of ours in one of theirs), node ids within 14 bits,
-    /// spines within 2 bits, and batches no further ahead than the 64 reference slots an
-    /// endpoint accepts early.
-    let referenceNumberingWorks: Bool
-
-    /// The host an endpoint means by `node`: a topology node id for a registered
-    /// (extended) endpoint, a reference id (MAC hash) otherwise.
-    func host(named node: NodeID, extended: Bool) -> Int? {
-        if extended { return topology.index(of: node) }
-        guard node.rawValue < 256 else { return nil }
-        return topology.index(ofReferenceID: UInt16(node.rawValue))
     }
 
     /// The id session `source` uses for host `destination`.
     private func nodeID(of destination: Int, for source: Int) -> NodeID? {
-        if isExtended(source) { return topology.nodeIDs[destination] }
-        guard !referenceIDs.isEmpty else { return nil }
-        return NodeID(UInt32(referenceIDs[destination]))
+        numbering.nodeID(of: destination, extended: isExtended(source))
     }
 
     /// Queues demand for the allocator (handed over by ``flushPending()``).
     func offer(source: Int, destination: Int, slots: UInt32) {
-        if pendingCount == Self.pendingCapacity { flushPending() }
-        pending[pendingCount] = DemandRequest(source: source, destination: destination, slots: slots)
-        pendingCount += 1
+        if pending.isFull { flushPending() }
+        pending.append(DemandRequest(source: source, destination: destination, slots: slots))
     }
 
     /// Hands the queued demand to the allocator; what it refuses is kept for later.
     func flushPending() {
-        guard pendingCount > 0 else { return }
-        guard let allocator else {
-            // Refusals come back as events.
-            for i in 0..<pendingCount {
-                let r = pending[i]
-                pipelined!.send(
-                    AllocatorCommand(kind: .add, source: r.source, destination: r.destination, value: UInt64(r.slots)))
-            }
-            pendingCount = 0
-            return
-        }
-        let refused = allocator.addDemand(UnsafeMutableBufferPointer(rebasing: pending[0..<pendingCount]))
-        pendingCount = 0
-        for i in 0..<refused {
-            keepRefused(
-                source: Int(pending[i].source), destination: Int(pending[i].destination), slots: pending[i].slots)
-        }
+        guard !pending.isEmpty else { return }
+        allocator.offer(pending.takeAll(), refusalsTo: self)
     }
 
     /// Keeps demand the pair table refused, to offer it again on every advance.
     private func keepRefused(source: Int, destination: Int, slots: UInt32, again: Bool = false) {
         if !again { statistics.allocatorRefusals &+= 1 }
-        guard retryCount < configuration.retryCapacity else {
+        if !refused.append(source: source, destination: destination, slots: slots) {
             statistics.demandDropped &+= UInt64(slots)
-            return
         }
-        retrySources[retryCount] = Int32(source)
-        retryDestinations[retryCount] = Int32(destination)
-        retrySlots[retryCount] = slots
-        retryCount += 1
     }
 
     private func retryRefused() {
-        var kept = 0
-        for i in 0..<retryCount {
-            let s = Int(retrySources[i])
-            let d = Int(retryDestinations[i])
-            if let p = pipelined {
-                // Offered again; a refusal comes back as an event and is kept again.
-                p.send(
-                    AllocatorCommand(
-                        kind: .addAgain, source: Int32(s), destination: Int32(d), value: UInt64(retrySlots[i])))
-                continue
-            }
-            if !allocator!.addDemand(source: s, destination: d, slots: retrySlots[i]) {
-                retrySources[kept] = retrySources[i]
-                retryDestinations[kept] = retryDestinations[i]
-                retrySlots[kept] = retrySlots[i]
-                kept += 1
-            }
-        }
-        retryCount = kept
+        // Allocator threads take it all: a refusal comes back as an event and is kept again.
+        refused.removeAll { s, d, slots in allocator.offerAgain(source: s, destination: d, slots: slots) }
     }
 
     /// Reports as withdrawn the demand `host`'s session just handed over towards removed
     /// hosts.
     private func withdrawRefused(_ host: Int) {
         guard !refusedTowards.isEmpty else { return }
-        guard hasSession[host] else { return }
+        guard sessions.contains(host) else { return }
         for node in refusedTowards { sessions[host].withdrawHeldDemand(towards: node) }
         refusedTowards.removeAll(keepingCapacity: true)
     }
 
     /// Forgets waiting demand from `host`, or (`both`) from and to it.
-    private func dropRetries(host: Int, both: Bool) {
-        var kept = 0
-        for i in 0..<retryCount {
-            let s = Int(retrySources[i])
-            let d = Int(retryDestinations[i])
-            if s == host || (both && d == host) { continue }
-            retrySources[kept] = retrySources[i]
-            retryDestinations[kept] = retryDestinations[i]
-            retrySlots[kept] = retrySlots[i]
-            kept += 1
-        }
-        retryCount = kept
+    func dropRetries(host: Int, both: Bool) {
+        refused.removeAll { s, d, _ in s == host || (both && d == host) }
     }
 
     // MARK: Time
@@ -806,47 +282,25 @@ public final class ArbiterCore {
     /// the lookahead of `now`, recording its allocations in the sessions.
     public func advance(now: UInt64) {
         clock = now
-        while timerCount > 0 && timerDeadlines[0] <= now {
-            let host = Int(timerHosts[0])
-            let popped = timerDeadlines[0]
-            popTimer()
-            if popped == pushedDeadline[host] { pushedDeadline[host] = .max }
-            if popped == pushedDue[host] { pushedDue[host] = .max }
-            guard hasSession[host] else { continue }
+        while let host = timers.popExpired(now: now) {
+            guard sessions.contains(host) else { continue }
             // Held allocations now due: the session joins the ready queue.
-            if allocationDue[host] <= now { sessionChanged(host) }
+            if timers.allocationDue[host] <= now { sessionChanged(host) }
             guard let deadline = sessions[host].schedulingState().timerDeadline else { continue }
             guard deadline <= now else {
                 // Moved later since: back on the heap at its new time.
-                if deadline != pushedDeadline[host] {
-                    pushedDeadline[host] = deadline
-                    pushTimer(deadline, host)
-                }
+                timers.schedule(deadline, for: host, sessions: sessions)
                 continue
             }
-            var handler = Handler(core: self, source: host, extended: isExtended(host))
+            var handler = SessionRequestHandler(core: self, source: host, extended: isExtended(host))
             sessions[host].handleTimeout(now: now, handler: &handler)
             flushPending()
             withdrawRefused(host)
             sessionChanged(host)
         }
-        guard let allocator else {
-            receiveFromAllocatorThreads(now: now)
-            return
-        }
-        if retryCount > 0 { retryRefused() }
-        if heldCount > 0 { releaseExpiredHolds(now: now) }
-        let current = currentSlot(now: now)
-        // Slots already begun cannot be allocated any more: skip to the next batch.
-        if allocator.nextSlot <= current {
-            let batch = UInt64(configuration.allocator.batchSize)
-            let next = (current + 1 + batch - 1) / batch * batch
-            statistics.slotsSkipped &+= next - allocator.nextSlot
-            allocator.skip(to: next)
-        }
-        while allocator.nextSlot <= current + UInt64(lookaheadSlots) {
-            allocateBatch()
-        }
+        // Only the inline allocator holds sources.
+        if !holds.isEmpty { releaseExpiredHolds(now: now) }
+        allocator.advance(now: now, current: currentSlot(now: now), lookahead: lookaheadSlots, receiver: self)
     }
 
     /// When ``advance(now:)`` must next be called: the earliest session timer or the time
@@ -856,99 +310,19 @@ public final class ArbiterCore {
     public var nextDeadline: UInt64 {
         let lookahead = UInt64(lookaheadSlots)
         let next = nextSlotToAllocate
-        var due = next > lookahead ? start(ofSlot: next - lookahead) : configuration.slotOrigin
-        if pipelined != nil { due = max(due, pollAfter) }
-        return timerCount > 0 ? min(timerDeadlines[0], due) : due
-    }
-
-    private func allocateBatch() {
-        updateControlReservation(allocator!.controlReservation)
-        let batch = allocator!.allocateNextBatch()
-        statistics.batchesAllocated &+= 1
-        statistics.allocationsUnroutable &+= UInt64(batch.unroutableCount)
-        // Withdrawals the allocator applied: the sessions report them.
-        for w in 0..<batch.withdrawalCount {
-            let (s, d, slots) = batch.withdrawal(w)
-            guard hasSession[s], let node = nodeID(of: d, for: s) else { continue }
-            sessions[s].recordWithdrawal(destination: node, slots: UInt64(slots))
-            sessionChanged(s)
-        }
-        for i in 0..<batch.totalCount {
-            let spine = batch.spine(i)
-            guard spine != BatchAllocations.unroutable else { continue }  // requested again already
-            let a = batch.allocation(i)
-            record(
-                slot: batch.firstSlot &+ UInt64(a.slot), source: a.source, destination: a.destination, spine: spine,
-                batch: 0)
-        }
-    }
-
-    /// Sizes the slots kept free on the arbiter's rack from the FCP bytes exchanged with
-    /// other racks since the last batch: as many whole slots of the rack's links (all its
-    /// usable spines) as those bytes fill, upwards in the slots when the allocations of a
-    /// batch leave (a burst, once per batch; one slot more for the burst's spread over
-    /// the arbiter's link) and downwards spread over the batch (the requests come in
-    /// spread out). The size comes from an estimate that holds its peak and decays by 1/8
-    /// per batch, so one quiet batch does not open the links to data just before a busy
-    /// one.
-    ///
-    /// None while the slot headroom of the rack's links over a batch carries the average
-    /// FCP bytes. At full bisection, none either while the links also carry the average
-    /// data booked on them (the slots kept counted as booked, as demand would fill them):
-    /// there the uplinks fill only when every host of the rack sends across at once, and a
-    /// reservation decided on FCP bytes alone cost 0.4–0.6 % of the 128-host web-search
-    /// throughput (4 % of a small data-mining run's when kept always). On an
-    /// oversubscribed rack the uplinks run full whenever its hosts have demand across, and
-    /// the booked count swings from batch to batch: deciding on it there left rack 0's
-    /// uplinks over one packet waiting more often (ToR-up p99 1984 B at 2:1, 2240 B at
-    /// 3:1, against 1600 B).
-    ///
-    /// Measured in the simulator (128 hosts, 4:1, web search at 60 %): the arbiter's
-    /// rack's uplinks carried 1.78 Gbit/s of FCP each (17.8 %), its downlinks 0.57. One
-    /// slot fewer upwards left rack 0's uplinks over one packet waiting 10–12 % of the
-    /// time at 2:1, against 3–4 % with it.
-    private func updateControlReservation(_ reservation: ControlReservation) {
-        guard let rack = configuration.controlRack else { return }
-        let out = Double(controlBytesOut)
-        let into = Double(controlBytesIn)
-        controlBytesOut = 0
-        controlBytesIn = 0
-        controlEstimateOut = max(out, controlEstimateOut * 7 / 8)
-        controlEstimateIn = max(into, controlEstimateIn * 7 / 8)
-        controlAverageOut += (out - controlAverageOut) / 8
-        controlAverageIn += (into - controlAverageIn) / 8
-        var spines = 0
-        for s in 0..<topology.spineCount where topology.isUsable(rack: rack, spine: s) { spines += 1 }
-        let batch = configuration.allocator.batchSize
-        let packet = Double(topology.configuration.slotBytes)
-        // Bytes all of the rack's links carry in one slot, and a kept slot's bookable bytes.
-        let perSlot = Double(spines) * topology.timeslotNanoseconds * topology.configuration.uplinkGbpsPerSpine / 8
-        let bookable = Double(spines) * topology.linkRate.packetsPerSlot * packet
-        guard perSlot > 0 else { return }
-        bookedAverageOut += (Double(bookedOut) * packet + Double(keptOut) * bookable - bookedAverageOut) / 8
-        bookedAverageIn += (Double(bookedIn) * packet + Double(keptIn) * bookable - bookedAverageIn) / 8
-        bookedOut = 0
-        bookedIn = 0
-        let capacity = Double(batch) * perSlot
-        let slack = capacity - Double(batch) * bookable
-        let oversubscribed = bookable < Double(topology.hostsOfRack[rack].count) * packet
-        keptOut =
-            controlAverageOut > slack && (oversubscribed || bookedAverageOut + controlAverageOut > capacity)
-            ? min(batch, Int((controlEstimateOut / perSlot).rounded(.up)) + 1) : 0
-        keptIn =
-            controlAverageIn > slack && (oversubscribed || bookedAverageIn + controlAverageIn > capacity)
-            ? min(batch, Int((controlEstimateIn / perSlot).rounded(.up))) : 0
-        reservation.set(rack: rack, upSlots: keptOut, downSlots: keptIn, phase: lookaheadSlots % batch)
+        let due = allocator.nextDeadline(
+            batchDue: next > lookahead ? start(ofSlot: next - lookahead) : configuration.slotOrigin)
+        return timers.first.map { min($0.deadline, due) } ?? due
     }
 
     /// Hands one allocation to its source's session.
     @inline(__always)
     private func record(slot ourSlot: UInt64, source: Int, destination: Int, spine: Int16, batch: UInt64) {
-        if spine >= 0, let rack = configuration.controlRack {
-            if Int(topology.rackOf[source]) == rack { bookedOut &+= 1 }
-            if Int(topology.rackOf[destination]) == rack { bookedIn &+= 1 }
+        if spine >= 0 {
+            controlTraffic?.booked(
+                sourceRack: Int(topology.rackOf[source]), destinationRack: Int(topology.rackOf[destination]))
         }
-        guard hasSession[source], let node = nodeID(of: destination, for: source) else {
+        guard sessions.contains(source), let node = nodeID(of: destination, for: source) else {
             statistics.allocationsStale &+= 1
             return
         }
@@ -961,7 +335,7 @@ public final class ArbiterCore {
             requestAgain(source: source, destination: destination, batch: batch)
             return
         }
-        let slot = sessionSlot(ourSlot, announcedClock: announced)
+        let slot = slotClock.sessionSlot(ourSlot, announcedClock: announced)
         let path = PathID(spine < 0 || !announced ? 0 : UInt16(spine))
         // An allocation this far after the earliest one waiting would push that out of the
         // session's window, to be reported lost: it is long past (the core was held up),
@@ -981,8 +355,8 @@ public final class ArbiterCore {
             // An endpoint that has not answered what it was sent for longer than the
             // lookahead is not reading: its next slots would arrive too late, so the
             // allocator gives them to others until it answers.
-            if !holding[source], unansweredSince[source] != .max,
-                clock &- unansweredSince[source] > UInt64(lookaheadCeiling) &* timeslotPicoseconds / 1000
+            if !holds.isHeld(source),
+                holds.isSilent(source, longerThan: UInt64(lookaheadCeiling) &* timeslotPicoseconds / 1000, now: clock)
             {
                 hold(source, true)
             }
@@ -990,8 +364,8 @@ public final class ArbiterCore {
             // covers the spread inside it): timed by each allocation's own slot, one late in a
             // batch waited up to a batch longer, and a new flow's first slot with it
             // (simulated incast: request → allocation 20 → 40 µs at p50).
-            let due = dueTime(ofBatchOf: ourSlot)
-            if due < allocationDue[source] { allocationDue[source] = due }
+            let due = schedule.dueTime(ofBatchOf: ourSlot)
+            if due < timers.allocationDue[source] { timers.allocationDue[source] = due }
         case .noDemand:
             statistics.allocationsStale &+= 1
         case .slotUnavailable:
@@ -1009,48 +383,12 @@ public final class ArbiterCore {
     /// Offers one slot of `source`'s demand towards `destination` to the allocator again
     /// (an allocation that could not be used); `batch` is the threads' batch it came from.
     private func requestAgain(source: Int, destination: Int, batch: UInt64) {
-        if let allocator {
-            allocator.requestAgain(source: source, destination: destination, slots: 1)
-        } else if let p = pipelined {
-            p.statistics.allocatedSlots &-= 1  // pending again, as inline
-            p.send(
-                AllocatorCommand(
-                    kind: .requestAgain, source: Int32(source), destination: Int32(destination), value: batch))
-        }
-    }
-
-    /// Takes a round-trip sample; every ``RoundTripEstimator/samplesPerUpdate`` samples the
-    /// send lead (and, unless fixed, the lookahead) follows its 99th percentile.
-    private func noteRoundTrip(_ nanoseconds: UInt64) {
-        statistics.roundTripSamples &+= 1
-        guard roundTrips.record(nanoseconds: nanoseconds), let p99 = roundTrips.p99Nanoseconds else { return }
-        let batch = configuration.allocator.batchSize
-        let slots = Int((p99 &* 1000 + timeslotPicoseconds - 1) / timeslotPicoseconds)
-        guard configuration.sendLeadSlots == nil else { return }
-        sendLeadSlots = max(batch, min(lookaheadCeiling, slots + batch))
-        if configuration.lookaheadSlots == nil { lookaheadSlots = sendLeadSlots }
+        allocator.requestAgain(source: source, destination: destination, batch: batch)
     }
 
     /// The 99th percentile of the endpoints' round trips as last computed (ns); nil before
     /// enough samples came.
-    public var roundTripP99Nanoseconds: UInt64? { roundTrips.p99Nanoseconds }
-
-    /// When allocations in the batch of `slot` are due to leave: the batch's start less the
-    /// send lead. Kept for the batch in hand: every allocation of a batch asks, and a
-    /// slot's start is a 128-bit division (in software here, about 40 ns).
-    private func dueTime(ofBatchOf slot: UInt64) -> UInt64 {
-        let batch = UInt64(configuration.allocator.batchSize)
-        let lead = UInt64(sendLeadSlots)
-        // Same batch as the last call: no division.
-        if slot &- dueCacheBatch < batch && lead == dueCacheLead { return dueCache }
-        let batchStart = slot - slot % batch
-        if batchStart != dueCacheBatch || lead != dueCacheLead {
-            dueCacheBatch = batchStart
-            dueCacheLead = lead
-            dueCache = batchStart > lead ? start(ofSlot: batchStart - lead) : 0
-        }
-        return dueCache
-    }
+    public var roundTripP99Nanoseconds: UInt64? { schedule.roundTripP99Nanoseconds }
 
     /// The current slot at `now`, computed once for consecutive calls with the same time
     /// (a 128-bit division; the send loop asks for every packet it builds).
@@ -1070,7 +408,7 @@ public final class ArbiterCore {
         // stall came from purges instead (see ``AllocationStage``'s `purgedLater`), but
         // this is not measured with the threads since: there late allocations are sent
         // (and refused, and asked for again by the endpoint) as before.
-        guard allocator != nil else { return }
+        guard !allocator.isThreaded else { return }
         let state = sessions[source].schedulingState()
         expiredTowards.removeAll(keepingCapacity: true)
         let expired = sessions[source].expirePendingAllocations(before: limit) { expiredTowards.append($0) }
@@ -1078,28 +416,19 @@ public final class ArbiterCore {
         statistics.allocationsExpiredUnsent &+= UInt64(expired)
         let batch: UInt64 = 0  // inline allocator: no batch numbers
         for node in expiredTowards {
-            guard let d = host(named: node, extended: state.extended) else { continue }
+            guard let d = numbering.host(named: node, extended: state.extended) else { continue }
             requestAgain(source: source, destination: d, batch: batch)
         }
     }
 
     /// Holds `host` back from allocation, or lets it go (inline allocator only).
     private func hold(_ host: Int, _ on: Bool) {
-        guard let allocator, holding[host] != on else { return }
-        holding[host] = on
-        allocator.setSourceHeld(host, on)
+        guard holds.isHeld(host) != on, allocator.setSourceHeld(host, on) else { return }
         if on {
             statistics.sourcesHeld &+= 1
-            heldHosts[heldCount] = Int32(host)
-            heldSince[heldCount] = clock
-            heldCount += 1
+            holds.insert(host, now: clock)
         } else {
-            for k in 0..<heldCount where heldHosts[k] == Int32(host) {
-                heldCount -= 1
-                heldHosts[k] = heldHosts[heldCount]
-                heldSince[k] = heldSince[heldCount]
-                break
-            }
+            holds.remove(host)
         }
     }
 
@@ -1108,16 +437,9 @@ public final class ArbiterCore {
     /// speaks again anyway.
     private var holdLimitNanoseconds: UInt64 { 4 &* UInt64(lookaheadCeiling) &* timeslotPicoseconds / 1000 }
 
-    /// Ends the holds that reached their limit (few hosts are ever held at once).
+    /// Ends the holds that reached their limit.
     private func releaseExpiredHolds(now: UInt64) {
-        var k = 0
-        while k < heldCount {
-            if now &- heldSince[k] > holdLimitNanoseconds {
-                hold(Int(heldHosts[k]), false)
-            } else {
-                k += 1
-            }
-        }
+        while let host = holds.firstExpired(now: now, limit: holdLimitNanoseconds) { hold(host, false) }
     }
 
     /// The spine path selection books for a pinned source's allocation, or -1.
@@ -1129,104 +451,10 @@ public final class ArbiterCore {
     /// Tells the allocator whether `host`'s inter-rack allocations are pinned to their
     /// pinned spine, when that changed: inline, from the next batch; to the allocator
     /// threads through the command ring, in order with the demand and purges sent.
-    fileprivate func pinSource(_ host: Int, _ on: Bool) {
+    func pinSource(_ host: Int, _ on: Bool) {
         guard pinned[host] != on else { return }
         pinned[host] = on
-        if let allocator {
-            allocator.setSourcePinned(host, on)
-        } else {
-            pipelined!.send(
-                AllocatorCommand(kind: .pinSource, source: Int32(host), destination: 0, value: on ? 1 : 0))
-        }
-    }
-
-    /// Allocator threads: sends what waits, then takes in their events and every batch
-    /// that has come back, in order.
-    private func receiveFromAllocatorThreads(now: UInt64) {
-        let p = pipelined!
-        p.flush()
-        takeEvents(p)
-        var batch = p.nextBatch &- 1
-        var any = false
-        let current = currentSlot(now: now)
-        while let r = p.results.pop() {
-            let s = Int(r.source)
-            let d = Int(r.destination)
-            switch r.kind {
-            case .batch:
-                // Events sent before this batch was fed are all in the ring by now.
-                takeEvents(p)
-                batch = r.value
-                // The threads skip batches whose first slot began before they got to them.
-                if batch > p.nextBatch {
-                    statistics.slotsSkipped &+= (batch - p.nextBatch) &* UInt64(configuration.allocator.batchSize)
-                }
-                p.nextBatch = batch &+ 1
-                any = true
-                // Takes effect from a batch the threads start after this one.
-                updateControlReservation(p.pipeline.controlReservation)
-                statistics.batchesAllocated &+= 1
-                statistics.allocationsUnroutable &+= UInt64(r.destination)
-                p.statistics.unroutable &+= UInt64(r.destination)
-                // Refused demand is offered again once a batch, not on every poll.
-                if retryCount > 0 { retryRefused() }
-            case .purged:
-                p.statistics.purgedSlots &+= r.value
-            case .withdrawal:
-                p.statistics.withdrawnSlots &+= r.value
-                if p.isStale(source: s, destination: d, batch: batch) {
-                    statistics.allocationsPurged &+= 1
-                    continue
-                }
-                guard hasSession[s], let node = nodeID(of: d, for: s) else { continue }
-                sessions[s].recordWithdrawal(destination: node, slots: r.value)
-                sessionChanged(s)
-            case .allocation:
-                if p.isStale(source: s, destination: d, batch: batch) {
-                    // Allocated from demand purged since: counted as purged, not allocated.
-                    statistics.allocationsPurged &+= 1
-                    p.statistics.purgedSlots &+= 1
-                    continue
-                }
-                p.statistics.allocatedSlots &+= 1
-                let slot = p.baseSlot &+ r.value
-                guard slot > current else {
-                    statistics.allocationsLate &+= 1
-                    p.statistics.allocatedSlots &-= 1  // pending again, as inline
-                    p.send(
-                        AllocatorCommand(
-                            kind: .requestAgain, source: r.source, destination: r.destination, value: batch))
-                    continue
-                }
-                record(slot: slot, source: s, destination: d, spine: r.spine, batch: batch)
-            }
-        }
-        statistics.commandsDelayed = p.outboxed
-        // Nothing came: look again in a microsecond rather than spin on the ring.
-        pollAfter = any ? 0 : now &+ 1_000
-    }
-
-    /// Allocator threads: applies the feeds' answers to the commands sent.
-    private func takeEvents(_ p: PipelinedAllocator) {
-        while let e = p.events.pop() {
-            p.note(e)
-            let s = Int(e.source)
-            let d = Int(e.destination)
-            switch e.kind {
-            case .refused, .refusedAgain:
-                // A purge sent since makes the refused demand moot.
-                if !p.isOvertaken(source: s, destination: d) {
-                    keepRefused(source: s, destination: d, slots: UInt32(e.value), again: e.kind == .refusedAgain)
-                }
-            case .withdrawn:
-                guard !p.isOvertaken(source: s, destination: d), hasSession[s], let node = nodeID(of: d, for: s)
-                else { continue }
-                sessions[s].recordWithdrawal(destination: node, slots: e.value)
-                sessionChanged(s)
-            case .purged, .counters:
-                break
-            }
-        }
+        allocator.setSourcePinned(host, on)
     }
 
     // MARK: Packets out
@@ -1235,15 +463,11 @@ public final class ArbiterCore {
     /// address and length; nil when no session has anything to send.
     public func nextPacket(now: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> (address: UInt32, length: Int)? {
         clock = now
-        while readyCount > 0 {
-            let host = Int(ready[readyHead])
-            readyHead = (readyHead + 1) % hostCount
-            readyCount -= 1
-            isReady[host] = false
-            guard hasSession[host] else { continue }
+        while let host = readySessions.popFirst() {
+            guard sessions.contains(host) else { continue }
             var before = sessions[host].schedulingState()
             if before.pendingAllocations > 0, var earliest = sessions[host].earliestPendingSlot() {
-                let current = sessionSlot(slotAt(now), announcedClock: before.announcedClock)
+                let current = slotClock.sessionSlot(slotAt(now), announcedClock: before.announcedClock)
                 // Slots passed by more than an endpoint accepts: not sent (rarely any).
                 let late = UInt64(configuration.expireUnsentAfterSlots)
                 if Int64(bitPattern: current &- late &- earliest) > 0 {
@@ -1265,10 +489,8 @@ public final class ArbiterCore {
             case .success(let length):
                 statistics.packetsSent &+= 1
                 if carried { statistics.allocationPacketsSent &+= 1 }
-                if unansweredSince[host] == .max { unansweredSince[host] = now }
-                if let rack = configuration.controlRack, Int(topology.rackOf[host]) != rack {
-                    controlBytesOut &+= length &+ configuration.controlFramingBytes
-                }
+                holds.sent(to: host, now: now)
+                controlTraffic?.sent(bytes: length, toRack: Int(topology.rackOf[host]))
                 return (topology.addresses[host], length)
             case .failure:
                 statistics.encodeFailures &+= 1
@@ -1279,7 +501,7 @@ public final class ArbiterCore {
 
     /// After any event on a session: queue it to send, and track its timer.
     private func sessionChanged(_ host: Int) {
-        guard hasSession[host] else { return }
+        guard sessions.contains(host) else { return }
         let state = sessions[host].schedulingState()
         // The handler pins at resets and registrations, in order with the demand; this
         // catches a session that lost the clock otherwise (a HELLO refused by the session
@@ -1287,83 +509,24 @@ public final class ArbiterCore {
         if state.announcedClock == pinned[host] { pinSource(host, !state.announcedClock) }
         var due = state.urgent
         if state.pendingAllocations == 0 {
-            allocationDue[host] = .max
-        } else if allocationDue[host] <= clock
+            timers.allocationDue[host] = .max
+        } else if timers.allocationDue[host] <= clock
             || state.pendingAllocations
                 >= (state.announcedClock ? Self.extendedPacketAllocations : Self.referencePacketAllocations)
         {
             due = true
-        } else if allocationDue[host] != pushedDue[host] {
-            pushedDue[host] = allocationDue[host]
-            pushTimer(allocationDue[host], host)
+        } else {
+            timers.scheduleAllocations(of: host, sessions: sessions)
         }
-        if due && !isReady[host] {
-            isReady[host] = true
-            ready[(readyHead + readyCount) % hostCount] = Int32(host)
-            readyCount += 1
-        }
-        if let deadline = state.timerDeadline, deadline != pushedDeadline[host] {
-            pushedDeadline[host] = deadline
-            pushTimer(deadline, host)
-        }
-    }
-
-    private func pushTimer(_ deadline: UInt64, _ host: Int) {
-        if timerCount == timerCapacity { rebuildTimers() }
-        var i = timerCount
-        timerCount += 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            guard timerDeadlines[parent] > deadline else { break }
-            timerDeadlines[i] = timerDeadlines[parent]
-            timerHosts[i] = timerHosts[parent]
-            i = parent
-        }
-        timerDeadlines[i] = deadline
-        timerHosts[i] = Int32(host)
-    }
-
-    private func popTimer() {
-        timerCount -= 1
-        guard timerCount > 0 else { return }
-        let deadline = timerDeadlines[timerCount]
-        let host = timerHosts[timerCount]
-        var i = 0
-        while true {
-            var child = 2 * i + 1
-            guard child < timerCount else { break }
-            if child + 1 < timerCount && timerDeadlines[child + 1] < timerDeadlines[child] { child += 1 }
-            guard timerDeadlines[child] < deadline else { break }
-            timerDeadlines[i] = timerDeadlines[child]
-            timerHosts[i] = timerHosts[child]
-            i = child
-        }
-        timerDeadlines[i] = deadline
-        timerHosts[i] = host
-    }
-
-    /// The heap is full of entries made stale by later deadlines: keep one per session.
-    private func rebuildTimers() {
-        timerCount = 0
-        for h in 0..<hostCount {
-            pushedDeadline[h] = .max
-            pushedDue[h] = .max
-            guard hasSession[h] else { continue }
-            if allocationDue[h] != .max {
-                pushedDue[h] = allocationDue[h]
-                pushTimer(allocationDue[h], h)
-            }
-            guard let deadline = sessions[h].schedulingState().timerDeadline else { continue }
-            pushedDeadline[h] = deadline
-            pushTimer(deadline, h)
-        }
+        if due { readySessions.insert(host) }
+        if let deadline = state.timerDeadline { timers.schedule(deadline, for: host, sessions: sessions) }
     }
 
     // MARK: Operations
 
     /// The session of the host at `address`, if it has sent anything.
     public func session(forAddress address: UInt32) -> ArbiterSession? {
-        topology.index(ofAddress: address).flatMap { hasSession[$0] ? sessions[$0] : nil }
+        topology.index(ofAddress: address).flatMap { sessions.contains($0) ? sessions[$0] : nil }
     }
 
     /// The host at `address` went away: its session ends, all demand from and to it is
@@ -1371,28 +534,19 @@ public final class ArbiterCore {
     /// senders) until it is heard from again.
     public func removeHost(address: UInt32) {
         guard let host = topology.index(ofAddress: address) else { return }
-        if hasSession[host] {
-            (sessions + host).deinitialize(count: 1)
-            hasSession[host] = false
-        }
+        sessions.remove(host)
         removed[host] = true
         hold(host, false)
-        unansweredSince[host] = .max
-        pushedDeadline[host] = .max
-        allocationDue[host] = .max
-        pushedDue[host] = .max
-        if let allocator {
-            allocator.removeHost(host)
-        } else {
-            flushPending()
-            pipelined!.send(AllocatorCommand(kind: .removeHost, source: Int32(host), destination: 0, value: 0))
-        }
+        holds.answered(host)
+        timers.forget(host)
+        flushPending()
+        allocator.removeHost(host)
         // No session, no demand: nothing to pin until it speaks again.
         pinSource(host, false)
         dropRetries(host: host, both: true)
         // The other endpoints' demand towards it is gone from the allocator: their
         // sessions report it withdrawn, so no flow waits for slots that will not come.
-        for s in 0..<hostCount where hasSession[s] {
+        for s in 0..<hostCount where sessions.contains(s) {
             guard let node = nodeID(of: host, for: s) else { continue }
             if sessions[s].withdrawHeldDemand(towards: node) > 0 { sessionChanged(s) }
         }
@@ -1401,23 +555,57 @@ public final class ArbiterCore {
     /// Marks a ToR↔spine link down or up (from the next batch).
     /// Needs the inline allocator.
     public func setLink(rack: Int, spine: Int, up: Bool) throws(TopologyError) {
-        guard let allocator else {
-            throw TopologyError(field: "pipeline", reason: "link changes need the inline allocator")
-        }
-        try allocator.setLink(rack: rack, spine: spine, up: up)
-        topology = allocator.topology
+        topology = try allocator.setLink(rack: rack, spine: spine, up: up)
     }
 
     /// Marks a spine down or up (from the next batch).
     /// Needs the inline allocator.
     public func setSpine(_ spine: Int, up: Bool) throws(TopologyError) {
-        guard let allocator else {
-            throw TopologyError(field: "pipeline", reason: "spine changes need the inline allocator")
-        }
-        try allocator.setSpine(spine, up: up)
-        topology = allocator.topology
+        topology = try allocator.setSpine(spine, up: up)
     }
 
     /// The allocator's counters.
-    public var allocatorStatistics: TimeslotAllocatorStatistics { allocator?.statistics ?? pipelined!.statistics }
+    public var allocatorStatistics: TimeslotAllocatorStatistics { allocator.statistics }
+}
+
+// What the allocator's batches bring, handed back by either allocator.
+extension ArbiterCore: AllocationReceiver {
+    @inline(__always)
+    func allocated(slot: UInt64, source: Int, destination: Int, spine: Int16, batch: UInt64) {
+        record(slot: slot, source: source, destination: destination, spine: spine, batch: batch)
+    }
+
+    func withdrawn(source: Int, destination: Int, slots: UInt64) {
+        guard sessions.contains(source), let node = nodeID(of: destination, for: source) else { return }
+        sessions[source].recordWithdrawal(destination: node, slots: slots)
+        sessionChanged(source)
+    }
+
+    func refused(source: Int, destination: Int, slots: UInt32, again: Bool) {
+        keepRefused(source: source, destination: destination, slots: slots, again: again)
+    }
+
+    func offerRefusedAgain() {
+        if !refused.isEmpty { retryRefused() }
+    }
+
+    func batchAllocated(unroutable: UInt64) {
+        statistics.batchesAllocated &+= 1
+        statistics.allocationsUnroutable &+= unroutable
+    }
+
+    func updateControlReservation(_ reservation: ControlReservation) {
+        let batch = configuration.allocator.batchSize
+        controlTraffic?.update(reservation, topology: topology, batchSize: batch, phase: lookaheadSlots % batch)
+    }
+
+    func slotsSkipped(_ slots: UInt64) {
+        statistics.slotsSkipped &+= slots
+    }
+
+    func threadResults(purged: UInt64, late: UInt64, commandsDelayed: UInt64) {
+        statistics.allocationsPurged &+= purged
+        statistics.allocationsLate &+= late
+        statistics.commandsDelayed = commandsDelayed
+    }
 }

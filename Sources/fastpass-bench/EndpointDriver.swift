@@ -108,7 +108,7 @@ public final class EndpointDriver {
     /// one whose middle falls in it, as the arbiter numbers them (slot origin 0).
     func arbiterSlot(ofReference r: UInt64, start: UInt64) -> UInt64 {
         let estimate = timeslotPicoseconds.dividingFullWidth((start + 626).multipliedFullWidth(by: 1000)).quotient
-        return ArbiterCore.slot(ofReference: r, near: estimate, origin: 0, picoseconds: timeslotPicoseconds)
+        return SlotClock.slot(ofReference: r, near: estimate, origin: 0, picoseconds: timeslotPicoseconds)
             ?? estimate
     }
 

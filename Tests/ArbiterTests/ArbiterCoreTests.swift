@@ -186,7 +186,7 @@ struct ArbiterCoreTests {
                         // slot (any other endpoint's) is the arbiter slot whose middle it contains.
                         let slot =
                             !hosts[h].session.negotiation.granted.contains(.announcedClock)
-                            ? ArbiterCore.slot(
+                            ? SlotClock.slot(
                                 ofReference: a.slot, near: core.currentSlot(now: Self.referenceStart(a.slot) + 626),
                                 origin: 0, picoseconds: core.timeslotPicoseconds)! : a.slot
                         let d = host(named: a.destination, by: h)!
@@ -499,21 +499,21 @@ struct ArbiterCoreTests {
         for first: UInt64 in [1_434_744_627_007_000, 35_184_372_088_000, 1_000] {
             var previous: UInt64?
             for s in first..<(first + 2_000_000) {
-                let r = ArbiterCore.referenceSlot(containingMiddleOf: s, origin: 0, picoseconds: picoseconds)
+                let r = SlotClock.referenceSlot(containingMiddleOf: s, origin: 0, picoseconds: picoseconds)
                 if let p = previous, r == p {
                     Issue.record("slots \(s - 1) and \(s) share reference slot \(r)")
                     return
                 }
                 previous = r
                 if s % 997 == 0 {
-                    #expect(ArbiterCore.slot(ofReference: r, near: s &+ 1, origin: 0, picoseconds: picoseconds) == s)
+                    #expect(SlotClock.slot(ofReference: r, near: s &+ 1, origin: 0, picoseconds: picoseconds) == s)
                 }
             }
         }
         // The reference's own wrapping formula at the whole nanoseconds around each middle.
         for s: UInt64 in [0, 1_434_744_627_007_541, 14_742_881_867_000_000, 200_000_000_000_000_000] {
             let middle = (UInt128(s) * UInt128(picoseconds) + UInt128(picoseconds / 2)) / 1000
-            let r = ArbiterCore.referenceSlot(containingMiddleOf: s, origin: 0, picoseconds: picoseconds)
+            let r = SlotClock.referenceSlot(containingMiddleOf: s, origin: 0, picoseconds: picoseconds)
             let below = ReferenceTimeslot.slot(atNanoseconds: UInt64(truncatingIfNeeded: middle))
             let above = ReferenceTimeslot.slot(atNanoseconds: UInt64(truncatingIfNeeded: middle + 1))
             #expect(r == below || r == above, "slot \(s): \(r), reference \(below)...\(above)")

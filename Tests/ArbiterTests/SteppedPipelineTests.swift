@@ -30,7 +30,7 @@ struct SteppedPipelineTests {
     /// further: that one is often left fed, or half allocated, while the endpoints and the
     /// core go on, and its successor is fed before it is finished.
     static func run(_ network: inout Network, for duration: UInt64, _ random: inout TestRandom) {
-        let p = network.core.pipelined!
+        let p = network.core.allocator.threaded!
         let stepper = p.stepper!
         let batchSize = UInt64(p.batchSize)
         let end = network.now + duration
@@ -55,7 +55,7 @@ struct SteppedPipelineTests {
     /// arrives meanwhile). Then the allocator's demand sits in its pair table and rings,
     /// where it can be counted. False when the results made the core send commands again.
     static func settle(_ network: inout Network) -> Bool {
-        let p = network.core.pipelined!
+        let p = network.core.allocator.threaded!
         let stepper = p.stepper!
         func finishFed() {
             while stepper.nextRoute < stepper.nextFeed {
@@ -77,7 +77,7 @@ struct SteppedPipelineTests {
         for d in network.core.session(forAddress: topology.addresses[source])?.destinations ?? [] {
             held += d.released - d.allocated - d.withdrawn
         }
-        return (held, network.core.pipelined!.pipeline.outstandingSlots { s, _ in s == source })
+        return (held, network.core.allocator.threaded!.pipeline.outstandingSlots { s, _ in s == source })
     }
 
     /// An endpoint reset again and again while its demand is being allocated: each reset

@@ -67,8 +67,9 @@ struct AllocatorResult: BitwiseCopyable {
     var value: UInt64
 }
 
-/// The timeslot allocator on threads of its own, for the arbiter core: the
-/// ``AllocatorPipeline``'s stages and its path-selection stage, each on a configured CPU,
+/// The arbiter core's allocator on threads of its own (the ``AllocatorBackend`` chosen
+/// when ``ArbiterCoreConfiguration/pipeline`` is set): it runs an ``AllocatorPipeline``,
+/// whose stages and path-selection stage each have a thread on a configured CPU,
 /// paced by the clock, fed by and reporting to the communication thread through
 /// single-producer single-consumer rings, so that the communication thread never waits
 /// for allocation and never takes a lock.
@@ -79,7 +80,7 @@ struct AllocatorResult: BitwiseCopyable {
 /// path thread passes every finished batch back. A purge (a reset, a removed host) is
 /// applied from a batch on; allocations and withdrawals of the batches before it are
 /// stale, which ``isStale(source:destination:batch:)`` tells.
-final class PipelinedAllocator: @unchecked Sendable {
+final class ThreadedAllocator: @unchecked Sendable {
     let pipeline: AllocatorPipeline
     let batchSize: Int
     let commands: SPSCRing<AllocatorCommand>
@@ -106,10 +107,13 @@ final class PipelinedAllocator: @unchecked Sendable {
     private let purgedSourceBefore: UnsafeMutablePointer<UInt64>
     private let purgedDestinationBefore: UnsafeMutablePointer<UInt64>
     /// The next batch the communication thread expects.
-    @exclusivity(unchecked) var nextBatch: UInt64 = 0
-    @exclusivity(unchecked) var statistics = TimeslotAllocatorStatistics()
+    @exclusivity(unchecked) private var nextBatch: UInt64 = 0
+    @exclusivity(unchecked) private(set) var statistics = TimeslotAllocatorStatistics()
     /// Times a command waited in the outbox because the ring was full.
-    @exclusivity(unchecked) var outboxed: UInt64 = 0
+    @exclusivity(unchecked) private var outboxed: UInt64 = 0
+    /// The earliest the communication thread should look for finished batches again when
+    /// none has come.
+    @exclusivity(unchecked) private var pollAfter: UInt64 = 0
 
     init(topology: Topology, allocator: TimeslotAllocatorConfiguration, pipeline: PipelineConfiguration)
         throws(TopologyError)
@@ -147,12 +151,14 @@ final class PipelinedAllocator: @unchecked Sendable {
     }
 
     /// Starts the threads: slot `baseSlot` of the core begins at `baseStart` on the
-    /// monotonic clock, each batch is started `leadBatches` batches before its first slot.
-    func start(baseSlot: UInt64, baseStart: UInt64, slotNanoseconds: Double, leadBatches: Int) {
+    /// monotonic clock, each batch is started `leadBatches` batches before its first slot;
+    /// `now` is the core's clock.
+    private func start(baseSlot: UInt64, baseStart: UInt64, slotNanoseconds: Double, leadBatches: Int, now: UInt64) {
         precondition(!started, "the allocator threads start once")
         started = true
         self.baseSlot = baseSlot
         nextBatch = 0
+        pollAfter = now
         stopping.store(false, ordering: .relaxed)
         pipeline.configuration.schedule = RealTimeSchedule(
             origin: baseStart, slotNanoseconds: slotNanoseconds, leadBatches: leadBatches)
@@ -164,14 +170,43 @@ final class PipelinedAllocator: @unchecked Sendable {
         run.go()
     }
 
+    /// Starts the threads at `now` on the core's clock `clock`, `monotonicNow` on the
+    /// monotonic clock, on which they pace batches: allocation starts with the first whole
+    /// batch at least `lookahead` slots ahead (see ``baseSlot(now:clock:lookahead:)``).
+    func start(now: UInt64, monotonicNow: UInt64, clock: SlotClock, lookahead: Int) {
+        let base = baseSlot(now: now, clock: clock, lookahead: lookahead)
+        let baseStart = monotonicNow &+ (clock.start(ofSlot: base) &- now)
+        // Batches start as early as the inline allocator would allocate them; the path
+        // through the threads is the lookahead's to absorb.
+        let lead = max(1, lookahead / batchSize)
+        start(
+            baseSlot: base, baseStart: baseStart, slotNanoseconds: Double(clock.picoseconds) / 1000,
+            leadBatches: lead, now: now)
+    }
+
+    /// Like ``start(now:monotonicNow:clock:lookahead:)``, without threads (see
+    /// ``startStepping(baseSlot:now:)``).
+    func startStepping(now: UInt64, clock: SlotClock, lookahead: Int) {
+        startStepping(baseSlot: baseSlot(now: now, clock: clock, lookahead: lookahead), now: now)
+    }
+
+    /// The pipeline's slot 0 for threads started at `now`: the first whole batch at least
+    /// `lookahead` slots ahead.
+    private func baseSlot(now: UInt64, clock: SlotClock, lookahead: Int) -> UInt64 {
+        let batch = UInt64(batchSize)
+        let ahead = clock.slot(at: now) + 1 + UInt64(lookahead)
+        return (ahead + batch - 1) / batch * batch
+    }
+
     /// Instead of starting the threads: the caller takes the pipeline's steps, one at a
     /// time, with ``step(_:)`` (tests that need an exact interleaving). Slot `baseSlot` of
-    /// the core is the pipeline's slot 0.
-    func startStepping(baseSlot: UInt64) {
+    /// the core is the pipeline's slot 0; `now` is the core's clock.
+    func startStepping(baseSlot: UInt64, now: UInt64) {
         precondition(!started, "the allocator threads start once")
         started = true
         self.baseSlot = baseSlot
         nextBatch = 0
+        pollAfter = now
         stepper = AllocatorPipeline.Stepper(pipeline: pipeline)
     }
 
@@ -214,7 +249,7 @@ final class PipelinedAllocator: @unchecked Sendable {
 
     /// Queues a command for the allocator threads (dropped once they are stopped: nothing
     /// would apply it).
-    func send(_ command: AllocatorCommand) {
+    private func send(_ command: AllocatorCommand) {
         if started && run == nil && stepper == nil { return }
         switch command.kind {
         case .resetSource:
@@ -232,7 +267,7 @@ final class PipelinedAllocator: @unchecked Sendable {
     }
 
     /// Moves what waits in the outbox into the ring, in order.
-    func flush() {
+    private func flush() {
         while outboxHead < outbox.count {
             guard commands.push(outbox[outboxHead]) else { return }
             outboxHead += 1
@@ -243,8 +278,8 @@ final class PipelinedAllocator: @unchecked Sendable {
         }
     }
 
-    /// Takes a feed's event into account (purges, counters) and returns it for the core.
-    func note(_ e: AllocatorEvent) {
+    /// Takes a feed's event into account (purges, counters).
+    private func note(_ e: AllocatorEvent) {
         switch e.kind {
         case .refused, .refusedAgain:
             statistics.refusals &+= 1
@@ -269,15 +304,94 @@ final class PipelinedAllocator: @unchecked Sendable {
     /// Whether what the allocator said about the pair in `batch` predates a purge of
     /// either host (sent, whether or not applied yet: a purge not yet applied will be
     /// applied after any batch that has already come back).
-    func isStale(source: Int, destination: Int, batch: UInt64) -> Bool {
+    private func isStale(source: Int, destination: Int, batch: UInt64) -> Bool {
         awaitingSource[source] > 0 || batch < purgedSourceBefore[source] || awaitingDestination[destination] > 0
             || batch < purgedDestinationBefore[destination]
     }
 
     /// Whether an event about the pair was overtaken by a purge sent after the command
     /// that caused it.
-    func isOvertaken(source: Int, destination: Int) -> Bool {
+    private func isOvertaken(source: Int, destination: Int) -> Bool {
         awaitingSource[source] > 0 || awaitingDestination[destination] > 0
+    }
+
+    /// Sends what waits, then takes in the feeds' events and every batch that has come
+    /// back, in order, handing them to `receiver`.
+    private func takeResults<R: AllocationReceiver>(now: UInt64, current: UInt64, receiver: R) {
+        flush()
+        takeEvents(receiver)
+        var batch = nextBatch &- 1
+        var any = false
+        var purged: UInt64 = 0
+        var late: UInt64 = 0
+        while let r = results.pop() {
+            let s = Int(r.source)
+            let d = Int(r.destination)
+            switch r.kind {
+            case .batch:
+                // Events sent before this batch was fed are all in the ring by now.
+                takeEvents(receiver)
+                batch = r.value
+                // The threads skip batches whose first slot began before they got to them.
+                if batch > nextBatch { receiver.slotsSkipped((batch - nextBatch) &* UInt64(batchSize)) }
+                nextBatch = batch &+ 1
+                any = true
+                // Takes effect from a batch the threads start after this one.
+                receiver.updateControlReservation(pipeline.controlReservation)
+                receiver.batchAllocated(unroutable: UInt64(r.destination))
+                statistics.unroutable &+= UInt64(r.destination)
+                // Refused demand is offered again once a batch, not on every poll.
+                receiver.offerRefusedAgain()
+            case .purged:
+                statistics.purgedSlots &+= r.value
+            case .withdrawal:
+                statistics.withdrawnSlots &+= r.value
+                if isStale(source: s, destination: d, batch: batch) {
+                    purged &+= 1
+                    continue
+                }
+                receiver.withdrawn(source: s, destination: d, slots: r.value)
+            case .allocation:
+                if isStale(source: s, destination: d, batch: batch) {
+                    // Allocated from demand purged since: counted as purged, not allocated.
+                    purged &+= 1
+                    statistics.purgedSlots &+= 1
+                    continue
+                }
+                statistics.allocatedSlots &+= 1
+                let slot = baseSlot &+ r.value
+                guard slot > current else {
+                    late &+= 1
+                    requestAgain(source: s, destination: d, batch: batch)
+                    continue
+                }
+                receiver.allocated(slot: slot, source: s, destination: d, spine: r.spine, batch: batch)
+            }
+        }
+        receiver.threadResults(purged: purged, late: late, commandsDelayed: outboxed)
+        // Nothing came: look again in a microsecond rather than spin on the ring.
+        pollAfter = any ? 0 : now &+ 1_000
+    }
+
+    /// Applies the feeds' answers to the commands sent.
+    private func takeEvents<R: AllocationReceiver>(_ receiver: R) {
+        while let e = events.pop() {
+            note(e)
+            let s = Int(e.source)
+            let d = Int(e.destination)
+            switch e.kind {
+            case .refused, .refusedAgain:
+                // A purge sent since makes the refused demand moot.
+                if !isOvertaken(source: s, destination: d) {
+                    receiver.refused(source: s, destination: d, slots: UInt32(e.value), again: e.kind == .refusedAgain)
+                }
+            case .withdrawn:
+                guard !isOvertaken(source: s, destination: d) else { continue }
+                receiver.withdrawn(source: s, destination: d, slots: e.value)
+            case .purged, .counters:
+                break
+            }
+        }
     }
 
     // MARK: Allocator threads
@@ -378,4 +492,59 @@ final class PipelinedAllocator: @unchecked Sendable {
         }
         return true
     }
+}
+
+extension ThreadedAllocator: AllocatorBackend {
+    var isThreaded: Bool { true }
+
+    var nextSlot: UInt64 { baseSlot &+ nextBatch &* UInt64(batchSize) }
+
+    func offer<R: AllocationReceiver>(_ demand: UnsafeMutableBufferPointer<DemandRequest>, refusalsTo receiver: R) {
+        // Refusals come back as events.
+        for r in demand {
+            send(AllocatorCommand(kind: .add, source: r.source, destination: r.destination, value: UInt64(r.slots)))
+        }
+    }
+
+    /// Always true: a refusal comes back as an event, and is kept again.
+    func offerAgain(source: Int, destination: Int, slots: UInt32) -> Bool {
+        send(
+            AllocatorCommand(
+                kind: .addAgain, source: Int32(source), destination: Int32(destination), value: UInt64(slots)))
+        return true
+    }
+
+    /// Always 0: all of it is reported later, as the threads apply it.
+    func withdraw(source: Int, destination: Int, slots: UInt64) -> UInt64 {
+        send(AllocatorCommand(kind: .withdraw, source: Int32(source), destination: Int32(destination), value: slots))
+        return 0
+    }
+
+    func resetSource(_ host: Int) {
+        send(AllocatorCommand(kind: .resetSource, source: Int32(host), destination: 0, value: 0))
+    }
+
+    func removeHost(_ host: Int) {
+        send(AllocatorCommand(kind: .removeHost, source: Int32(host), destination: 0, value: 0))
+    }
+
+    func requestAgain(source: Int, destination: Int, batch: UInt64) {
+        statistics.allocatedSlots &-= 1  // pending again, as inline
+        send(
+            AllocatorCommand(kind: .requestAgain, source: Int32(source), destination: Int32(destination), value: batch))
+    }
+
+    /// Through the command ring, in order with the demand and purges sent.
+    func setSourcePinned(_ host: Int, _ on: Bool) {
+        send(AllocatorCommand(kind: .pinSource, source: Int32(host), destination: 0, value: on ? 1 : 0))
+    }
+
+    func setSourceHeld(_ host: Int, _ on: Bool) -> Bool { false }
+
+    func advance<R: AllocationReceiver>(now: UInt64, current: UInt64, lookahead: Int, receiver: R) {
+        takeResults(now: now, current: current, receiver: receiver)
+    }
+
+    /// Polled at most every microsecond while the next batch is overdue.
+    func nextDeadline(batchDue: UInt64) -> UInt64 { max(batchDue, pollAfter) }
 }

@@ -1,0 +1,76 @@
+/// How far ahead the arbiter allocates and sends, following the endpoints' round trips.
+///
+/// The send rule: a session with nothing but allocations to send waits until its
+/// earliest one is ``sendLeadSlots`` ahead, or until it has a packet's worth: fewer,
+/// fuller packets, each still early enough for the endpoint.
+struct SendSchedule {
+    let batchSize: Int
+    /// The most slots ahead a batch is allocated: configured, or the most the endpoints'
+    /// early window allows.
+    let lookaheadCeiling: Int
+    private let fixedSendLead: Bool
+    private let fixedLookahead: Bool
+    private let clock: SlotClock
+    /// See ``ArbiterCore/sendLeadSlots``.
+    private(set) var sendLeadSlots: Int
+    /// See ``ArbiterCore/lookaheadSlots``.
+    private(set) var lookaheadSlots: Int
+    private var roundTrips = RoundTripEstimator()
+    private var dueCacheBatch: UInt64 = .max
+    private var dueCacheLead: UInt64 = .max
+    private var dueCache: UInt64 = 0
+
+    init(configuration: ArbiterCoreConfiguration, topology: Topology, clock: SlotClock) {
+        let batchSize = configuration.allocator.batchSize
+        self.batchSize = batchSize
+        self.clock = clock
+        fixedSendLead = configuration.sendLeadSlots != nil
+        fixedLookahead = configuration.lookaheadSlots != nil
+        let ceiling =
+            configuration.lookaheadSlots
+            ?? ArbiterCoreConfiguration.maximumLookahead(batchSize: batchSize, topology: topology)
+        lookaheadCeiling = ceiling
+        // Until round trips are measured, the most the endpoints' early window allows:
+        // allocations leave as they are made, as early as they can (measured in the
+        // namespace test, where most allocations come before 256 round trips: starting at
+        // two batches left packets 32 slots ahead at the median against 48).
+        let initial =
+            configuration.lookaheadSlots
+            ?? (configuration.pipeline == nil ? ceiling : min(ceiling, 2 * batchSize))
+        lookaheadSlots = initial
+        sendLeadSlots = configuration.sendLeadSlots ?? initial
+    }
+
+    /// The 99th percentile of the endpoints' round trips as last computed (ns); nil before
+    /// enough samples came.
+    var roundTripP99Nanoseconds: UInt64? { roundTrips.p99Nanoseconds }
+
+    /// Takes a round-trip sample; every ``RoundTripEstimator/samplesPerUpdate`` samples the
+    /// send lead (and, unless fixed, the lookahead) follows its 99th percentile.
+    mutating func noteRoundTrip(_ nanoseconds: UInt64) {
+        guard roundTrips.record(nanoseconds: nanoseconds), let p99 = roundTrips.p99Nanoseconds else { return }
+        let batch = batchSize
+        let slots = Int((p99 &* 1000 + clock.picoseconds - 1) / clock.picoseconds)
+        guard !fixedSendLead else { return }
+        sendLeadSlots = max(batch, min(lookaheadCeiling, slots + batch))
+        if !fixedLookahead { lookaheadSlots = sendLeadSlots }
+    }
+
+    /// When allocations in the batch of `slot` are due to leave: the batch's start less the
+    /// send lead. Kept for the batch in hand: every allocation of a batch asks, and a
+    /// slot's start is a 128-bit division (in software here, about 40 ns).
+    @inline(__always)
+    mutating func dueTime(ofBatchOf slot: UInt64) -> UInt64 {
+        let batch = UInt64(batchSize)
+        let lead = UInt64(sendLeadSlots)
+        // Same batch as the last call: no division.
+        if slot &- dueCacheBatch < batch && lead == dueCacheLead { return dueCache }
+        let batchStart = slot - slot % batch
+        if batchStart != dueCacheBatch || lead != dueCacheLead {
+            dueCacheBatch = batchStart
+            dueCacheLead = lead
+            dueCache = batchStart > lead ? clock.start(ofSlot: batchStart - lead) : 0
+        }
+        return dueCache
+    }
+}
