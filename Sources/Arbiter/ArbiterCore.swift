@@ -232,6 +232,12 @@ public final class ArbiterCore {
         return sessions[host].schedulingState().extended
     }
 
+    /// The host an endpoint means by `node` (see ``EndpointNumbering/host(named:extended:)``).
+    /// Here rather than through `numbering` from the session handler: reaching the struct
+    /// through the handler's reference copied it, and retained its tables, on every request.
+    @inline(__always)
+    func host(named node: NodeID, extended: Bool) -> Int? { numbering.host(named: node, extended: extended) }
+
     /// The id session `source` uses for host `destination`.
     private func nodeID(of destination: Int, for source: Int) -> NodeID? {
         numbering.nodeID(of: destination, extended: isExtended(source))

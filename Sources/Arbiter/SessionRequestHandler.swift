@@ -65,7 +65,7 @@ struct SessionRequestHandler: ArbiterSessionHandler {
     }
 
     mutating func demandIncreased(destination: NodeID, by slots: UInt64) {
-        guard let d = core.numbering.host(named: destination, extended: extended) else {
+        guard let d = core.host(named: destination, extended: extended) else {
             core.statistics.demandToUnknownDestination &+= 1
             return
         }
@@ -89,7 +89,7 @@ struct SessionRequestHandler: ArbiterSessionHandler {
     }
 
     mutating func withdrawalRequested(destination: NodeID, upTo slots: UInt64) -> UInt64 {
-        guard let d = core.numbering.host(named: destination, extended: extended) else { return 0 }
+        guard let d = core.host(named: destination, extended: extended) else { return 0 }
         core.flushPending()
         // Allocator threads withdraw none at once: all of it is reported as they apply it.
         return core.allocator.withdraw(source: source, destination: d, slots: slots)
