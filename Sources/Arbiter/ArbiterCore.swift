@@ -15,13 +15,13 @@ import FastpassProtocol
 /// MAC-hash node ids, or the announced clock and topology node ids).
 public final class ArbiterCore {
     public let configuration: ArbiterCoreConfiguration
-    public private(set) var topology: Topology
+    public internal(set) var topology: Topology
     /// The allocator, inline or on threads of its own, as configured.
     let allocator: ArbiterAllocator
     /// The endpoints' sessions by host index, made on a host's first packet.
-    private let sessions: SessionTable
+    let sessions: SessionTable
     private let sessionTemplate: ArbiterSessionConfiguration
-    private let hostCount: Int
+    let hostCount: Int
     /// How endpoints name hosts.
     let numbering: EndpointNumbering
     /// Slot length in picoseconds.
@@ -29,26 +29,26 @@ public final class ArbiterCore {
     /// The arbiter's slots, and how reference endpoints number them.
     public let slotClock: SlotClock
     @exclusivity(unchecked) private var readySessions: ReadySessions
-    @exclusivity(unchecked) private var timers: SessionTimers
+    @exclusivity(unchecked) var timers: SessionTimers
 
     /// Demand a packet brought, handed over once the session is done with it; also
     /// before anything that must come after it (withdrawals, resets).
-    @exclusivity(unchecked) private var pending = PendingDemand()
+    @exclusivity(unchecked) var pending = PendingDemand()
 
     /// Demand the allocator refused, offered again on every advance (once a batch, with
     /// allocator threads).
-    private var refused: RefusedDemand
+    var refused: RefusedDemand
     /// Hosts removed and not heard from since: demand towards them is withdrawn at once.
     let removed: UnsafeMutablePointer<Bool>
     /// Per host, what the allocator was last told: whether its inter-rack allocations are
     /// pinned to their pinned spine (its session counts slots without the announced
     /// clock, so it gets reference ALLOCs, which cannot name a path).
-    private let pinned: UnsafeMutablePointer<Bool>
+    let pinned: UnsafeMutablePointer<Bool>
     /// Demand a session handed over towards a removed host, withdrawn once the session
     /// is free again (destination node ids, for the session being served).
     var refusedTowards: [NodeID] = []
     /// Destinations of allocations a session withdrew unsent (scratch, reused).
-    private var expiredTowards: [NodeID] = []
+    var expiredTowards: [NodeID] = []
 
     public internal(set) var statistics = ArbiterCoreStatistics()
 
@@ -62,17 +62,17 @@ public final class ArbiterCore {
     /// else the send lead (a batch is then due to leave as it is made, and a new flow waits
     /// no longer for its first slot than the path to it needs).
     public var lookaheadSlots: Int { schedule.lookaheadSlots }
-    private var lookaheadCeiling: Int { schedule.lookaheadCeiling }
+    var lookaheadCeiling: Int { schedule.lookaheadCeiling }
     /// Per packet of allocations: its earliest slot's lead over the current slot as it
     /// leaves (the arbiter's share of an allocation's lateness; the rest is the way).
     @exclusivity(unchecked) public private(set) var sendLeads = AllocationLeadHistogram()
 
     /// The latest time the core was given.
-    private var clock: UInt64
+    var clock: UInt64
     @exclusivity(unchecked) private var slotCacheTime: UInt64 = .max
     @exclusivity(unchecked) private var slotCache: UInt64 = 0
     /// Hosts that have not answered, and those the inline allocator holds back for it.
-    @exclusivity(unchecked) private var holds: SourceHolds
+    @exclusivity(unchecked) var holds: SourceHolds
     /// A packet's worth of allocations: a reference ALLOC's 64 descriptor bytes hold about
     /// 48 slots with their skips; an extended packet of 512 bytes, after its reports, about
     /// 32 WIDE-ALLOC entries.
@@ -83,7 +83,7 @@ public final class ArbiterCore {
     let startTime: UInt64
     /// What sizes the slots kept for FCP on ``ArbiterCoreConfiguration/controlRack``; nil
     /// without one.
-    @exclusivity(unchecked) private var controlTraffic: ControlTraffic?
+    @exclusivity(unchecked) var controlTraffic: ControlTraffic?
 
     public init(topology: Topology, configuration: ArbiterCoreConfiguration = .init(), now: UInt64)
         throws(TopologyError)
@@ -239,47 +239,8 @@ public final class ArbiterCore {
     func host(named node: NodeID, extended: Bool) -> Int? { numbering.host(named: node, extended: extended) }
 
     /// The id session `source` uses for host `destination`.
-    private func nodeID(of destination: Int, for source: Int) -> NodeID? {
+    func nodeID(of destination: Int, for source: Int) -> NodeID? {
         numbering.nodeID(of: destination, extended: isExtended(source))
-    }
-
-    /// Queues demand for the allocator (handed over by ``flushPending()``).
-    func offer(source: Int, destination: Int, slots: UInt32) {
-        if pending.isFull { flushPending() }
-        pending.append(DemandRequest(source: source, destination: destination, slots: slots))
-    }
-
-    /// Hands the queued demand to the allocator; what it refuses is kept for later.
-    func flushPending() {
-        guard !pending.isEmpty else { return }
-        allocator.offer(pending.takeAll(), refusalsTo: self)
-    }
-
-    /// Keeps demand the pair table refused, to offer it again on every advance.
-    private func keepRefused(source: Int, destination: Int, slots: UInt32, again: Bool = false) {
-        if !again { statistics.allocatorRefusals &+= 1 }
-        if !refused.append(source: source, destination: destination, slots: slots) {
-            statistics.demandDropped &+= UInt64(slots)
-        }
-    }
-
-    private func retryRefused() {
-        // Allocator threads take it all: a refusal comes back as an event and is kept again.
-        refused.removeAll { s, d, slots in allocator.offerAgain(source: s, destination: d, slots: slots) }
-    }
-
-    /// Reports as withdrawn the demand `host`'s session just handed over towards removed
-    /// hosts.
-    private func withdrawRefused(_ host: Int) {
-        guard !refusedTowards.isEmpty else { return }
-        guard sessions.contains(host) else { return }
-        for node in refusedTowards { sessions[host].withdrawHeldDemand(towards: node) }
-        refusedTowards.removeAll(keepingCapacity: true)
-    }
-
-    /// Forgets waiting demand from `host`, or (`both`) from and to it.
-    func dropRetries(host: Int, both: Bool) {
-        refused.removeAll { s, d, _ in s == host || (both && d == host) }
     }
 
     // MARK: Time
@@ -323,7 +284,7 @@ public final class ArbiterCore {
 
     /// Hands one allocation to its source's session.
     @inline(__always)
-    private func record(slot ourSlot: UInt64, source: Int, destination: Int, spine: Int16, batch: UInt64) {
+    func record(slot ourSlot: UInt64, source: Int, destination: Int, spine: Int16, batch: UInt64) {
         if spine >= 0 {
             controlTraffic?.booked(
                 sourceRack: Int(topology.rackOf[source]), destinationRack: Int(topology.rackOf[destination]))
@@ -386,12 +347,6 @@ public final class ArbiterCore {
         sessionChanged(source)
     }
 
-    /// Offers one slot of `source`'s demand towards `destination` to the allocator again
-    /// (an allocation that could not be used); `batch` is the threads' batch it came from.
-    private func requestAgain(source: Int, destination: Int, batch: UInt64) {
-        allocator.requestAgain(source: source, destination: destination, batch: batch)
-    }
-
     /// The 99th percentile of the endpoints' round trips as last computed (ns); nil before
     /// enough samples came.
     public var roundTripP99Nanoseconds: UInt64? { schedule.roundTripP99Nanoseconds }
@@ -404,63 +359,6 @@ public final class ArbiterCore {
             slotCache = currentSlot(now: now)
         }
         return slotCache
-    }
-
-    /// Withdraws `source`'s pending allocations for slots before `limit` (the session's
-    /// numbering) and offers their demand to the allocator again.
-    private func expireUnsent(_ source: Int, before limit: UInt64) {
-        // Inline allocator only. Turned off for allocator threads when it was suspected of
-        // a stall under a flood of resets (an endpoint short of ~10 slots for good); that
-        // stall came from purges instead (see ``AllocationStage``'s `purgedLater`), but
-        // this is not measured with the threads since: there late allocations are sent
-        // (and refused, and asked for again by the endpoint) as before.
-        guard !allocator.isThreaded else { return }
-        let state = sessions[source].schedulingState()
-        expiredTowards.removeAll(keepingCapacity: true)
-        let expired = sessions[source].expirePendingAllocations(before: limit) { expiredTowards.append($0) }
-        guard expired > 0 else { return }
-        statistics.allocationsExpiredUnsent &+= UInt64(expired)
-        let batch: UInt64 = 0  // inline allocator: no batch numbers
-        for node in expiredTowards {
-            guard let d = numbering.host(named: node, extended: state.extended) else { continue }
-            requestAgain(source: source, destination: d, batch: batch)
-        }
-    }
-
-    /// Holds `host` back from allocation, or lets it go (inline allocator only).
-    private func hold(_ host: Int, _ on: Bool) {
-        guard holds.isHeld(host) != on, allocator.setSourceHeld(host, on) else { return }
-        if on {
-            statistics.sourcesHeld &+= 1
-            holds.insert(host, now: clock)
-        } else {
-            holds.remove(host)
-        }
-    }
-
-    /// Holds last at most this long (ns): 4 lookaheads, about 240 µs at 10 Gbit/s, beyond
-    /// the 200 µs after which an endpoint's own unacknowledged packets time out and it
-    /// speaks again anyway.
-    private var holdLimitNanoseconds: UInt64 { 4 &* UInt64(lookaheadCeiling) &* timeslotPicoseconds / 1000 }
-
-    /// Ends the holds that reached their limit.
-    private func releaseExpiredHolds(now: UInt64) {
-        while let host = holds.firstExpired(now: now, limit: holdLimitNanoseconds) { hold(host, false) }
-    }
-
-    /// The spine path selection books for a pinned source's allocation, or -1.
-    private func pinnedSpine(source: Int, destination: Int) -> Int {
-        topology.pinnedSpine(
-            sourceRack: Int(topology.rackOf[source]), destinationRack: Int(topology.rackOf[destination])) ?? -1
-    }
-
-    /// Tells the allocator whether `host`'s inter-rack allocations are pinned to their
-    /// pinned spine, when that changed: inline, from the next batch; to the allocator
-    /// threads through the command ring, in order with the demand and purges sent.
-    func pinSource(_ host: Int, _ on: Bool) {
-        guard pinned[host] != on else { return }
-        pinned[host] = on
-        allocator.setSourcePinned(host, on)
     }
 
     // MARK: Packets out
@@ -506,7 +404,7 @@ public final class ArbiterCore {
     }
 
     /// After any event on a session: queue it to send, and track its timer.
-    private func sessionChanged(_ host: Int) {
+    func sessionChanged(_ host: Int) {
         guard sessions.contains(host) else { return }
         let state = sessions[host].schedulingState()
         // The handler pins at resets and registrations, in order with the demand; this
@@ -526,92 +424,5 @@ public final class ArbiterCore {
         }
         if due { readySessions.insert(host) }
         if let deadline = state.timerDeadline { timers.schedule(deadline, for: host, sessions: sessions) }
-    }
-
-    // MARK: Operations
-
-    /// The session of the host at `address`, if it has sent anything.
-    public func session(forAddress address: UInt32) -> ArbiterSession? {
-        topology.index(ofAddress: address).flatMap { sessions.contains($0) ? sessions[$0] : nil }
-    }
-
-    /// The host at `address` went away: its session ends, all demand from and to it is
-    /// purged from the allocator, and demand towards it is withdrawn (and reported to its
-    /// senders) until it is heard from again.
-    public func removeHost(address: UInt32) {
-        guard let host = topology.index(ofAddress: address) else { return }
-        sessions.remove(host)
-        removed[host] = true
-        hold(host, false)
-        holds.answered(host)
-        timers.forget(host)
-        flushPending()
-        allocator.removeHost(host)
-        // No session, no demand: nothing to pin until it speaks again.
-        pinSource(host, false)
-        dropRetries(host: host, both: true)
-        // The other endpoints' demand towards it is gone from the allocator: their
-        // sessions report it withdrawn, so no flow waits for slots that will not come.
-        for s in 0..<hostCount where sessions.contains(s) {
-            guard let node = nodeID(of: host, for: s) else { continue }
-            if sessions[s].withdrawHeldDemand(towards: node) > 0 { sessionChanged(s) }
-        }
-    }
-
-    /// Marks a ToR↔spine link down or up (from the next batch).
-    /// Needs the inline allocator.
-    public func setLink(rack: Int, spine: Int, up: Bool) throws(TopologyError) {
-        topology = try allocator.setLink(rack: rack, spine: spine, up: up)
-    }
-
-    /// Marks a spine down or up (from the next batch).
-    /// Needs the inline allocator.
-    public func setSpine(_ spine: Int, up: Bool) throws(TopologyError) {
-        topology = try allocator.setSpine(spine, up: up)
-    }
-
-    /// The allocator's counters.
-    public var allocatorStatistics: TimeslotAllocatorStatistics { allocator.statistics }
-}
-
-// What the allocator's batches bring, handed back by either allocator.
-extension ArbiterCore: AllocationReceiver {
-    @inline(__always)
-    func allocated(slot: UInt64, source: Int, destination: Int, spine: Int16, batch: UInt64) {
-        record(slot: slot, source: source, destination: destination, spine: spine, batch: batch)
-    }
-
-    func withdrawn(source: Int, destination: Int, slots: UInt64) {
-        guard sessions.contains(source), let node = nodeID(of: destination, for: source) else { return }
-        sessions[source].recordWithdrawal(destination: node, slots: slots)
-        sessionChanged(source)
-    }
-
-    func refused(source: Int, destination: Int, slots: UInt32, again: Bool) {
-        keepRefused(source: source, destination: destination, slots: slots, again: again)
-    }
-
-    func offerRefusedAgain() {
-        if !refused.isEmpty { retryRefused() }
-    }
-
-    func batchAllocated(unroutable: UInt64) {
-        statistics.batchesAllocated &+= 1
-        statistics.allocationsUnroutable &+= unroutable
-    }
-
-    func updateControlReservation(_ reservation: ControlReservation) {
-        let batch = configuration.allocator.batchSize
-        controlTraffic?.update(reservation, topology: topology, batchSize: batch, phase: lookaheadSlots % batch)
-    }
-
-    func slotsSkipped(_ slots: UInt64) {
-        statistics.slotsSkipped &+= slots
-    }
-
-    func threadResults(purged: UInt64, late: UInt64, commandsDelayed: UInt64) {
-        statistics.allocationsPurged &+= purged
-        statistics.allocationsLate &+= late
-        statistics.commandsDelayed = commandsDelayed
     }
 }
