@@ -48,6 +48,12 @@ let package = Package(
             name: "FastpassProtocol",
             path: "Sources/Protocol"
         ),
+        // Memory the hot paths allocate once and free by ownership: a fixed buffer and a
+        // binary heap over one. No dependencies.
+        .target(
+            name: "FixedStorage",
+            path: "Sources/FixedStorage"
+        ),
         // Linux calls the Glibc module does not export: thread pinning, the CPU relax hint.
         .target(
             name: "CPlatform",
@@ -57,7 +63,9 @@ let package = Package(
         // threaded pipeline that runs the same allocation stages on pinned cores.
         .target(
             name: "FastpassArbiter",
-            dependencies: ["FastpassProtocol", "CPlatform", .product(name: "Atomics", package: "swift-atomics")],
+            dependencies: [
+                "FastpassProtocol", "CPlatform", "FixedStorage", .product(name: "Atomics", package: "swift-atomics"),
+            ],
             path: "Sources/Arbiter"
         ),
         // The host agent's core: classifies outgoing packets, queues them per destination,
@@ -76,7 +84,7 @@ let package = Package(
         // virtual clock, with a DCTCP-style baseline transport for comparison.
         .target(
             name: "FastpassFabric",
-            dependencies: ["FastpassProtocol", "FastpassArbiter", "FastpassAgent", "SeededRandom"],
+            dependencies: ["FastpassProtocol", "FastpassArbiter", "FastpassAgent", "SeededRandom", "FixedStorage"],
             path: "Sources/Fabric"
         ),
         // DPDK behind plain C calls. Without the DPDK trait it compiles to stubs that say
@@ -95,7 +103,7 @@ let package = Package(
         // daemons that touches sockets, ports and threads.
         .target(
             name: "PacketIO",
-            dependencies: ["CPlatform", "DPDKShim"],
+            dependencies: ["CPlatform", "DPDKShim", "FixedStorage"],
             path: "Sources/PacketIO"
         ),
         // The daemons around the cores: configuration, the arbiter's communication thread,
@@ -104,7 +112,7 @@ let package = Package(
         .target(
             name: "FastpassDaemon",
             dependencies: [
-                "FastpassArbiter", "FastpassAgent", "FastpassProtocol", "FastpassStatus", "PacketIO",
+                "FastpassArbiter", "FastpassAgent", "FastpassProtocol", "FastpassStatus", "PacketIO", "FixedStorage",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -164,6 +172,7 @@ let package = Package(
                 "CPlatform",
                 "MallocCounter",
                 "SeededRandom",
+                "FixedStorage",
                 "FastpassDaemon",
                 "FastpassStatus",
                 "FastpassStatusClient",
@@ -210,6 +219,11 @@ let package = Package(
             name: "PacketIOTests",
             dependencies: ["PacketIO", "TestSupport"],
             path: "Tests/PacketIOTests"
+        ),
+        .testTarget(
+            name: "FixedStorageTests",
+            dependencies: ["FixedStorage", "TestSupport"],
+            path: "Tests/FixedStorageTests"
         ),
         .testTarget(
             name: "FabricTests",
