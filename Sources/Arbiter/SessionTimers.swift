@@ -1,60 +1,52 @@
 import FastpassProtocol
+import FixedStorage
 
 /// When each session next needs the arbiter: its own timer deadline and the time its
 /// pending allocations are due to leave, on a binary heap of (time, host). A session's
 /// times move without the heap being told: an entry is checked against the session when
 /// it surfaces, and a time is pushed again only when it differs from the one last pushed.
 struct SessionTimers: ~Copyable {
-    private let deadlines: UnsafeMutablePointer<UInt64>
-    private let hosts: UnsafeMutablePointer<Int32>
-    private let capacity: Int
-    private(set) var count = 0
+    /// A time on the heap: earlier deadlines first; equal ones in the heap's fixed order.
+    struct Entry: HeapOrdered {
+        var deadline: UInt64
+        var host: Int32
+        static func precedes(_ a: Entry, _ b: Entry) -> Bool { a.deadline < b.deadline }
+    }
+
+    private var heap: BinaryHeap<Entry>
     /// Per host: its session's timer deadline as last pushed (.max: none).
-    let pushedDeadline: UnsafeMutablePointer<UInt64>
+    let pushedDeadline: FixedBuffer<UInt64>
     /// Per host: when its pending allocations are due to leave, as last pushed (.max: none).
-    let pushedDue: UnsafeMutablePointer<UInt64>
+    let pushedDue: FixedBuffer<UInt64>
     /// Per host: when its pending allocations are due to leave (.max: none).
-    let allocationDue: UnsafeMutablePointer<UInt64>
+    let allocationDue: FixedBuffer<UInt64>
     private let hostCount: Int
 
     /// Room for a few entries per host: stale ones pile up between rebuilds.
     init(hostCount: Int) {
         self.hostCount = hostCount
-        capacity = 4 * hostCount + 16
-        deadlines = .allocate(capacity: capacity)
-        deadlines.initialize(repeating: 0, count: capacity)
-        hosts = .allocate(capacity: capacity)
-        hosts.initialize(repeating: 0, count: capacity)
-        pushedDeadline = .allocate(capacity: hostCount)
-        pushedDeadline.initialize(repeating: .max, count: hostCount)
-        pushedDue = .allocate(capacity: hostCount)
-        pushedDue.initialize(repeating: .max, count: hostCount)
-        allocationDue = .allocate(capacity: hostCount)
-        allocationDue.initialize(repeating: .max, count: hostCount)
+        heap = BinaryHeap(capacity: 4 * hostCount + 16, placeholder: Entry(deadline: 0, host: 0))
+        pushedDeadline = FixedBuffer(repeating: .max, count: hostCount)
+        pushedDue = FixedBuffer(repeating: .max, count: hostCount)
+        allocationDue = FixedBuffer(repeating: .max, count: hostCount)
     }
 
-    deinit {
-        deadlines.deallocate()
-        hosts.deallocate()
-        pushedDeadline.deallocate()
-        pushedDue.deallocate()
-        allocationDue.deallocate()
-    }
+    /// Entries on the heap, stale ones included.
+    var count: Int { heap.count }
 
     /// The earliest entry, if any.
     var first: (deadline: UInt64, host: Int)? {
-        count > 0 ? (deadlines[0], Int(hosts[0])) : nil
+        heap.first.map { ($0.deadline, Int($0.host)) }
     }
 
     /// Takes off the heap the earliest entry due by `now` and returns its host, if any;
     /// the host's times are then no longer on the heap, unless pushed again.
     mutating func popExpired(now: UInt64) -> Int? {
-        guard count > 0, deadlines[0] <= now else { return nil }
-        let popped = deadlines[0]
-        let host = Int(hosts[0])
-        popFirst()
-        if popped == pushedDeadline[host] { pushedDeadline[host] = .max }
-        if popped == pushedDue[host] { pushedDue[host] = .max }
+        guard let first = heap.first, first.deadline <= now else { return nil }
+        _ = heap.pop()
+        let host = Int(first.host)
+        if first.deadline == pushedDeadline[host] { pushedDeadline[host] = .max }
+        if first.deadline == pushedDue[host] { pushedDue[host] = .max }
         return host
     }
 
@@ -79,59 +71,25 @@ struct SessionTimers: ~Copyable {
         pushedDue[host] = .max
     }
 
+    /// Pushes, making room first: the heap never grows (that would allocate).
     private mutating func push(_ deadline: UInt64, _ host: Int, sessions: borrowing SessionTable) {
-        if count == capacity { rebuild(sessions: sessions) }
-        push(deadline, host)
+        if heap.isFull { rebuild(sessions: sessions) }
+        heap.push(Entry(deadline: deadline, host: Int32(host)))
     }
 
     /// The heap is full of entries made stale by later deadlines: keep one per session.
     private mutating func rebuild(sessions: borrowing SessionTable) {
-        count = 0
-        pushedDeadline.update(repeating: .max, count: hostCount)
-        pushedDue.update(repeating: .max, count: hostCount)
+        heap.removeAll()
+        pushedDeadline.fill(with: .max)
+        pushedDue.fill(with: .max)
         for h in 0..<hostCount where sessions.contains(h) {
             if allocationDue[h] != .max {
                 pushedDue[h] = allocationDue[h]
-                push(allocationDue[h], h)
+                heap.push(Entry(deadline: allocationDue[h], host: Int32(h)))
             }
             guard let deadline = sessions[h].schedulingState().timerDeadline else { continue }
             pushedDeadline[h] = deadline
-            push(deadline, h)
+            heap.push(Entry(deadline: deadline, host: Int32(h)))
         }
-    }
-
-    /// Adds an entry; the heap must not be full.
-    private mutating func push(_ deadline: UInt64, _ host: Int) {
-        var i = count
-        count += 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            guard deadlines[parent] > deadline else { break }
-            deadlines[i] = deadlines[parent]
-            hosts[i] = hosts[parent]
-            i = parent
-        }
-        deadlines[i] = deadline
-        hosts[i] = Int32(host)
-    }
-
-    /// Removes the earliest entry; the heap must not be empty.
-    private mutating func popFirst() {
-        count -= 1
-        guard count > 0 else { return }
-        let deadline = deadlines[count]
-        let host = hosts[count]
-        var i = 0
-        while true {
-            var child = 2 * i + 1
-            guard child < count else { break }
-            if child + 1 < count && deadlines[child + 1] < deadlines[child] { child += 1 }
-            guard deadlines[child] < deadline else { break }
-            deadlines[i] = deadlines[child]
-            hosts[i] = hosts[child]
-            i = child
-        }
-        deadlines[i] = deadline
-        hosts[i] = host
     }
 }

@@ -2,6 +2,9 @@ import FastpassProtocol
 
 /// The arbiter's slot clock: slots of ``picoseconds`` each from ``origin`` (ns), and how
 /// reference endpoints, which count slots of their own, number them.
+///
+/// Our slots are plain `UInt64`; reference ones are ``ReferenceSlot``, so the compiler
+/// catches one passed for the other.
 public struct SlotClock: Sendable, Hashable {
     /// Start of slot 0, in nanoseconds.
     public let origin: UInt64
@@ -39,7 +42,7 @@ public struct SlotClock: Sendable, Hashable {
     func sessionSlot(_ slot: UInt64, announcedClock: Bool) -> UInt64 {
         announcedClock
             ? slot
-            : Self.referenceSlot(containingMiddleOf: slot, origin: origin, picoseconds: picoseconds)
+            : Self.referenceSlot(containingMiddleOf: slot, origin: origin, picoseconds: picoseconds).rawValue
     }
 
     /// The reference slot that contains the exact middle of our slot `slot` (slots of
@@ -51,7 +54,9 @@ public struct SlotClock: Sendable, Hashable {
     /// stretches of slots two of ours fell in one reference slot and the endpoint could not
     /// tell them apart (seen as double-booked slots in the namespace test). Exact middles are
     /// a whole slot apart, at least a reference slot, so no two share one.
-    public static func referenceSlot(containingMiddleOf slot: UInt64, origin: UInt64, picoseconds: UInt64) -> UInt64 {
+    public static func referenceSlot(
+        containingMiddleOf slot: UInt64, origin: UInt64, picoseconds: UInt64
+    ) -> ReferenceSlot {
         let middle = UInt128(origin) * 1000 + UInt128(slot) * UInt128(picoseconds) + UInt128(picoseconds / 2)
         let product = middle * UInt128(ReferenceTimeslot.multiplier)
         // One 128-by-64-bit hardware division (this runs for every reference allocation):
@@ -59,14 +64,14 @@ public struct SlotClock: Sendable, Hashable {
         let quotient = UInt64(1000 << ReferenceTimeslot.shift).dividingFullWidth(
             (UInt64(truncatingIfNeeded: product >> 64), UInt64(truncatingIfNeeded: product))
         ).quotient
-        return quotient & (1 << 45 - 1)
+        return ReferenceSlot(rawValue: quotient & (1 << 45 - 1))
     }
 
     /// Our slot whose middle falls in reference slot `reference`, searched near `estimate`
     /// (within a slot of it); nil if none does (reference slots are shorter than ours, so
     /// about one in 2 million holds no middle).
     public static func slot(
-        ofReference reference: UInt64, near estimate: UInt64, origin: UInt64, picoseconds: UInt64
+        ofReference reference: ReferenceSlot, near estimate: UInt64, origin: UInt64, picoseconds: UInt64
     ) -> UInt64? {
         for s in [estimate, estimate &+ 1, estimate &- 1]
         where referenceSlot(containingMiddleOf: s, origin: origin, picoseconds: picoseconds) == reference {

@@ -1,3 +1,5 @@
+import FixedStorage
+
 /// What happens at an instant of the simulation. Plain data: the run loop switches over
 /// the kind, so no closures or existentials are stored per event.
 struct Event {
@@ -31,54 +33,33 @@ struct Event {
     var b: UInt32
 }
 
-/// A binary min-heap of events by (time, sequence).
-struct EventQueue {
-    private var heap: [Event] = []
+extension Event: HeapOrdered {
+    @inline(__always)
+    static func precedes(_ x: Event, _ y: Event) -> Bool {
+        x.time < y.time || (x.time == y.time && x.sequence < y.sequence)
+    }
+}
+
+/// The simulation's pending events, earliest first, by (time, sequence).
+struct EventQueue: ~Copyable {
+    private var heap: BinaryHeap<Event>
     private var nextSequence: UInt64 = 0
     /// Events scheduled so far.
     private(set) var scheduled: UInt64 = 0
 
-    init(capacity: Int) { heap.reserveCapacity(capacity) }
+    /// Room for `capacity` events before the queue grows.
+    init(capacity: Int) {
+        heap = BinaryHeap(capacity: capacity, placeholder: Event(time: 0, sequence: 0, kind: .end, a: 0, b: 0))
+    }
 
     var isEmpty: Bool { heap.isEmpty }
     var count: Int { heap.count }
 
-    @inline(__always)
-    private static func less(_ x: Event, _ y: Event) -> Bool {
-        x.time < y.time || (x.time == y.time && x.sequence < y.sequence)
-    }
-
     mutating func schedule(_ kind: Event.Kind, at time: UInt64, a: Int32 = 0, b: UInt32 = 0) {
-        let e = Event(time: time, sequence: nextSequence, kind: kind, a: a, b: b)
+        heap.push(Event(time: time, sequence: nextSequence, kind: kind, a: a, b: b))
         nextSequence &+= 1
         scheduled &+= 1
-        heap.append(e)
-        var i = heap.count - 1
-        while i > 0 {
-            let parent = (i - 1) >> 1
-            guard Self.less(e, heap[parent]) else { break }
-            heap[i] = heap[parent]
-            i = parent
-        }
-        heap[i] = e
     }
 
-    mutating func pop() -> Event? {
-        guard let last = heap.popLast() else { return nil }
-        guard !heap.isEmpty else { return last }
-        let top = heap[0]
-        let n = heap.count
-        var i = 0
-        while true {
-            let l = 2 * i + 1
-            guard l < n else { break }
-            let r = l + 1
-            let c = r < n && Self.less(heap[r], heap[l]) ? r : l
-            guard Self.less(heap[c], last) else { break }
-            heap[i] = heap[c]
-            i = c
-        }
-        heap[i] = last
-        return top
-    }
+    mutating func pop() -> Event? { heap.pop() }
 }

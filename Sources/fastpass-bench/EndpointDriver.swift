@@ -106,7 +106,7 @@ public final class EndpointDriver {
 
     /// The arbiter's slot that reference slot `r` (starting at `start` ns) stands for: the
     /// one whose middle falls in it, as the arbiter numbers them (slot origin 0).
-    func arbiterSlot(ofReference r: UInt64, start: UInt64) -> UInt64 {
+    func arbiterSlot(ofReference r: ReferenceSlot, start: UInt64) -> UInt64 {
         let estimate = timeslotPicoseconds.dividingFullWidth((start + 626).multipliedFullWidth(by: 1000)).quotient
         return SlotClock.slot(ofReference: r, near: estimate, origin: 0, picoseconds: timeslotPicoseconds)
             ?? estimate
@@ -153,7 +153,9 @@ public final class EndpointDriver {
                 while let a = session.takeEarliestAllocation(now: time) {
                     guard let d = host(named: a.destination) else { continue }
                     if firstAllocation == nil { firstAllocation = time }
-                    let slot = plan.reference ? arbiterSlot(ofReference: a.slot, start: a.startNanoseconds) : a.slot
+                    let slot =
+                        plan.reference
+                        ? arbiterSlot(ofReference: ReferenceSlot(rawValue: a.slot), start: a.startNanoseconds) : a.slot
                     received.append(
                         Received(
                             slot: slot, destination: topology.configuration.hosts[d].address, path: a.path.rawValue))

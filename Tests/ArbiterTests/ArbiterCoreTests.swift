@@ -187,7 +187,8 @@ struct ArbiterCoreTests {
                         let slot =
                             !hosts[h].session.negotiation.granted.contains(.announcedClock)
                             ? SlotClock.slot(
-                                ofReference: a.slot, near: core.currentSlot(now: Self.referenceStart(a.slot) + 626),
+                                ofReference: ReferenceSlot(rawValue: a.slot),
+                                near: core.currentSlot(now: Self.referenceStart(a.slot) + 626),
                                 origin: 0, picoseconds: core.timeslotPicoseconds)! : a.slot
                         let d = host(named: a.destination, by: h)!
                         hosts[h].used.append((slot, d, a.path.rawValue))
@@ -497,7 +498,7 @@ struct ArbiterCoreTests {
         // one reference slot every few slots; a time near a wrap of the reference product;
         // and the start.
         for first: UInt64 in [1_434_744_627_007_000, 35_184_372_088_000, 1_000] {
-            var previous: UInt64?
+            var previous: ReferenceSlot?
             for s in first..<(first + 2_000_000) {
                 let r = SlotClock.referenceSlot(containingMiddleOf: s, origin: 0, picoseconds: picoseconds)
                 if let p = previous, r == p {
@@ -514,8 +515,8 @@ struct ArbiterCoreTests {
         for s: UInt64 in [0, 1_434_744_627_007_541, 14_742_881_867_000_000, 200_000_000_000_000_000] {
             let middle = (UInt128(s) * UInt128(picoseconds) + UInt128(picoseconds / 2)) / 1000
             let r = SlotClock.referenceSlot(containingMiddleOf: s, origin: 0, picoseconds: picoseconds)
-            let below = ReferenceTimeslot.slot(atNanoseconds: UInt64(truncatingIfNeeded: middle))
-            let above = ReferenceTimeslot.slot(atNanoseconds: UInt64(truncatingIfNeeded: middle + 1))
+            let below = ReferenceSlot(atNanoseconds: UInt64(truncatingIfNeeded: middle))
+            let above = ReferenceSlot(atNanoseconds: UInt64(truncatingIfNeeded: middle + 1))
             #expect(r == below || r == above, "slot \(s): \(r), reference \(below)...\(above)")
         }
     }
