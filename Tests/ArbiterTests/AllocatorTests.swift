@@ -143,6 +143,12 @@ struct AllocatorTests {
                 "seed \(seed) step \(step): requested \(stats.requestedSlots) ≠ allocated \(stats.allocatedSlots) + pending \(outstanding) + withdrawn \(stats.withdrawnSlots) + purged \(stats.purgedSlots)"
             )
             #expect(UInt64(owed.values.reduce(0, +)) == outstanding, "seed \(seed) step \(step): model disagrees")
+            #if DEBUG
+                // The count the per-batch audit keeps as words change agrees with a full read.
+                #expect(
+                    allocator.table.waitingDemandKept.load(ordering: .relaxed) == Int64(allocator.table.waitingDemand),
+                    "seed \(seed) step \(step): kept waiting demand disagrees with the pair words")
+            #endif
         }
         // With links back up and no new demand, everything owed is allocated.
         for r in 0..<topology.rackCount {

@@ -717,6 +717,7 @@ public final class AllocationStage: @unchecked Sendable {
                 current = original
                 continue
             }
+            table.noteWaitingChange(-Int64(take))
             if PairWord.isPurged(current) {
                 statistics.purgedRecords &+= 1
                 batch?.purgedSlots &+= purged
@@ -770,6 +771,7 @@ public final class AllocationStage: @unchecked Sendable {
                 continue
             }
             if tooLate > 0 { batch?.withdrawalsTooLate &+= tooLate }
+            table.noteWaitingChange(-Int64(take))
             guard take > 0 else {
                 statistics.retired &+= 1
                 return nil

@@ -68,6 +68,12 @@ public final class DemandTable: @unchecked Sendable {
     /// must stay within the stages' buffers.
     @exclusivity(unchecked) public private(set) var activations = 0
     let retirements = ManagedAtomic<Int>(0)
+    #if DEBUG
+        /// Debug builds: the demand added to pair words and not yet absorbed, kept as the
+        /// words change (``waitingDemand`` reads every word), so the allocator can check its
+        /// accounting after every batch at a cost in proportion to the batch.
+        let waitingDemandKept = ManagedAtomic<Int64>(0)
+    #endif
 
     /// Bytes the table's arrays take.
     public var memoryBytes: Int { entries.count * 8 + changes.count * 2 }
@@ -274,6 +280,7 @@ public final class DemandTable: @unchecked Sendable {
                 expected: current, desired: next, ordering: .acquiringAndReleasing)
             if done {
                 noteChange(pair: p)
+                noteWaitingChange(Int64(slots))
                 return .merged
             }
             current = original
@@ -307,6 +314,7 @@ public final class DemandTable: @unchecked Sendable {
                 expected: current, desired: next, ordering: .acquiringAndReleasing)
             if done {
                 if pending > PairWord.withdrawal(current) { noteChange(pair: p) }
+                noteWaitingChange(-Int64(immediate))
                 return immediate
             }
             current = original
@@ -332,6 +340,7 @@ public final class DemandTable: @unchecked Sendable {
                 if done {
                     purged &+= PairWord.added(current)
                     noteChange(pair: p)
+                    noteWaitingChange(-Int64(PairWord.added(current)))
                     break
                 }
                 current = original
@@ -345,6 +354,15 @@ public final class DemandTable: @unchecked Sendable {
         if isDirect { return (UInt32(p / hostCount), UInt32(p % hostCount)) }
         let key = key(ofEntry: p)
         return key == Self.noKey ? (.max, .max) : (key >> 16, key & 0xFFFF)
+    }
+
+    /// Keeps ``waitingDemandKept`` (debug builds; nothing in release): `delta` slots were
+    /// added to (positive) or taken from the pair words.
+    @inline(__always)
+    func noteWaitingChange(_ delta: Int64) {
+        #if DEBUG
+            waitingDemandKept.wrappingIncrement(by: delta, ordering: .relaxed)
+        #endif
     }
 
     /// Demand waiting in the pair words (added and not yet absorbed).

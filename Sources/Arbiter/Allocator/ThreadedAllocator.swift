@@ -91,6 +91,10 @@ final class ThreadedAllocator: @unchecked Sendable {
     private var run: AllocatorPipeline.Run?
     /// Set before the run is stopped: the path thread stops waiting for room.
     private let stopping = ManagedAtomic<Bool>(false)
+    #if DEBUG
+        /// Checks each batch as the path thread passes it back (only that thread uses it).
+        private let audit: AllocatorAudit
+    #endif
     private var started = false
     /// What the feeds have reported of the stages' demand counters (feed threads only,
     /// ordered by the token).
@@ -120,6 +124,9 @@ final class ThreadedAllocator: @unchecked Sendable {
     {
         self.pipeline = try AllocatorPipeline(topology: topology, allocator: allocator, pipeline: pipeline)
         batchSize = allocator.batchSize
+        #if DEBUG
+            audit = AllocatorAudit(hostCount: topology.hostCount)
+        #endif
         let hosts = topology.hostCount
         commands = SPSCRing(capacity: 65_536)
         events = SPSCRing(capacity: 65_536)
@@ -450,6 +457,9 @@ final class ThreadedAllocator: @unchecked Sendable {
 
     /// Passes a routed batch back (on the path thread, in batch order).
     private func consume(_ batch: BatchAllocations) {
+        #if DEBUG
+            audit.checkOnePerHostPerSlot(batch)
+        #endif
         let number = batch.firstSlot / UInt64(batchSize)
         guard
             put(

@@ -120,6 +120,9 @@ public final class TimeslotAllocator {
     let held: UnsafeMutablePointer<Int32>
     let isHeld: UnsafeMutablePointer<Bool>
     @exclusivity(unchecked) var heldCount = 0
+    #if DEBUG
+        let audit: AllocatorAudit
+    #endif
 
     /// - Parameters:
     ///   - firstSlot: global number of the first slot to allocate.
@@ -160,6 +163,9 @@ public final class TimeslotAllocator {
         held.initialize(repeating: 0, count: hosts)
         isHeld = .allocate(capacity: hosts)
         isHeld.initialize(repeating: false, count: hosts)
+        #if DEBUG
+            audit = AllocatorAudit(hostCount: hosts)
+        #endif
     }
 
     deinit {
@@ -322,6 +328,13 @@ public final class TimeslotAllocator {
         statistics.allocatedSlots &+= allocated
         statistics.withdrawnSlots &+= batch.withdrawnSlots
         statistics.purgedSlots &+= batch.purgedSlots
+        #if DEBUG
+            audit.checkOnePerHostPerSlot(batch)
+            AllocatorAudit.checkAccounting(
+                statistics, waitingInPairWords: table.waitingDemandKept.load(ordering: .relaxed),
+                records: UnsafeBufferPointer(start: stream, count: streamCount),
+                more: UnsafeBufferPointer(start: fresh.records, count: fresh.count), table: table)
+        #endif
         return batch
     }
 
