@@ -108,11 +108,12 @@ let package = Package(
         ),
         // The daemons around the cores: configuration, the arbiter's communication thread,
         // the agent's pacing thread with its TUN device and routes, metrics over HTTP,
-        // systemd notification.
+        // systemd notification, and the command-line front end both executables share.
         .target(
             name: "FastpassDaemon",
             dependencies: [
                 "FastpassArbiter", "FastpassAgent", "FastpassProtocol", "FastpassStatus", "PacketIO", "FixedStorage",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

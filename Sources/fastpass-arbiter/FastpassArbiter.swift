@@ -1,8 +1,5 @@
 import ArgumentParser
 import FastpassDaemon
-import Foundation
-import Logging
-import ServiceLifecycle
 
 @main
 struct FastpassArbiterCommand: AsyncParsableCommand {
@@ -16,11 +13,7 @@ struct FastpassArbiterCommand: AsyncParsableCommand {
             SIGINT. Under systemd (Type=notify) it reports READY, STOPPING and feeds the watchdog.
             """)
 
-    @Option(help: "Configuration file (YAML).")
-    var config = "/etc/fastpass/arbiter.yaml"
-
-    @Option(name: .customLong("check-config"), help: "Validate this configuration file, print the result and exit.")
-    var checkConfig: String?
+    @OptionGroup var daemon: DaemonCommandLine<ArbiterDaemonConfiguration>
 
     @Option(help: "IPv4 address to serve FCP on (field: listen).")
     var listen: String?
@@ -54,72 +47,21 @@ struct FastpassArbiterCommand: AsyncParsableCommand {
     var pathCore: String?
     @Option(help: "Timeslot length in ns (field: topology.timeslot_ns).")
     var timeslotNs: String?
-    @Option(help: "trace, debug, info, notice, warning, error or critical (field: log_level).")
-    var logLevel: String?
-    @Option(name: .customLong("set"), help: "FIELD=VALUE for any field, by its dotted name. Repeatable.")
-    var assignments: [String] = []
-
-    func overrides() throws(ValidationError) -> [(String, String)] {
-        var o: [(String, String)] = []
-        let flags: [(String, String?)] = [
-            ("listen", listen), ("io", io), ("metrics", metrics), ("authentication_key_file", authenticationKeyFile),
-            ("require_authentication", requireAuthentication), ("batch_size", batchSize),
-            ("lookahead_slots", lookaheadSlots), ("send_lead_slots", sendLeadSlots), ("policy", policy),
-            ("path_selection", pathSelection),
-            ("cores.communication", communicationCore), ("realtime_priority", realtimePriority),
-            ("allocator_threads", allocatorThreads),
-            ("cores.allocator", allocatorCores), ("cores.path", pathCore), ("topology.timeslot_ns", timeslotNs),
-            ("log_level", logLevel),
-        ]
-        for case (let field, let value?) in flags { o.append((field, value)) }
-        for a in assignments {
-            guard let eq = a.firstIndex(of: "="), eq != a.startIndex else {
-                throw ValidationError("--set \(a): expected FIELD=VALUE")
-            }
-            o.append((String(a[..<eq]), String(a[a.index(after: eq)...])))
-        }
-        return o
-    }
+    @OptionGroup var overrides: ConfigurationOverrides
 
     func run() async throws {
-        let overrides = try overrides()
-        if let path = checkConfig {
-            do {
-                let c = try ArbiterDaemonConfiguration.load(path: path, overrides: overrides)
-                print(
-                    "\(path): valid (\(c.topology.hosts.count) hosts, \(c.topology.racks) racks, "
-                        + "\(c.topology.spines) spines)")
-                for note in c.notes { print("note: \(note)") }
-                return
-            } catch {
-                FileHandle.standardError.write(Data("fastpass-arbiter: \(error)\n".utf8))
-                throw ExitCode(2)
-            }
-        }
-        let configuration: ArbiterDaemonConfiguration
-        do {
-            configuration = try ArbiterDaemonConfiguration.load(path: config, overrides: overrides)
-        } catch {
-            FileHandle.standardError.write(Data("fastpass-arbiter: \(error)\n".utf8))
-            throw ExitCode(2)
-        }
-        let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        let logger = Logger(label: "fastpass-arbiter")
-        do {
-            let runtime = try ArbiterRuntime(configuration: configuration, logger: logger)
-            let group = ServiceGroup(
-                services: [ArbiterDaemon(runtime: runtime, logger: logger)],
-                gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger)
-            try await group.run()
-        } catch {
-            let reason = (error as? ArbiterStartError)?.reason ?? (error as? ConfigurationError)?.description
-            FileHandle.standardError.write(Data("fastpass-arbiter: \(reason ?? "\(error)")\n".utf8))
-            throw ExitCode(1)
+        let flags: KeyValuePairs<String, String?> = [
+            "listen": listen, "io": io, "metrics": metrics, "authentication_key_file": authenticationKeyFile,
+            "require_authentication": requireAuthentication, "batch_size": batchSize,
+            "lookahead_slots": lookaheadSlots, "send_lead_slots": sendLeadSlots, "policy": policy,
+            "path_selection": pathSelection, "cores.communication": communicationCore,
+            "realtime_priority": realtimePriority, "allocator_threads": allocatorThreads,
+            "cores.allocator": allocatorCores, "cores.path": pathCore, "topology.timeslot_ns": timeslotNs,
+        ]
+        guard let configuration = try daemon.configuration(overrides: overrides, flags: flags) else { return }
+        let logger = daemon.startLogging(configuration)
+        try await daemon.run(logger: logger) {
+            ArbiterDaemon(runtime: try ArbiterRuntime(configuration: configuration, logger: logger), logger: logger)
         }
     }
 }

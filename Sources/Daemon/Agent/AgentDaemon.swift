@@ -9,36 +9,28 @@ import ServiceLifecycle
 /// `fastpass-agent` as a service: starts the pacing thread and the HTTP endpoint, tells
 /// systemd it is ready, feeds its watchdog while the pacing thread goes round, and on
 /// graceful shutdown (SIGTERM, SIGINT) stops both and removes its routes and rule.
-public struct AgentDaemon: Service {
-    public let runtime: AgentRuntime
-    let logger: Logger
-    let onReady: @Sendable (Int?) -> Void
+public typealias AgentDaemon = DaemonService<AgentRuntime>
 
-    public init(runtime: AgentRuntime, logger: Logger, onReady: @escaping @Sendable (Int?) -> Void = { _ in }) {
-        self.runtime = runtime
-        self.logger = logger
-        self.onReady = onReady
-    }
-
-    public func run() async throws {
-        try runtime.start()
+extension AgentRuntime: DaemonRuntime {
+    public func serveUntilShutdown(logger: Logger, onReady: @escaping @Sendable (Int?) -> Void) async throws {
+        try start()
         let exporter = MetricsExporter()
-        let c = runtime.configuration
+        let c = configuration
         // Runs until a graceful shutdown, or until the pacing thread gives up by itself.
         let failure: String?
         do {
             failure = try await ServiceScaffold.serve(
-                thread: runtime, threadName: "pacing", http: c.metrics.map { ($0.host, $0.port) },
+                thread: self, threadName: "pacing", http: c.metrics.map { ($0.host, $0.port) },
                 readyStatus:
                     "scheduling traffic to \(c.peers.count) peers through \(c.tun), arbiter \(IPv4.format(c.arbiter))",
                 logger: logger, onReady: onReady
-            ) { [runtime] path in
-                Self.respond(path: path, runtime: runtime, exporter: exporter)
+            ) { [self] path in
+                respond(path: path, exporter: exporter)
             }
         } catch {
             throw AgentStartError(reason: error.reason)
         }
-        let s = runtime.snapshot()
+        let s = snapshot()
         let left = HostNetwork.leftovers(c).filter { !$0.hasPrefix("device") }
         if !left.isEmpty { logger.error("could not remove: \(left.joined(separator: ", "))") }
         logger.info(
@@ -50,13 +42,13 @@ public struct AgentDaemon: Service {
         if let failure { throw AgentStartError(reason: failure) }
     }
 
-    static func respond(path: String, runtime: AgentRuntime, exporter: MetricsExporter) -> HTTPEndpoint.Response {
-        let s = runtime.snapshot()
+    func respond(path: String, exporter: MetricsExporter) -> HTTPEndpoint.Response {
+        let s = snapshot()
         switch path {
         case "/metrics":
-            return (.ok, "text/plain; version=0.0.4", exporter.render(agent: s, configuration: runtime.configuration))
+            return (.ok, "text/plain; version=0.0.4", exporter.render(agent: s, configuration: configuration))
         case "/status":
-            return (.ok, "application/json", StatusReport.json(AgentReport.status(s, runtime.configuration)))
+            return (.ok, "application/json", StatusReport.json(AgentReport.status(s, configuration)))
         case "/":
             return (.ok, "text/plain", "fastpass-agent: /metrics /status\n")
         default:

@@ -5,7 +5,10 @@ import PacketIO
 
 /// Everything `fastpass-agent` needs to run, as read from its configuration file and
 /// flags, validated.
-public struct AgentDaemonConfiguration: Sendable {
+public struct AgentDaemonConfiguration: DaemonConfiguration {
+    public static let program = "fastpass-agent"
+    public static let defaultPath = "/etc/fastpass/agent.yaml"
+
     /// The arbiter's FCP address.
     public var arbiter: UInt32
     /// This host's address on the fabric: the source of its FCP and of the packets it
@@ -81,11 +84,7 @@ public struct AgentDaemonConfiguration: Sendable {
     public static func parse(yaml text: String, file: String, overrides: [(String, String)] = [])
         throws(ConfigurationError) -> AgentDaemonConfiguration
     {
-        var tree = try ConfigurationNode.parse(yaml: text, file: file)
-        for (path, value) in overrides {
-            try tree.set(path: path.split(separator: "."), to: value)
-        }
-        var root = try ConfigurationReader(tree, path: "")
+        var root = try ConfigurationReader.root(yaml: text, file: file, overrides: overrides)
         func address(_ key: String, _ what: String) throws(ConfigurationError) -> UInt32 {
             guard let text = try root.string(key) else {
                 throw ConfigurationError(field: key, reason: "missing: \(what)")
@@ -181,16 +180,8 @@ public struct AgentDaemonConfiguration: Sendable {
             c.bypassProtocols = Set(list.map(UInt8.init))
         }
         if let list = try root.integers("bypass_dscp", in: 0...63) { c.bypassDSCP = Set(list.map(UInt8.init)) }
-        if let m = try root.string("metrics"), !m.isEmpty, m != "none" {
-            c.metrics = try ArbiterDaemonConfiguration.parseHostPort(m, field: "metrics")
-        }
-        c.logLevel =
-            try root.choice(
-                "log_level",
-                [
-                    "trace": "trace", "debug": "debug", "info": "info", "notice": "notice", "warning": "warning",
-                    "error": "error", "critical": "critical",
-                ]) ?? c.logLevel
+        c.metrics = try root.metricsAddress()
+        c.logLevel = try root.logLevel() ?? c.logLevel
         (c.io, c.dpdk) = try root.ioSettings()
         try root.finish()
         if c.io == .dpdk && c.slotBytes > 1500 {
@@ -217,19 +208,8 @@ public struct AgentDaemonConfiguration: Sendable {
         return c
     }
 
-    /// Reads and parses the file at `path`.
-    public static func load(path: String, overrides: [(String, String)] = []) throws(ConfigurationError)
-        -> AgentDaemonConfiguration
-    {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw ConfigurationError(
-                field: nil, reason: "\(path): cannot read: \(ArbiterDaemonConfiguration.reason(error))")
-        }
-        return try parse(yaml: text, file: path, overrides: overrides)
-    }
+    /// The peers scheduled, as `--check-config` reports them.
+    public var summary: String { "\(peers.count) peers" }
 
     /// The agent core's configuration. The slot length is the arbiter's, announced when
     /// the session is established; until then nothing is allocated, so the value given

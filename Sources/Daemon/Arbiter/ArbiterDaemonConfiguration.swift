@@ -5,7 +5,10 @@ import PacketIO
 
 /// Everything `fastpass-arbiter` needs to run, as read from its configuration file and
 /// flags, validated.
-public struct ArbiterDaemonConfiguration: Sendable {
+public struct ArbiterDaemonConfiguration: DaemonConfiguration {
+    public static let program = "fastpass-arbiter"
+    public static let defaultPath = "/etc/fastpass/arbiter.yaml"
+
     /// Local IPv4 address FCP is served on (raw IPv4, protocol 222).
     public var listen: UInt32
     /// Address and port of the HTTP endpoint (`/metrics`, `/status`, `/endpoints`,
@@ -55,11 +58,7 @@ public struct ArbiterDaemonConfiguration: Sendable {
     public static func parse(yaml text: String, file: String, overrides: [(String, String)] = [])
         throws(ConfigurationError) -> ArbiterDaemonConfiguration
     {
-        var tree = try ConfigurationNode.parse(yaml: text, file: file)
-        for (path, value) in overrides {
-            try tree.set(path: path.split(separator: "."), to: value)
-        }
-        var root = try ConfigurationReader(tree, path: "")
+        var root = try ConfigurationReader.root(yaml: text, file: file, overrides: overrides)
         guard let listenText = try root.string("listen") else {
             throw ConfigurationError(field: "listen", reason: "missing: the IPv4 address to serve FCP on")
         }
@@ -70,9 +69,7 @@ public struct ArbiterDaemonConfiguration: Sendable {
             throw ConfigurationError(field: "topology", reason: "missing: racks, spines, link rates and hosts")
         }
         var c = ArbiterDaemonConfiguration(listen: listen, topology: try readTopology(&topologyReader))
-        if let m = try root.string("metrics"), !m.isEmpty, m != "none" {
-            c.metrics = try parseHostPort(m, field: "metrics")
-        }
+        c.metrics = try root.metricsAddress()
         c.authenticationKeyFile = try root.string("authentication_key_file").flatMap { $0.isEmpty ? nil : $0 }
         c.requireAuthentication = try root.boolean("require_authentication") ?? false
         c.batchSize = try root.integer("batch_size", in: 1...64) ?? c.batchSize
@@ -125,13 +122,7 @@ public struct ArbiterDaemonConfiguration: Sendable {
                 field: "cores", reason: "each thread needs a CPU of its own; \(pinned) names one twice (they spin)")
         }
         c.ioBatch = try root.integer("io_batch", in: 1...PacketBatch.maximumCapacity) ?? c.ioBatch
-        c.logLevel =
-            try root.choice(
-                "log_level",
-                [
-                    "trace": "trace", "debug": "debug", "info": "info", "notice": "notice", "warning": "warning",
-                    "error": "error", "critical": "critical",
-                ]) ?? c.logLevel
+        c.logLevel = try root.logLevel() ?? c.logLevel
         (c.io, c.dpdk) = try root.ioSettings()
         try root.finish()
         if c.io == .dpdk && c.ioBatch < 32 {
@@ -177,26 +168,9 @@ public struct ArbiterDaemonConfiguration: Sendable {
         return [note]
     }
 
-    /// Reads and parses the file at `path`.
-    public static func load(path: String, overrides: [(String, String)] = []) throws(ConfigurationError)
-        -> ArbiterDaemonConfiguration
-    {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw ConfigurationError(field: nil, reason: "\(path): cannot read: \(Self.reason(error))")
-        }
-        return try parse(yaml: text, file: path, overrides: overrides)
-    }
-
-    static func reason(_ error: any Error) -> String {
-        let e = error as NSError
-        if let underlying = e.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
-            return String(cString: strerror(Int32(underlying.code)))
-        }
-        if e.domain == NSCocoaErrorDomain && e.code == NSFileReadNoSuchFileError { return "no such file" }
-        return e.localizedDescription
+    /// The fabric's size, as `--check-config` reports it.
+    public var summary: String {
+        "\(topology.hosts.count) hosts, \(topology.racks) racks, \(topology.spines) spines"
     }
 
     private static func readTopology(_ r: inout ConfigurationReader) throws(ConfigurationError) -> TopologyConfiguration
@@ -242,19 +216,6 @@ public struct ArbiterDaemonConfiguration: Sendable {
         return bytes.map { b in b < 16 ? "0" + String(b, radix: 16) : String(b, radix: 16) }.joined(separator: ":")
     }
 
-    static func parseHostPort(_ text: String, field: String) throws(ConfigurationError) -> (host: String, port: Int) {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-            (1...65_535).contains(port)
-        else {
-            throw ConfigurationError(field: field, reason: "'\(text)' is not ADDRESS:PORT (port 1...65535)")
-        }
-        let host = String(text[..<colon])
-        guard IPv4.parse(host) != nil || host == "localhost" else {
-            throw ConfigurationError(field: field, reason: "'\(host)' is not an IPv4 address")
-        }
-        return (host, port)
-    }
-
     /// The arbiter core's configuration.
     public func coreConfiguration(authenticator: FCPAuthenticator?) -> ArbiterCoreConfiguration {
         var core = ArbiterCoreConfiguration()
@@ -286,7 +247,7 @@ public struct ArbiterDaemonConfiguration: Sendable {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
             throw ConfigurationError(
-                field: "authentication_key_file", reason: "\(path): cannot read: \(Self.reason(error))")
+                field: "authentication_key_file", reason: "\(path): cannot read: \(fileErrorReason(error, path: path))")
         }
         let hex = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard let a = FCPAuthenticator(hexKey: hex) else {

@@ -54,23 +54,26 @@ enum ConfigurationNode: Sendable {
     }
 
     /// Sets the scalar at dotted `path` (creating mappings on the way), as a flag overrides
-    /// the file.
-    mutating func set(path: [Substring], to value: String) throws(ConfigurationError) {
+    /// the file. `parent` is the dotted path of this node, for the error.
+    mutating func set(path: [Substring], to value: String, parent: String = "") throws(ConfigurationError) {
         guard let first = path.first else {
             self = .scalar(value, line: nil)
             return
         }
-        guard case .mapping(var pairs, let line) = self else {
-            throw ConfigurationError(
-                field: String(first), reason: "cannot set a field inside a value that is not a mapping")
-        }
         let key = String(first)
+        let child = parent.isEmpty ? key : "\(parent).\(key)"
+        guard case .mapping(var pairs, let line) = self else {
+            // Name the whole field asked for: the last key alone says nothing of where it was.
+            let whole = ([child] + path.dropFirst().map(String.init)).joined(separator: ".")
+            throw ConfigurationError(
+                field: whole, reason: "cannot set a field inside \(parent): it is not a mapping of fields")
+        }
         if let i = pairs.firstIndex(where: { $0.key == key }) {
-            try pairs[i].value.set(path: Array(path.dropFirst()), to: value)
+            try pairs[i].value.set(path: Array(path.dropFirst()), to: value, parent: child)
         } else {
-            var child: ConfigurationNode = .mapping([], line: nil)
-            try child.set(path: Array(path.dropFirst()), to: value)
-            pairs.append((key, child))
+            var node: ConfigurationNode = .mapping([], line: nil)
+            try node.set(path: Array(path.dropFirst()), to: value, parent: child)
+            pairs.append((key, node))
         }
         self = .mapping(pairs, line: line)
     }
