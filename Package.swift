@@ -184,13 +184,14 @@ let package = Package(
         ),
         .testTarget(
             name: "ProtocolTests",
-            dependencies: ["FastpassProtocol", "SeededRandom"],
+            dependencies: ["FastpassProtocol", "TestSupport"],
             path: "Tests/ProtocolTests"
         ),
-        // What several test suites share: the seeded random generator, seeded as they were.
+        // What several test suites share: the seeded random generator, seeded as they were;
+        // the virtual control network between an arbiter and its hosts; FCP packet helpers.
         .target(
             name: "TestSupport",
-            dependencies: ["SeededRandom"],
+            dependencies: ["SeededRandom", "FastpassProtocol"],
             path: "Tests/Support"
         ),
         .testTarget(

@@ -25,23 +25,20 @@ func ipv4(
 
 @Suite("Agent core")
 struct AgentCoreTests {
-    /// Agents for every host of `topology` and the arbiter core, on an in-memory network
-    /// with `latency` ns each way, stepped every `step` ns.
+    /// Agents for every host of `topology` and the arbiter core, on a control network with
+    /// 2 µs of latency each way, stepped every `step` ns.
     struct Fabric {
         var core: ArbiterCore
         var agents: [AgentCore]
         let topology: Topology
         var now: UInt64 = 1_000_000_000
-        let latency: UInt64 = 2_000
-        var inFlight: [(at: UInt64, toArbiter: Bool, host: Int, bytes: [UInt8])] = []
+        var control = VirtualControlNetwork(latency: 2_000)
         var buffer = [UInt8](repeating: 0, count: 2048)
         /// What each host released: (host, release).
         var released: [(host: Int, release: AgentRelease, at: UInt64)] = []
         /// What each host sent unscheduled, and the state changes its core reported.
         var unscheduled: [(host: Int, release: AgentRelease, at: UInt64)] = []
         var transitions: [(host: Int, transition: AgentTransition, at: UInt64)] = []
-        /// The arbiter's link is cut: every FCP packet to or from it is lost.
-        var partitioned = false
 
         init(
             topology: Topology, lead: UInt64 = 0, slotBytes: Int = 1500, lateLimit: UInt64? = nil,
@@ -74,13 +71,7 @@ struct AgentCoreTests {
             let end = now + duration
             while now < end {
                 now += step
-                var keep: [(at: UInt64, toArbiter: Bool, host: Int, bytes: [UInt8])] = []
-                for p in inFlight {
-                    guard p.at <= now else {
-                        keep.append(p)
-                        continue
-                    }
-                    if partitioned { continue }
+                for p in control.deliver(upTo: now) {
                     p.bytes.withUnsafeBytes { raw in
                         if p.toArbiter {
                             core.receive(raw, from: topology.addresses[p.host], now: now)
@@ -89,11 +80,10 @@ struct AgentCoreTests {
                         }
                     }
                 }
-                inFlight = keep
                 core.advance(now: now)
                 while let (address, length) = buffer.withUnsafeMutableBytes({ core.nextPacket(now: now, into: $0) }) {
-                    inFlight.append(
-                        (now + latency, false, topology.index(ofAddress: address)!, Array(buffer[0..<length])))
+                    let h = topology.index(ofAddress: address)!
+                    control.send(Array(buffer[0..<length]), from: .arbiter, to: .host(h), now: now)
                 }
                 for h in 0..<agents.count {
                     agents[h].advance(now: now)
@@ -103,7 +93,7 @@ struct AgentCoreTests {
                         while let r = agents[h].takeUnscheduled() { unscheduled.append((h, r, now)) }
                     }
                     while let n = buffer.withUnsafeMutableBytes({ agents[h].nextControlPacket(now: now, into: $0) }) {
-                        inFlight.append((now + latency, true, h, Array(buffer[0..<n])))
+                        control.send(Array(buffer[0..<n]), from: .host(h), to: .arbiter, now: now)
                     }
                     while let r = agents[h].nextRelease(now: now) { released.append((h, r, now)) }
                 }
@@ -398,7 +388,7 @@ struct AgentCoreTests {
         #expect(fabric.agents[0].state == .scheduled)
         #expect(fabric.transitions.contains { $0.host == 0 && $0.transition == .established })
         // Idle, nothing waits: silence alone is no outage.
-        fabric.partitioned = true
+        fabric.control.partitioned = true
         fabric.run(for: 2 * limit)
         #expect(fabric.agents[0].state == .scheduled && fabric.agents[0].unreachableEvents == 0)
         // Packets wait past the limit with no answer.
@@ -422,7 +412,7 @@ struct AgentCoreTests {
         #expect(forcedResets == resets + 1)
         #expect(hellosSent > hellos)
         // The link comes back: scheduled again once the new handshake completes, not before.
-        fabric.partitioned = false
+        fabric.control.partitioned = false
         let healedAt = fabric.now
         fabric.run(for: 1_000_000)
         let up = try #require(fabric.transitions.first { $0.host == 0 && $0.at > healedAt })

@@ -18,21 +18,17 @@ struct ArbiterCoreTests {
         var used: [(slot: UInt64, destination: Int, path: UInt16)] = []
     }
 
-    /// A fabric of `hosts` endpoints and the arbiter, advanced in steps of `step` ns; each
-    /// packet arrives `latency` ns after it was sent, unless `drop` says it is lost.
+    /// A fabric of `hosts` endpoints and the arbiter on a control network with 2 µs of
+    /// latency, advanced in steps of `step` ns.
     struct Network {
         var core: ArbiterCore
         var hosts: [Host]
         let topology: Topology
         var now: UInt64
-        var inFlight: [(at: UInt64, toArbiter: Bool, host: Int, bytes: [UInt8])] = []
-        let latency: UInt64
+        // Loss is drawn on arrival, as this suite always drew it, so that the lossy test's
+        // seed keeps its run.
+        var control = VirtualControlNetwork(latency: 2_000, lossDecision: .onArrival, random: TestRandom(seed: 7))
         var buffer = [UInt8](repeating: 0, count: 2048)
-        var sent = 0
-        var random = TestRandom(seed: 7)
-        var lossRate = 0.0
-        /// Packets a host sends to the arbiter before this time (by host) are lost.
-        var silentUntil: [Int: UInt64] = [:]
         /// The arbiter does nothing before this time (a descheduled thread): packets to it wait.
         var arbiterStalledUntil: UInt64 = 0
         /// Time follows the monotonic clock (for allocator threads, which pace themselves
@@ -50,7 +46,6 @@ struct ArbiterCoreTests {
             self.topology = topology
             self.realTime = realTime
             now = realTime ? RealTimeSchedule.now() : 1_000_000_000
-            latency = 2_000
             core = try ArbiterCore(topology: topology, configuration: configuration, now: now)
             // Started late: as if the threads had been started that long ago and had
             // not run since, so that their first batch is long past and they must skip.
@@ -139,16 +134,8 @@ struct ArbiterCoreTests {
             let end = now + duration
             while now < end {
                 now = realTime ? max(now + 1, RealTimeSchedule.now()) : now + step
-                // Deliveries.
-                var keep: [(at: UInt64, toArbiter: Bool, host: Int, bytes: [UInt8])] = []
                 let stalled = now < arbiterStalledUntil
-                for p in inFlight {
-                    guard p.at <= now, !(stalled && p.toArbiter) else {
-                        keep.append(p)
-                        continue
-                    }
-                    if lossRate > 0 && random.chance(lossRate) { continue }
-                    if p.toArbiter, let until = silentUntil[p.host], p.at < until { continue }
+                for p in control.deliver(upTo: now, where: { !(stalled && $0 == .arbiter) }) {
                     p.bytes.withUnsafeBytes { raw in
                         if p.toArbiter {
                             core.receive(raw, from: hosts[p.host].address, now: now)
@@ -157,14 +144,13 @@ struct ArbiterCoreTests {
                         }
                     }
                 }
-                inFlight = keep
                 if !stalled {
                     core.advance(now: now)
                     while let (address, length) = buffer.withUnsafeMutableBytes({
                         core.nextPacket(now: now, into: $0)
                     }) {
                         let h = topology.index(ofAddress: address)!
-                        inFlight.append((now + latency, false, h, Array(buffer[0..<length])))
+                        control.send(Array(buffer[0..<length]), from: .arbiter, to: .host(h), now: now)
                         if hosts[h].reference {
                             referenceAllocDestinations += AllocDestinations.read(buffer[0..<length])
                         }
@@ -177,8 +163,7 @@ struct ArbiterCoreTests {
                     if hosts[h].session.wantsToSend {
                         let length = buffer.withUnsafeMutableBytes { hosts[h].session.send(now: now, into: $0) }
                         if case .success(let n) = length {
-                            inFlight.append((now + latency, true, h, Array(buffer[0..<n])))
-                            sent += 1
+                            control.send(Array(buffer[0..<n]), from: .host(h), to: .arbiter, now: now)
                         }
                     }
                     while let a = hosts[h].session.takeAllocation(dueBy: now) {
@@ -265,7 +250,7 @@ struct ArbiterCoreTests {
     func lossyNetwork() throws {
         let topology = try Topology(.regular(racks: 2, hostsPerRack: 4, spines: 2))
         var network = try Network(topology: topology, referenceHosts: [])
-        network.lossRate = 0.05
+        network.control.lossRate = 0.05
         var asked: [Int: UInt64] = [:]
         for h in 0..<topology.hostCount {
             let d = (h + 5) % topology.hostCount
@@ -286,7 +271,7 @@ struct ArbiterCoreTests {
         var network = try Network(topology: topology, referenceHosts: [1])
         // Everything host 0 sends in its first 20 ms is lost: far more HELLO timeouts than
         // the fallback threshold, with no sign from the arbiter that it ignores HELLO.
-        network.silentUntil[0] = network.now + 20_000_000
+        network.control.silentUntil[.host(0)] = network.now + 20_000_000
         let added = network.ask(from: 0, to: 5, slots: 500)
         let added1 = network.ask(from: 1, to: 0, slots: 300)
         #expect(added && added1)
@@ -427,7 +412,7 @@ struct ArbiterCoreTests {
         func used(_ h: Int) -> Int { network.hosts[h].used.count }
         let (before0, before1) = (used(0), used(1))
         #expect(before0 > 0 && before1 > 0)
-        network.silentUntil[0] = network.now + 600_000
+        network.control.silentUntil[.host(0)] = network.now + 600_000
         network.run(for: 600_000)
         let (during0, during1) = (used(0) - before0, used(1) - before1)
         #expect(network.core.statistics.sourcesHeld > 0)

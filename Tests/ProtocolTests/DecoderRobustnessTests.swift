@@ -1,3 +1,4 @@
+import TestSupport
 import Testing
 
 @_spi(Testing) @testable import FastpassProtocol
@@ -71,7 +72,8 @@ struct DecoderRobustnessTests {
     }
 
     static func inputs(count: Int, seed: UInt64) -> [[UInt8]] {
-        var random = SeededRandom(seed: seed)
+        // This suite's seeds are the generator's raw state.
+        var random = TestRandom(state: seed)
         let seeds = seedPackets()
         var out: [[UInt8]] = []
         out.reserveCapacity(count)
@@ -120,11 +122,7 @@ struct DecoderRobustnessTests {
             var p = original
             // Half the time, make the checksum right for this connection, so parsing goes
             // past it (an attacker who can compute it, or a peer with a bug).
-            if i % 4 == 1, let r = p.withUnsafeBytes({ conn.reconstructedSequences(of: $0, now: now) }) {
-                p.withUnsafeMutableBytes {
-                    FCPChecksum.store(into: $0, sequence: r.sequence, ackSequence: r.ackSequence)
-                }
-            }
+            if i % 4 == 1 { TamperedPacket.reseal(&p, forReceiver: conn, now: now) }
             tally.add(conn.receive(p, now: now, delegate: &delegate))
             if i % 50 == 0 {
                 conn.prepareToSend(delegate: &delegate)
@@ -160,8 +158,8 @@ struct DecoderRobustnessTests {
             var toEndpoint = original
             var toArbiter = original
             if i % 4 != 0 {
-                DirectPair.fixChecksum(&toEndpoint, for: endpoint.connection, now: now)
-                DirectPair.fixChecksum(&toArbiter, for: arbiter.connection, now: now)
+                TamperedPacket.reseal(&toEndpoint, forReceiver: endpoint.connection, now: now)
+                TamperedPacket.reseal(&toArbiter, forReceiver: arbiter.connection, now: now)
             }
             endpointTally.add(toEndpoint.withUnsafeBytes { endpoint.receive($0, now: now) })
             arbiterTally.add(toArbiter.withUnsafeBytes { arbiter.receive($0, now: now, handler: &handler) })
@@ -186,7 +184,7 @@ struct DecoderRobustnessTests {
     }
 
     @Test func allocWalkerAcceptsAnyBytes() {
-        var random = SeededRandom(seed: 3)
+        var random = TestRandom(state: 3)
         for _ in 0..<20_000 {
             let bytes = (0..<Int(random.next() % 140)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
             let destinations = Int(random.next() % 16)

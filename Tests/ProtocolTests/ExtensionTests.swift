@@ -1,3 +1,4 @@
+import TestSupport
 import Testing
 
 @_spi(Testing) @testable import FastpassProtocol
@@ -163,7 +164,7 @@ struct ExtensionBehaviourTests {
         var pair = DirectPair(endpoint: Self.extendedEndpoint(), arbiter: a)
         let first = pair.endpointPacket()
         // RESET, then HELLO after the (empty) reference payloads.
-        #expect(DirectPair.payloadTypes(first).prefix(2) == [1, 5])
+        #expect(FCPPayloadLayout.types(in: first).prefix(2) == [1, 5])
         pair.deliverToArbiter(first)
         #expect(pair.handler.registrations == 1)
         #expect(
@@ -171,7 +172,7 @@ struct ExtensionBehaviourTests {
                 == .extended(node: NodeID(42), capabilities: [.epochFencing, .announcedClock, .wideCounters]))
         let reply = pair.arbiterPacket()
         // RESET (the arbiter is not in sync yet), EPOCH, WELCOME.
-        #expect(DirectPair.payloadTypes(reply).prefix(3) == [1, 7, 6])
+        #expect(FCPPayloadLayout.types(in: reply).prefix(3) == [1, 7, 6])
         pair.deliverToEndpoint(reply)
         guard case .established(let w) = pair.endpoint.negotiation else {
             Issue.record("not established: \(pair.endpoint.negotiation)")
@@ -223,10 +224,7 @@ struct ExtensionBehaviourTests {
         let helloOffset = 16  // header + RESET
         #expect(packet[helloOffset] >> 4 == 5)
         packet[helloOffset + 4] = 0
-        let header = old.endpoint.connection
-        packet.withUnsafeMutableBytes {
-            FCPChecksum.store(into: $0, sequence: header.highestSent, ackSequence: header.highestReceived)
-        }
+        TamperedPacket.reseal(&packet, asSentBy: old.endpoint.connection)
         old.deliverToArbiter(packet)
         #expect(old.arbiter.negotiation == .refused(.unsupportedVersion))
         #expect(old.handler.registrations == 0)
@@ -257,7 +255,7 @@ struct ExtensionBehaviourTests {
             now += 1_000
             let n = try! buffer.withUnsafeMutableBytes { endpoint.send(now: now, into: $0) }.get()
             let packet = Array(buffer[0..<n])
-            if DirectPair.payloadTypes(packet).contains(5) { helloPackets += 1 }
+            if FCPPayloadLayout.types(in: packet).contains(5) { helloPackets += 1 }
             let r = referenceArbiter.receive(packet, now: now, delegate: &ignore)
             #expect(r.error == .unknownPayload(type: 5))
             // The demand before the HELLO was still seen by the reference parser.
@@ -294,7 +292,7 @@ struct ExtensionBehaviourTests {
         now += 1_000
         let n = try! buffer.withUnsafeMutableBytes { endpoint.send(now: now, into: $0) }.get()
         let plain = Array(buffer[0..<n])
-        #expect(DirectPair.payloadTypes(plain).allSatisfy { $0 <= 4 }, "\(DirectPair.payloadTypes(plain))")
+        #expect(FCPPayloadLayout.types(in: plain).allSatisfy { $0 <= 4 }, "\(FCPPayloadLayout.types(in: plain))")
         #expect(n <= FCPWire.endpointMaxLength)
         ignore.calls.removeAll()
         let r = referenceArbiter.receive(plain, now: now, delegate: &ignore)
@@ -326,13 +324,9 @@ struct ExtensionBehaviourTests {
         #expect(pair.endpoint.connection.requireEpoch)
         // A packet from the same arbiter connection, but stamped with epoch 8.
         var packet = pair.arbiterPacket()
-        #expect(DirectPair.payloadTypes(packet).first == 7)
+        #expect(FCPPayloadLayout.types(in: packet).first == 7)
         packet[8 + 4 + 7] = 8
-        let arbiterConnection = pair.arbiter.connection
-        packet.withUnsafeMutableBytes {
-            FCPChecksum.store(
-                into: $0, sequence: arbiterConnection.highestSent, ackSequence: arbiterConnection.highestReceived)
-        }
+        TamperedPacket.reseal(&packet, asSentBy: pair.arbiter.connection)
         let before = pair.endpoint.connection
         let r = pair.deliverToEndpoint(packet)
         #expect(r.error == .staleEpoch)
@@ -343,10 +337,7 @@ struct ExtensionBehaviourTests {
         // Without the epoch payload at all: also dropped.
         var bare = pair.arbiterPacket()
         bare.removeSubrange(8..<20)
-        let again = pair.arbiter.connection
-        bare.withUnsafeMutableBytes {
-            FCPChecksum.store(into: $0, sequence: again.highestSent, ackSequence: again.highestReceived)
-        }
+        TamperedPacket.reseal(&bare, asSentBy: pair.arbiter.connection)
         let bareResult = pair.deliverToEndpoint(bare)
         #expect(bareResult.error == .missingEpoch)
     }

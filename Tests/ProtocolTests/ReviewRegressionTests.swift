@@ -1,3 +1,4 @@
+import TestSupport
 import Testing
 
 @_spi(Testing) @testable import FastpassProtocol
@@ -16,10 +17,10 @@ struct ReviewRegressionTests {
         var pair = DirectPair(endpoint: Self.extended(), arbiter: ExtensionBehaviourTests.arbiterConfiguration())
         pair.deliverToArbiter(pair.endpointPacket())
         var reply = pair.arbiterPacket()
-        let welcome = try #require(DirectPair.offset(of: 6, in: reply))
+        let welcome = try #require(FCPPayloadLayout.offset(of: 6, in: reply))
         // Slot length field: 4-byte extension head + 12 bytes into the body.
         reply.replaceSubrange((welcome + 16)..<(welcome + 20), with: [0, 0, 0, 50])
-        DirectPair.fixChecksum(&reply, for: pair.endpoint.connection, now: pair.now)
+        TamperedPacket.reseal(&reply, forReceiver: pair.endpoint.connection, now: pair.now)
         let r = pair.deliverToEndpoint(reply)
         #expect(r.delivered)
         #expect(pair.endpoint.statistics.rejectedWelcomes == 1)
@@ -49,7 +50,7 @@ struct ReviewRegressionTests {
         pair.now += 300_000
         pair.arbiter.handleTimeout(now: pair.now, handler: &pair.handler)
         let report = pair.arbiterPacket()  // the report again, after the NACK
-        #expect(DirectPair.payloadTypes(report).contains(2) && !DirectPair.payloadTypes(report).contains(3))
+        #expect(FCPPayloadLayout.types(in: report).contains(2) && !FCPPayloadLayout.types(in: report).contains(3))
         pair.deliverToEndpoint(report)
         pair.now += 60_000
         pair.endpoint.handleTimeout(now: pair.now)
@@ -94,9 +95,9 @@ struct ReviewRegressionTests {
         // The arbiter's answer arrives without its WELCOME (as if lost in a packet that
         // was otherwise intact): it still acknowledges the HELLO.
         var reply = pair.arbiterPacket()
-        let welcome = try #require(DirectPair.offset(of: 6, in: reply))
+        let welcome = try #require(FCPPayloadLayout.offset(of: 6, in: reply))
         reply.removeSubrange(welcome..<(welcome + 4 + FCPWelcome.bodyLength))
-        DirectPair.fixChecksum(&reply, for: pair.endpoint.connection, now: pair.now)
+        TamperedPacket.reseal(&reply, forReceiver: pair.endpoint.connection, now: pair.now)
         let accepted = pair.deliverToEndpoint(reply)
         #expect(accepted.delivered)
         for _ in 0..<5 {
@@ -143,13 +144,13 @@ struct ReviewRegressionTests {
             Array(packet.dropLast(FCPAuthenticator.trailerLength))
         }
         var down = stripped(pair.arbiterPacket())
-        DirectPair.fixChecksum(&down, for: pair.endpoint.connection, now: pair.now)
+        TamperedPacket.reseal(&down, forReceiver: pair.endpoint.connection, now: pair.now)
         let downResult = pair.deliverToEndpoint(down)
         #expect(downResult.error == .authenticationFailed)
 
         pair.endpoint.addDemand(to: NodeID(2), slots: 1)
         var up = stripped(pair.endpointPacket())
-        DirectPair.fixChecksum(&up, for: pair.arbiter.connection, now: pair.now)
+        TamperedPacket.reseal(&up, forReceiver: pair.arbiter.connection, now: pair.now)
         let upResult = pair.deliverToArbiter(up)
         #expect(upResult.error == .authenticationFailed)
         #expect(pair.handler.pending[NodeID(2)] == 1, "the forged demand was not taken")
@@ -241,10 +242,10 @@ struct ReviewRegressionTests {
         a.authenticator = FCPAuthenticator(hexKey: "000102030405060708090a0b0c0d0e0f")
         var pair = DirectPair(endpoint: Self.extended([.epochFencing]), arbiter: a)
         var packet = pair.endpointPacket()
-        let hello = try #require(DirectPair.offset(of: 5, in: packet))
+        let hello = try #require(FCPPayloadLayout.offset(of: 5, in: packet))
         // Ask for authentication in the HELLO (capabilities field), without a signature.
         packet[hello + 11] |= UInt8(FCPCapabilities.authentication.rawValue)
-        DirectPair.fixChecksum(&packet, for: pair.arbiter.connection, now: pair.now)
+        TamperedPacket.reseal(&packet, forReceiver: pair.arbiter.connection, now: pair.now)
         pair.deliverToArbiter(packet)
         #expect(pair.arbiter.negotiation == .extended(node: NodeID(42), capabilities: [.epochFencing]))
         #expect(!pair.arbiter.connection.requireAuthentication)
@@ -293,7 +294,7 @@ struct ReviewRegressionTests {
             return w.length
         }
         packet.insert(contentsOf: hello[0..<helloLength], at: 8)
-        DirectPair.fixChecksum(&packet, for: pair.arbiter.connection, now: pair.now)
+        TamperedPacket.reseal(&packet, forReceiver: pair.arbiter.connection, now: pair.now)
         let result = pair.deliverToArbiter(packet)
         #expect(result.delivered)
         #expect(pair.arbiter.negotiation == .extended(node: NodeID(42), capabilities: [.epochFencing, .wideCounters]))
@@ -307,10 +308,10 @@ struct ReviewRegressionTests {
         var pair = DirectPair(endpoint: Self.extended(), arbiter: ExtensionBehaviourTests.arbiterConfiguration())
         pair.deliverToArbiter(pair.endpointPacket())
         var reply = pair.arbiterPacket()
-        let welcome = try #require(DirectPair.offset(of: 6, in: reply))
+        let welcome = try #require(FCPPayloadLayout.offset(of: 6, in: reply))
         // WELCOME epoch field: head 4 + 16 bytes into the body, u64; 9 becomes 3.
         reply[welcome + 27] = 3
-        DirectPair.fixChecksum(&reply, for: pair.endpoint.connection, now: pair.now)
+        TamperedPacket.reseal(&reply, forReceiver: pair.endpoint.connection, now: pair.now)
         pair.deliverToEndpoint(reply)
         #expect(pair.endpoint.negotiation == .offering)
         #expect(pair.endpoint.statistics.rejectedWelcomes == 1)
@@ -338,7 +339,7 @@ struct ReviewRegressionTests {
             }
             var packets: [[UInt8]] = []
             while pair.arbiter.wantsToSend && packets.count < 4 { packets.append(pair.arbiterPacket()) }
-            #expect(packets.count == 1, "round \(round): \(packets.map(DirectPair.payloadTypes))")
+            #expect(packets.count == 1, "round \(round): \(packets.map(FCPPayloadLayout.types))")
             for p in packets { pair.deliverToEndpoint(p) }
             #expect(pair.endpoint.flow(to: NodeID(3))?.received == UInt64(10 * (round + 1)))
             pair.exchange()

@@ -1,7 +1,8 @@
 public import SeededRandom
 
-/// The arbiter and agent suites' generator: the shared SplitMix64, seeded as these suites
-/// always seeded it, so every seed in them reproduces the run it was chosen for.
+/// The test suites' generator: the shared SplitMix64. The arbiter and agent suites seed it
+/// with ``init(seed:)``, the protocol suite with the raw state (``init(state:)``), each as it
+/// always did, so every seed in them reproduces the run it was chosen for.
 public typealias TestRandom = SplitMix64
 
 extension SplitMix64 {

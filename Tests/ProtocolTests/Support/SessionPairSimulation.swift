@@ -1,61 +1,10 @@
+import TestSupport
+
 @testable import FastpassProtocol
 
-/// The arbiter side of the simulation: records demand per destination and allocates one
-/// slot per timeslot (the source may send one packet per slot), round robin.
-struct TestAllocator: ArbiterSessionHandler {
-    var pending: [NodeID: UInt64] = [:]
-    var order: [NodeID] = []
-    var cursor = 0
-    var resets = 0
-    var registrations = 0
-    var refuse: FCPRefusalReason?
-
-    mutating func endpointReset() {
-        pending.removeAll()
-        resets += 1
-    }
-
-    mutating func registrationRequested(_ hello: FCPHello) -> FCPRegistrationDecision {
-        registrations += 1
-        if let refuse { return .refuse(refuse) }
-        return .accept(hello.node ?? NodeID(0))
-    }
-
-    mutating func demandIncreased(destination: NodeID, by slots: UInt64) {
-        if pending[destination] == nil { order.append(destination) }
-        pending[destination, default: 0] += slots
-    }
-
-    mutating func withdrawalRequested(destination: NodeID, upTo slots: UInt64) -> UInt64 {
-        let w = min(slots, pending[destination] ?? 0)
-        pending[destination, default: 0] -= w
-        return w
-    }
-
-    mutating func nextDestination() -> NodeID? {
-        guard !order.isEmpty else { return nil }
-        for k in 0..<order.count {
-            let d = order[(cursor + k) % order.count]
-            if (pending[d] ?? 0) > 0 {
-                cursor = (cursor + k + 1) % order.count
-                return d
-            }
-        }
-        return nil
-    }
-}
-
-/// FNV-1a, to fingerprint a run.
-struct TraceHash {
-    private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
-    mutating func add(_ bytes: some Sequence<UInt8>) {
-        for b in bytes { value = (value ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
-    }
-    mutating func add(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { add($0) } }
-}
-
-/// One endpoint and its arbiter session exchanging real FCP bytes over two lossy
-/// channels on a virtual clock, with demand, give-backs and forced resets from a seed.
+/// A direct pair's endpoint and arbiter sessions exchanging real FCP bytes over a lossy,
+/// duplicating, reordering control network, with demand, give-backs and forced resets from
+/// a seed.
 struct SessionPairSimulation {
     struct Settings {
         var seed: UInt64
@@ -96,11 +45,16 @@ struct SessionPairSimulation {
         var violations: [String] = []
     }
 
-    static let start: UInt64 = 1_700_000_000_000_000_000
+    static let start = DirectPair.t0
     static let key = FCPAuthenticator(hexKey: "000102030405060708090a0b0c0d0e0f")!
 
     static func run(_ s: Settings) -> Outcome {
-        var random = SeededRandom(seed: s.seed)
+        // The network's generator drives the whole run: demand, resets, loss and jitter
+        // draw from one stream, so a seed replays all of it. This suite's seeds are the
+        // generator's raw state.
+        var network = VirtualControlNetwork(
+            latency: s.baseDelay, jitter: s.jitter, lossRate: s.lossRate, duplicationRate: s.duplicationRate,
+            random: TestRandom(state: s.seed))
         var now = start
 
         var epConfig = EndpointSessionConfiguration()
@@ -119,24 +73,15 @@ struct SessionPairSimulation {
             arConfig.authenticator = key
             arConfig.requireAuthentication = true
         }
-        precondition(epConfig.problem == nil && arConfig.problem == nil)
-
-        var endpoint = EndpointSession(configuration: epConfig, now: now)
-        var arbiter = ArbiterSession(configuration: arConfig, now: now - 3_000_000_000)
-        var allocator = TestAllocator()
-        var toArbiter = LossyChannel(
-            lossRate: s.lossRate, duplicationRate: s.duplicationRate, baseDelay: s.baseDelay, jitter: s.jitter)
-        var toEndpoint = LossyChannel(
-            lossRate: s.lossRate, duplicationRate: s.duplicationRate, baseDelay: s.baseDelay, jitter: s.jitter)
+        var pair = DirectPair(endpoint: epConfig, arbiter: arConfig)
         var outcome = Outcome()
         var trace = TraceHash()
-        var buffer = [UInt8](repeating: 0, count: 1500)
         var endpointNextSend: UInt64 = 0
         var arbiterNextSend: UInt64 = 0
         var nextAllocationSlot: UInt64 = 0
         var allocatingWithClock: Bool?
         var usedSlots = Set<UInt64>()
-        var nextReset = s.meanResetInterval > 0 ? now + random.next() % (2 * s.meanResetInterval) : .max
+        var nextReset = s.meanResetInterval > 0 ? now + network.random.next() % (2 * s.meanResetInterval) : .max
         let step: UInt64 = 500
         let deadline = now + 2_000_000_000
 
@@ -148,17 +93,16 @@ struct SessionPairSimulation {
 
         while now < deadline {
             now += step
-            for p in toArbiter.deliver(upTo: now) {
-                _ = p.withUnsafeBytes { arbiter.receive($0, now: now, handler: &allocator) }
+            pair.now = now
+            for p in network.deliver(upTo: now, where: { $0 == .arbiter }) { pair.deliverToArbiter(p.bytes) }
+            for p in network.deliver(upTo: now, where: { $0 == .host(0) }) { pair.deliverToEndpoint(p.bytes) }
+            if let d = pair.endpoint.timerDeadline, d <= now { pair.endpoint.handleTimeout(now: now) }
+            if let d = pair.arbiter.timerDeadline, d <= now {
+                pair.arbiter.handleTimeout(now: now, handler: &pair.handler)
             }
-            for p in toEndpoint.deliver(upTo: now) {
-                _ = p.withUnsafeBytes { endpoint.receive($0, now: now) }
-            }
-            if let d = endpoint.timerDeadline, d <= now { endpoint.handleTimeout(now: now) }
-            if let d = arbiter.timerDeadline, d <= now { arbiter.handleTimeout(now: now, handler: &allocator) }
 
             // Allocate the slots that came within the lookahead since the last step.
-            let clock = arbiter.negotiation.granted.contains(.announcedClock)
+            let clock = pair.arbiter.negotiation.granted.contains(.announcedClock)
             let current = arbiterSlot(now, clock: clock)
             if allocatingWithClock != clock {
                 allocatingWithClock = clock
@@ -166,15 +110,15 @@ struct SessionPairSimulation {
                 usedSlots.removeAll()
             }
             while nextAllocationSlot <= current + s.lookahead {
-                if let d = allocator.nextDestination(),
-                    arbiter.recordAllocation(slot: nextAllocationSlot, destination: d, path: PathID(0))
+                if let d = pair.handler.nextDestination(),
+                    pair.arbiter.recordAllocation(slot: nextAllocationSlot, destination: d, path: PathID(0))
                 {
-                    allocator.pending[d]! -= 1
+                    pair.handler.pending[d]! -= 1
                 }
                 nextAllocationSlot += 1
             }
 
-            while let a = endpoint.takeAllocation(dueBy: now) {
+            while let a = pair.endpoint.takeAllocation(dueBy: now) {
                 if !usedSlots.insert(a.slot).inserted { outcome.doubleBookedSlots += 1 }
                 outcome.used[a.destination, default: 0] += 1
                 trace.add(a.slot)
@@ -184,18 +128,18 @@ struct SessionPairSimulation {
             // When both sides are in the same epoch, the arbiter never knows of more demand
             // than the endpoint requested.
             if (now / step) % 32 == 0, outcome.violations.count < 20,
-                endpoint.connection.lastResetTime == arbiter.connection.lastResetTime
+                pair.endpoint.connection.lastResetTime == pair.arbiter.connection.lastResetTime
             {
-                for f in endpoint.flows {
-                    let allocated = arbiter.destination(f.destination)?.allocated ?? 0
+                for f in pair.endpoint.flows {
+                    let allocated = pair.arbiter.destination(f.destination)?.allocated ?? 0
                     if f.received > allocated {
                         outcome.violations.append(
                             "t=\((now - start) / 1000)us \(f.destination): endpoint received \(f.received) > arbiter allocated \(allocated) (reported \(f.reported), requested \(f.requested))"
                         )
                     }
                 }
-                for a in arbiter.destinations {
-                    let requested = endpoint.flow(to: a.destination)?.requested ?? 0
+                for a in pair.arbiter.destinations {
+                    let requested = pair.endpoint.flow(to: a.destination)?.requested ?? 0
                     if a.requested > requested {
                         outcome.violations.append(
                             "t=\((now - start) / 1000)us \(a.destination): arbiter requested \(a.requested) > endpoint requested \(requested)"
@@ -204,62 +148,58 @@ struct SessionPairSimulation {
                 }
             }
 
-            let packets = toArbiter.sent + toEndpoint.sent
-            if packets < s.packetTarget && random.chance(0.02) {
-                let d = NodeID(UInt32(1 + random.next() % UInt64(s.destinations)))
-                let n = 1 + random.next() % 24
-                if endpoint.addDemand(to: d, slots: n) { outcome.demandAdded[d, default: 0] += n }
+            let packets = network.sent
+            if packets < s.packetTarget && network.random.chance(0.02) {
+                let d = NodeID(UInt32(1 + network.random.next() % UInt64(s.destinations)))
+                let n = 1 + network.random.next() % 24
+                if pair.endpoint.addDemand(to: d, slots: n) { outcome.demandAdded[d, default: 0] += n }
             }
-            if s.extended && packets < s.packetTarget && random.chance(s.giveBackRate * 0.02) {
-                let d = NodeID(UInt32(1 + random.next() % UInt64(s.destinations)))
-                let k = endpoint.withdrawDemand(to: d, slots: 1 + random.next() % 8)
+            if s.extended && packets < s.packetTarget && network.random.chance(s.giveBackRate * 0.02) {
+                let d = NodeID(UInt32(1 + network.random.next() % UInt64(s.destinations)))
+                let k = pair.endpoint.withdrawDemand(to: d, slots: 1 + network.random.next() % 8)
                 outcome.gaveBack[d, default: 0] += k
             }
             if now >= nextReset && packets < s.packetTarget {
-                if random.chance(0.5) {
-                    endpoint.forceReset(now: now)
+                if network.random.chance(0.5) {
+                    pair.endpoint.forceReset(now: now)
                 } else {
-                    arbiter.forceReset(now: now, handler: &allocator)
+                    pair.arbiter.forceReset(now: now, handler: &pair.handler)
                 }
                 outcome.resets += 1
-                nextReset = now + 1 + random.next() % (2 * s.meanResetInterval)
+                nextReset = now + 1 + network.random.next() % (2 * s.meanResetInterval)
             }
 
-            if endpoint.wantsToSend && now >= endpointNextSend {
-                let r = buffer.withUnsafeMutableBytes { endpoint.send(now: now, into: $0) }
-                if case .success(let n) = r {
-                    let bytes = Array(buffer[0..<n])
+            if pair.endpoint.wantsToSend && now >= endpointNextSend {
+                if case .success(let bytes) = pair.endpointSend() {
                     trace.add(bytes)
-                    toArbiter.send(bytes, now: now, random: &random)
+                    network.send(bytes, from: .host(0), to: .arbiter, now: now)
                 }
                 endpointNextSend = now + s.sendGap
             }
-            if arbiter.wantsToSend && now >= arbiterNextSend {
-                let r = buffer.withUnsafeMutableBytes { arbiter.send(now: now, into: $0) }
-                if case .success(let n) = r {
-                    let bytes = Array(buffer[0..<n])
+            if pair.arbiter.wantsToSend && now >= arbiterNextSend {
+                if case .success(let bytes) = pair.arbiterSend() {
                     trace.add(bytes)
-                    toEndpoint.send(bytes, now: now, random: &random)
+                    network.send(bytes, from: .arbiter, to: .host(0), now: now)
                 }
                 arbiterNextSend = now + s.sendGap
             }
 
-            if packets >= s.packetTarget && (now / step) % 64 == 0 && endpoint.scheduledCount == 0
-                && endpoint.flows.allSatisfy({ $0.need == 0 })
-                && allocator.pending.values.allSatisfy({ $0 == 0 }) && arbiter.pendingAllocationCount == 0
+            if packets >= s.packetTarget && (now / step) % 64 == 0 && pair.endpoint.scheduledCount == 0
+                && pair.endpoint.flows.allSatisfy({ $0.need == 0 })
+                && pair.handler.pending.values.allSatisfy({ $0 == 0 }) && pair.arbiter.pendingAllocationCount == 0
             {
                 break
             }
         }
         outcome.finishedAt = now
-        outcome.packets = toArbiter.sent + toEndpoint.sent
-        outcome.withdrawn = endpoint.statistics.slotsWithdrawn
-        outcome.unfinishedDestinations = endpoint.flows.filter { $0.need > 0 }.map(\.destination)
-        outcome.endpointStatistics = endpoint.statistics
-        outcome.arbiterStatistics = arbiter.statistics
-        outcome.endpointConnection = endpoint.connection.statistics
-        outcome.arbiterConnection = arbiter.connection.statistics
-        outcome.negotiation = endpoint.negotiation
+        outcome.packets = network.sent
+        outcome.withdrawn = pair.endpoint.statistics.slotsWithdrawn
+        outcome.unfinishedDestinations = pair.endpoint.flows.filter { $0.need > 0 }.map(\.destination)
+        outcome.endpointStatistics = pair.endpoint.statistics
+        outcome.arbiterStatistics = pair.arbiter.statistics
+        outcome.endpointConnection = pair.endpoint.connection.statistics
+        outcome.arbiterConnection = pair.arbiter.connection.statistics
+        outcome.negotiation = pair.endpoint.negotiation
         outcome.trace = trace.value
         return outcome
     }
