@@ -1,4 +1,5 @@
 import Atomics
+import FixedStorage
 
 /// How the timeslot allocator is set up.
 public struct TimeslotAllocatorConfiguration: Sendable, Hashable {
@@ -117,8 +118,8 @@ public final class TimeslotAllocator {
     @exclusivity(unchecked) public private(set) var statistics = TimeslotAllocatorStatistics()
     @exclusivity(unchecked) private var changesAtLastBatch: UInt64 = 0
     /// Sources held back (``setSourceHeld(_:_:)``), listed and flagged.
-    let held: UnsafeMutablePointer<Int32>
-    let isHeld: UnsafeMutablePointer<Bool>
+    let held: FixedBuffer<Int32>
+    let isHeld: FixedBuffer<Bool>
     @exclusivity(unchecked) var heldCount = 0
 
     /// - Parameters:
@@ -156,16 +157,12 @@ public final class TimeslotAllocator {
         stream = .allocate(capacity: records)
         fresh = FreshRecords(capacity: records, batchSize: configuration.batchSize)
         nextSlot = firstSlot
-        held = .allocate(capacity: hosts)
-        held.initialize(repeating: 0, count: hosts)
-        isHeld = .allocate(capacity: hosts)
-        isHeld.initialize(repeating: false, count: hosts)
+        held = FixedBuffer(repeating: 0, count: hosts)
+        isHeld = FixedBuffer(repeating: false, count: hosts)
     }
 
     deinit {
         stream.deallocate()
-        held.deallocate()
-        isHeld.deallocate()
     }
 
     /// Weight of each source host: its own times its class's, at most 255.
