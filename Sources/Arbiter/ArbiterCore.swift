@@ -1,4 +1,5 @@
 import FastpassProtocol
+import FixedStorage
 
 /// The arbiter, sans-IO: every endpoint's FCP session, the timeslot allocator and path
 /// selection, driven by packets in, the clock and timers, producing packets out.
@@ -39,11 +40,11 @@ public final class ArbiterCore {
     /// allocator threads).
     var refused: RefusedDemand
     /// Hosts removed and not heard from since: demand towards them is withdrawn at once.
-    let removed: UnsafeMutablePointer<Bool>
+    let removed: FixedBuffer<Bool>
     /// Per host, what the allocator was last told: whether its inter-rack allocations are
     /// pinned to their pinned spine (its session counts slots without the announced
     /// clock, so it gets reference ALLOCs, which cannot name a path).
-    let pinned: UnsafeMutablePointer<Bool>
+    let pinned: FixedBuffer<Bool>
     /// Demand a session handed over towards a removed host, withdrawn once the session
     /// is free again (destination node ids, for the session being served).
     var refusedTowards: [NodeID] = []
@@ -129,11 +130,9 @@ public final class ArbiterCore {
         readySessions = ReadySessions(hostCount: hostCount)
         timers = SessionTimers(hostCount: hostCount)
         refused = RefusedDemand(capacity: configuration.retryCapacity)
-        removed = .allocate(capacity: hostCount)
-        removed.initialize(repeating: false, count: hostCount)
+        removed = FixedBuffer(repeating: false, count: hostCount)
         holds = SourceHolds(hostCount: hostCount)
-        pinned = .allocate(capacity: hostCount)
-        pinned.initialize(repeating: false, count: hostCount)
+        pinned = FixedBuffer(repeating: false, count: hostCount)
         controlTraffic = configuration.controlRack.map {
             ControlTraffic(rack: $0, framingBytes: configuration.controlFramingBytes)
         }
@@ -144,8 +143,6 @@ public final class ArbiterCore {
     deinit {
         // Its threads hold the threaded allocator unowned: stopped while it still exists.
         allocator.stop()
-        removed.deallocate()
-        pinned.deallocate()
     }
 
     // MARK: Clock

@@ -1,3 +1,5 @@
+import FixedStorage
+
 /// Assigns a spine to every inter-rack allocation of one timeslot, so that no ToR↔spine
 /// link carries more than its per-slot capacity in either direction and no link or spine
 /// that is down is used. Intra-rack allocations need no spine.
@@ -55,52 +57,52 @@ public final class PathSelector: @unchecked Sendable {
     let peakColors: Int
     let words: Int
     public let slotsPerCall: Int
-    let upFree: UnsafeMutablePointer<UInt64>
-    let downFree: UnsafeMutablePointer<UInt64>
-    let allowedByCapacity: UnsafeMutablePointer<UInt64>
-    let spineOfColor: UnsafeMutablePointer<Int16>
-    let upEdge: UnsafeMutablePointer<UInt32>
-    let downEdge: UnsafeMutablePointer<UInt32>
+    let upFree: FixedBuffer<UInt64>
+    let downFree: FixedBuffer<UInt64>
+    let allowedByCapacity: FixedBuffer<UInt64>
+    let spineOfColor: FixedBuffer<Int16>
+    let upEdge: FixedBuffer<UInt32>
+    let downEdge: FixedBuffer<UInt32>
     @exclusivity(unchecked) var epoch: UInt32 = 0
     static let edgeBits: UInt32 = 23
-    let capacityOfSlot: UnsafeMutablePointer<Int>
-    let spineBase: UnsafeMutablePointer<UnsafeMutablePointer<Int16>>
-    let path: UnsafeMutablePointer<Int32>
+    let capacityOfSlot: FixedBuffer<Int>
+    let spineBase: FixedBuffer<UnsafeMutablePointer<Int16>>
+    let path: FixedBuffer<Int32>
     let pathLimit: Int
     let maxBatchEdges: Int
     /// Per rack, the spines it may use (`spineWords` words each): pinned spines are the
     /// lowest common bit of two racks' sets.
     let spineWords: Int
-    let usableSpines: UnsafeMutablePointer<UInt64>
+    let usableSpines: FixedBuffer<UInt64>
     /// A call's allocation indices, pinned ones first (batches with pinned sources).
-    let order: UnsafeMutablePointer<Int32>
+    let order: FixedBuffer<Int32>
 
     // Euler split: rack-pair aggregation (open addressing, keys u·R+v+1, 0 empty), parts as
     // (pair, count) lists double-buffered per level, odd-count balancing, and the final
     // per-pair, per-spine counts with a cursor per pair.
-    let pairKeys: UnsafeMutablePointer<UInt32>
-    let pairSlots: UnsafeMutablePointer<Int32>
+    let pairKeys: FixedBuffer<UInt32>
+    let pairSlots: FixedBuffer<Int32>
     let bucketMask: Int
-    let pairSource: UnsafeMutablePointer<UInt16>
-    let pairDestination: UnsafeMutablePointer<UInt16>
-    let pairCount: UnsafeMutablePointer<Int32>
-    let touchedBuckets: UnsafeMutablePointer<Int32>
+    let pairSource: FixedBuffer<UInt16>
+    let pairDestination: FixedBuffer<UInt16>
+    let pairCount: FixedBuffer<Int32>
+    let touchedBuckets: FixedBuffer<Int32>
     @exclusivity(unchecked) var pairTotal = 0
-    let edgePair: UnsafeMutablePointer<Int32>
-    let partPairA: UnsafeMutablePointer<Int32>
-    let partCountA: UnsafeMutablePointer<Int32>
-    let partPairB: UnsafeMutablePointer<Int32>
-    let partCountB: UnsafeMutablePointer<Int32>
-    let partStart: UnsafeMutablePointer<Int32>
-    let nextPartStart: UnsafeMutablePointer<Int32>
-    let oddPair: UnsafeMutablePointer<Int32>
-    let oddHalf: UnsafeMutablePointer<UInt8>
-    let partnerAtSource: UnsafeMutablePointer<Int32>
-    let partnerAtDestination: UnsafeMutablePointer<Int32>
-    let pendingAtSource: UnsafeMutablePointer<Int32>
-    let pendingAtDestination: UnsafeMutablePointer<Int32>
-    let pairSpineCount: UnsafeMutablePointer<Int32>
-    let pairCursor: UnsafeMutablePointer<Int32>
+    let edgePair: FixedBuffer<Int32>
+    let partPairA: FixedBuffer<Int32>
+    let partCountA: FixedBuffer<Int32>
+    let partPairB: FixedBuffer<Int32>
+    let partCountB: FixedBuffer<Int32>
+    let partStart: FixedBuffer<Int32>
+    let nextPartStart: FixedBuffer<Int32>
+    let oddPair: FixedBuffer<Int32>
+    let oddHalf: FixedBuffer<UInt8>
+    let partnerAtSource: FixedBuffer<Int32>
+    let partnerAtDestination: FixedBuffer<Int32>
+    let pendingAtSource: FixedBuffer<Int32>
+    let pendingAtDestination: FixedBuffer<Int32>
+    let pairSpineCount: FixedBuffer<Int32>
+    let pairCursor: FixedBuffer<Int32>
 
     /// Allocations reported unroutable, in total.
     @exclusivity(unchecked) public private(set) var unroutable: UInt64 = 0
@@ -109,10 +111,8 @@ public final class PathSelector: @unchecked Sendable {
     /// Edges whose colour an alternating path swapped.
     @exclusivity(unchecked) public private(set) var recoloredEdges: UInt64 = 0
 
-    private static func make<T>(_ count: Int, _ value: T) -> UnsafeMutablePointer<T> {
-        let p = UnsafeMutablePointer<T>.allocate(capacity: max(1, count))
-        p.initialize(repeating: value, count: max(1, count))
-        return p
+    private static func make<T: BitwiseCopyable>(_ count: Int, _ value: T) -> FixedBuffer<T> {
+        FixedBuffer(repeating: value, count: max(1, count))
     }
 
     /// - Parameters:
@@ -141,7 +141,7 @@ public final class PathSelector: @unchecked Sendable {
         downEdge = Self.make(sides * peakColors, 0)
         maxBatchEdges = self.slotsPerCall * maxEdges
         capacityOfSlot = Self.make(self.slotsPerCall, 0)
-        spineBase = Self.make(self.slotsPerCall, spineOfColor)
+        spineBase = Self.make(self.slotsPerCall, spineOfColor.base)
         path = Self.make(pathLimit, 0)
         spineWords = (spines + 63) / 64
         usableSpines = Self.make(racks * spineWords, 0)
@@ -174,25 +174,6 @@ public final class PathSelector: @unchecked Sendable {
         pairSpineCount = Self.make(euler ? pairs * spines : 1, 0)
         pairCursor = Self.make(pairs, 0)
         prepareColors()
-    }
-
-    deinit {
-        for p in [upFree, downFree, allowedByCapacity, usableSpines] { p.deallocate() }
-        for p in [upEdge, downEdge] { p.deallocate() }
-        spineOfColor.deallocate()
-        order.deallocate()
-        capacityOfSlot.deallocate()
-        spineBase.deallocate()
-        path.deallocate()
-        pairKeys.deallocate()
-        pairSource.deallocate()
-        pairDestination.deallocate()
-        oddHalf.deallocate()
-        for p in [
-            pairSlots, pairCount, touchedBuckets, edgePair, partPairA, partCountA, partPairB, partCountB, partStart,
-            nextPartStart, oddPair, partnerAtSource, partnerAtDestination, pendingAtSource, pendingAtDestination,
-            pairSpineCount, pairCursor,
-        ] { p.deallocate() }
     }
 
     /// Takes links and spines as `topology` now has them (same racks and spines).
@@ -329,8 +310,8 @@ public final class PathSelector: @unchecked Sendable {
     /// both (as ``Topology/pinnedSpine(sourceRack:destinationRack:)``), or -1.
     @inline(__always)
     func pinnedSpine(from u: Int, to v: Int) -> Int {
-        let a = usableSpines + u &* spineWords
-        let b = usableSpines + v &* spineWords
+        let a = usableSpines.base + u &* spineWords
+        let b = usableSpines.base + v &* spineWords
         for w in 0..<spineWords {
             let m = a[w] & b[w]
             if m != 0 { return w << 6 | m.trailingZeroBitCount }
@@ -345,16 +326,16 @@ public final class PathSelector: @unchecked Sendable {
         let colors = peakColors
         epoch &+= 1
         if epoch >= 1 << (32 - Self.edgeBits) {
-            upEdge.update(repeating: 0, count: slotsPerCall * racks * colors)
-            downEdge.update(repeating: 0, count: slotsPerCall * racks * colors)
+            upEdge.base.update(repeating: 0, count: slotsPerCall * racks * colors)
+            downEdge.base.update(repeating: 0, count: slotsPerCall * racks * colors)
             epoch = 1
         }
         for s in 0..<slots {
             let c = topology.linkRate.capacity(inSlot: firstSlot &+ UInt64(s))
             capacityOfSlot[s] = c
-            let from = allowedByCapacity + c * racks * words
-            (upFree + s * racks * words).update(from: from, count: racks * words)
-            (downFree + s * racks * words).update(from: from, count: racks * words)
+            let from = allowedByCapacity.base + c * racks * words
+            (upFree.base + s * racks * words).update(from: from, count: racks * words)
+            (downFree.base + s * racks * words).update(from: from, count: racks * words)
         }
         return epoch << Self.edgeBits
     }
@@ -378,8 +359,8 @@ public final class PathSelector: @unchecked Sendable {
                 continue
             }
             let side = s &* racks
-            let up = upFree + (side &+ u) &* words
-            let down = downFree + (side &+ v) &* words
+            let up = upFree.base + (side &+ u) &* words
+            let down = downFree.base + (side &+ v) &* words
             var k = -1
             if words == 1 {
                 let m = up[0] & down[0]
@@ -461,8 +442,8 @@ public final class PathSelector: @unchecked Sendable {
                 }
                 let s = Int(truncatingIfNeeded: entries[i] &>> 32)
                 let c = capacityOfSlot[s]
-                let up = upFree + (s &* racks &+ u) &* words
-                let down = downFree + (s &* racks &+ v) &* words
+                let up = upFree.base + (s &* racks &+ u) &* words
+                let down = downFree.base + (s &* racks &+ v) &* words
                 var k = -1
                 var spine = -1
                 if pass == 0 {
@@ -498,7 +479,7 @@ public final class PathSelector: @unchecked Sendable {
         if words == 1 {
             failed &+= colorOneWordLoop(
                 entries: entries, count: count, rackOf: rackOf, slots: slots, spinesOut: spinesOut, tag: tag,
-                pinned: (pinned, UnsafeBufferPointer(start: order + pinnedCount, count: count &- pinnedCount)))
+                pinned: (pinned, UnsafeBufferPointer(start: order.base + pinnedCount, count: count &- pinnedCount)))
         }
         return failed
     }
@@ -538,13 +519,13 @@ public final class PathSelector: @unchecked Sendable {
     ) -> Int {
         let colors = peakColors
         let racks = self.racks
-        let upFree = self.upFree
-        let downFree = self.downFree
-        let upEdge = self.upEdge
-        let downEdge = self.downEdge
+        let upFree = self.upFree.base
+        let downFree = self.downFree.base
+        let upEdge = self.upEdge.base
+        let downEdge = self.downEdge.base
         // Each slot's colour-to-spine table, for its capacity.
-        let spineBase = self.spineBase
-        for s in 0..<slots { spineBase[s] = spineOfColor + capacityOfSlot[s] &* colors }
+        let spineBase = self.spineBase.base
+        for s in 0..<slots { spineBase[s] = spineOfColor.base + capacityOfSlot[s] &* colors }
         var failed = 0
         for n in 0..<(pinned?.others.count ?? count) {
             let i = pinned.map { Int($0.others[n]) } ?? n
@@ -637,9 +618,9 @@ public final class PathSelector: @unchecked Sendable {
         u: Int, v: Int, slot s: Int, onSpine spine: Int, tag: UInt32, spinesOut: UnsafeMutablePointer<Int16>,
         racksOf: (Int) -> (Int, Int), pinned: (hosts: UnsafePointer<Bool>, entries: UnsafePointer<UInt64>)?
     ) -> Int {
-        let up = upFree + (s * racks + u) * words
-        let down = downFree + (s * racks + v) * words
-        let allowedAtV = allowedByCapacity + (capacityOfSlot[s] * racks + v) * words
+        let up = upFree.base + (s * racks + u) * words
+        let down = downFree.base + (s * racks + v) * words
+        let allowedAtV = allowedByCapacity.base + (capacityOfSlot[s] * racks + v) * words
         // An unpinned edge, with pinned ones about: first the pairs that keep off the spine
         // pinned edges between these racks would use (a path through one of those stops
         // short), then any.
@@ -699,8 +680,8 @@ public final class PathSelector: @unchecked Sendable {
         while true {
             let edge =
                 atDestination
-                ? holder(downEdge, (side + rack) * colors + wanted, tag: tag)
-                : holder(upEdge, (side + rack) * colors + wanted, tag: tag)
+                ? holder(downEdge.base, (side + rack) * colors + wanted, tag: tag)
+                : holder(upEdge.base, (side + rack) * colors + wanted, tag: tag)
             guard edge >= 0 else { break }
             guard length < pathLimit else { return false }
             if !sameSpine, let pinned, pinned.hosts[Int(truncatingIfNeeded: pinned.entries[edge] & 0xFFFF)] {
@@ -715,7 +696,7 @@ public final class PathSelector: @unchecked Sendable {
         }
         guard length > 0 else { return false }
         // The last rack gets `wanted` on its link: it must be usable there.
-        let allowed = allowedByCapacity + (capacityOfSlot[s] * racks + rack) * words
+        let allowed = allowedByCapacity.base + (capacityOfSlot[s] * racks + rack) * words
         guard allowed[wanted >> 6] & (1 << UInt64(wanted & 63)) != 0 else { return false }
         recolorings &+= 1
         recoloredEdges &+= UInt64(length)

@@ -1,22 +1,17 @@
+import FixedStorage
+
 /// Sessions with something to send, in the order they became ready, each at most once.
 struct ReadySessions: ~Copyable {
-    private let ring: UnsafeMutablePointer<Int32>
-    private let isReady: UnsafeMutablePointer<Bool>
+    private let ring: FixedBuffer<Int32>
+    private let isReady: FixedBuffer<Bool>
     private let capacity: Int
     private var head = 0
     private var count = 0
 
     init(hostCount: Int) {
         capacity = hostCount
-        ring = .allocate(capacity: hostCount)
-        ring.initialize(repeating: 0, count: hostCount)
-        isReady = .allocate(capacity: hostCount)
-        isReady.initialize(repeating: false, count: hostCount)
-    }
-
-    deinit {
-        ring.deallocate()
-        isReady.deallocate()
+        ring = FixedBuffer(repeating: 0, count: hostCount)
+        isReady = FixedBuffer(repeating: false, count: hostCount)
     }
 
     /// Queues `host` unless it is queued already.

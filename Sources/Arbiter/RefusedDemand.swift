@@ -1,26 +1,19 @@
+import FixedStorage
+
 /// Demand the allocator's pair table refused, kept in order to be offered again, up to a
 /// fixed number of entries.
 struct RefusedDemand: ~Copyable {
-    private let sources: UnsafeMutablePointer<Int32>
-    private let destinations: UnsafeMutablePointer<Int32>
-    private let slots: UnsafeMutablePointer<UInt32>
+    private let sources: FixedBuffer<Int32>
+    private let destinations: FixedBuffer<Int32>
+    private let slots: FixedBuffer<UInt32>
     private let capacity: Int
     private(set) var count = 0
 
     init(capacity: Int) {
         self.capacity = capacity
-        sources = .allocate(capacity: capacity)
-        sources.initialize(repeating: 0, count: capacity)
-        destinations = .allocate(capacity: capacity)
-        destinations.initialize(repeating: 0, count: capacity)
-        slots = .allocate(capacity: capacity)
-        slots.initialize(repeating: 0, count: capacity)
-    }
-
-    deinit {
-        sources.deallocate()
-        destinations.deallocate()
-        slots.deallocate()
+        sources = FixedBuffer(repeating: 0, count: capacity)
+        destinations = FixedBuffer(repeating: 0, count: capacity)
+        slots = FixedBuffer(repeating: 0, count: capacity)
     }
 
     var isEmpty: Bool { count == 0 }

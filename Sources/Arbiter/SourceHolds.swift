@@ -1,3 +1,5 @@
+import FixedStorage
+
 /// Hosts that have not answered what the arbiter sent them, and those of them held back
 /// from allocation for it (inline allocator): an endpoint that is not reading would get
 /// its slots too late, while others could use them. A hold ends when the host answers, or
@@ -6,29 +8,18 @@
 struct SourceHolds: ~Copyable {
     /// Per host: when the first packet sent to it since it was last heard from left (.max:
     /// none), and whether it is held.
-    private let unansweredSince: UnsafeMutablePointer<UInt64>
-    private let holding: UnsafeMutablePointer<Bool>
+    private let unansweredSince: FixedBuffer<UInt64>
+    private let holding: FixedBuffer<Bool>
     /// Hosts held, and since when.
-    private let heldHosts: UnsafeMutablePointer<Int32>
-    private let heldSince: UnsafeMutablePointer<UInt64>
+    private let heldHosts: FixedBuffer<Int32>
+    private let heldSince: FixedBuffer<UInt64>
     private var heldCount = 0
 
     init(hostCount: Int) {
-        unansweredSince = .allocate(capacity: hostCount)
-        unansweredSince.initialize(repeating: .max, count: hostCount)
-        holding = .allocate(capacity: hostCount)
-        holding.initialize(repeating: false, count: hostCount)
-        heldHosts = .allocate(capacity: hostCount)
-        heldHosts.initialize(repeating: 0, count: hostCount)
-        heldSince = .allocate(capacity: hostCount)
-        heldSince.initialize(repeating: 0, count: hostCount)
-    }
-
-    deinit {
-        unansweredSince.deallocate()
-        holding.deallocate()
-        heldHosts.deallocate()
-        heldSince.deallocate()
+        unansweredSince = FixedBuffer(repeating: .max, count: hostCount)
+        holding = FixedBuffer(repeating: false, count: hostCount)
+        heldHosts = FixedBuffer(repeating: 0, count: hostCount)
+        heldSince = FixedBuffer(repeating: 0, count: hostCount)
     }
 
     /// Whether no host is held.

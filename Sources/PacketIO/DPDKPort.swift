@@ -1,4 +1,5 @@
 import DPDKShim
+import FixedStorage
 import Synchronization
 
 #if canImport(Glibc)
@@ -112,9 +113,11 @@ public final class DPDKPort: PacketIO {
     var counters = PacketIOStatistics()
     var neighbours: NeighbourTable
     /// Frames being built for one send call, and a buffer for ARP.
-    let frames: UnsafeMutableRawPointer
-    let frameLengths: UnsafeMutablePointer<Int32>
-    let control: UnsafeMutableRawPointer
+    let frameBytes: FixedBuffer<UInt8>
+    let frameLengths: FixedBuffer<Int32>
+    let controlBytes: FixedBuffer<UInt8>
+    var frames: UnsafeMutableRawPointer { UnsafeMutableRawPointer(frameBytes.base) }
+    var control: UnsafeMutableRawPointer { UnsafeMutableRawPointer(controlBytes.base) }
     static let frameStride = 2048
     static let arpInterval: UInt64 = 1_000_000
     private var closed = false
@@ -158,19 +161,13 @@ public final class DPDKPort: PacketIO {
         numaNode = Int(info.numa_node)
         checksumOffload = info.ipv4_checksum_offload != 0
         neighbours = NeighbourTable(expected: expectedPeers)
-        frames = .allocate(byteCount: PacketBatch.maximumCapacity * Self.frameStride, alignment: 64)
-        frames.initializeMemory(as: UInt8.self, repeating: 0, count: PacketBatch.maximumCapacity * Self.frameStride)
-        frameLengths = .allocate(capacity: PacketBatch.maximumCapacity)
-        frameLengths.initialize(repeating: 0, count: PacketBatch.maximumCapacity)
-        control = .allocate(byteCount: 64, alignment: 64)
-        control.initializeMemory(as: UInt8.self, repeating: 0, count: 64)
+        frameBytes = FixedBuffer(repeating: 0, count: PacketBatch.maximumCapacity * Self.frameStride, alignment: 64)
+        frameLengths = FixedBuffer(repeating: 0, count: PacketBatch.maximumCapacity)
+        controlBytes = FixedBuffer(repeating: 0, count: 64, alignment: 64)
     }
 
     deinit {
         close()
-        frames.deallocate()
-        frameLengths.deallocate()
-        control.deallocate()
     }
 
     /// Stops the port (the EAL stays: it cannot start twice in one process).
@@ -227,7 +224,7 @@ public final class DPDKPort: PacketIO {
     func receiveOnce(into batch: inout PacketBatch) -> Int {
         let n = Int(
             fp_dpdk_receive(
-                portID, batch.storage.assumingMemoryBound(to: UInt8.self), UInt32(batch.stride), batch.lengths,
+                portID, batch.bytes.base, UInt32(batch.stride), batch.lengths.base,
                 Int32(batch.capacity)))
         guard n > 0 else { return 0 }
         counters.receiveBatches &+= 1
@@ -275,7 +272,7 @@ public final class DPDKPort: PacketIO {
     @inline(__always)
     func sendControl(length: Int) -> Bool {
         var l = Int32(length)
-        let sent = fp_dpdk_send(portID, control.assumingMemoryBound(to: UInt8.self), 64, &l, 1, 0) == 1
+        let sent = fp_dpdk_send(portID, controlBytes.base, 64, &l, 1, 0) == 1
         if !sent { counters.sendDropped &+= 1 }
         return sent
     }
@@ -343,7 +340,7 @@ public final class DPDKPort: PacketIO {
             ? 0
             : Int(
                 fp_dpdk_send(
-                    portID, frames.assumingMemoryBound(to: UInt8.self), UInt32(Self.frameStride), frameLengths,
+                    portID, frameBytes.base, UInt32(Self.frameStride), frameLengths.base,
                     Int32(n), checksumOffload ? 1 : 0))
         counters.sendDropped &+= UInt64(n - sent)
         counters.sent &+= UInt64(sent)
@@ -364,7 +361,7 @@ public final class DPDKPort: PacketIO {
         Ethernet.writeHeader(frames, destination: to, source: mac, type: Ethernet.typeIPv4)
         (frames + Ethernet.headerLength).copyMemory(from: packet.baseAddress!, byteCount: packet.count)
         var l = Int32(Ethernet.headerLength + packet.count)
-        let sent = fp_dpdk_send(portID, frames.assumingMemoryBound(to: UInt8.self), UInt32(Self.frameStride), &l, 1, 0)
+        let sent = fp_dpdk_send(portID, frameBytes.base, UInt32(Self.frameStride), &l, 1, 0)
         return sent == 1 ? 0 : ENOBUFS
     }
 }

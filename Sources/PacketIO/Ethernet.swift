@@ -1,3 +1,5 @@
+import FixedStorage
+
 /// Ethernet, ARP and IPv4 framing for backends that see whole frames (DPDK). Pure
 /// functions over buffers, so they are tested without a port.
 public enum Ethernet {
@@ -183,10 +185,10 @@ extension IPv4 {
 public struct NeighbourTable: ~Copyable {
     /// Slots (a power of two, at least twice the expected addresses).
     public let capacity: Int
-    let keys: UnsafeMutablePointer<UInt32>
-    let values: UnsafeMutablePointer<Ethernet.Address>
+    let keys: FixedBuffer<UInt32>
+    let values: FixedBuffer<Ethernet.Address>
     /// When an ARP request for the address was last sent (ns), for addresses not yet known.
-    let asked: UnsafeMutablePointer<UInt64>
+    let asked: FixedBuffer<UInt64>
     public private(set) var count = 0
     /// When a question last found no slot (`.max`: never).
     var overflowAsked = UInt64.max
@@ -197,18 +199,9 @@ public struct NeighbourTable: ~Copyable {
         var c = 64
         while c < expected * 2 { c <<= 1 }
         capacity = c
-        keys = .allocate(capacity: c)
-        keys.initialize(repeating: 0, count: c)
-        values = .allocate(capacity: c)
-        values.initialize(repeating: 0, count: c)
-        asked = .allocate(capacity: c)
-        asked.initialize(repeating: 0, count: c)
-    }
-
-    deinit {
-        keys.deallocate()
-        values.deallocate()
-        asked.deallocate()
+        keys = FixedBuffer(repeating: 0, count: c)
+        values = FixedBuffer(repeating: 0, count: c)
+        asked = FixedBuffer(repeating: 0, count: c)
     }
 
     /// The home slot: the product's high bits, which depend on every bit of the address

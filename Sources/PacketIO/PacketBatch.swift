@@ -1,3 +1,5 @@
+import FixedStorage
+
 /// A batch of datagrams in buffers allocated once, for receiving and sending without
 /// allocating per packet.
 ///
@@ -9,12 +11,12 @@ public struct PacketBatch: ~Copyable {
     public let capacity: Int
     /// Bytes per buffer: the largest datagram it holds.
     public let stride: Int
-    let storage: UnsafeMutableRawPointer
-    let lengths: UnsafeMutablePointer<Int32>
-    let offsets: UnsafeMutablePointer<Int32>
-    let addresses: UnsafeMutablePointer<UInt32>
+    let bytes: FixedBuffer<UInt8>
+    let lengths: FixedBuffer<Int32>
+    let offsets: FixedBuffer<Int32>
+    let addresses: FixedBuffer<UInt32>
     /// Kernel receive times (CLOCK_REALTIME ns; 0: none).
-    let arrivals: UnsafeMutablePointer<UInt64>
+    let arrivals: FixedBuffer<UInt64>
     /// Datagrams in the batch.
     public internal(set) var count = 0
 
@@ -23,25 +25,16 @@ public struct PacketBatch: ~Copyable {
         precondition(capacity > 0 && capacity <= Self.maximumCapacity && stride >= 64)
         self.capacity = capacity
         self.stride = stride
-        storage = .allocate(byteCount: capacity * stride, alignment: 64)
-        storage.initializeMemory(as: UInt8.self, repeating: 0, count: capacity * stride)
-        lengths = .allocate(capacity: capacity)
-        lengths.initialize(repeating: 0, count: capacity)
-        offsets = .allocate(capacity: capacity)
-        offsets.initialize(repeating: 0, count: capacity)
-        addresses = .allocate(capacity: capacity)
-        addresses.initialize(repeating: 0, count: capacity)
-        arrivals = .allocate(capacity: capacity)
-        arrivals.initialize(repeating: 0, count: capacity)
+        bytes = FixedBuffer(repeating: 0, count: capacity * stride, alignment: 64)
+        lengths = FixedBuffer(repeating: 0, count: capacity)
+        offsets = FixedBuffer(repeating: 0, count: capacity)
+        addresses = FixedBuffer(repeating: 0, count: capacity)
+        arrivals = FixedBuffer(repeating: 0, count: capacity)
     }
 
-    deinit {
-        storage.deallocate()
-        lengths.deallocate()
-        offsets.deallocate()
-        addresses.deallocate()
-        arrivals.deallocate()
-    }
+    /// The buffers, `stride` bytes apart.
+    @inline(__always)
+    var storage: UnsafeMutableRawPointer { UnsafeMutableRawPointer(bytes.base) }
 
     /// The most datagrams one batch call moves (the kernel calls' limit in this package).
     public static let maximumCapacity = 64

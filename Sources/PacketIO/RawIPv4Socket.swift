@@ -101,8 +101,8 @@ public final class RawIPv4Socket: PacketIO {
             if r < 0 { throw PacketIOError(operation: "ppoll", code: -r) }
         }
         let n = fp_receive_batch(
-            descriptor, batch.storage.assumingMemoryBound(to: UInt8.self), Int32(batch.stride), batch.lengths,
-            batch.addresses, stampsArrivals ? batch.arrivals : nil, Int32(batch.capacity))
+            descriptor, batch.bytes.base, Int32(batch.stride), batch.lengths.base,
+            batch.addresses.base, stampsArrivals ? batch.arrivals.base : nil, Int32(batch.capacity))
         if n < 0 { throw PacketIOError(operation: "recvmmsg", code: -n) }
         statistics.receiveBatches &+= 1
         // Compact in place: keep the FCP payloads, drop what is cut or malformed.
@@ -152,8 +152,8 @@ public final class RawIPv4Socket: PacketIO {
         var dropped = 0
         while done < batch.count {
             let n = fp_send_batch(
-                descriptor, batch.storage.assumingMemoryBound(to: UInt8.self) + done * batch.stride,
-                Int32(batch.stride), batch.lengths + done, batch.addresses + done, Int32(batch.count - done))
+                descriptor, batch.bytes.base + done * batch.stride,
+                Int32(batch.stride), batch.lengths.base + done, batch.addresses.base + done, Int32(batch.count - done))
             statistics.sendBatches &+= 1
             if n > 0 {
                 done += Int(n)

@@ -1,4 +1,5 @@
 import FastpassArbiter
+import FixedStorage
 import Foundation
 import SeededRandom
 
@@ -82,13 +83,13 @@ struct ReferenceWorkload {
 /// ``TimeslotAllocator/addDemand(_:)``. Sendable for the pipeline's feed, which only one
 /// stage thread runs at a time (it holds the feed token).
 final class RequestWindows: @unchecked Sendable {
-    let all: UnsafeMutableBufferPointer<DemandRequest>
-    let scratch: UnsafeMutableBufferPointer<DemandRequest>
+    let all: FixedBuffer<DemandRequest>
+    let scratch: FixedBuffer<DemandRequest>
     let batchStart: [Int]
 
     init(_ workload: ReferenceWorkload) {
         let n = workload.sources.count
-        all = .allocate(capacity: max(n, 1))
+        all = FixedBuffer(repeating: DemandRequest(source: 0, destination: 0, slots: 0), count: max(n, 1))
         for i in 0..<n {
             all[i] = DemandRequest(
                 source: Int(workload.sources[i]), destination: Int(workload.destinations[i]), slots: workload.sizes[i])
@@ -97,13 +98,8 @@ final class RequestWindows: @unchecked Sendable {
         for b in 1..<max(workload.batchStart.count, 1) {
             widest = max(widest, workload.batchStart[b] - workload.batchStart[b - 1])
         }
-        scratch = .allocate(capacity: widest)
+        scratch = FixedBuffer(repeating: DemandRequest(source: 0, destination: 0, slots: 0), count: widest)
         batchStart = workload.batchStart
-    }
-
-    deinit {
-        all.deallocate()
-        scratch.deallocate()
     }
 
     /// The requests arriving during batch `b`, in the scratch buffer.
@@ -111,8 +107,8 @@ final class RequestWindows: @unchecked Sendable {
     private func window(_ b: Int) -> UnsafeMutableBufferPointer<DemandRequest> {
         let start = batchStart[b]
         let count = batchStart[b + 1] - start
-        let window = UnsafeMutableBufferPointer(rebasing: scratch[0..<count])
-        _ = window.update(fromContentsOf: all[start..<(start + count)])
+        let window = UnsafeMutableBufferPointer(rebasing: scratch.buffer[0..<count])
+        _ = window.update(fromContentsOf: all.buffer[start..<(start + count)])
         return window
     }
 

@@ -1,5 +1,6 @@
 import Atomics
 import FastpassProtocol
+import FixedStorage
 
 /// Counters of one allocation stage.
 public struct AllocationStageStatistics: Sendable, Hashable {
@@ -40,27 +41,27 @@ public final class AllocationStage: @unchecked Sendable {
     let rackCount: Int
     let fullMask: UInt64
 
-    let sourceFree: UnsafeMutablePointer<UInt64>
-    let destinationFree: UnsafeMutablePointer<UInt64>
+    let sourceFree: FixedBuffer<UInt64>
+    let destinationFree: FixedBuffer<UInt64>
     /// The same as 16-bit words, for the max-min loop when a batch has at most 16 slots:
     /// a quarter of the cache footprint, which matters with thousands of hosts.
-    let narrowSourceFree: UnsafeMutablePointer<UInt16>
-    let narrowDestinationFree: UnsafeMutablePointer<UInt16>
+    let narrowSourceFree: FixedBuffer<UInt16>
+    let narrowDestinationFree: FixedBuffer<UInt16>
     /// Whether this batch's max-min rounds use the 16-bit bitmaps.
     @exclusivity(unchecked) var narrow = false
     /// Set by the owner when so many changes happened since the last batch that a 16-bit
     /// group counter may have come back to a value a record remembers: this batch, every
     /// record reads its pair word, and none retires without reading it.
     @exclusivity(unchecked) public var syncEveryRecord = false
-    let rackOf: UnsafeMutablePointer<UInt16>
-    let hostsInRack: UnsafeMutablePointer<Int32>
-    let hostWeight: UnsafeMutablePointer<UInt8>
-    let hostClass: UnsafeMutablePointer<UInt8>
-    let upFree: UnsafeMutablePointer<UInt64>
-    let downFree: UnsafeMutablePointer<UInt64>
+    let rackOf: FixedBuffer<UInt16>
+    let hostsInRack: FixedBuffer<Int32>
+    let hostWeight: FixedBuffer<UInt8>
+    let hostClass: FixedBuffer<UInt8>
+    let upFree: FixedBuffer<UInt64>
+    let downFree: FixedBuffer<UInt64>
     /// Room left per (rack, slot): `rack * 64 + slot`.
-    let upRoom: UnsafeMutablePointer<Int32>
-    let downRoom: UnsafeMutablePointer<Int32>
+    let upRoom: FixedBuffer<Int32>
+    let downRoom: FixedBuffer<Int32>
     let linkRate: LinkRate
     /// Usable spines per rack, shared with whoever marks links down.
     let usableSpines: AtomicWords
@@ -84,7 +85,7 @@ public final class AllocationStage: @unchecked Sendable {
     let changeMask: Int
 
     /// Records still being served this batch (the next round's input).
-    let work: UnsafeMutablePointer<FlowRecord>
+    let work: FixedBuffer<FlowRecord>
     @exclusivity(unchecked) var workCount = 0
     /// Records served in the current round that cannot be served again in this batch.
     @exclusivity(unchecked) var servedBlocked: UnsafeMutablePointer<FlowRecord>
@@ -93,6 +94,8 @@ public final class AllocationStage: @unchecked Sendable {
     /// are out: both were served in the previous round, and these last.
     @exclusivity(unchecked) var previousServedBlocked: UnsafeMutablePointer<FlowRecord>
     @exclusivity(unchecked) var previousServedBlockedCount = 0
+    /// The two buffers above, which swap roles every round: ``recordCapacity`` records each.
+    let blockedRecords: FixedBuffer<FlowRecord>
     /// Records blocked in this batch, in the order the next batch should see them. The
     /// owner may swap in another buffer of ``recordCapacity`` records between batches.
     @exclusivity(unchecked) public var out: UnsafeMutablePointer<FlowRecord>
@@ -100,12 +103,12 @@ public final class AllocationStage: @unchecked Sendable {
     @exclusivity(unchecked) public var outCount = 0
     /// Room in every record buffer: a pair has one record, so the pair table's capacity.
     public let recordCapacity: Int
-    let sortScratch: UnsafeMutablePointer<FlowRecord>
-    let sortKeys: UnsafeMutablePointer<UInt32>
-    let sortKeysScratch: UnsafeMutablePointer<UInt32>
-    let sortCounts: UnsafeMutablePointer<Int>
+    let sortScratch: FixedBuffer<FlowRecord>
+    let sortKeys: FixedBuffer<UInt32>
+    let sortKeysScratch: FixedBuffer<UInt32>
+    let sortCounts: FixedBuffer<Int>
     /// Slot each record of a 64-record chunk was given (max-min loop, phase 1 to 2).
-    let chunkSlots: UnsafeMutablePointer<UInt8>
+    let chunkSlots: FixedBuffer<UInt8>
 
     @exclusivity(unchecked) var batch: BatchAllocations?
     @exclusivity(unchecked) var firstSlot: UInt64 = 0
@@ -113,7 +116,7 @@ public final class AllocationStage: @unchecked Sendable {
     @exclusivity(unchecked) var batchNumber: UInt64 = 0
     /// Records set aside until a later batch (see ``postpone(_:change:)``), handed on
     /// after this batch's blocked ones.
-    let postponed: UnsafeMutablePointer<FlowRecord>
+    let postponed: FixedBuffer<FlowRecord>
     @exclusivity(unchecked) var postponedCount = 0
     @exclusivity(unchecked) var batchTag: UInt16 = 0
     @exclusivity(unchecked) var allocationEntries: UnsafeMutablePointer<UInt64>
@@ -157,79 +160,46 @@ public final class AllocationStage: @unchecked Sendable {
         changes = table.changes.storage
         changeMask = table.changeMask
 
-        sourceFree = .allocate(capacity: hostCount)
-        destinationFree = .allocate(capacity: hostCount)
-        sourceFree.initialize(repeating: 0, count: hostCount)
-        destinationFree.initialize(repeating: 0, count: hostCount)
-        narrowSourceFree = .allocate(capacity: hostCount)
-        narrowDestinationFree = .allocate(capacity: hostCount)
-        narrowSourceFree.initialize(repeating: 0, count: hostCount)
-        narrowDestinationFree.initialize(repeating: 0, count: hostCount)
-        rackOf = .allocate(capacity: hostCount)
-        rackOf.initialize(from: topology.rackOf, count: hostCount)
-        hostWeight = .allocate(capacity: hostCount)
-        hostWeight.initialize(repeating: 1, count: hostCount)
-        hostClass = .allocate(capacity: hostCount)
-        hostClass.initialize(repeating: 0, count: hostCount)
+        sourceFree = FixedBuffer(repeating: 0, count: hostCount)
+        destinationFree = FixedBuffer(repeating: 0, count: hostCount)
+        narrowSourceFree = FixedBuffer(repeating: 0, count: hostCount)
+        narrowDestinationFree = FixedBuffer(repeating: 0, count: hostCount)
+        rackOf = FixedBuffer(repeating: 0, count: hostCount)
+        rackOf.base.update(from: topology.rackOf, count: hostCount)
+        hostWeight = FixedBuffer(repeating: 1, count: hostCount)
+        hostClass = FixedBuffer(repeating: 0, count: hostCount)
         for h in 0..<hostCount {
             hostWeight[h] = max(1, hostWeights.map { $0[h] } ?? 1)
             hostClass[h] = hostClasses.map { $0[h] } ?? 0
         }
-        hostsInRack = .allocate(capacity: rackCount)
-        for r in 0..<rackCount { (hostsInRack + r).initialize(to: Int32(topology.hostsOfRack[r].count)) }
-        upFree = .allocate(capacity: rackCount)
-        downFree = .allocate(capacity: rackCount)
-        upFree.initialize(repeating: 0, count: rackCount)
-        downFree.initialize(repeating: 0, count: rackCount)
-        upRoom = .allocate(capacity: rackCount * 64)
-        downRoom = .allocate(capacity: rackCount * 64)
-        upRoom.initialize(repeating: 0, count: rackCount * 64)
-        downRoom.initialize(repeating: 0, count: rackCount * 64)
+        hostsInRack = FixedBuffer(repeating: 0, count: rackCount)
+        for r in 0..<rackCount { hostsInRack[r] = Int32(topology.hostsOfRack[r].count) }
+        upFree = FixedBuffer(repeating: 0, count: rackCount)
+        downFree = FixedBuffer(repeating: 0, count: rackCount)
+        upRoom = FixedBuffer(repeating: 0, count: rackCount * 64)
+        downRoom = FixedBuffer(repeating: 0, count: rackCount * 64)
 
         recordCapacity = table.recordCapacity
-        work = .allocate(capacity: recordCapacity)
-        servedBlocked = .allocate(capacity: recordCapacity)
-        previousServedBlocked = .allocate(capacity: recordCapacity)
+        work = FixedBuffer(repeating: FlowRecord(a: 0, b: 0), count: recordCapacity)
+        blockedRecords = FixedBuffer(repeating: FlowRecord(a: 0, b: 0), count: 2 * recordCapacity)
+        servedBlocked = blockedRecords.base
+        previousServedBlocked = blockedRecords.base + recordCapacity
         out = .allocate(capacity: recordCapacity)
-        postponed = .allocate(capacity: recordCapacity)
-        sortScratch = .allocate(capacity: recordCapacity)
-        sortKeys = .allocate(capacity: recordCapacity)
-        sortKeysScratch = .allocate(capacity: recordCapacity)
-        sortCounts = .allocate(capacity: 256)
-        chunkSlots = .allocate(capacity: 64)
-        chunkSlots.initialize(repeating: 0, count: 64)
+        postponed = FixedBuffer(repeating: FlowRecord(a: 0, b: 0), count: recordCapacity)
+        sortScratch = FixedBuffer(repeating: FlowRecord(a: 0, b: 0), count: recordCapacity)
+        sortKeys = FixedBuffer(repeating: 0, count: recordCapacity)
+        sortKeysScratch = FixedBuffer(repeating: 0, count: recordCapacity)
+        sortCounts = FixedBuffer(repeating: 0, count: 256)
+        chunkSlots = FixedBuffer(repeating: 0, count: 64)
         // A placeholder until the first batch: a batch always brings its own buffer.
-        placeholderEntries = .allocate(capacity: 1)
-        placeholderEntries.initialize(to: 0)
-        allocationEntries = placeholderEntries
+        placeholderEntries = FixedBuffer(repeating: 0, count: 1)
+        allocationEntries = placeholderEntries.base
     }
 
-    private let placeholderEntries: UnsafeMutablePointer<UInt64>
+    private let placeholderEntries: FixedBuffer<UInt64>
 
     deinit {
-        sourceFree.deallocate()
-        destinationFree.deallocate()
-        narrowSourceFree.deallocate()
-        narrowDestinationFree.deallocate()
-        rackOf.deallocate()
-        hostWeight.deallocate()
-        hostClass.deallocate()
-        hostsInRack.deallocate()
-        upFree.deallocate()
-        downFree.deallocate()
-        upRoom.deallocate()
-        downRoom.deallocate()
-        work.deallocate()
-        servedBlocked.deallocate()
-        previousServedBlocked.deallocate()
         out.deallocate()
-        postponed.deallocate()
-        sortScratch.deallocate()
-        sortKeys.deallocate()
-        sortKeysScratch.deallocate()
-        sortCounts.deallocate()
-        chunkSlots.deallocate()
-        placeholderEntries.deallocate()
     }
 
     // MARK: Batch protocol
@@ -245,7 +215,7 @@ public final class AllocationStage: @unchecked Sendable {
         batchTag = Self.batchTag(firstSlot: firstSlot, batchSize: batchSize)
         batchNumber = firstSlot / UInt64(batchSize)
         postponedCount = 0
-        allocationEntries = batch.entries
+        allocationEntries = batch.entries.base
         allocationCount = 0
         workCount = 0
         servedBlockedCount = 0
@@ -255,11 +225,11 @@ public final class AllocationStage: @unchecked Sendable {
         // uses one kind throughout.
         narrow = batchSize <= 16 && !rackLimited && (policy == .maxMinFair || policy == .strictPriority)
         if narrow {
-            narrowSourceFree.update(repeating: UInt16(truncatingIfNeeded: fullMask), count: hostCount)
-            narrowDestinationFree.update(repeating: UInt16(truncatingIfNeeded: fullMask), count: hostCount)
+            narrowSourceFree.base.update(repeating: UInt16(truncatingIfNeeded: fullMask), count: hostCount)
+            narrowDestinationFree.base.update(repeating: UInt16(truncatingIfNeeded: fullMask), count: hostCount)
         } else {
-            sourceFree.update(repeating: fullMask, count: hostCount)
-            destinationFree.update(repeating: fullMask, count: hostCount)
+            sourceFree.base.update(repeating: fullMask, count: hostCount)
+            destinationFree.base.update(repeating: fullMask, count: hostCount)
         }
         statistics.batches &+= 1
     }
@@ -358,14 +328,14 @@ public final class AllocationStage: @unchecked Sendable {
             // Fewest slots first; each flow takes every slot it can, so one pass suffices.
             sortWork(byDemand: true)
             let n = workCount
-            sortScratch.update(from: work, count: n)
+            sortScratch.base.update(from: work.base, count: n)
             workCount = 0
-            serveRoundGeneral(sortScratch, n, checkChanges: false, rackLimited: rackLimited, mode: .greedy)
+            serveRoundGeneral(sortScratch.base, n, checkChanges: false, rackLimited: rackLimited, mode: .greedy)
         case .strictPriority:
             // Classes in order; a class's rounds are over before the next class starts.
             sortWork(byDemand: false)
             let total = workCount
-            sortScratch.update(from: work, count: total)
+            sortScratch.base.update(from: work.base, count: total)
             workCount = 0
             var start = 0
             while start < total {
@@ -373,13 +343,13 @@ public final class AllocationStage: @unchecked Sendable {
                 var end = start + 1
                 while end < total && hostClass[sortScratch[end].source] == cls { end += 1 }
                 workCount = 0
-                serveOneRound(sortScratch + start, end - start, checkChanges: false)
+                serveOneRound(sortScratch.base + start, end - start, checkChanges: false)
                 runRounds()
                 start = end
             }
         }
         if postponedCount > 0 {
-            (out + outCount).update(from: postponed, count: postponedCount)
+            (out + outCount).update(from: postponed.base, count: postponedCount)
             outCount &+= postponedCount
             postponedCount = 0
         }
@@ -401,7 +371,7 @@ public final class AllocationStage: @unchecked Sendable {
             guard workCount > 0 else { break }
             let n = workCount
             workCount = 0
-            serveOneRound(work, n, checkChanges: false)
+            serveOneRound(work.base, n, checkChanges: false)
         }
         endRound()
     }
@@ -455,18 +425,18 @@ public final class AllocationStage: @unchecked Sendable {
     @inline(never)
     private func serveFirstRoundMaxMin(_ input: UnsafeMutablePointer<FlowRecord>, _ count: Int) {
         if narrow {
-            maxMinLoop(input, count, checkChanges: true, narrowSourceFree, narrowDestinationFree)
+            maxMinLoop(input, count, checkChanges: true, narrowSourceFree.base, narrowDestinationFree.base)
         } else {
-            maxMinLoop(input, count, checkChanges: true, sourceFree, destinationFree)
+            maxMinLoop(input, count, checkChanges: true, sourceFree.base, destinationFree.base)
         }
     }
 
     @inline(never)
     private func serveLaterRoundMaxMin(_ input: UnsafeMutablePointer<FlowRecord>, _ count: Int) {
         if narrow {
-            maxMinLoop(input, count, checkChanges: false, narrowSourceFree, narrowDestinationFree)
+            maxMinLoop(input, count, checkChanges: false, narrowSourceFree.base, narrowDestinationFree.base)
         } else {
-            maxMinLoop(input, count, checkChanges: false, sourceFree, destinationFree)
+            maxMinLoop(input, count, checkChanges: false, sourceFree.base, destinationFree.base)
         }
     }
 
@@ -477,7 +447,7 @@ public final class AllocationStage: @unchecked Sendable {
     ) {
         let changes = self.changes
         let changeMask = self.changeMask
-        let work = self.work
+        let work = self.work.base
         let out = self.out
         let servedBlocked = self.servedBlocked
         let entries = allocationEntries
@@ -554,13 +524,13 @@ public final class AllocationStage: @unchecked Sendable {
         _ input: UnsafeMutablePointer<FlowRecord>, _ count: Int, checkChanges: Bool, rackLimited: Bool,
         mode: RoundMode
     ) {
-        let sourceFree = self.sourceFree
-        let destinationFree = self.destinationFree
-        let rackOf = self.rackOf
-        let upFree = self.upFree
-        let downFree = self.downFree
-        let upRoom = self.upRoom
-        let downRoom = self.downRoom
+        let sourceFree = self.sourceFree.base
+        let destinationFree = self.destinationFree.base
+        let rackOf = self.rackOf.base
+        let upFree = self.upFree.base
+        let downFree = self.downFree.base
+        let upRoom = self.upRoom.base
+        let downRoom = self.downRoom.base
         let changes = self.changes
         let changeMask = self.changeMask
         let entries = allocationEntries
@@ -822,8 +792,8 @@ public final class AllocationStage: @unchecked Sendable {
             sortKeys[i] = key
             maxKey = max(maxKey, key)
         }
-        var source = (records: work, keys: sortKeys)
-        var target = (records: sortScratch, keys: sortKeysScratch)
+        var source = (records: work.base, keys: sortKeys.base)
+        var target = (records: sortScratch.base, keys: sortKeysScratch.base)
         // Eight bits per pass, and only as many passes as the largest key needs.
         var shift: UInt32 = 0
         while shift < 32 && (maxKey >> shift) != 0 {
@@ -845,6 +815,6 @@ public final class AllocationStage: @unchecked Sendable {
             swap(&source, &target)
             shift += 8
         }
-        if source.records != work { work.update(from: source.records, count: n) }
+        if source.records != work.base { work.base.update(from: source.records, count: n) }
     }
 }

@@ -1,5 +1,6 @@
 import Atomics
 import CPlatform
+import FixedStorage
 
 #if canImport(Glibc)
     import Glibc
@@ -121,9 +122,9 @@ public final class PipelineDemand: @unchecked Sendable {
 
     /// Pin changes made by this feed, each host once (its latest state), handed to the
     /// batch the feed precedes; per host, its index in the list or -1.
-    let pinHosts: UnsafeMutablePointer<Int32>
-    let pinStates: UnsafeMutablePointer<Bool>
-    let pinIndex: UnsafeMutablePointer<Int32>
+    let pinHosts: FixedBuffer<Int32>
+    let pinStates: FixedBuffer<Bool>
+    let pinIndex: FixedBuffer<Int32>
     @exclusivity(unchecked) var pinCount = 0
 
     init(table: DemandTable, fresh: FreshRecords, hostCount: Int, purgedAt: AtomicWords) {
@@ -131,18 +132,9 @@ public final class PipelineDemand: @unchecked Sendable {
         self.fresh = fresh
         self.hostCount = hostCount
         self.purgedAt = purgedAt
-        pinHosts = .allocate(capacity: hostCount)
-        pinHosts.initialize(repeating: 0, count: hostCount)
-        pinStates = .allocate(capacity: hostCount)
-        pinStates.initialize(repeating: false, count: hostCount)
-        pinIndex = .allocate(capacity: hostCount)
-        pinIndex.initialize(repeating: -1, count: hostCount)
-    }
-
-    deinit {
-        pinHosts.deallocate()
-        pinStates.deallocate()
-        pinIndex.deallocate()
+        pinHosts = FixedBuffer(repeating: 0, count: hostCount)
+        pinStates = FixedBuffer(repeating: false, count: hostCount)
+        pinIndex = FixedBuffer(repeating: -1, count: hostCount)
     }
 
     /// Pins the inter-rack allocations of source `host` to its pinned spine, or frees them
@@ -277,10 +269,12 @@ public final class AllocatorPipeline: @unchecked Sendable {
     let pathStage: PathStage?
     /// The batch whose feed may run next.
     let feedToken = ManagedAtomic<Int>(0)
-    let chunk: [UnsafeMutablePointer<FlowRecord>]
+    /// Each stage's chunk, `chunkSize` records at `j * chunkSize`, on cache lines of its
+    /// own: the stages run on different threads.
+    let chunks: FixedBuffer<FlowRecord>
     static let chunkSize = 256
     /// Per stage: the table's change count at its last feed.
-    let changesSeen: UnsafeMutablePointer<UInt64>
+    let changesSeen: FixedBuffer<UInt64>
     /// Allocations path selection could not route, from the path thread to whichever stage
     /// runs the next feed (the token orders the consumers): their demand is requested
     /// again, unless the pair was purged since.
@@ -352,19 +346,13 @@ public final class AllocatorPipeline: @unchecked Sendable {
         pathStage =
             pipeline.routing
             ? PathStage(topology: topology, batchSize: allocator.batchSize, method: pipeline.pathMethod) : nil
-        chunk = (0..<k).map { _ in .allocate(capacity: Self.chunkSize) }
-        changesSeen = .allocate(capacity: k)
-        changesSeen.initialize(repeating: 0, count: k)
+        chunks = FixedBuffer(repeating: FlowRecord(a: 0, b: 0), count: k * Self.chunkSize, alignment: 64)
+        changesSeen = FixedBuffer(repeating: 0, count: k)
         // Every batch that can be routed between two feeds, in full: each stage's buffers
         // and the batch it may hold fed but unbuffered.
         unroutableRing = SPSCRing(
             capacity: pipeline.routing
                 ? (k * (pipeline.buffersPerStage + 1) + 2) * allocator.batchSize * topology.hostCount : 2)
-    }
-
-    deinit {
-        for c in chunk { c.deallocate() }
-        changesSeen.deallocate()
     }
 
     /// Allocates the next `batches` batches (the first run starts at slot 0, each run
@@ -542,7 +530,7 @@ public final class AllocatorPipeline: @unchecked Sendable {
         let k = stages.count
         return StageParts(
             index: j, stage: stages[j], demand: demand[j], fresh: fresh[j], input: rings[(j + k - 1) % k],
-            output: rings[j], chunk: chunk[j])
+            output: rings[j], chunk: chunks.base + j * Self.chunkSize)
     }
 
     final class StageResult: @unchecked Sendable {

@@ -1,3 +1,5 @@
+import FixedStorage
+
 /// The outcome of one batch of consecutive timeslots: for every slot, the (source,
 /// destination) pairs allocated, the spine path selection chose for each, and what
 /// happened to withdrawn and purged demand while the batch was being allocated.
@@ -12,25 +14,25 @@ public final class BatchAllocations: @unchecked Sendable {
     @exclusivity(unchecked) public internal(set) var firstSlot: UInt64 = 0
     /// The allocations in the order they were made: `source | destination << 16 | slot
     /// << 32` (one spare entry past the end, which a branch-free appender may write).
-    @usableFromInline let entries: UnsafeMutablePointer<UInt64>
+    @usableFromInline let entries: FixedBuffer<UInt64>
     /// Allocations in ``entries``.
     @exclusivity(unchecked) public internal(set) var totalCount = 0
     /// After ``groupBySlot()``: the index of each allocation in ``entries``, slot by slot.
-    @usableFromInline let grouped: UnsafeMutablePointer<UInt32>
+    @usableFromInline let grouped: FixedBuffer<UInt32>
     /// After ``groupBySlot()``: where each slot's allocations start in ``grouped``.
-    @usableFromInline let slotStart: UnsafeMutablePointer<Int>
+    @usableFromInline let slotStart: FixedBuffer<Int>
     @exclusivity(unchecked) public private(set) var isGrouped = false
     /// Spine of each allocation (by index in ``entries``) once path selection ran:
     /// ``intraRack`` when none is needed, ``unroutable`` when no spine had room (the
     /// allocation must not be sent).
-    @usableFromInline let spines: UnsafeMutablePointer<Int16>
+    @usableFromInline let spines: FixedBuffer<Int16>
     public static let intraRack: Int16 = -1
     public static let unroutable: Int16 = -2
 
     // Withdrawals applied by a record during this batch: (source, destination, slots).
-    let withdrawalSources: UnsafeMutablePointer<UInt32>
-    let withdrawalDestinations: UnsafeMutablePointer<UInt32>
-    let withdrawalSlots: UnsafeMutablePointer<UInt32>
+    let withdrawalSources: FixedBuffer<UInt32>
+    let withdrawalDestinations: FixedBuffer<UInt32>
+    let withdrawalSlots: FixedBuffer<UInt32>
     let withdrawalCapacity: Int
     /// Withdrawal reports in this batch.
     @exclusivity(unchecked) public internal(set) var withdrawalCount = 0
@@ -47,7 +49,7 @@ public final class BatchAllocations: @unchecked Sendable {
     /// batch, each host once, for the path thread to apply before routing it: so a change
     /// takes effect from exactly the batch whose feed took it, as inline. `host | 1 << 31`
     /// when pinned.
-    let pinChanges: UnsafeMutablePointer<UInt32>
+    let pinChanges: FixedBuffer<UInt32>
     /// Entries in ``pinChanges``.
     @exclusivity(unchecked) public internal(set) var pinChangeCount = 0
 
@@ -59,30 +61,15 @@ public final class BatchAllocations: @unchecked Sendable {
         self.hostCount = hostCount
         // A source sends at most once per slot.
         let capacity = batchSize * hostCount
-        entries = .allocate(capacity: capacity + 1)
-        entries.initialize(repeating: 0, count: capacity + 1)
-        grouped = .allocate(capacity: capacity)
-        grouped.initialize(repeating: 0, count: capacity)
-        spines = .allocate(capacity: capacity)
-        spines.initialize(repeating: Self.intraRack, count: capacity)
-        slotStart = .allocate(capacity: 65 * 4)
-        slotStart.initialize(repeating: 0, count: 65 * 4)
+        entries = FixedBuffer(repeating: 0, count: capacity + 1)
+        grouped = FixedBuffer(repeating: 0, count: capacity)
+        spines = FixedBuffer(repeating: Self.intraRack, count: capacity)
+        slotStart = FixedBuffer(repeating: 0, count: 65 * 4)
         self.withdrawalCapacity = max(1, withdrawalCapacity)
-        withdrawalSources = .allocate(capacity: self.withdrawalCapacity)
-        withdrawalDestinations = .allocate(capacity: self.withdrawalCapacity)
-        withdrawalSlots = .allocate(capacity: self.withdrawalCapacity)
-        pinChanges = .allocate(capacity: hostCount)
-    }
-
-    deinit {
-        entries.deallocate()
-        grouped.deallocate()
-        spines.deallocate()
-        slotStart.deallocate()
-        withdrawalSources.deallocate()
-        withdrawalDestinations.deallocate()
-        withdrawalSlots.deallocate()
-        pinChanges.deallocate()
+        withdrawalSources = FixedBuffer(repeating: 0, count: self.withdrawalCapacity)
+        withdrawalDestinations = FixedBuffer(repeating: 0, count: self.withdrawalCapacity)
+        withdrawalSlots = FixedBuffer(repeating: 0, count: self.withdrawalCapacity)
+        pinChanges = FixedBuffer(repeating: 0, count: hostCount)
     }
 
     func reset(firstSlot: UInt64) {
@@ -116,12 +103,14 @@ public final class BatchAllocations: @unchecked Sendable {
     public func replace(firstSlot: UInt64, with entries: UnsafeBufferPointer<UInt64>) {
         precondition(entries.count <= batchSize * hostCount)
         reset(firstSlot: firstSlot)
-        if let base = entries.baseAddress { self.entries.update(from: base, count: entries.count) }
+        if let base = entries.baseAddress { self.entries.base.update(from: base, count: entries.count) }
         totalCount = entries.count
     }
 
     /// The allocations as entries (see ``replace(firstSlot:with:)``).
-    public var allocationEntries: UnsafeBufferPointer<UInt64> { UnsafeBufferPointer(start: entries, count: totalCount) }
+    public var allocationEntries: UnsafeBufferPointer<UInt64> {
+        UnsafeBufferPointer(start: entries.base, count: totalCount)
+    }
 
     /// Allocation `i` in the order made: batch slot (0..<batchSize), source, destination.
     @inlinable
@@ -139,7 +128,7 @@ public final class BatchAllocations: @unchecked Sendable {
         guard !isGrouped else { return }
         // Four interleaved histograms: consecutive allocations often share a slot, and one
         // counter per slot would chain every increment through the same memory.
-        let histograms = slotStart
+        let histograms = slotStart.base
         for i in 0..<(65 * 4) { histograms[i] = 0 }
         let n = totalCount
         var i = 0

@@ -1,3 +1,5 @@
+import FixedStorage
+
 /// Records of pairs that became active since the last batch, and how they join the stream
 /// of blocked records: least recently served first, by the batch of their pair's last
 /// service (never served, or long ago, first). Shared by the inline allocator and the
@@ -7,10 +9,10 @@ final class FreshRecords {
     let batchSize: Int
     private let batchShift: UInt64
     private let batchSizeIsPowerOfTwo: Bool
-    let records: UnsafeMutablePointer<FlowRecord>
+    let records: FixedBuffer<FlowRecord>
     @exclusivity(unchecked) private(set) var count = 0
-    private let sorted: UnsafeMutablePointer<FlowRecord>
-    private let buckets: UnsafeMutablePointer<Int>
+    private let sorted: FixedBuffer<FlowRecord>
+    private let buckets: FixedBuffer<Int>
     /// Next sorted record to hand to the stage.
     @exclusivity(unchecked) private var cursor = 0
     @exclusivity(unchecked) private var current: UInt16 = 0
@@ -20,15 +22,9 @@ final class FreshRecords {
         self.batchSize = batchSize
         batchShift = UInt64(batchSize.trailingZeroBitCount)
         batchSizeIsPowerOfTwo = batchSize.nonzeroBitCount == 1
-        records = .allocate(capacity: capacity)
-        sorted = .allocate(capacity: capacity)
-        buckets = .allocate(capacity: 256)
-    }
-
-    deinit {
-        records.deallocate()
-        sorted.deallocate()
-        buckets.deallocate()
+        records = FixedBuffer(repeating: FlowRecord(a: 0, b: 0), count: capacity)
+        sorted = FixedBuffer(repeating: FlowRecord(a: 0, b: 0), count: capacity)
+        buckets = FixedBuffer(repeating: 0, count: 256)
     }
 
     @inline(__always)
@@ -100,7 +96,7 @@ final class FreshRecords {
             var e = cursor &+ 1
             let limit = age(stream[i])
             while e < count && age(sorted[e]) >= limit { e &+= 1 }
-            stage.serveFirstRound(sorted + cursor, count: e &- cursor)
+            stage.serveFirstRound(sorted.base + cursor, count: e &- cursor)
             cursor = e
         }
         if i < n { stage.serveFirstRound(stream + i, count: n &- i) }
@@ -108,7 +104,7 @@ final class FreshRecords {
 
     /// The stream has ended: serves the fresh records not handed out yet, and empties.
     func finish(stage: AllocationStage) {
-        if cursor < count { stage.serveFirstRound(sorted + cursor, count: count &- cursor) }
+        if cursor < count { stage.serveFirstRound(sorted.base + cursor, count: count &- cursor) }
         count = 0
         cursor = 0
     }

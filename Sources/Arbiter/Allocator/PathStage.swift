@@ -1,16 +1,18 @@
+import FixedStorage
+
 /// Path selection for whole batches: gathers each slot's inter-rack allocations, has a
 /// ``PathSelector`` assign spines, and writes them back into the ``BatchAllocations``.
 /// The pipeline runs it on its own thread; the inline allocator calls it directly.
 public final class PathStage: @unchecked Sendable {
     public let selector: PathSelector
     let hostCount: Int
-    let rackOf: UnsafeMutablePointer<UInt16>
-    let gatheredSources: UnsafeMutablePointer<UInt16>
-    let gatheredDestinations: UnsafeMutablePointer<UInt16>
-    let gatheredIndex: UnsafeMutablePointer<Int32>
-    let assigned: UnsafeMutablePointer<Int16>
+    let rackOf: FixedBuffer<UInt16>
+    let gatheredSources: FixedBuffer<UInt16>
+    let gatheredDestinations: FixedBuffer<UInt16>
+    let gatheredIndex: FixedBuffer<Int32>
+    let assigned: FixedBuffer<Int16>
     /// Per source host: whether its inter-rack allocations are pinned to their pinned spine.
-    let pinned: UnsafeMutablePointer<Bool>
+    let pinned: FixedBuffer<Bool>
     /// Hosts pinned now: batches are coloured with pins only while there are any.
     public private(set) var pinnedCount = 0
     /// Allocations that could not be routed, in total.
@@ -22,23 +24,13 @@ public final class PathStage: @unchecked Sendable {
     public init(topology: Topology, batchSize: Int = 16, method: PathSelector.Method = .edgeColoring) {
         selector = PathSelector(topology: topology, method: method, slotsPerCall: batchSize)
         hostCount = topology.hostCount
-        rackOf = .allocate(capacity: hostCount)
-        rackOf.initialize(from: topology.rackOf, count: hostCount)
-        gatheredSources = .allocate(capacity: hostCount)
-        gatheredDestinations = .allocate(capacity: hostCount)
-        gatheredIndex = .allocate(capacity: hostCount)
-        assigned = .allocate(capacity: hostCount)
-        pinned = .allocate(capacity: hostCount)
-        pinned.initialize(repeating: false, count: hostCount)
-    }
-
-    deinit {
-        rackOf.deallocate()
-        gatheredSources.deallocate()
-        gatheredDestinations.deallocate()
-        gatheredIndex.deallocate()
-        assigned.deallocate()
-        pinned.deallocate()
+        rackOf = FixedBuffer(repeating: 0, count: hostCount)
+        rackOf.base.update(from: topology.rackOf, count: hostCount)
+        gatheredSources = FixedBuffer(repeating: 0, count: hostCount)
+        gatheredDestinations = FixedBuffer(repeating: 0, count: hostCount)
+        gatheredIndex = FixedBuffer(repeating: 0, count: hostCount)
+        assigned = FixedBuffer(repeating: 0, count: hostCount)
+        pinned = FixedBuffer(repeating: false, count: hostCount)
     }
 
     /// Pins the inter-rack allocations of source `host` to their pinned spine (the lowest
@@ -77,9 +69,9 @@ public final class PathStage: @unchecked Sendable {
             // Every slot of the batch at once, in the order the allocations were made.
             // Euler split knows no pinned edges: with any, the batch is edge-coloured.
             failed = selector.assignBatch(
-                entries: batch.entries, count: batch.totalCount, rackOf: rackOf, firstSlot: batch.firstSlot,
-                batchSize: batch.batchSize, spinesOut: batch.spines,
-                pinned: pinnedCount > 0 ? UnsafePointer(pinned) : nil)
+                entries: batch.entries.base, count: batch.totalCount, rackOf: rackOf.base, firstSlot: batch.firstSlot,
+                batchSize: batch.batchSize, spinesOut: batch.spines.base,
+                pinned: pinnedCount > 0 ? UnsafePointer(pinned.base) : nil)
         } else {
             failed = routeSlotBySlot(batch)
         }
@@ -114,10 +106,10 @@ public final class PathStage: @unchecked Sendable {
             }
             guard n > 0 else { continue }
             failedHere &+= selector.assign(
-                sources: UnsafeBufferPointer(start: gatheredSources, count: n),
-                destinations: UnsafeBufferPointer(start: gatheredDestinations, count: n),
+                sources: UnsafeBufferPointer(start: gatheredSources.base, count: n),
+                destinations: UnsafeBufferPointer(start: gatheredDestinations.base, count: n),
                 slot: batch.firstSlot &+ UInt64(slot),
-                spinesOut: UnsafeMutableBufferPointer(start: assigned, count: n))
+                spinesOut: UnsafeMutableBufferPointer(start: assigned.base, count: n))
             for e in 0..<n {
                 let spine = assigned[e]
                 batch.spines[Int(gatheredIndex[e])] = spine < 0 ? BatchAllocations.unroutable : spine

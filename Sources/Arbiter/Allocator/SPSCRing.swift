@@ -1,4 +1,5 @@
 import Atomics
+import FixedStorage
 
 /// A single-producer, single-consumer ring of plain values with a fixed capacity, the only
 /// way pipeline stages hand work to each other: no locks, no allocation after creation.
@@ -16,7 +17,7 @@ public final class SPSCRing<Element: BitwiseCopyable>: @unchecked Sendable {
     /// Private indices: `[0]` producer's tail, `[1]` producer's view of head, `[16]`
     /// consumer's head, `[17]` consumer's view of tail; 128 bytes apart so the two threads
     /// never write the same cache line.
-    @usableFromInline let local: UnsafeMutablePointer<Int>
+    @usableFromInline let local: FixedBuffer<Int>
 
     /// - Parameter capacity: rounded up to a power of two.
     public init(capacity: Int) {
@@ -24,13 +25,11 @@ public final class SPSCRing<Element: BitwiseCopyable>: @unchecked Sendable {
         while size < capacity { size <<= 1 }
         mask = size - 1
         storage = .allocate(capacity: size)
-        local = .allocate(capacity: 32)
-        local.initialize(repeating: 0, count: 32)
+        local = FixedBuffer(repeating: 0, count: 32)
     }
 
     deinit {
         storage.deallocate()
-        local.deallocate()
     }
 
     public var capacity: Int { mask + 1 }

@@ -1,4 +1,5 @@
 import Atomics
+import FixedStorage
 
 /// A request from the communication thread to the allocator threads, applied by the feed
 /// of the next batch, in the order sent.
@@ -105,11 +106,11 @@ final class ThreadedAllocator: @unchecked Sendable {
     private var outbox: [AllocatorCommand] = []
     private var outboxHead = 0
     /// Per host: purges sent whose event has not come back (as a source; as a destination).
-    private let awaitingSource: UnsafeMutablePointer<Int32>
-    private let awaitingDestination: UnsafeMutablePointer<Int32>
+    private let awaitingSource: FixedBuffer<Int32>
+    private let awaitingDestination: FixedBuffer<Int32>
     /// Per host: the batch before which its demand (as a source; as a destination) was purged.
-    private let purgedSourceBefore: UnsafeMutablePointer<UInt64>
-    private let purgedDestinationBefore: UnsafeMutablePointer<UInt64>
+    private let purgedSourceBefore: FixedBuffer<UInt64>
+    private let purgedDestinationBefore: FixedBuffer<UInt64>
     /// The next batch the communication thread expects.
     @exclusivity(unchecked) private var nextBatch: UInt64 = 0
     @exclusivity(unchecked) private(set) var statistics = TimeslotAllocatorStatistics()
@@ -138,23 +139,15 @@ final class ThreadedAllocator: @unchecked Sendable {
         outbox.reserveCapacity(65_536)
         reportedPurged = Array(repeating: 0, count: pipeline.stages)
         reportedLost = Array(repeating: 0, count: pipeline.stages)
-        awaitingSource = .allocate(capacity: hosts)
-        awaitingSource.initialize(repeating: 0, count: hosts)
-        awaitingDestination = .allocate(capacity: hosts)
-        awaitingDestination.initialize(repeating: 0, count: hosts)
-        purgedSourceBefore = .allocate(capacity: hosts)
-        purgedSourceBefore.initialize(repeating: 0, count: hosts)
-        purgedDestinationBefore = .allocate(capacity: hosts)
-        purgedDestinationBefore.initialize(repeating: 0, count: hosts)
+        awaitingSource = FixedBuffer(repeating: 0, count: hosts)
+        awaitingDestination = FixedBuffer(repeating: 0, count: hosts)
+        purgedSourceBefore = FixedBuffer(repeating: 0, count: hosts)
+        purgedDestinationBefore = FixedBuffer(repeating: 0, count: hosts)
     }
 
     deinit {
         // The threads' closures hold this object unowned: the owner stops them first.
         precondition(run == nil, "allocator threads still running")
-        awaitingSource.deallocate()
-        awaitingDestination.deallocate()
-        purgedSourceBefore.deallocate()
-        purgedDestinationBefore.deallocate()
     }
 
     /// Starts the threads: slot `baseSlot` of the core begins at `baseStart` on the

@@ -1,4 +1,5 @@
 import Atomics
+import FixedStorage
 
 /// How the timeslot allocator is set up.
 public struct TimeslotAllocatorConfiguration: Sendable, Hashable {
@@ -117,8 +118,8 @@ public final class TimeslotAllocator {
     @exclusivity(unchecked) public private(set) var statistics = TimeslotAllocatorStatistics()
     @exclusivity(unchecked) private var changesAtLastBatch: UInt64 = 0
     /// Sources held back (``setSourceHeld(_:_:)``), listed and flagged.
-    let held: UnsafeMutablePointer<Int32>
-    let isHeld: UnsafeMutablePointer<Bool>
+    let held: FixedBuffer<Int32>
+    let isHeld: FixedBuffer<Bool>
     @exclusivity(unchecked) var heldCount = 0
     #if DEBUG
         let audit: AllocatorAudit
@@ -159,10 +160,8 @@ public final class TimeslotAllocator {
         stream = .allocate(capacity: records)
         fresh = FreshRecords(capacity: records, batchSize: configuration.batchSize)
         nextSlot = firstSlot
-        held = .allocate(capacity: hosts)
-        held.initialize(repeating: 0, count: hosts)
-        isHeld = .allocate(capacity: hosts)
-        isHeld.initialize(repeating: false, count: hosts)
+        held = FixedBuffer(repeating: 0, count: hosts)
+        isHeld = FixedBuffer(repeating: false, count: hosts)
         #if DEBUG
             audit = AllocatorAudit(hostCount: hosts)
         #endif
@@ -170,8 +169,6 @@ public final class TimeslotAllocator {
 
     deinit {
         stream.deallocate()
-        held.deallocate()
-        isHeld.deallocate()
     }
 
     /// Weight of each source host: its own times its class's, at most 255.
@@ -333,7 +330,7 @@ public final class TimeslotAllocator {
             AllocatorAudit.checkAccounting(
                 statistics, waitingInPairWords: table.waitingDemandKept.load(ordering: .relaxed),
                 records: UnsafeBufferPointer(start: stream, count: streamCount),
-                more: UnsafeBufferPointer(start: fresh.records, count: fresh.count), table: table)
+                more: UnsafeBufferPointer(start: fresh.records.base, count: fresh.count), table: table)
         #endif
         return batch
     }

@@ -1,5 +1,6 @@
 import FastpassAgent
 import FastpassProtocol
+import FixedStorage
 import Foundation
 import Logging
 import PacketIO
@@ -18,8 +19,8 @@ struct AgentLoop<Net: AgentTransport>: ~Copyable {
     /// Packet buffers, one per packet the core can hold plus one to read into: a packet's
     /// handle is its buffer's index.
     let stride: Int
-    let buffers: UnsafeMutableRawPointer
-    let free: UnsafeMutablePointer<UInt32>
+    let bufferBytes: FixedBuffer<UInt8>
+    let free: FixedBuffer<UInt32>
     var freeCount: Int
     var io = AgentIOStatistics()
 
@@ -37,20 +38,16 @@ struct AgentLoop<Net: AgentTransport>: ~Copyable {
         // Room past the MTU, so an oversize packet reads whole and is refused, not cut.
         stride = (configuration.slotBytes + 64 + 63) & ~63
         let count = configuration.packetCapacity + 1
-        buffers = UnsafeMutableRawPointer.allocate(byteCount: count * stride, alignment: 64)
-        buffers.initializeMemory(as: UInt8.self, repeating: 0, count: count * stride)
-        free = UnsafeMutablePointer<UInt32>.allocate(capacity: count)
-        for i in 0..<count { free[i] = UInt32(count - 1 - i) }
+        bufferBytes = FixedBuffer(repeating: 0, count: count * stride, alignment: 64)
+        free = FixedBuffer(repeating: 0, count: count)
         freeCount = count
-    }
-
-    deinit {
-        buffers.deallocate()
-        free.deallocate()
+        for i in 0..<count { free[i] = UInt32(count - 1 - i) }
     }
 
     @inline(__always)
-    func buffer(_ handle: UInt32) -> UnsafeMutableRawPointer { buffers + Int(handle) * stride }
+    func buffer(_ handle: UInt32) -> UnsafeMutableRawPointer {
+        UnsafeMutableRawPointer(bufferBytes.base) + Int(handle) * stride
+    }
 
     @inline(__always)
     mutating func release(_ handle: UInt32) {
