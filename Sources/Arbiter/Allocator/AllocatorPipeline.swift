@@ -225,7 +225,7 @@ public final class PipelineDemand: @unchecked Sendable {
         // Stored before the pair words change: a stage that sees a word changed by the
         // purge, or after it, sees the batch too.
         purgedAt[source].store(batchNumber, ordering: .releasing)
-        purgedSlots &+= table.purge { src, _ in src == s }
+        purgedSlots &+= table.purge(source: s)
     }
 
     /// Forgets the demand from and to `host`, from the batch this feed precedes (as
@@ -234,7 +234,7 @@ public final class PipelineDemand: @unchecked Sendable {
         let h = UInt32(host)
         purgedAt[host].store(batchNumber, ordering: .releasing)
         purgedAt[hostCount + host].store(batchNumber, ordering: .releasing)
-        purgedSlots &+= table.purge { src, dst in src == h || dst == h }
+        purgedSlots &+= table.purge(host: h)
     }
 }
 

@@ -325,28 +325,59 @@ public final class DemandTable: @unchecked Sendable {
     /// marks circulating records purged. Such a record drops the demand it carries the
     /// next time a stage looks at it (counted by that stage), then adopts demand added
     /// since or retires: a pair never has more than one record. Returns the added demand
-    /// not yet absorbed that was cleared here.
+    /// not yet absorbed that was cleared here. Reads every entry: see ``purge(source:)``
+    /// and ``purge(host:)`` for the cheap common cases.
     public func purge(where matches: (UInt32, UInt32) -> Bool) -> UInt64 {
         var purged: UInt64 = 0
         for p in 0..<entryCount {
             let (source, destination) = hosts(ofEntry: p)
             guard source != .max, matches(source, destination) else { continue }
-            let word = pairWord(p)
-            var current = word.load(ordering: .acquiring)
-            while PairWord.isActive(current) {
-                let (done, original) = word.compareExchange(
-                    expected: current, desired: PairWord.make(active: true, purged: true),
-                    ordering: .acquiringAndReleasing)
-                if done {
-                    purged &+= PairWord.added(current)
-                    noteChange(pair: p)
-                    noteWaitingChange(-Int64(PairWord.added(current)))
-                    break
-                }
-                current = original
-            }
+            purged &+= purge(entry: p)
         }
         return purged
+    }
+
+    /// ``purge(where:)`` of the pairs from `source` (its endpoint reset). A direct table
+    /// reads only the source's row: an endpoint reset at a thousand hosts read a million
+    /// entries, a quarter of the arbiter's time when endpoints reset often.
+    public func purge(source: UInt32) -> UInt64 {
+        guard isDirect else { return purge { src, _ in src == source } }
+        var purged: UInt64 = 0
+        let row = Int(source) * hostCount
+        for d in 0..<hostCount { purged &+= purge(entry: row + d) }
+        return purged
+    }
+
+    /// ``purge(where:)`` of the pairs from and to `host` (it went away): in a direct table
+    /// its row and its column.
+    public func purge(host: UInt32) -> UInt64 {
+        guard isDirect else { return purge { src, dst in src == host || dst == host } }
+        var purged: UInt64 = 0
+        let h = Int(host)
+        for other in 0..<hostCount {
+            purged &+= purge(entry: h * hostCount + other)
+            // The pair (host, host) is in both; the row had it.
+            if other != h { purged &+= purge(entry: other * hostCount + h) }
+        }
+        return purged
+    }
+
+    /// Purges the pair in entry `p` if it has a record; returns the added demand cleared.
+    private func purge(entry p: Int) -> UInt64 {
+        let word = pairWord(p)
+        var current = word.load(ordering: .acquiring)
+        while PairWord.isActive(current) {
+            let (done, original) = word.compareExchange(
+                expected: current, desired: PairWord.make(active: true, purged: true),
+                ordering: .acquiringAndReleasing)
+            if done {
+                noteChange(pair: p)
+                noteWaitingChange(-Int64(PairWord.added(current)))
+                return PairWord.added(current)
+            }
+            current = original
+        }
+        return 0
     }
 
     /// The pair entry `p` holds; `(.max, .max)` for a hashed entry never used.

@@ -236,7 +236,7 @@ public final class TimeslotAllocator {
     /// Forgets all demand of `source` (its endpoint reset).
     public func resetSource(_ source: Int) {
         let s = UInt32(source)
-        statistics.purgedSlots &+= table.purge { src, _ in src == s }
+        statistics.purgedSlots &+= table.purge(source: s)
     }
 
     /// Holds source `host` back (no slot allocated to it, its demand kept) or lets it go
@@ -262,7 +262,7 @@ public final class TimeslotAllocator {
     /// Forgets all demand from and to `host` (it went away).
     public func removeHost(_ host: Int) {
         let h = UInt32(host)
-        statistics.purgedSlots &+= table.purge { src, dst in src == h || dst == h }
+        statistics.purgedSlots &+= table.purge(host: h)
     }
 
     /// Pins the inter-rack allocations of source `host` to its pinned spine, or frees them
