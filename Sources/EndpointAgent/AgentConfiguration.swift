@@ -14,8 +14,8 @@ public struct AgentPeer: Sendable, Hashable {
     }
 }
 
-/// How an agent core is set up. Everything is sized from it at start-up; nothing grows
-/// afterwards.
+/// How an agent core is set up. Everything is bounded by it at start-up; tables grow
+/// towards those bounds only as far as they are used.
 public struct AgentConfiguration: Sendable {
     /// The FCP session towards the arbiter (mode, identity, acceptance window, timers).
     public var session: EndpointSessionConfiguration

@@ -26,6 +26,9 @@ extension Simulation {
             let peers = (0..<hostCount).filter { $0 != h }.map {
                 AgentPeer(address: topology.addresses[$0], node: topology.nodeIDs[$0])
             }
+            // Every other host is a possible destination; the session's tables grow only
+            // as far as the destinations actually used, so sizing them so costs nothing.
+            s.maxDestinations = max(s.maxDestinations, peers.count)
             var ac = AgentConfiguration(session: s, address: topology.addresses[h], peers: peers)
             ac.slotBytes = c.mtuBytes
             ac.slotNanoseconds = UInt64(slotNanoseconds.rounded(.up))
@@ -48,6 +51,8 @@ extension Simulation {
         var ac = ArbiterCoreConfiguration()
         ac.controlRack = configuration.racks > 1 ? 0 : nil
         ac.controlFramingBytes = 20 + FabricConfiguration.framingBytes
+        // As many destinations per endpoint as the fabric has hosts (the core adds its slack).
+        ac.session.maxDestinations = max(ac.session.maxDestinations, hostCount + 64)
         do { return try ArbiterCore(topology: topology, configuration: ac, now: now) } catch {
             throw SimulationError(reason: "arbiter: \(error)")
         }

@@ -216,14 +216,22 @@ struct ArbiterBook: FCPConnectionDelegate {
 
     init(configuration: ArbiterSessionConfiguration) {
         self.configuration = configuration
-        let capacity = max(1, configuration.maxDestinations)
-        table = DestinationTable(capacity: capacity)
-        destinations = [ArbiterDestination](repeating: ArbiterDestination(), count: capacity)
-        reports = IndexQueues(capacity: capacity)
+        table = DestinationTable(capacity: max(1, configuration.maxDestinations))
+        destinations = [ArbiterDestination](repeating: ArbiterDestination(), count: table.storage)
+        reports = IndexQueues(capacity: table.storage)
         records = PacketRecords(
             entriesPerPacket: Self.reportsPerPacket,
             filler: ArbiterRecordEntry(destination: 0, sentLow: 0, withdrawnLow: 0))
-        dirtyList = [Int32](repeating: 0, count: capacity)
+        dirtyList = [Int32](repeating: 0, count: table.storage)
+    }
+
+    /// Keeps the per-destination arrays as large as the table's storage after it grew.
+    mutating func followTableGrowth() {
+        let storage = table.storage
+        guard storage > destinations.count else { return }
+        destinations.append(contentsOf: repeatElement(ArbiterDestination(), count: storage - destinations.count))
+        reports.grow(to: storage)
+        dirtyList.append(contentsOf: repeatElement(0, count: storage - dirtyList.count))
     }
 
     mutating func markDirty(_ i: Int) {
@@ -254,7 +262,10 @@ struct ArbiterBook: FCPConnectionDelegate {
             statistics.destinationTableFull &+= 1
             return
         }
-        if inserted { destinations[i] = ArbiterDestination() }
+        if inserted {
+            followTableGrowth()
+            destinations[i] = ArbiterDestination()
+        }
         let current = destinations[i].requested
         // A 16-bit count stands for the value nearest the last one known (±2^15).
         let value = cumulative ?? FCPSequence.widen16(wire16 ?? 0, from: current &- 0x8000)
@@ -392,7 +403,8 @@ public struct ArbiterSessionSchedulingState: Sendable, Hashable {
 /// allocations not yet sent, the allocation reports and their acknowledgement, and the
 /// extension handshake.
 ///
-/// Sans-IO and allocation-free after initialisation. Feed packets with
+/// Sans-IO, and allocation-free once its destination table has grown to the destinations in
+/// use. Feed packets with
 /// ``receive(_:now:handler:)``, allocations with ``recordAllocation(slot:destination:path:)``,
 /// call ``handleTimeout(now:)`` when ``timerDeadline`` passes and ``send(now:into:)`` when
 /// ``wantsToSend``.
