@@ -109,7 +109,7 @@ extension Simulation {
         noteTransition(agents[h].core.checkReachability(now: now))
         // Falling back: what the agent holds leaves at once, on the flow's ECMP spine, as it
         // would without an arbiter.
-        while agents[h].core.sendsUnscheduled, let r = agents[h].core.takeUnscheduled() {
+        while agents[h].sendsUnscheduled, let r = agents[h].core.takeUnscheduled() {
             let i = Int32(r.handle)
             let f = Int(packets[Int(i)].flow)
             packets[Int(i)].spine = ecmpSpine(f)
@@ -157,7 +157,7 @@ extension Simulation {
     }
 
     func scheduleAgentWake(_ h: Int) {
-        guard system == .fastpass, let d = agents[h].core.nextDeadline else { return }
+        guard system == .fastpass, let d = agents[h].nextDeadline else { return }
         let t = max(d, now)
         guard t < agentWakeAt[h] else { return }
         agentWakeAt[h] = t
