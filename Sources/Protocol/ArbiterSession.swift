@@ -227,11 +227,9 @@ struct ArbiterBook: FCPConnectionDelegate {
 
     /// Keeps the per-destination arrays as large as the table's storage after it grew.
     mutating func followTableGrowth() {
-        let storage = table.storage
-        guard storage > destinations.count else { return }
-        destinations.append(contentsOf: repeatElement(ArbiterDestination(), count: storage - destinations.count))
-        reports.grow(to: storage)
-        dirtyList.append(contentsOf: repeatElement(0, count: storage - dirtyList.count))
+        destinations.extend(to: table.storage, with: ArbiterDestination())
+        reports.grow(to: table.storage)
+        dirtyList.extend(to: table.storage, with: 0)
     }
 
     mutating func markDirty(_ i: Int) {

@@ -88,7 +88,7 @@ struct DestinationTable {
     /// Doubles the storage (up to the capacity) and rehashes into buckets to match.
     private mutating func grow() {
         let storage = min(capacity, nodes.count * 2)
-        nodes.append(contentsOf: repeatElement(NodeID(0), count: storage - nodes.count))
+        nodes.extend(to: storage, with: NodeID(0))
         let buckets = Self.bucketCount(for: storage)
         guard buckets > bucketKeys.count else { return }
         mask = buckets - 1
@@ -128,6 +128,15 @@ struct DestinationTable {
     mutating func removeAll() { compact(keeping: { _ in false }, moved: { _, _ in }) }
 }
 
+extension Array {
+    /// Appends `value` until the array holds `count` elements: how the arrays parallel to
+    /// a ``DestinationTable`` follow it when it grows.
+    mutating func extend(to count: Int, with value: Element) {
+        guard count > self.count else { return }
+        append(contentsOf: repeatElement(value, count: count - self.count))
+    }
+}
+
 /// Two FIFO queues of indices (each index in at most one of them), with O(1) removal,
 /// for the "send this destination's counters again" bookkeeping. Grown with the
 /// ``DestinationTable`` whose indices it holds.
@@ -156,11 +165,9 @@ struct IndexQueues {
 
     /// Makes room for indices up to `capacity - 1`; new indices are in no queue.
     mutating func grow(to capacity: Int) {
-        let extra = capacity - membership.count
-        guard extra > 0 else { return }
-        next.append(contentsOf: repeatElement(-1, count: extra))
-        prev.append(contentsOf: repeatElement(-1, count: extra))
-        membership.append(contentsOf: repeatElement(.none, count: extra))
+        next.extend(to: capacity, with: -1)
+        prev.extend(to: capacity, with: -1)
+        membership.extend(to: capacity, with: .none)
     }
 
     func queue(of index: Int) -> Queue { membership[index] }

@@ -367,11 +367,9 @@ struct EndpointBook: FCPConnectionDelegate {
 
     /// Keeps the per-destination arrays as large as the table's storage after it grew.
     mutating func followTableGrowth() {
-        let storage = table.storage
-        guard storage > flows.count else { return }
-        flows.append(contentsOf: repeatElement(EndpointFlow(), count: storage - flows.count))
-        queues.grow(to: storage)
-        lossChecks.append(contentsOf: repeatElement(0, count: storage - lossChecks.count))
+        flows.extend(to: table.storage, with: EndpointFlow())
+        queues.grow(to: table.storage)
+        lossChecks.extend(to: table.storage, with: 0)
     }
 
     var granted: FCPCapabilities { negotiation.granted }
