@@ -71,23 +71,28 @@ public struct AgentRelease: Sendable, Hashable {
 /// Drive it like the FCP session inside it: ``receive(_:now:)`` for packets from the
 /// arbiter, ``advance(now:)`` when ``nextDeadline`` passes, ``nextControlPacket(now:into:)``
 /// until nil after each event, and ``nextRelease(now:)`` until nil whenever a slot may
-/// have come. Sized at start-up; nothing allocates afterwards.
+/// have come. Bounded at start-up: the packet pool and the session's per-destination
+/// tables grow (geometrically, up to the configured sizes) only while more packets or
+/// destinations are in use than ever before, and nothing allocates once they stop growing.
 public struct AgentCore {
     public let configuration: AgentConfiguration
     public let classifier: PacketClassifier
     public private(set) var session: EndpointSession
     public private(set) var statistics = AgentStatistics()
+    /// The queue towards each peer in use, at its index in ``active``.
     private var queues: DestinationQueues
-    private var peerByNode: [UInt32: Int]
-    /// Slots of demand the session holds for each peer and that no release has used yet:
-    /// kept equal to the slots the queue needs.
-    private var promised: [Int]
+    /// The peers in use: their per-destination state lives at these indices.
+    private var active: ActivePeers
+    /// Slots of demand the session holds for each peer in use and that no release has used
+    /// yet: kept equal to the slots the queue needs.
+    private var promised: [Int] = []
     /// The slot being released: the rest of its packets, as a detached chain.
     private var chain: Int32 = -1
     private var chainSlot: UInt64 = 0
     private var chainStart: UInt64 = 0
     private var chainPath = PathID.none
     private var chainAdmitted: UInt64 = 0
+    /// The peer whose slot is being released (an index in the configuration's peers).
     private var chainPeer = 0
     /// Where ``takeUnscheduled()`` looks first, so that every queue drains in turn.
     private var unscheduledCursor = 0
@@ -102,12 +107,27 @@ public struct AgentCore {
         classifier = PacketClassifier(configuration)
         session = EndpointSession(configuration: configuration.session, now: now)
         queues = DestinationQueues(
-            queues: configuration.peers.count, capacity: configuration.packetCapacity,
-            perQueueLimit: configuration.perDestinationPacketLimit, slotBytes: configuration.slotBytes)
-        var byNode: [UInt32: Int] = [:]
-        for (i, p) in configuration.peers.enumerated() { byNode[p.node.rawValue] = i }
-        peerByNode = byNode
-        promised = [Int](repeating: 0, count: configuration.peers.count)
+            capacity: configuration.packetCapacity, perQueueLimit: configuration.perDestinationPacketLimit,
+            slotBytes: configuration.slotBytes)
+        active = ActivePeers(peerCount: configuration.peers.count)
+    }
+
+    /// The index of `peer`'s per-destination state, made on first use.
+    private mutating func activeIndex(_ peer: Int) -> Int {
+        if let q = active.index(of: peer) { return q }
+        let q = active.activate(peer, node: configuration.peers[peer].node)
+        _ = queues.addQueue()
+        promised.append(0)
+        return q
+    }
+
+    /// The peer an allocation to `node` is for, and its per-destination index; nil when
+    /// no peer has that name. Allocations only come for peers given demand, which are in
+    /// use; any other peer is found the slow way.
+    private mutating func peer(ofNode node: NodeID) -> (peer: Int, index: Int)? {
+        if let q = active.index(ofNode: node) { return (Int(active.peers[q]), q) }
+        guard let peer = configuration.peers.firstIndex(where: { $0.node == node }) else { return nil }
+        return (peer, activeIndex(peer))
     }
 
     // MARK: Outgoing packets
@@ -136,12 +156,13 @@ public struct AgentCore {
     /// Queues a packet of `length` IPv4 bytes towards `peer` until a slot comes for it,
     /// asking the arbiter for one more slot when it does not fit the queue's last slot.
     public mutating func enqueue(handle: UInt32, length: Int, peer: Int) -> EnqueueResult {
-        precondition(peer >= 0 && peer < promised.count, "peer index out of range")
+        precondition(peer >= 0 && peer < configuration.peers.count, "peer index out of range")
         guard length >= 1 && length <= configuration.slotBytes else {
             statistics.droppedOversize &+= 1
             return .dropped
         }
-        switch queues.refusal(peer) {
+        let q = activeIndex(peer)
+        switch queues.refusal(q) {
         case .poolFull?:
             statistics.droppedPoolFull &+= 1
             return .dropped
@@ -151,24 +172,24 @@ public struct AgentCore {
         case nil:
             break
         }
-        if queues.startsSlot(peer, length: length) && queues.slotCounts[peer] >= promised[peer] {
+        if queues.startsSlot(q, length: length) && queues.slotCounts[q] >= promised[q] {
             guard session.addDemand(to: configuration.peers[peer].node, slots: 1) else {
                 statistics.droppedNoDemand &+= 1
                 return .dropped
             }
-            promised[peer] += 1
+            promised[q] += 1
             statistics.slotsRequested &+= 1
         }
-        queues.append(peer, handle: handle, length: length)
+        queues.append(q, handle: handle, length: length)
         statistics.packetsQueued &+= 1
         statistics.bytesQueued &+= UInt64(length)
         return .queued
     }
 
     /// Packets waiting towards `peer`.
-    public func queuedPackets(peer: Int) -> Int { Int(queues.packetCounts[peer]) }
+    public func queuedPackets(peer: Int) -> Int { active.index(of: peer).map { Int(queues.packetCounts[$0]) } ?? 0 }
     /// Slots the queue towards `peer` needs to drain.
-    public func queuedSlots(peer: Int) -> Int { queues.slotCounts[peer] }
+    public func queuedSlots(peer: Int) -> Int { active.index(of: peer).map { queues.slotCounts[$0] } ?? 0 }
     /// Packets waiting, all destinations together.
     public var queuedPackets: Int { queues.totalPackets }
 
@@ -284,28 +305,28 @@ public struct AgentCore {
         while chain < 0 {
             let lead = configuration.releaseLeadNanoseconds
             guard let a = session.takeAllocation(dueBy: now &+ lead) else { return nil }
-            guard let peer = peerByNode[a.destination.rawValue] else {
+            guard let (peer, q) = peer(ofNode: a.destination) else {
                 statistics.allocationsForUnknownPeers &+= 1
                 continue
             }
-            promised[peer] = max(0, promised[peer] - 1)
+            promised[q] = max(0, promised[q] - 1)
             if let limit = lateReleaseLimit, now > a.startNanoseconds &+ limit {
                 // Sent now, the packets would land in a later slot, someone else's, and
                 // queue at the bottleneck: they wait for a new slot instead.
                 statistics.slotsMissed &+= 1
-                if queues.slotCounts[peer] > promised[peer] {
+                if queues.slotCounts[q] > promised[q] {
                     guard session.addDemand(to: configuration.peers[peer].node, slots: 1) else {
                         statistics.droppedNoDemand &+= 1
                         continue
                     }
-                    promised[peer] += 1
+                    promised[q] += 1
                     statistics.slotsRequested &+= 1
                 }
                 continue
             }
-            guard let (first, _) = queues.detachSlot(peer) else {
+            guard let (first, _) = queues.detachSlot(q) else {
                 statistics.allocationsUnused &+= 1
-                giveBackExcess(peer)
+                giveBackExcess(peer, q)
                 continue
             }
             statistics.slotsUsed &+= 1
@@ -339,11 +360,11 @@ public struct AgentCore {
     /// their queue empty and give the excess back (or serve packets queued since).
     public mutating func takeUnscheduled() -> AgentRelease? {
         if chain < 0 {
-            let n = promised.count
+            let n = configuration.peers.count
             var found = false
             for k in 0..<n {
                 let peer = (unscheduledCursor + k) % n
-                guard let (first, _) = queues.detachSlot(peer) else { continue }
+                guard let q = active.index(of: peer), let (first, _) = queues.detachSlot(q) else { continue }
                 unscheduledCursor = (peer + 1) % n
                 chain = first
                 chainSlot = 0
@@ -374,11 +395,11 @@ public struct AgentCore {
 
     /// Demand the session still holds beyond what the queue needs is asked back, so the
     /// arbiter stops allocating slots nothing will use.
-    private mutating func giveBackExcess(_ peer: Int) {
-        let excess = promised[peer] - queues.slotCounts[peer]
+    private mutating func giveBackExcess(_ peer: Int, _ q: Int) {
+        let excess = promised[q] - queues.slotCounts[q]
         guard excess > 0 else { return }
         let k = session.withdrawDemand(to: configuration.peers[peer].node, slots: UInt64(excess))
-        promised[peer] -= Int(k)
+        promised[q] -= Int(k)
         statistics.slotsGivenBack &+= k
     }
 

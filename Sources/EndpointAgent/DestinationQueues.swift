@@ -1,4 +1,4 @@
-/// Per-destination FIFO queues of packets over one pool sized at start-up.
+/// Per-destination FIFO queues of packets over one pool bounded at start-up.
 ///
 /// The agent does not keep packet bytes: the caller owns them and names each packet by a
 /// 32-bit handle (a buffer index, say), so a simulator can queue millions of packets
@@ -27,19 +27,34 @@ struct DestinationQueues {
     private(set) var totalPackets = 0
     let capacity: Int
 
-    init(queues: Int, capacity: Int, perQueueLimit: Int, slotBytes: Int) {
+    /// No queues at first: ``addQueue()`` makes one for each destination as it comes into use.
+    init(capacity: Int, perQueueLimit: Int, slotBytes: Int) {
         self.slotBytes = slotBytes
         self.perQueueLimit = perQueueLimit
         self.capacity = capacity
-        handles = [UInt32](repeating: 0, count: capacity)
-        lengths = [UInt16](repeating: 0, count: capacity)
-        next = (0..<capacity).map { Int32($0 + 1 < capacity ? $0 + 1 : -1) }
-        freeHead = 0
-        heads = [Int32](repeating: -1, count: queues)
-        tails = [Int32](repeating: -1, count: queues)
-        packetCounts = [Int32](repeating: 0, count: queues)
-        tailFill = [Int32](repeating: 0, count: queues)
-        slotCounts = [Int](repeating: 0, count: queues)
+        handles = []
+        lengths = []
+        next = []
+        freeHead = -1
+        heads = []
+        tails = []
+        packetCounts = []
+        tailFill = []
+        slotCounts = []
+        growPool()
+    }
+
+    /// Queues there are.
+    var count: Int { heads.count }
+
+    /// Adds an empty queue and returns its index (the next one).
+    mutating func addQueue() -> Int {
+        heads.append(-1)
+        tails.append(-1)
+        packetCounts.append(0)
+        tailFill.append(0)
+        slotCounts.append(0)
+        return heads.count - 1
     }
 
     enum Refusal: Sendable, Hashable {
@@ -52,14 +67,33 @@ struct DestinationQueues {
         packetCounts[q] == 0 || Int(tailFill[q]) + length > slotBytes
     }
 
+    /// Pool nodes made at first. The pool is sized for every host's worst case (the
+    /// simulator's default is 32 768 packets), but most hosts never hold that many at once:
+    /// it doubles when every node is in use, up to `capacity`, so memory follows the
+    /// packets actually queued. Growing allocates, but only past the most ever queued.
+    static let initialPool = 256
+
+    /// Adds nodes to the free list: the first ones, or as many again as there are. Only
+    /// called with the free list empty.
+    private mutating func growPool() {
+        let old = next.count
+        let new = min(capacity, max(Self.initialPool, old * 2))
+        guard new > old else { return }
+        handles.append(contentsOf: repeatElement(0, count: new - old))
+        lengths.append(contentsOf: repeatElement(0, count: new - old))
+        next.append(contentsOf: (old..<new).map { Int32($0 + 1 < new ? $0 + 1 : -1) })
+        freeHead = Int32(old)
+    }
+
     func refusal(_ q: Int) -> Refusal? {
-        if freeHead < 0 { return .poolFull }
+        if freeHead < 0 && next.count == capacity { return .poolFull }
         if Int(packetCounts[q]) >= perQueueLimit { return .queueFull }
         return nil
     }
 
     /// Appends a packet (the caller checked ``refusal(_:)`` and the length).
     mutating func append(_ q: Int, handle: UInt32, length: Int) {
+        if freeHead < 0 { growPool() }
         let n = freeHead
         precondition(n >= 0, "packet pool exhausted")
         freeHead = next[Int(n)]

@@ -26,6 +26,9 @@ extension Simulation {
             let peers = (0..<hostCount).filter { $0 != h }.map {
                 AgentPeer(address: topology.addresses[$0], node: topology.nodeIDs[$0])
             }
+            // Every other host is a possible destination; the session's tables grow only
+            // as far as the destinations actually used, so sizing them so costs nothing.
+            s.maxDestinations = max(s.maxDestinations, peers.count)
             var ac = AgentConfiguration(session: s, address: topology.addresses[h], peers: peers)
             ac.slotBytes = c.mtuBytes
             ac.slotNanoseconds = UInt64(slotNanoseconds.rounded(.up))
@@ -48,6 +51,8 @@ extension Simulation {
         var ac = ArbiterCoreConfiguration()
         ac.controlRack = configuration.racks > 1 ? 0 : nil
         ac.controlFramingBytes = 20 + FabricConfiguration.framingBytes
+        // As many destinations per endpoint as the fabric has hosts (the core adds its slack).
+        ac.session.maxDestinations = max(ac.session.maxDestinations, hostCount + 64)
         do { return try ArbiterCore(topology: topology, configuration: ac, now: now) } catch {
             throw SimulationError(reason: "arbiter: \(error)")
         }
@@ -104,7 +109,7 @@ extension Simulation {
         noteTransition(agents[h].core.checkReachability(now: now))
         // Falling back: what the agent holds leaves at once, on the flow's ECMP spine, as it
         // would without an arbiter.
-        while agents[h].core.sendsUnscheduled, let r = agents[h].core.takeUnscheduled() {
+        while agents[h].sendsUnscheduled, let r = agents[h].core.takeUnscheduled() {
             let i = Int32(r.handle)
             let f = Int(packets[Int(i)].flow)
             packets[Int(i)].spine = ecmpSpine(f)
@@ -152,7 +157,7 @@ extension Simulation {
     }
 
     func scheduleAgentWake(_ h: Int) {
-        guard system == .fastpass, let d = agents[h].core.nextDeadline else { return }
+        guard system == .fastpass, let d = agents[h].nextDeadline else { return }
         let t = max(d, now)
         guard t < agentWakeAt[h] else { return }
         agentWakeAt[h] = t

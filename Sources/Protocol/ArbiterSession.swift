@@ -216,14 +216,20 @@ struct ArbiterBook: FCPConnectionDelegate {
 
     init(configuration: ArbiterSessionConfiguration) {
         self.configuration = configuration
-        let capacity = max(1, configuration.maxDestinations)
-        table = DestinationTable(capacity: capacity)
-        destinations = [ArbiterDestination](repeating: ArbiterDestination(), count: capacity)
-        reports = IndexQueues(capacity: capacity)
+        table = DestinationTable(capacity: max(1, configuration.maxDestinations))
+        destinations = [ArbiterDestination](repeating: ArbiterDestination(), count: table.storage)
+        reports = IndexQueues(capacity: table.storage)
         records = PacketRecords(
             entriesPerPacket: Self.reportsPerPacket,
             filler: ArbiterRecordEntry(destination: 0, sentLow: 0, withdrawnLow: 0))
-        dirtyList = [Int32](repeating: 0, count: capacity)
+        dirtyList = [Int32](repeating: 0, count: table.storage)
+    }
+
+    /// Keeps the per-destination arrays as large as the table's storage after it grew.
+    mutating func followTableGrowth() {
+        destinations.extend(to: table.storage, with: ArbiterDestination())
+        reports.grow(to: table.storage)
+        dirtyList.extend(to: table.storage, with: 0)
     }
 
     mutating func markDirty(_ i: Int) {
@@ -254,7 +260,10 @@ struct ArbiterBook: FCPConnectionDelegate {
             statistics.destinationTableFull &+= 1
             return
         }
-        if inserted { destinations[i] = ArbiterDestination() }
+        if inserted {
+            followTableGrowth()
+            destinations[i] = ArbiterDestination()
+        }
         let current = destinations[i].requested
         // A 16-bit count stands for the value nearest the last one known (±2^15).
         let value = cumulative ?? FCPSequence.widen16(wire16 ?? 0, from: current &- 0x8000)
@@ -392,7 +401,8 @@ public struct ArbiterSessionSchedulingState: Sendable, Hashable {
 /// allocations not yet sent, the allocation reports and their acknowledgement, and the
 /// extension handshake.
 ///
-/// Sans-IO and allocation-free after initialisation. Feed packets with
+/// Sans-IO, and allocation-free once its destination table has grown to the destinations in
+/// use. Feed packets with
 /// ``receive(_:now:handler:)``, allocations with ``recordAllocation(slot:destination:path:)``,
 /// call ``handleTimeout(now:)`` when ``timerDeadline`` passes and ``send(now:into:)`` when
 /// ``wantsToSend``.

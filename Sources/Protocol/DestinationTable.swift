@@ -1,28 +1,47 @@
-/// A fixed-capacity map from node ids to dense indices `0..<count`, sized at start-up.
+/// A map from node ids to dense indices `0..<count`, holding at most `capacity` entries.
 ///
 /// Per-destination counters of a connection live in parallel arrays indexed by these
-/// indices. Entries are only removed all together (``compact(keeping:)`` after a protocol
-/// reset), which keeps lookups a short linear probe and inserts allocation-free.
+/// indices. Entries are only removed all together (``compact(keeping:moved:)`` after a
+/// protocol reset), which keeps lookups a short linear probe.
+///
+/// The capacity is the peer count, fixed at start-up, but a host talks to far fewer peers
+/// than a large fabric has: storage starts small and doubles as destinations come into
+/// use, so memory follows the destinations used (a session per host sized for 4 095 peers
+/// would take gigabytes across a fabric). Growing allocates, but only when more
+/// destinations are in use at once than ever before; after that inserts reuse storage.
 struct DestinationTable {
     private static let emptyKey = UInt32.max
+    /// Entries room is made for at first.
+    static let initialStorage = 16
 
     let capacity: Int
     private var bucketKeys: [UInt32]
     private var bucketIndex: [Int32]
-    private let mask: Int
+    private var mask: Int
     private(set) var nodes: [NodeID]
     private(set) var count = 0
 
     init(capacity: Int) {
         precondition(capacity > 0)
         self.capacity = capacity
-        var buckets = 8
-        while buckets < capacity * 2 { buckets <<= 1 }
+        let storage = min(capacity, Self.initialStorage)
+        let buckets = Self.bucketCount(for: storage)
         mask = buckets - 1
         bucketKeys = [UInt32](repeating: Self.emptyKey, count: buckets)
         bucketIndex = [Int32](repeating: -1, count: buckets)
-        nodes = [NodeID](repeating: NodeID(0), count: capacity)
+        nodes = [NodeID](repeating: NodeID(0), count: storage)
     }
+
+    /// Buckets for `entries` entries: a power of two, at most half full.
+    private static func bucketCount(for entries: Int) -> Int {
+        var buckets = 8
+        while buckets < entries * 2 { buckets <<= 1 }
+        return buckets
+    }
+
+    /// Entries the table has room for without growing: parallel arrays keep at least this
+    /// many elements.
+    var storage: Int { nodes.count }
 
     @inline(__always)
     private func bucket(_ key: UInt32) -> Int {
@@ -54,11 +73,34 @@ struct DestinationTable {
             b = (b + 1) & mask
         }
         guard count < capacity else { return nil }
+        if count == nodes.count {
+            grow()
+            b = bucket(key)
+            while bucketKeys[b] != Self.emptyKey { b = (b + 1) & mask }
+        }
         bucketKeys[b] = key
         bucketIndex[b] = Int32(count)
         nodes[count] = node
         count += 1
         return (count - 1, true)
+    }
+
+    /// Doubles the storage (up to the capacity) and rehashes into buckets to match.
+    private mutating func grow() {
+        let storage = min(capacity, nodes.count * 2)
+        nodes.extend(to: storage, with: NodeID(0))
+        let buckets = Self.bucketCount(for: storage)
+        guard buckets > bucketKeys.count else { return }
+        mask = buckets - 1
+        bucketKeys = [UInt32](repeating: Self.emptyKey, count: buckets)
+        bucketIndex = [Int32](repeating: -1, count: buckets)
+        for i in 0..<count {
+            let key = nodes[i].rawValue
+            var b = bucket(key)
+            while bucketKeys[b] != Self.emptyKey { b = (b + 1) & mask }
+            bucketKeys[b] = key
+            bucketIndex[b] = Int32(i)
+        }
     }
 
     /// Keeps the entries for which `keep(index)` is true, renumbering them densely in
@@ -86,8 +128,18 @@ struct DestinationTable {
     mutating func removeAll() { compact(keeping: { _ in false }, moved: { _, _ in }) }
 }
 
+extension Array {
+    /// Appends `value` until the array holds `count` elements: how the arrays parallel to
+    /// a ``DestinationTable`` follow it when it grows.
+    mutating func extend(to count: Int, with value: Element) {
+        guard count > self.count else { return }
+        append(contentsOf: repeatElement(value, count: count - self.count))
+    }
+}
+
 /// Two FIFO queues of indices (each index in at most one of them), with O(1) removal,
-/// for the "send this destination's counters again" bookkeeping. Sized at start-up.
+/// for the "send this destination's counters again" bookkeeping. Grown with the
+/// ``DestinationTable`` whose indices it holds.
 struct IndexQueues {
     enum Queue: UInt8 {
         case none = 0
@@ -106,6 +158,16 @@ struct IndexQueues {
         next = [Int32](repeating: -1, count: capacity)
         prev = [Int32](repeating: -1, count: capacity)
         membership = [Queue](repeating: .none, count: capacity)
+    }
+
+    /// Indices the queues have room for.
+    var capacity: Int { membership.count }
+
+    /// Makes room for indices up to `capacity - 1`; new indices are in no queue.
+    mutating func grow(to capacity: Int) {
+        next.extend(to: capacity, with: -1)
+        prev.extend(to: capacity, with: -1)
+        membership.extend(to: capacity, with: .none)
     }
 
     func queue(of index: Int) -> Queue { membership[index] }

@@ -355,15 +355,21 @@ struct EndpointBook: FCPConnectionDelegate {
 
     init(configuration: EndpointSessionConfiguration) {
         self.configuration = configuration
-        let capacity = max(1, configuration.maxDestinations)
-        table = DestinationTable(capacity: capacity)
-        flows = [EndpointFlow](repeating: EndpointFlow(), count: capacity)
-        queues = IndexQueues(capacity: capacity)
+        table = DestinationTable(capacity: max(1, configuration.maxDestinations))
+        flows = [EndpointFlow](repeating: EndpointFlow(), count: table.storage)
+        queues = IndexQueues(capacity: table.storage)
         records = PacketRecords(
             entriesPerPacket: 2 * Self.entriesPerPacket,
             filler: EndpointRecordEntry(flow: 0, isGiveBack: false, value: 0))
         negotiation = configuration.mode == .reference ? .reference : .offering
-        lossChecks = [Int32](repeating: 0, count: capacity)
+        lossChecks = [Int32](repeating: 0, count: table.storage)
+    }
+
+    /// Keeps the per-destination arrays as large as the table's storage after it grew.
+    mutating func followTableGrowth() {
+        flows.extend(to: table.storage, with: EndpointFlow())
+        queues.grow(to: table.storage)
+        lossChecks.extend(to: table.storage, with: 0)
     }
 
     var granted: FCPCapabilities { negotiation.granted }
@@ -431,8 +437,11 @@ struct EndpointBook: FCPConnectionDelegate {
             statistics.destinationTableFull &+= 1
             return false
         }
-        // The slot may hold a flow removed at the last reset.
-        if inserted { flows[i] = EndpointFlow() }
+        if inserted {
+            followTableGrowth()
+            // The slot may hold a flow removed at the last reset.
+            flows[i] = EndpointFlow()
+        }
         flows[i].need &+= slots
         enqueueIfNeeded(i)
         return true
@@ -796,7 +805,8 @@ struct EndpointBook: FCPConnectionDelegate {
 /// its acknowledgement, lost-allocation recovery from the arbiter's reports, the
 /// extension handshake, and the schedule of accepted allocations.
 ///
-/// Sans-IO and allocation-free after initialisation. Drive it with ``receive(_:now:)``,
+/// Sans-IO, and allocation-free once its destination table has grown to the destinations in
+/// use. Drive it with ``receive(_:now:)``,
 /// ``handleTimeout(now:)`` when ``timerDeadline`` passes, and ``send(now:into:)`` when
 /// ``wantsToSend`` (at the pace the caller chooses); take allocations with
 /// ``takeAllocation(dueBy:)`` as their slots come.
