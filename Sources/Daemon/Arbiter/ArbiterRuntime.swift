@@ -22,6 +22,10 @@ public final class ArbiterRuntime: ServiceThread {
     /// Closer deadlines than this are waited for by polling the socket without sleeping:
     /// the kernel's wake-up is not precise enough for them.
     public static let spinThresholdNanoseconds: UInt64 = 20_000
+    /// Receive batches read in one round of the loop at most, while they come full.
+    public static let receiveBatchesPerRound = 16
+    /// Send batches written in one round at most, before the loop receives again.
+    public static let sendBatchesPerRound = 16
 
     public init(configuration: ArbiterDaemonConfiguration, logger: Logger) throws(ConfigurationError) {
         self.configuration = configuration
@@ -176,6 +180,8 @@ public final class ArbiterRuntime: ServiceThread {
         var nextPublish: UInt64 = 0
         var failures = 0
         var pinningReported = false
+        // Packets left to send when a round stopped at its send limit: no sleeping then.
+        var moreToSend = false
         while !thread.shouldStop {
             counters.loops &+= 1
             var now = RealtimeClock.now()
@@ -185,17 +191,28 @@ public final class ArbiterRuntime: ServiceThread {
             var receiveTime: UInt64 = 0
             let deadline = core.nextDeadline
             let wait: Int64 =
-                deadline <= now
+                deadline <= now || moreToSend
                 ? 0
                 : (deadline - now < Self.spinThresholdNanoseconds ? 0 : Int64(min(deadline - now, 50_000_000)))
             do {
-                let n = try io.receive(into: &rx, waitingUpTo: wait)
+                var n = try io.receive(into: &rx, waitingUpTo: wait)
                 now = RealtimeClock.now()
                 // Time spent asleep waiting for a packet is not work.
                 if wait != 0 { roundStart = now }
-                receiveTime = now &- roundStart
                 worked = n > 0
                 for i in 0..<n { core.receive(rx.payload(i), from: rx.address(i), now: now) }
+                // What arrived first, up to a bound: acknowledgements and demand that wait in
+                // the socket while the arbiter sends turn into its own timeouts and resends
+                // (at a thousand endpoints it read one batch a round and resent nearly all
+                // it sent).
+                var batches = 1
+                while n == rx.capacity && batches < Self.receiveBatchesPerRound {
+                    n = try io.receive(into: &rx, waitingUpTo: 0)
+                    now = RealtimeClock.now()
+                    for i in 0..<n { core.receive(rx.payload(i), from: rx.address(i), now: now) }
+                    batches += 1
+                }
+                receiveTime = now &- roundStart
             } catch {
                 failures += 1
                 if failures <= 10 { logger.error("receive failed: \(error)") }
@@ -210,7 +227,15 @@ public final class ArbiterRuntime: ServiceThread {
                 worked = true
             }
             var sendTime: UInt64 = 0
+            var sentBatches = 0
+            moreToSend = false
             while true {
+                // Back to receiving after a bound, so a burst of sends cannot starve input.
+                if sentBatches == Self.sendBatchesPerRound {
+                    moreToSend = true
+                    break
+                }
+                sentBatches += 1
                 while !tx.isFull && tx.append({ core.nextPacket(now: now, into: $0) }) {}
                 if tx.isEmpty { break }
                 worked = true
