@@ -186,7 +186,8 @@ struct FCPLoadCommand: ParsableCommand {
                   arbiter communication thread (core \(arbiterCore)): \(Int(m.handledPerSecond)) FCP pkt/s handled (rx \(Int(m.arbiterReceivedPerSecond)) + tx \(Int(m.arbiterSentPerSecond))), busy \(String(format: "%.1f", m.busyFraction * 100)) %
                   per busy core-second: \(Int(m.handledPerBusySecond)) pkt; per packet \(Int(m.ownNanosecondsPerPacket)) ns in the arbiter, \(Int(m.ioNanosecondsPerPacket)) ns in socket calls
                   FCP timeouts \(Int(m.timeoutsPerSecond))/s, endpoint resets \(m.endpointResets)
-                  generator (core \(generatorCore)): sent \(Int(m.generatorSentPerSecond)) pkt/s, received \(Int(m.generatorReceivedPerSecond)) pkt/s
+                  generator (core \(generatorCore)): sent \(Int(m.generatorSentPerSecond)) pkt/s, received \(Int(m.generatorReceivedPerSecond)) pkt/s, busy \(String(format: "%.1f", m.generatorBusyFraction * 100)) %, sends refused \(m.generatorSendErrors); dropped at full sockets \(m.socketDrops)
+                  \(m.invalidity.map { "NOT VALID as a measure of the arbiter: \($0)" } ?? "valid: generator below 70 % busy, no socket drops")
                   allocations: \(Int(m.allocationsPerSecond))/s; late at the arbiter \(m.allocationsLate), rejected \(m.allocationsRejected)
                   request→allocation (µs): p50 \(String(format: "%.1f", m.latencyMicroseconds.p50)) p90 \(String(format: "%.1f", m.latencyMicroseconds.p90)) p99 \(String(format: "%.1f", m.latencyMicroseconds.p99)) p99.9 \(String(format: "%.1f", m.latencyMicroseconds.p999)) (\(m.latencyMicroseconds.samples) samples; \(m.latencyMicroseconds.unattributed) arrivals with no request pending, \(m.latencyMicroseconds.requestsForgotten) requests dropped from a full pending list)
                   arbiter slot lateness p99 since it started (a power-of-two bucket's bound): \(m.slotLatenessP99Nanoseconds) ns
@@ -283,9 +284,11 @@ struct FCPLoadCommand: ParsableCommand {
         generator.start(cpu: generatorCore, measureFrom: measureFrom)
         Thread.sleep(forTimeInterval: warmup + 0.15)  // past a snapshot publication
         let before = try StatusSample(address: address)
+        let dropsBefore = RawSocketDrops.read()
         let g0 = generator.counters
         Thread.sleep(forTimeInterval: duration)
         let after = try StatusSample(address: address)
+        let dropsAfter = RawSocketDrops.read()
         let g1 = generator.counters
         let latency = generator.stop()
         let leads = generator.arrivalLeads
@@ -324,7 +327,10 @@ struct FCPLoadCommand: ParsableCommand {
             lateOnArrivalShare: leads.total > 0
                 ? Double(leads.count(below: -Int(AllocationTimeWindow.reference.missThreshold))) / Double(leads.total)
                 : 0,
-            medianArrivalLeadSlots: leads.quantile(0.5) ?? 0)
+            medianArrivalLeadSlots: leads.quantile(0.5) ?? 0,
+            generatorBusyFraction: Double(g1.busy - g0.busy) / Double(g1.time - g0.time),
+            generatorSendErrors: g1.sendErrors - g0.sendErrors,
+            socketDrops: dropsAfter &- dropsBefore)
     }
 }
 
@@ -422,6 +428,25 @@ struct LoadRunResult: Codable {
     /// their slot began (whole run, warm-up included), and the median lead on arrival.
     var lateOnArrivalShare: Double
     var medianArrivalLeadSlots: Int
+    /// Share of the measured time the generator's thread spent in loops that moved packets:
+    /// at 70 % and above it, not the arbiter, may be what limits the run.
+    var generatorBusyFraction: Double
+    /// Packets the generator's kernel refused to send while measured.
+    var generatorSendErrors: UInt64
+    /// Packets the kernel dropped at full FCP raw sockets (the arbiter's and the
+    /// generator's, /proc/net/raw) while measured.
+    var socketDrops: UInt64
+
+    /// Why the run does not measure the arbiter alone, if it does not.
+    var invalidity: String? {
+        var reasons: [String] = []
+        if generatorBusyFraction >= 0.7 {
+            reasons.append("the generator was busy \(Int(generatorBusyFraction * 100)) % (≥ 70 %)")
+        }
+        if socketDrops > 0 { reasons.append("\(socketDrops) packets dropped at full sockets") }
+        if generatorSendErrors > 0 { reasons.append("\(generatorSendErrors) sends refused") }
+        return reasons.isEmpty ? nil : reasons.joined(separator: "; ")
+    }
 
     /// Each field's median over the runs.
     static func perFieldMedian(_ runs: [LoadRunResult]) -> LoadRunResult {
@@ -445,7 +470,9 @@ struct LoadRunResult: Codable {
             packetsPerAllocationPacket: m(\.packetsPerAllocationPacket),
             allocationsPerAllocationPacket: m(\.allocationsPerAllocationPacket),
             lateOnArrivalShare: m(\.lateOnArrivalShare),
-            medianArrivalLeadSlots: Int(m { Double($0.medianArrivalLeadSlots) }))
+            medianArrivalLeadSlots: Int(m { Double($0.medianArrivalLeadSlots) }),
+            generatorBusyFraction: m(\.generatorBusyFraction), generatorSendErrors: u(\.generatorSendErrors),
+            socketDrops: u(\.socketDrops))
     }
 }
 
@@ -489,6 +516,10 @@ final class LoadGenerator: @unchecked Sendable {
         var received: UInt64
         /// Flows whose session was reset (counted by the flows that noticed).
         var resets: UInt64
+        /// Time in loops that received, sent or handled something (ns).
+        var busy: UInt64
+        /// Sends the kernel refused (the packets were not sent).
+        var sendErrors: UInt64
     }
 
     let topology: Topology
@@ -503,6 +534,8 @@ final class LoadGenerator: @unchecked Sendable {
     private let sentCount = Atomic<UInt64>(0)
     private let receivedCount = Atomic<UInt64>(0)
     private let resetCount = Atomic<UInt64>(0)
+    private let busyTime = Atomic<UInt64>(0)
+    private let sendErrorCount = Atomic<UInt64>(0)
     private let countersTime = Atomic<UInt64>(0)
     private let finished = DispatchSemaphore(value: 0)
     /// Written by the generator thread, read after it finished.
@@ -540,7 +573,8 @@ final class LoadGenerator: @unchecked Sendable {
     var counters: Counters {
         Counters(
             time: countersTime.load(ordering: .acquiring), sent: sentCount.load(ordering: .relaxed),
-            received: receivedCount.load(ordering: .relaxed), resets: resetCount.load(ordering: .relaxed))
+            received: receivedCount.load(ordering: .relaxed), resets: resetCount.load(ordering: .relaxed),
+            busy: busyTime.load(ordering: .relaxed), sendErrors: sendErrorCount.load(ordering: .relaxed))
     }
 
     func start(cpu: Int, measureFrom: UInt64) {
@@ -611,9 +645,22 @@ final class LoadGenerator: @unchecked Sendable {
             }
         }
 
+        var busy: UInt64 = 0
+        var sendErrors: UInt64 = 0
+        /// Sends a batch, counting what the kernel refused rather than hiding it.
+        func flush() {
+            do {
+                sent &+= UInt64(try sender.send(&tx))
+            } catch {
+                sendErrors &+= UInt64(tx.count)
+            }
+            tx.removeAll()
+        }
         while !stopRequested.load(ordering: .relaxed) {
             loops &+= 1
             var now = RealtimeClock.now()
+            let loopStart = now
+            let workBefore = sent &+ received &+ sendErrors
             // Everything waiting, not one batch a loop: a loop walks every endpoint, and at a
             // thousand endpoints one batch a loop read 6 % of what the arbiter sent (the
             // rest overflowed the socket), so the arbiter timed out and resent forever.
@@ -687,10 +734,7 @@ final class LoadGenerator: @unchecked Sendable {
                     }
                 }
                 while sessions[e].wantsToSend {
-                    if tx.isFull {
-                        sent &+= UInt64((try? sender.send(&tx)) ?? 0)
-                        tx.removeAll()
-                    }
+                    if tx.isFull { flush() }
                     let source = topology.addresses[e]
                     let added = tx.append { buffer in
                         let payload = UnsafeMutableRawBufferPointer(rebasing: buffer[IPv4.headerLength...])
@@ -720,12 +764,14 @@ final class LoadGenerator: @unchecked Sendable {
                     ringCount[f] += 1
                 }
             }
-            if !tx.isEmpty {
-                sent &+= UInt64((try? sender.send(&tx)) ?? 0)
-                tx.removeAll()
-            }
+            if !tx.isEmpty { flush() }
+            // A loop that moved no packet only polled: not counted busy (timers and
+            // allocations due come with packets at these loads).
+            if sent &+ received &+ sendErrors != workBefore { busy &+= RealtimeClock.now() &- loopStart }
             if loops & 63 == 0 {
                 now = RealtimeClock.now()
+                busyTime.store(busy, ordering: .relaxed)
+                sendErrorCount.store(sendErrors, ordering: .relaxed)
                 sentCount.store(sent, ordering: .relaxed)
                 receivedCount.store(received, ordering: .relaxed)
                 resetCount.store(resets, ordering: .relaxed)
