@@ -38,6 +38,11 @@ struct FCPLoadCommand: ParsableCommand {
     var outstanding: UInt64 = 64
     @Option(
         help:
+            "Offered load instead of a closed loop: slots per second each endpoint asks for per destination, whatever comes back (0: keep --outstanding requested)."
+    )
+    var flowSlotsPerSecond: Double = 0
+    @Option(
+        help:
             "Slots an allocation may arrive late and still be taken (reference FCP: 16). A generator loaded as heavily as the arbiter delays packets beyond the reference's 20 µs."
     )
     var acceptLate: UInt64 = 150
@@ -93,6 +98,9 @@ struct FCPLoadCommand: ParsableCommand {
             )
         }
         guard outstanding >= 2 else { throw ValidationError("--outstanding must be at least 2") }
+        guard flowSlotsPerSecond >= 0 && flowSlotsPerSecond.isFinite else {
+            throw ValidationError("--flow-slots-per-second must be 0 or more (got \(flowSlotsPerSecond))")
+        }
         guard duration > 0 && warmup >= 0 && runs >= 1 else {
             throw ValidationError("--duration and --runs must be positive, --warmup not negative")
         }
@@ -171,7 +179,8 @@ struct FCPLoadCommand: ParsableCommand {
             machine: .current(),
             workload: .init(
                 hosts: hosts, hostsPerRack: hostsPerRack, spines: spines, destinationsPerEndpoint: destinations,
-                outstandingSlotsPerFlow: outstanding, acceptLateSlots: acceptLate, hostGbps: hostGbps,
+                outstandingSlotsPerFlow: outstanding, flowSlotsPerSecond: flowSlotsPerSecond,
+                acceptLateSlots: acceptLate, hostGbps: hostGbps,
                 timeslotNanoseconds: topology.timeslotNanoseconds, batchSize: batchSize,
                 lookaheadSlots: lookaheadSlots, warmupSeconds: warmup, durationSeconds: duration,
                 arbiterCore: arbiterCore, generatorCore: generatorCore),
@@ -279,7 +288,8 @@ struct FCPLoadCommand: ParsableCommand {
 
         let generator = try LoadGenerator(
             topology: topology, arbiter: Self.arbiterAddress, network: Self.endpointNetwork,
-            destinations: destinations, outstanding: outstanding, acceptLate: acceptLate)
+            destinations: destinations, outstanding: outstanding, flowSlotsPerSecond: flowSlotsPerSecond,
+            acceptLate: acceptLate)
         let measureFrom = RealtimeClock.now() + UInt64(warmup * 1e9)
         generator.start(cpu: generatorCore, measureFrom: measureFrom)
         Thread.sleep(forTimeInterval: warmup + 0.15)  // past a snapshot publication
@@ -490,6 +500,8 @@ struct LoadReport: Encodable {
         var spines: Int
         var destinationsPerEndpoint: Int
         var outstandingSlotsPerFlow: UInt64
+        /// Offered slots per second per flow (0: a closed loop of `outstandingSlotsPerFlow`).
+        var flowSlotsPerSecond: Double
         var acceptLateSlots: UInt64
         var hostGbps: Double
         var timeslotNanoseconds: Double
@@ -527,6 +539,8 @@ final class LoadGenerator: @unchecked Sendable {
     let network: UInt32
     let destinationsPerEndpoint: Int
     let outstanding: UInt64
+    /// Offered slots per second per flow; 0: keep `outstanding` requested instead.
+    let flowSlotsPerSecond: Double
     let acceptLate: UInt64
     let sender: RawIPv4Socket
     let receiver: RawIPv4Socket
@@ -557,8 +571,10 @@ final class LoadGenerator: @unchecked Sendable {
     static let receiveBatchesPerLoop = 64
 
     init(
-        topology: Topology, arbiter: UInt32, network: UInt32, destinations: Int, outstanding: UInt64, acceptLate: UInt64
+        topology: Topology, arbiter: UInt32, network: UInt32, destinations: Int, outstanding: UInt64,
+        flowSlotsPerSecond: Double, acceptLate: UInt64
     ) throws {
+        self.flowSlotsPerSecond = flowSlotsPerSecond
         self.acceptLate = acceptLate
         self.topology = topology
         self.arbiter = arbiter
@@ -621,6 +637,8 @@ final class LoadGenerator: @unchecked Sendable {
         var ringHead = [Int](repeating: 0, count: n * k)
         var ringCount = [Int](repeating: 0, count: n * k)
         var touched = [Bool](repeating: true, count: n)
+        var offered = [UInt64](repeating: 0, count: n * k)
+        let offeredSince = RealtimeClock.now()
         var samples = [UInt64]()
         samples.reserveCapacity(Self.latencyCapacity)
         var sampled: UInt64 = 0
@@ -676,6 +694,16 @@ final class LoadGenerator: @unchecked Sendable {
                 }
                 if got < rx.capacity { break }
             }
+            if flowSlotsPerSecond > 0 {
+                // Offered load: what each flow has been due since the start, asked for
+                // whether or not the arbiter keeps up (then its demand and latency grow).
+                let due = UInt64(Double(now &- offeredSince) * flowSlotsPerSecond / 1e9)
+                for f in 0..<(n * k) where due > offered[f] {
+                    sessions[f / k].addDemand(to: flowDestination[f], slots: due - offered[f])
+                    offered[f] = due
+                    touched[f / k] = true
+                }
+            }
             for e in 0..<n {
                 if let d = sessions[e].timerDeadline, d <= now {
                     sessions[e].handleTimeout(now: now)
@@ -691,7 +719,7 @@ final class LoadGenerator: @unchecked Sendable {
                     let f = e * k + j
                     guard let flow = sessions[e].flow(to: flowDestination[f]) else {
                         // New, or dropped by a reset with nothing left to ask for.
-                        sessions[e].addDemand(to: flowDestination[f], slots: outstanding)
+                        if flowSlotsPerSecond == 0 { sessions[e].addDemand(to: flowDestination[f], slots: outstanding) }
                         seen[f] = 0
                         seenArrived[f] = 0
                         lastRequested[f] = 0
@@ -729,7 +757,7 @@ final class LoadGenerator: @unchecked Sendable {
                             unattributed &+= 1
                         }
                     }
-                    if flow.need < outstanding / 2 {
+                    if flowSlotsPerSecond == 0 && flow.need < outstanding / 2 {
                         sessions[e].addDemand(to: flowDestination[f], slots: outstanding - flow.need)
                     }
                 }
