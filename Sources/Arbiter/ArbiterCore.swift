@@ -21,7 +21,9 @@ public final class ArbiterCore {
     let allocator: ArbiterAllocator
     /// The endpoints' sessions by host index, made on a host's first packet.
     let sessions: SessionTable
-    private let sessionTemplate: ArbiterSessionConfiguration
+    /// New sessions start from it; its send timeout follows the round trips (see
+    /// ``adaptSendTimeout(to:)``).
+    var sessionTemplate: ArbiterSessionConfiguration
     let hostCount: Int
     /// How endpoints name hosts.
     let numbering: EndpointNumbering
@@ -210,7 +212,7 @@ public final class ArbiterCore {
         if result.error == nil { removed[host] = false }
         if let rtt = sessions[host].takeRoundTripSample() {
             statistics.roundTripSamples &+= 1
-            schedule.noteRoundTrip(rtt)
+            if schedule.noteRoundTrip(rtt) { adaptSendTimeout(to: schedule.smoothedRoundTrip.timeoutNanoseconds) }
         }
         if result.error == nil {
             holds.answered(host)

@@ -19,6 +19,11 @@ public struct ArbiterCoreConfiguration: Sendable {
     /// default) follows the endpoints' measured round trip (see
     /// ``ArbiterCore/sendLeadSlots``). At most the lookahead.
     public var sendLeadSlots: Int?
+    /// Whether sessions' send timeout follows the endpoints' round trips (smoothed, plus
+    /// four deviations, as TCP's), never below `session.sendTimeoutNanoseconds`. A fixed timeout shorter
+    /// than the round trip makes every packet time out and be sent again, the load an
+    /// overloaded arbiter can least afford (256 endpoints over loopback: all of them).
+    public var adaptiveSendTimeout = true
     /// Allocations whose slot has passed by more than this when their session gets to send
     /// them are not sent but offered to the allocator again: an endpoint refuses them
     /// (the reference accepts 16 slots late).

@@ -59,6 +59,8 @@ public struct ArbiterCoreStatistics: Sendable, Hashable {
     public var sourcesHeld: UInt64 = 0
     /// Round-trip samples taken from endpoints' acknowledgements.
     public var roundTripSamples: UInt64 = 0
+    /// Times the sessions' send timeout was changed to follow the round trips.
+    public var sendTimeoutChanges: UInt64 = 0
     public var registrations: UInt64 = 0
     public var refusals: UInt64 = 0
     public var endpointResets: UInt64 = 0

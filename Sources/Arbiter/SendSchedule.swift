@@ -16,6 +16,8 @@ struct SendSchedule {
     /// See ``ArbiterCore/lookaheadSlots``.
     private(set) var lookaheadSlots: Int
     private var roundTrips = RoundTripEstimator()
+    /// For the send timeout (see ``ArbiterCore/adaptSendTimeout(to:)``).
+    private(set) var smoothedRoundTrip = SmoothedRoundTrip()
     private var dueCacheBatch: UInt64 = .max
     private var dueCacheLead: UInt64 = .max
     private var dueCache: UInt64 = 0
@@ -47,13 +49,18 @@ struct SendSchedule {
 
     /// Takes a round-trip sample; every ``RoundTripEstimator/samplesPerUpdate`` samples the
     /// send lead (and, unless fixed, the lookahead) follows its 99th percentile.
-    mutating func noteRoundTrip(_ nanoseconds: UInt64) {
-        guard roundTrips.record(nanoseconds: nanoseconds), let p99 = roundTrips.p99Nanoseconds else { return }
+    /// Returns true when the estimates were just updated (every
+    /// ``RoundTripEstimator/samplesPerUpdate`` samples).
+    @discardableResult
+    mutating func noteRoundTrip(_ nanoseconds: UInt64) -> Bool {
+        smoothedRoundTrip.record(nanoseconds: nanoseconds)
+        guard roundTrips.record(nanoseconds: nanoseconds), let p99 = roundTrips.p99Nanoseconds else { return false }
         let batch = batchSize
         let slots = Int((p99 &* 1000 + clock.picoseconds - 1) / clock.picoseconds)
-        guard !fixedSendLead else { return }
+        guard !fixedSendLead else { return true }
         sendLeadSlots = max(batch, min(lookaheadCeiling, slots + batch))
         if !fixedLookahead { lookaheadSlots = sendLeadSlots }
+        return true
     }
 
     /// When allocations in the batch of `slot` are due to leave: the batch's start less the

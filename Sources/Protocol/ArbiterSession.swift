@@ -466,6 +466,12 @@ public struct ArbiterSession {
         return sample == 0 ? nil : sample
     }
 
+    /// Changes the connection's send timeout (see ``FCPConnection/setSendTimeout(nanoseconds:)``):
+    /// an arbiter whose round trips grow beyond it would otherwise resend every packet.
+    public mutating func setSendTimeout(nanoseconds: UInt64) {
+        connection.setSendTimeout(nanoseconds: nanoseconds)
+    }
+
     /// What an owner schedules by, read in place.
     ///
     /// `mutating` although it changes nothing: an owner that keeps sessions in unsafe

@@ -114,7 +114,7 @@ public struct FCPConnection {
     /// A forced reset is skipped when the last one is within this much of now.
     public static let badPacketResetGuardNanoseconds: UInt64 = 1_000_000_000
 
-    public let configuration: FCPConnectionConfiguration
+    public private(set) var configuration: FCPConnectionConfiguration
     public var side: FCPSide { configuration.side }
 
     /// Timestamp of the reset epoch in force.
@@ -159,6 +159,14 @@ public struct FCPConnection {
         nextTimeoutSequence = 0
         outgoing = FCPOutgoingWindow(head: 0)
         applyReset(to: resetTime, inSync: false)
+    }
+
+    /// Changes how long an unacknowledged packet waits before it is negatively
+    /// acknowledged, from the next timer on (packets already timed keep their deadline
+    /// until the timer is set again).
+    public mutating func setSendTimeout(nanoseconds: UInt64) {
+        precondition(nanoseconds > 0, "a send timeout must be positive")
+        configuration.sendTimeoutNanoseconds = nanoseconds
     }
 
     /// Highest sequence number committed (the out-window's head).

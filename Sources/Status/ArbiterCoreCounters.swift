@@ -62,6 +62,8 @@ public struct ArbiterCoreCounters: Sendable, Hashable, Codable {
     public var sourcesHeld: UInt64 = 0
     /// Round-trip samples taken from endpoints' acknowledgements.
     public var roundTripSamples: UInt64 = 0
+    /// Times the sessions' send timeout was changed to follow the round trips.
+    public var sendTimeoutChanges: UInt64 = 0
     public var registrations: UInt64 = 0
     public var refusals: UInt64 = 0
     public var endpointResets: UInt64 = 0
@@ -95,6 +97,7 @@ public struct ArbiterCoreCounters: Sendable, Hashable, Codable {
         case allocationPacketsSent = "allocation_packets_sent"
         case sourcesHeld = "sources_held"
         case roundTripSamples = "round_trip_samples"
+        case sendTimeoutChanges = "send_timeout_changes"
         case registrations = "registrations"
         case refusals = "refusals"
         case endpointResets = "endpoint_resets"

@@ -38,6 +38,7 @@ extension ArbiterCoreCounters {
         allocationPacketsSent = s.allocationPacketsSent
         sourcesHeld = s.sourcesHeld
         roundTripSamples = s.roundTripSamples
+        sendTimeoutChanges = s.sendTimeoutChanges
         registrations = s.registrations
         refusals = s.refusals
         endpointResets = s.endpointResets
