@@ -195,24 +195,22 @@ public final class ArbiterRuntime: ServiceThread {
                 ? 0
                 : (deadline - now < Self.spinThresholdNanoseconds ? 0 : Int64(min(deadline - now, 50_000_000)))
             do {
-                var n = try io.receive(into: &rx, waitingUpTo: wait)
-                now = RealtimeClock.now()
-                // Time spent asleep waiting for a packet is not work.
-                if wait != 0 { roundStart = now }
-                worked = n > 0
-                for i in 0..<n { core.receive(rx.payload(i), from: rx.address(i), now: now) }
-                // What arrived first, up to a bound: acknowledgements and demand that wait in
-                // the socket while the arbiter sends turn into its own timeouts and resends
-                // (at a thousand endpoints it read one batch a round and resent nearly all
-                // it sent).
-                var batches = 1
-                while n == rx.capacity && batches < Self.receiveBatchesPerRound {
-                    n = try io.receive(into: &rx, waitingUpTo: 0)
+                // What arrived first, up to a bound of full batches: acknowledgements and
+                // demand that wait in the socket while the arbiter sends turn into its own
+                // timeouts and resends (at a thousand endpoints it read one batch a round
+                // and resent nearly all it sent). Only the first call may sleep.
+                var batches = 0
+                var n = 0
+                repeat {
+                    let before = batches == 0 ? now : RealtimeClock.now()
+                    n = try io.receive(into: &rx, waitingUpTo: batches == 0 ? wait : 0)
                     now = RealtimeClock.now()
+                    // Time spent asleep waiting for a packet is not work.
+                    if batches == 0 && wait != 0 { roundStart = now } else { receiveTime &+= now &- before }
+                    if n > 0 { worked = true }
                     for i in 0..<n { core.receive(rx.payload(i), from: rx.address(i), now: now) }
                     batches += 1
-                }
-                receiveTime = now &- roundStart
+                } while n == rx.capacity && batches < Self.receiveBatchesPerRound
             } catch {
                 failures += 1
                 if failures <= 10 { logger.error("receive failed: \(error)") }
