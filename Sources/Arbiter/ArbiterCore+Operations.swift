@@ -13,6 +13,7 @@ extension ArbiterCore {
     /// senders) until it is heard from again.
     public func removeHost(address: UInt32) {
         guard let host = topology.index(ofAddress: address) else { return }
+        if sessions.contains(host) { budget.sessionEnded() }
         sessions.remove(host)
         removed[host] = true
         hold(host, false)

@@ -87,6 +87,33 @@ public final class ArbiterCore {
     /// What sizes the slots kept for FCP on ``ArbiterCoreConfiguration/controlRack``; nil
     /// without one.
     @exclusivity(unchecked) var controlTraffic: ControlTraffic?
+    /// Each endpoint's share of the packets the arbiter takes.
+    @exclusivity(unchecked) var budget: ControlBudgetShares {
+        didSet { if budget.share != oldValue.share { budgetChanged() } }
+    }
+    /// How long an endpoint may leave what it was sent unanswered before it counts as not
+    /// reading (ns): the lookahead, plus the longest its share lets it hold an answer with
+    /// nothing new (see ``ControlPacer``).
+    @exclusivity(unchecked) var silenceAllowance: UInt64 = 0
+    /// The send timeout the round trips last called for (0: none measured yet).
+    @exclusivity(unchecked) var roundTripTimeout: UInt64 = 0
+    /// The share each endpoint is told now; nil without a budget.
+    public var controlBudget: FCPControlBudget? { budget.share }
+    /// The packets per second the shares are computed from: the configured capacity, or
+    /// less when the owner measured less (``noteMeasuredCapacity(receivedPerBusySecond:)``).
+    public var controlCapacity: UInt64 { budget.capacity }
+
+    /// The owner measured how many FCP packets its thread receives per second of busy time
+    /// (received packets over the time it spent on them and everything they cause). The
+    /// budget is then at most ``ArbiterCoreConfiguration/controlTargetLoad`` of it: an
+    /// arbiter whose endpoints ask for more than it can take tells them to slow down
+    /// before its queue grows, instead of falling behind until everything it sends is late.
+    public func noteMeasuredCapacity(receivedPerBusySecond: Double) {
+        guard configuration.measuresControlCapacity, receivedPerBusySecond.isFinite, receivedPerBusySecond > 0 else {
+            return
+        }
+        budget.noteMeasuredCapacity(UInt64(receivedPerBusySecond * configuration.controlTargetLoad))
+    }
 
     public init(topology: Topology, configuration: ArbiterCoreConfiguration = .init(), now: UInt64)
         throws(TopologyError)
@@ -104,6 +131,7 @@ public final class ArbiterCore {
         let schedule = SendSchedule(configuration: configuration, topology: topology, clock: slotClock)
         self.schedule = schedule
         clock = now
+        budget = ControlBudgetShares(configuration: configuration)
         let aheadNanoseconds = Double(schedule.lookaheadCeiling + batchSize) * topology.timeslotNanoseconds
         numbering = EndpointNumbering(topology: topology, aheadNanoseconds: aheadNanoseconds)
         var template = configuration.session
@@ -140,6 +168,7 @@ public final class ArbiterCore {
         }
         refusedTowards.reserveCapacity(64)
         expiredTowards.reserveCapacity(Int(PendingAllocations.windowLength))
+        budgetChanged()
     }
 
     deinit {
@@ -203,7 +232,9 @@ public final class ArbiterCore {
             sessions.insert(ArbiterSession(configuration: sessionTemplate, now: startTime), at: host)
             // A new session is a reference one until a HELLO registers it.
             pinSource(host, true)
+            budget.sessionStarted()
         }
+        if let share = budget.share { sessions[host].setControlBudget(share, now: now) }
         var handler = SessionRequestHandler(core: self, source: host, extended: isExtended(host))
         let result = sessions[host].receive(packet, now: now, handler: &handler)
         flushPending()
@@ -321,9 +352,7 @@ public final class ArbiterCore {
             // An endpoint that has not answered what it was sent for longer than the
             // lookahead is not reading: its next slots would arrive too late, so the
             // allocator gives them to others until it answers.
-            if !holds.isHeld(source),
-                holds.isSilent(source, longerThan: UInt64(lookaheadCeiling) &* timeslotPicoseconds / 1000, now: clock)
-            {
+            if !holds.isHeld(source), holds.isSilent(source, longerThan: silenceAllowance, now: clock) {
                 hold(source, true)
             }
             // Due when the allocation's batch is within the send lead (the lead's extra batch

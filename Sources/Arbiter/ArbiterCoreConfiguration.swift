@@ -45,6 +45,25 @@ public struct ArbiterCoreConfiguration: Sendable {
     /// Bytes an FCP packet takes on the wire beyond its FCP bytes: IPv4 header (20) and
     /// Ethernet header, FCS, preamble and inter-frame gap (38).
     public var controlFramingBytes = 58
+    /// FCP packets per second the arbiter takes from all its endpoints together: each
+    /// endpoint's share is this over the endpoints it serves (rounded up to a power of two,
+    /// so a fleet starting up changes the share a few times, not once per endpoint), told
+    /// to endpoints that negotiate ``FCPCapabilities/controlBudget``. 0: no budget. The
+    /// default is well inside one communication thread's measured rate on raw sockets
+    /// (docs/operations.md, "Sizing the arbiter").
+    public var controlPacketsPerSecond: UInt64 = 200_000
+    /// Packets an endpoint may send back to back after a quiet spell; half of them are kept
+    /// for flows starting (see ``ControlPacer``).
+    public var controlBurst = 8
+    /// The least share of one endpoint, however many there are (packets per second).
+    public var minimumControlShare: UInt64 = 100
+    /// Whether the capacity follows what the owner measures its thread can take
+    /// (``ArbiterCore/noteMeasuredCapacity(receivedPerBusySecond:)``), never above
+    /// ``controlPacketsPerSecond``.
+    public var measuresControlCapacity = true
+    /// The share of the thread's measured capacity the budget hands out: the rest is room
+    /// for bursts, timers and allocation.
+    public var controlTargetLoad = 0.7
 
     public init() {}
 
@@ -75,6 +94,16 @@ public struct ArbiterCoreConfiguration: Sendable {
             return "sendLeadSlots: must be in 0...\(lookaheadSlots ?? ceiling) (the lookahead)"
         }
         if retryCapacity < 1 { return "retryCapacity: must be at least 1" }
+        if controlPacketsPerSecond > UInt64(UInt32.max) {
+            return "controlPacketsPerSecond: at most \(UInt32.max) (got \(controlPacketsPerSecond))"
+        }
+        if controlBurst < 1 || controlBurst > 1000 { return "controlBurst: must be in 1...1000 (got \(controlBurst))" }
+        if !(controlTargetLoad > 0 && controlTargetLoad <= 1) {
+            return "controlTargetLoad: must be in (0, 1] (got \(controlTargetLoad))"
+        }
+        if minimumControlShare < 1 || minimumControlShare > UInt64(UInt32.max) {
+            return "minimumControlShare: must be in 1...\(UInt32.max) (got \(minimumControlShare))"
+        }
         if let r = controlRack, r < 0 || r >= topology.rackCount {
             return "controlRack: must be in 0..<\(topology.rackCount) (got \(r))"
         }

@@ -256,7 +256,11 @@ public struct AgentCore {
     /// The next FCP packet to send to the arbiter, built into `buffer`; nil when there is
     /// nothing to send. Returns the length.
     public mutating func nextControlPacket(now: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Int? {
-        guard session.wantsToSend, now >= nextControlTime else { return nil }
+        // The request interval is the agent's own floor; the arbiter's budget and the
+        // back-off after losses may ask for more time between packets.
+        guard session.wantsToSend, now >= nextControlTime, now >= session.earliestSendTime(now: now) else {
+            return nil
+        }
         // A failed encode waits too: a deadline left in the past would spin the caller.
         nextControlTime = now &+ configuration.requestIntervalNanoseconds
         switch session.send(now: now, into: buffer) {
@@ -286,7 +290,9 @@ public struct AgentCore {
         }
         // Falling back, queued packets leave at once.
         if sendsUnscheduled && queues.totalPackets > 0 { earliest = 0 }
-        if session.wantsToSend { earliest = min(earliest, nextControlTime) }
+        if session.wantsToSend {
+            earliest = min(earliest, max(nextControlTime, session.earliestSendTime(now: handledThrough)))
+        }
         return earliest == .max ? nil : earliest
     }
 

@@ -136,6 +136,11 @@ public struct ArbiterSessionStatistics: Sendable, Hashable {
     public var unexpectedPayloads: UInt64 = 0
     /// Packets that could not be built (buffer too small).
     public var encodeFailures: UInt64 = 0
+    /// Packets that arrived above the endpoint's announced budget (a burst of twice the
+    /// announced one is tolerated, for arrivals bunched by the network).
+    public var packetsOverBudget: UInt64 = 0
+    /// BUDGET payloads sent.
+    public var budgetsSent: UInt64 = 0
 
     public init() {}
 }
@@ -189,6 +194,11 @@ struct ArbiterRecordEntry {
 /// The arbiter's per-endpoint bookkeeping; the connection calls it back.
 struct ArbiterBook: FCPConnectionDelegate {
     static let welcomeFlag: UInt8 = 1
+    static let budgetFlag: UInt8 = 2
+
+    /// The low bits of a BUDGET revision, kept in a packet's record flags above the two
+    /// flag bits: which share a packet carried.
+    static func revisionTag(_ revision: UInt32) -> UInt8 { UInt8(truncatingIfNeeded: revision & 0x3F) }
     static let reportsPerPacket = 10
 
     let configuration: ArbiterSessionConfiguration
@@ -204,6 +214,13 @@ struct ArbiterBook: FCPConnectionDelegate {
     var welcome: FCPWelcome?
     var welcomeAcked = true
     var welcomeInFlight = false
+    /// The endpoint's share, once the owner set one; sent to endpoints that negotiated
+    /// ``FCPCapabilities/controlBudget``.
+    var budget: FCPControlBudget?
+    var budgetAcked = true
+    var budgetInFlight = false
+    /// Measures the endpoint's packets against its share.
+    var receivePacer = ControlPacer()
     var helloReceived: FCPHello?
     /// Whether the packet carrying `helloReceived` was authenticated.
     var helloAuthenticated = false
@@ -289,6 +306,9 @@ struct ArbiterBook: FCPConnectionDelegate {
         welcome = nil
         welcomeAcked = true
         welcomeInFlight = false
+        // Announced again with the next WELCOME.
+        budgetAcked = false
+        budgetInFlight = false
         helloReceived = nil
         didReset = true
         transmitRequested = true
@@ -307,6 +327,14 @@ struct ArbiterBook: FCPConnectionDelegate {
             welcomeAcked = true
             welcomeInFlight = false
         }
+        // Only the current share: a packet that carried an older one may be acknowledged
+        // after the share changed.
+        if let f = records.flags(sequence), f & Self.budgetFlag != 0, let budget,
+            f >> 2 == Self.revisionTag(budget.revision)
+        {
+            budgetAcked = true
+            budgetInFlight = false
+        }
     }
 
     mutating func fcpNegativelyAcknowledged(sequence: UInt64) {
@@ -319,6 +347,12 @@ struct ArbiterBook: FCPConnectionDelegate {
         if let f = records.flags(sequence), f & Self.welcomeFlag != 0, !welcomeAcked {
             welcomeInFlight = false
             transmitRequested = true
+        }
+        // Sent again with the next packet; not worth a packet of its own.
+        if let f = records.flags(sequence), f & Self.budgetFlag != 0, !budgetAcked, let budget,
+            f >> 2 == Self.revisionTag(budget.revision)
+        {
+            budgetInFlight = false
         }
     }
 
@@ -370,6 +404,15 @@ struct ArbiterBook: FCPConnectionDelegate {
                 markDirty(i)
             }
             transmitRequested = true
+        case .ackDelay:
+            // The round trip just measured (for the newest packet acknowledged) includes
+            // the endpoint's wait; only the rest is the path.
+            guard negotiation.granted.contains(.controlBudget), let held = FCPAckDelayPayload.nanoseconds(payload.body)
+            else {
+                statistics.unexpectedPayloads &+= 1
+                return
+            }
+            if roundTripSample != 0 { roundTripSample = max(1, roundTripSample > held ? roundTripSample - held : 1) }
         case .authentication:
             break  // a trailer on a connection that does not verify it
         default:
@@ -499,11 +542,34 @@ public struct ArbiterSession {
         (0..<book.table.count).compactMap { destination(book.table.nodes[$0]) }
     }
 
+    /// The share of the arbiter's packet budget this endpoint was given; nil: none yet.
+    public var controlBudget: FCPControlBudget? { book.budget }
+
+    /// Sets the endpoint's share. An endpoint that negotiated ``FCPCapabilities/controlBudget``
+    /// is told in the next packet (with WELCOME, or riding along with whatever goes next:
+    /// a smaller share is no reason for a packet of its own), until a packet carrying it is
+    /// acknowledged. Packets above the share are counted
+    /// (``ArbiterSessionStatistics/packetsOverBudget``) whether or not the endpoint was told.
+    public mutating func setControlBudget(_ budget: FCPControlBudget, now: UInt64) {
+        guard budget != book.budget else { return }
+        book.budget = budget
+        book.budgetAcked = false
+        book.budgetInFlight = false
+        book.receivePacer.setRate(
+            packetsPerSecond: UInt64(budget.packetsPerSecond), burst: 2 * UInt64(max(1, budget.burst)), now: now)
+    }
+
+    /// Whether a packet from this endpoint arriving at `now` would be within its share.
+    public func isWithinBudget(now: UInt64) -> Bool {
+        book.receivePacer.earliestSend(now: now, carriesNews: true) <= now
+    }
+
     /// Handles one packet from the endpoint, then tells `handler` what changed.
     @discardableResult
     public mutating func receive<H: ArbiterSessionHandler>(
         _ packet: UnsafeRawBufferPointer, now: UInt64, handler: inout H
     ) -> FCPReceiveResult {
+        if !book.receivePacer.consume(now: now) { book.statistics.packetsOverBudget &+= 1 }
         let result = connection.receive(packet, now: now, delegate: &book)
         drain(handler: &handler)
         return result
@@ -741,10 +807,19 @@ public struct ArbiterSession {
         let maxLength = min(
             extended ? configuration.extendedMaxPacketLength : configuration.referenceMaxPacketLength, buffer.count)
         let sendWelcome = book.welcome != nil && !book.welcomeAcked
+        let budgetGranted = granted.contains(.controlBudget) && book.welcome?.refusal == nil
+        let sendBudget =
+            budgetGranted && book.budget != nil && (sendWelcome || (!book.budgetAcked && !book.budgetInFlight))
         let header = connection.commit(now: now, delegate: &book)
-        book.records.begin(header.sequence, flags: sendWelcome ? ArbiterBook.welcomeFlag : 0)
+        let budgetFlags =
+            sendBudget ? ArbiterBook.budgetFlag | ArbiterBook.revisionTag(book.budget?.revision ?? 0) << 2 : 0
+        book.records.begin(header.sequence, flags: (sendWelcome ? ArbiterBook.welcomeFlag : 0) | budgetFlags)
         book.transmitRequested = false
         if sendWelcome { book.welcomeInFlight = true }
+        if sendBudget {
+            book.budgetInFlight = true
+            book.statistics.budgetsSent &+= 1
+        }
 
         var writer = FCPPacketWriter(buffer, maxLength: maxLength)
         do throws(FCPEncodeError) {
@@ -753,6 +828,7 @@ public struct ArbiterSession {
             if header.sendReset { try writer.writeReset(timestamp: header.resetTimestamp) }
             if granted.contains(.epochFencing) { try FCPEpochPayload.write(configuration.epoch, to: &writer) }
             if sendWelcome, let welcome = book.welcome { try welcome.write(to: &writer) }
+            if sendBudget, let budget = book.budget { try budget.write(to: &writer) }
 
             // Room kept for a full set of reports and the trailer; the allocations get the rest.
             let reportReserve =

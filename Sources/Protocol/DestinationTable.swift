@@ -172,6 +172,8 @@ struct IndexQueues {
 
     func queue(of index: Int) -> Queue { membership[index] }
     var isEmpty: Bool { count == 0 }
+    /// Whether the first queue holds any index.
+    var hasFirst: Bool { heads.0 >= 0 }
 
     mutating func append(_ index: Int, to queue: Queue) {
         precondition(queue != .none)

@@ -17,7 +17,9 @@ public struct EndpointSessionConfiguration: Sendable {
     /// arbiters are expected.
     public var mode: Mode = .extended(fallbackToReference: false)
     /// Extensions to ask for.
-    public var capabilities: FCPCapabilities = [.epochFencing, .announcedClock, .wideCounters, .giveBack]
+    public var capabilities: FCPCapabilities = [
+        .epochFencing, .announcedClock, .wideCounters, .giveBack, .controlBudget,
+    ]
     /// Identity stated in HELLO.
     public var node: NodeID?
     /// IPv4 address stated in HELLO (host byte order).
@@ -62,8 +64,8 @@ public struct EndpointSessionConfiguration: Sendable {
         maxPacketLength ?? (mode == .reference ? FCPWire.endpointMaxLength : 320)
     }
 
-    /// Smallest packet that fits a RESET, HELLO, ten requests and ten give-backs.
-    static let extendedMinimumPacket = 8 + 8 + 20 + (4 + 10 * 12) * 2 + FCPAuthenticator.trailerLength
+    /// Smallest packet that fits a RESET, HELLO, ten requests, ten give-backs and ACK-DELAY.
+    static let extendedMinimumPacket = 8 + 8 + 20 + (4 + 10 * 12) * 2 + 8 + FCPAuthenticator.trailerLength
 
     /// Why the configuration cannot work, naming the field; nil when it can.
     public var problem: String? {
@@ -169,6 +171,13 @@ public struct EndpointSessionStatistics: Sendable, Hashable {
     public var overcountsCorrected: UInt64 = 0
     /// Reports of more allocations than we ever requested: an arbiter bug, counted.
     public var reportsAboveRequest: UInt64 = 0
+    /// BUDGET payloads that changed the pace (a newer revision).
+    public var budgetsApplied: UInt64 = 0
+    /// Packets the caller sent before ``EndpointSession/earliestSendTime(now:)``: above the
+    /// arbiter's budget or during a back-off.
+    public var packetsAboveBudget: UInt64 = 0
+    /// Loss episodes that made the session back off.
+    public var backoffs: UInt64 = 0
 
     public init() {}
 }
@@ -345,6 +354,14 @@ struct EndpointBook: FCPConnectionDelegate {
     var packetSequence: UInt64 = 0
     var transmitRequested = false
     var negotiationChanged = false
+    /// Paces what this session sends; unlimited until the arbiter announces a budget.
+    var pacer = ControlPacer()
+    /// Demand towards an idle destination waits to be sent (see ``addDemand(to:slots:)``).
+    var freshDemand = false
+    /// The revision of the budget applied; nil: none since the last reset.
+    var budgetRevision: UInt32?
+    /// When the newest packet received (the one the next packet acknowledges) arrived.
+    var newestArrival: UInt64 = 0
     /// Slot clock announced by the arbiter: origin (ns) and length (ps).
     var clockOrigin: UInt64 = 0
     var clockPicoseconds: UInt64 = 0
@@ -442,6 +459,12 @@ struct EndpointBook: FCPConnectionDelegate {
             // The slot may hold a flow removed at the last reset.
             flows[i] = EndpointFlow()
         }
+        // Demand towards a destination the arbiter owes nothing: a flow starting, whose
+        // first slot waits for this packet. More for a destination being served can wait
+        // its turn. (Measured, 128 simulated hosts at 1 562 packets/s each: counting demand
+        // for a destination about to run dry as news too emptied the bucket, and flows
+        // that start waited longer, small flows' slowdown p99 12 → 75.)
+        if flows[i].requested <= flows[i].received &+ flows[i].withdrawn { freshDemand = true }
         flows[i].need &+= slots
         enqueueIfNeeded(i)
         return true
@@ -624,6 +647,8 @@ struct EndpointBook: FCPConnectionDelegate {
         helloAcknowledged = false
         arbiterHeard = false
         helloFailures = 0
+        // A restarted arbiter numbers its budgets afresh; the pace stays until it speaks.
+        budgetRevision = nil
         switch negotiation {
         case .established, .refused, .offering: negotiation = .offering
         case .reference, .fellBack: break
@@ -646,17 +671,30 @@ struct EndpointBook: FCPConnectionDelegate {
             helloInFlight = false
             helloAcknowledged = true
         }
+        pacer.noteAcknowledged()
     }
 
     mutating func fcpNegativelyAcknowledged(sequence: UInt64) {
+        var carriedNews = false
         records.forEach(sequence) { e in
             let i = Int(e.flow)
             guard i < table.count else { return }
             let stillNeeded = e.isGiveBack ? e.value > flows[i].giveBackAcked : e.value > flows[i].acked
+            if stillNeeded { carriedNews = true }
             if stillNeeded && queues.queue(of: i) != .first {
                 queues.append(i, to: .first)
                 transmitRequested = true
             }
+        }
+        let hello = records.flags(sequence).map { $0 & Self.helloFlag != 0 } ?? false
+        // Resending into a queue that is already full only makes it longer: wait, doubling
+        // the wait while losses go on. Only a packet the arbiter had to answer tells of a
+        // loss: one with acknowledgements alone is answered only when the arbiter has
+        // something to say.
+        if carriedNews || hello {
+            let level = pacer.backoffLevel
+            pacer.noteLoss(now: now, base: configuration.sendTimeoutNanoseconds / 4)
+            if pacer.backoffLevel != level { statistics.backoffs &+= 1 }
         }
         if let f = records.flags(sequence), f & Self.helloFlag != 0, negotiation.isOffering {
             helloInFlight = false
@@ -755,6 +793,16 @@ struct EndpointBook: FCPConnectionDelegate {
                 let e = FCPListPayload.reportEntry(payload.body, k)
                 report(node: e.destination, allocated: e.allocated, withdrawn: e.withdrawn)
             }
+        case .budget:
+            guard granted.contains(.controlBudget), let budget = FCPControlBudget(body: payload.body) else {
+                statistics.ignoredExtensions &+= 1
+                return
+            }
+            // Revisions only grow at one arbiter; a late copy of an older one is stale.
+            if let applied = budgetRevision, budget.revision <= applied { return }
+            budgetRevision = budget.revision
+            pacer.setRate(packetsPerSecond: UInt64(budget.packetsPerSecond), burst: UInt64(budget.burst), now: now)
+            statistics.budgetsApplied &+= 1
         default:
             statistics.ignoredExtensions &+= 1
         }
@@ -841,10 +889,29 @@ public struct EndpointSession {
         case (nil, let b): return b
         }
     }
-    /// Whether there is something to send: requests, acknowledgements, HELLO.
-    public var wantsToSend: Bool {
-        book.transmitRequested || !book.queues.isEmpty || (book.negotiation.isOffering && !book.helloInFlight)
+    /// Whether there is something to send: requests, acknowledgements, HELLO. When it may
+    /// leave is ``earliestSendTime(now:)``.
+    public var wantsToSend: Bool { book.transmitRequested || carriesNews }
+
+    /// Whether the next packet carries what the arbiter is waiting for: demand towards an
+    /// idle destination (a flow starting), a resend of what timed out, or HELLO. More demand
+    /// for destinations being served, give-backs and acknowledgements can wait a little.
+    var carriesNews: Bool {
+        book.freshDemand || book.queues.hasFirst
+            || (book.negotiation.isOffering && !book.helloInFlight)
     }
+
+    /// The earliest time at or after `now` the next packet may be sent: at once without a
+    /// budget, otherwise within the share the arbiter announced (a packet without news
+    /// leaves a token for the next one with news, so a starting flow rarely waits), and
+    /// later while backing off after a loss.
+    /// Packets sent earlier are counted (``EndpointSessionStatistics/packetsAboveBudget``).
+    public func earliestSendTime(now: UInt64) -> UInt64 {
+        book.pacer.earliestSend(now: now, carriesNews: carriesNews)
+    }
+
+    /// The pace the arbiter set, and the back-off.
+    public var pacer: ControlPacer { book.pacer }
     /// Number of accepted allocations waiting for their slot.
     public var scheduledCount: Int { book.schedule.count }
     /// When the earliest accepted allocation's slot starts, if any: a pacer can sleep until
@@ -903,7 +970,9 @@ public struct EndpointSession {
     public mutating func receive(_ packet: UnsafeRawBufferPointer, now: UInt64) -> FCPReceiveResult {
         book.now = now
         book.highestEpoch = max(book.highestEpoch, connection.highestEpoch)
+        let newest = connection.highestReceived
         let result = connection.receive(packet, now: now, delegate: &book)
+        if connection.highestReceived != newest { book.newestArrival = now }
         if result.headerAccepted || result.delivered { book.arbiterHeard = true }
         if book.negotiationChanged { applyNegotiation() }
         return result
@@ -1003,11 +1072,14 @@ public struct EndpointSession {
             }
         }
         let hello = book.negotiation.isOffering
+        if now < book.pacer.earliestSend(now: now, carriesNews: true) { book.statistics.packetsAboveBudget &+= 1 }
+        book.pacer.consume(now: now)
         let header = connection.commit(now: now, delegate: &book)
         book.records.begin(header.sequence, flags: hello ? EndpointBook.helloFlag : 0)
         for k in 0..<requestCount { book.records.append(header.sequence, requests[k]) }
         for k in 0..<giveBackCount { book.records.append(header.sequence, giveBacks[k]) }
         book.transmitRequested = false
+        if book.queues.isEmpty { book.freshDemand = false }
         if hello {
             book.helloInFlight = true
             book.statistics.hellosSent &+= 1
@@ -1051,6 +1123,11 @@ public struct EndpointSession {
             }
             // Extension payloads go after the reference ones: a reference arbiter acts on
             // the demand before it stops at the unknown type.
+            if granted.contains(.controlBudget) && book.pacer.packetsPerSecond > 0 && now > book.newestArrival
+                && book.newestArrival > 0
+            {
+                try FCPAckDelayPayload.write(now - book.newestArrival, to: &writer)
+            }
             if hello {
                 var offered = book.configuration.capabilities
                 if book.configuration.authenticator == nil { offered.remove(.authentication) }

@@ -18,6 +18,8 @@ public enum FCPPayloadType: UInt8, Sendable, CaseIterable {
     case wideAlloc = 0xA
     case authentication = 0xB
     case giveBack = 0xC
+    case budget = 0xD
+    case ackDelay = 0xE
 }
 
 /// Sizes and limits of the reference wire format.

@@ -35,6 +35,10 @@ public struct ArbiterSessionCounters: Sendable, Hashable, Codable {
     public var unexpectedPayloads: UInt64 = 0
     /// Packets that could not be built (buffer too small).
     public var encodeFailures: UInt64 = 0
+    /// Packets that arrived above the endpoint's share of the budget.
+    public var packetsOverBudget: UInt64 = 0
+    /// BUDGET payloads sent.
+    public var budgetsSent: UInt64 = 0
 
     public init() {}
 
@@ -56,6 +60,8 @@ public struct ArbiterSessionCounters: Sendable, Hashable, Codable {
         refusals &+= other.refusals
         unexpectedPayloads &+= other.unexpectedPayloads
         encodeFailures &+= other.encodeFailures
+        packetsOverBudget &+= other.packetsOverBudget
+        budgetsSent &+= other.budgetsSent
     }
 
     enum CodingKeys: String, CodingKey {
@@ -75,5 +81,7 @@ public struct ArbiterSessionCounters: Sendable, Hashable, Codable {
         case refusals = "refusals"
         case unexpectedPayloads = "unexpected_payloads"
         case encodeFailures = "encode_failures"
+        case packetsOverBudget = "packets_over_budget"
+        case budgetsSent = "budgets_sent"
     }
 }

@@ -30,6 +30,40 @@ public struct ArbiterStatus: Sendable, Hashable, Codable {
     public var sessions: ArbiterSessionCounters
     public var sendRule: SendRule
     public var slotLateness: SlotLateness
+    public var controlBudget: ControlBudget
+
+    /// The packets per second the arbiter takes from its endpoints, and each one's share
+    /// (all 0 without a budget).
+    public struct ControlBudget: Sendable, Hashable, Codable {
+        /// `control_budget.packets_per_second`.
+        public var configuredPacketsPerSecond: UInt64
+        /// What the shares are computed from: the configured figure, or less when the
+        /// communication thread measured that it takes less (at its target load).
+        public var capacityPacketsPerSecond: UInt64
+        /// Each endpoint's share now, and its burst.
+        public var sharePacketsPerSecond: UInt64
+        public var burst: Int
+        /// Increases with every change of the share.
+        public var revision: UInt64
+
+        public init(
+            configuredPacketsPerSecond: UInt64, capacityPacketsPerSecond: UInt64, sharePacketsPerSecond: UInt64,
+            burst: Int, revision: UInt64
+        ) {
+            self.configuredPacketsPerSecond = configuredPacketsPerSecond
+            self.capacityPacketsPerSecond = capacityPacketsPerSecond
+            self.sharePacketsPerSecond = sharePacketsPerSecond
+            self.burst = burst
+            self.revision = revision
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case configuredPacketsPerSecond = "configured_packets_per_second"
+            case capacityPacketsPerSecond = "capacity_packets_per_second"
+            case sharePacketsPerSecond = "share_packets_per_second"
+            case burst, revision
+        }
+    }
 
     /// The send rule as it stands, and how far ahead of their earliest slot packets of
     /// allocations actually left.
@@ -90,7 +124,7 @@ public struct ArbiterStatus: Sendable, Hashable, Codable {
         timeslotNanoseconds: Double, hosts: Int, endpointsConnected: Int, loops: UInt64, busyNanoseconds: UInt64,
         ioNanoseconds: UInt64, packetsFromUnknownSources: UInt64, core: ArbiterCoreCounters,
         allocator: AllocatorCounters, io: PacketIOCounters, fcp: FCPCounters, sessions: ArbiterSessionCounters,
-        sendRule: SendRule, slotLateness: SlotLateness
+        sendRule: SendRule, slotLateness: SlotLateness, controlBudget: ControlBudget
     ) {
         self.listen = listen
         self.startedAtNanoseconds = startedAtNanoseconds
@@ -110,6 +144,7 @@ public struct ArbiterStatus: Sendable, Hashable, Codable {
         self.sessions = sessions
         self.sendRule = sendRule
         self.slotLateness = slotLateness
+        self.controlBudget = controlBudget
     }
 
     enum CodingKeys: String, CodingKey {
@@ -127,5 +162,6 @@ public struct ArbiterStatus: Sendable, Hashable, Codable {
         case core, allocator, io, fcp, sessions
         case sendRule = "send_rule"
         case slotLateness = "slot_lateness_ns"
+        case controlBudget = "control_budget"
     }
 }

@@ -57,6 +57,12 @@ public struct EndpointSessionCounters: Sendable, Hashable, Codable {
     public var overcountsCorrected: UInt64 = 0
     /// Reports of more allocations than we ever requested: an arbiter bug, counted.
     public var reportsAboveRequest: UInt64 = 0
+    /// Budgets from the arbiter that changed the pace.
+    public var budgetsApplied: UInt64 = 0
+    /// Packets sent before the budget or a back-off allowed.
+    public var packetsAboveBudget: UInt64 = 0
+    /// Loss episodes that made the session wait before sending again.
+    public var backoffs: UInt64 = 0
 
     public init() {}
 
@@ -89,5 +95,8 @@ public struct EndpointSessionCounters: Sendable, Hashable, Codable {
         case allocationsArrivedAfterLoss = "allocations_arrived_after_loss"
         case overcountsCorrected = "overcounts_corrected"
         case reportsAboveRequest = "reports_above_request"
+        case budgetsApplied = "budgets_applied"
+        case packetsAboveBudget = "packets_above_budget"
+        case backoffs = "backoffs"
     }
 }

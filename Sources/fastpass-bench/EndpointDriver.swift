@@ -181,7 +181,7 @@ public final class EndpointDriver {
             if let d = session.timerDeadline, d <= now { session.handleTimeout(now: now) }
             take(at: now)
             if count >= total && doneAt == nil { doneAt = now }
-            while session.wantsToSend && !tx.isFull {
+            while session.wantsToSend && session.earliestSendTime(now: now) <= now && !tx.isFull {
                 let added = tx.append { buffer in
                     if case .success(let n) = session.send(now: now, into: buffer), n > 0 { return (arbiter, n) }
                     return nil

@@ -584,6 +584,10 @@ final class LoadGenerator: @unchecked Sendable {
         sender = try RawIPv4Socket.headerIncludedSender()
         receiver = try RawIPv4Socket(address: 0, receiveBufferBytes: 16 << 20)
         try receiver.filterDestinations(network: network, prefixLength: 16)
+        // Judged when the kernel received them, as an endpoint of its own would: at a
+        // thousand endpoints one walk of the generator's loop takes long enough that
+        // allocations waiting for it would count as late, be refused and asked for again.
+        try receiver.enableReceiveTimestamps()
     }
 
     var counters: Counters {
@@ -637,6 +641,8 @@ final class LoadGenerator: @unchecked Sendable {
         var ringHead = [Int](repeating: 0, count: n * k)
         var ringCount = [Int](repeating: 0, count: n * k)
         var touched = [Bool](repeating: true, count: n)
+        /// Per endpoint, the time of its latest event: arrival stamps never take it back.
+        var sessionTime = [UInt64](repeating: 0, count: n)
         var offered = [UInt64](repeating: 0, count: n * k)
         let offeredSince = RealtimeClock.now()
         var samples = [UInt64]()
@@ -688,7 +694,9 @@ final class LoadGenerator: @unchecked Sendable {
                 for i in 0..<got where rx.address(i) == arbiter {
                     let e = Int(IPv4.destination(ofHeader: rx.header(i)) &- network &- 1)
                     guard e >= 0 && e < n else { continue }
-                    sessions[e].receive(rx.payload(i), now: now)
+                    let t = max(min(rx.arrivalTime(i) ?? now, now), sessionTime[e])
+                    sessionTime[e] = t
+                    sessions[e].receive(rx.payload(i), now: t)
                     received &+= 1
                     touched[e] = true
                 }
@@ -761,7 +769,7 @@ final class LoadGenerator: @unchecked Sendable {
                         sessions[e].addDemand(to: flowDestination[f], slots: outstanding - flow.need)
                     }
                 }
-                while sessions[e].wantsToSend {
+                while sessions[e].wantsToSend && sessions[e].earliestSendTime(now: now) <= now {
                     if tx.isFull { flush() }
                     let source = topology.addresses[e]
                     let added = tx.append { buffer in

@@ -42,10 +42,10 @@ struct AgentCoreTests {
 
         init(
             topology: Topology, lead: UInt64 = 0, slotBytes: Int = 1500, lateLimit: UInt64? = nil,
-            unreachableAfter: UInt64? = nil
+            unreachableAfter: UInt64? = nil, arbiter: ArbiterCoreConfiguration = .init()
         ) throws {
             self.topology = topology
-            core = try ArbiterCore(topology: topology, now: now)
+            core = try ArbiterCore(topology: topology, configuration: arbiter, now: now)
             agents = []
             for h in 0..<topology.hostCount {
                 var s = EndpointSessionConfiguration()
@@ -157,6 +157,38 @@ struct AgentCoreTests {
             // Small packets share slots: fewer slots than packets.
             #expect(s.slotsUsed < s.packetsReleased)
             #expect(s.lateness.indices.map { s.lateness[$0] }.reduce(0, +) == s.packetsReleased)
+        }
+    }
+
+    @Test(
+        "a budget of 1 000 packets/s per agent: agents keep to it, the arbiter counts nothing above it, every packet leaves"
+    )
+    func pacedByTheBudget() throws {
+        let topology = try Topology(TopologyConfiguration.regular(racks: 2, hostsPerRack: 2, spines: 2))
+        var arbiter = ArbiterCoreConfiguration()
+        arbiter.controlPacketsPerSecond = 4_000
+        var fabric = try Fabric(topology: topology, arbiter: arbiter)
+        var handle: UInt32 = 0
+        // 40 ms of packets to every other host every 100 µs: demand changes 30 000 times.
+        for _ in 0..<400 {
+            for h in 0..<topology.hostCount {
+                for d in 0..<topology.hostCount where d != h {
+                    handle += 1
+                    let queued = fabric.agents[h].enqueue(handle: handle, length: 1500, peer: fabric.peer(d, of: h))
+                    #expect(queued == .queued)
+                }
+            }
+            fabric.run(for: 100_000)
+        }
+        fabric.run(for: 20_000_000)
+        #expect(fabric.released.count == Int(handle), "every packet left in its slot")
+        for h in 0..<topology.hostCount {
+            #expect(fabric.agents[h].session.pacer.packetsPerSecond == 1_000)
+            // 60 ms at 1 000 packets/s, plus the burst and the HELLO before the budget.
+            #expect(fabric.agents[h].statistics.controlPacketsSent <= 60 + 8 + 2)
+            #expect(fabric.agents[h].session.statistics.packetsAboveBudget == 0)
+            let over = fabric.core.session(forAddress: topology.addresses[h])?.statistics.packetsOverBudget
+            #expect(over == 0)
         }
     }
 

@@ -96,6 +96,28 @@ struct ConfigurationTests {
         #expect(error(Self.valid + "\ndpdk: {eal_args: [-l], buffers: 10}\n")?.contains("dpdk.buffers") == true)
     }
 
+    @Test("control_budget: defaults, every field reaching the core, clear refusals")
+    func controlBudgetSection() throws {
+        let d = try ArbiterDaemonConfiguration.parse(yaml: Self.valid, file: "t").coreConfiguration(authenticator: nil)
+        #expect(d.controlPacketsPerSecond == 200_000 && d.controlBurst == 8 && d.minimumControlShare == 100)
+        #expect(d.measuresControlCapacity && d.controlTargetLoad == 0.7)
+        let c = try ArbiterDaemonConfiguration.parse(
+            yaml: Self.valid
+                + "\ncontrol_budget: {packets_per_second: 50000, burst: 4, minimum_share: 20, measure: false, target_load: 0.5}\n",
+            file: "t"
+        ).coreConfiguration(authenticator: nil)
+        #expect(c.controlPacketsPerSecond == 50_000 && c.controlBurst == 4 && c.minimumControlShare == 20)
+        #expect(!c.measuresControlCapacity && c.controlTargetLoad == 0.5)
+        let off = try ArbiterDaemonConfiguration.parse(
+            yaml: Self.valid, file: "t", overrides: [("control_budget.packets_per_second", "0")])
+        #expect(off.coreConfiguration(authenticator: nil).controlPacketsPerSecond == 0)
+        #expect(error(Self.valid + "\ncontrol_budget: {burst: 0}\n")?.contains("control_budget.burst") == true)
+        #expect(
+            error(Self.valid + "\ncontrol_budget: {target_load: 1.5}\n")?.contains("control_budget.target_load") == true
+        )
+        #expect(error(Self.valid + "\ncontrol_budget: {packet_per_second: 5}\n")?.contains("did you mean") == true)
+    }
+
     @Test("allocator threads: stages and their CPUs, from the file or flags, reach the core's pipeline")
     func allocatorThreads() throws {
         let yaml =

@@ -87,7 +87,7 @@ struct StatusRoundTripTests {
                 "destination_table_full", "demand_slots", "withdrawn_slots", "allocations_recorded", "allocations_sent",
                 "allocations_fell_off", "allocations_expired_unsent", "allocations_rejected", "allocations_unencodable",
                 "demand_deferred", "report_entries_sent", "hellos_received", "registrations", "refusals",
-                "unexpected_payloads", "encode_failures",
+                "unexpected_payloads", "encode_failures", "packets_over_budget", "budgets_sent",
             ]
         ),
         (
@@ -100,7 +100,7 @@ struct StatusRoundTripTests {
                 "unencodable_destinations", "request_entries_sent", "give_back_entries_sent", "hellos_sent",
                 "welcomes_received", "refusals", "fallbacks", "ignored_extensions", "rejected_welcomes",
                 "encode_failures", "slots_withdrawn", "allocations_arrived_after_loss", "overcounts_corrected",
-                "reports_above_request",
+                "reports_above_request", "budgets_applied", "packets_above_budget", "backoffs",
             ]
         ),
         (
@@ -171,7 +171,7 @@ struct StatusRoundTripTests {
             Set(o.keys) == [
                 "listen", "started_at_ns", "uptime_seconds", "current_slot", "timeslot_ns", "hosts",
                 "endpoints_connected", "loops", "busy_ns", "io_ns", "packets_from_unknown_sources", "core", "allocator",
-                "io", "fcp", "sessions", "send_rule", "slot_lateness_ns",
+                "io", "fcp", "sessions", "send_rule", "slot_lateness_ns", "control_budget",
             ])
         #expect(
             Set((o["send_rule"] as? [String: Any] ?? [:]).keys) == [
@@ -179,6 +179,11 @@ struct StatusRoundTripTests {
                 "lead_at_send_p50", "lead_at_send_p90", "packets_late_at_send",
             ])
         #expect(Set((o["slot_lateness_ns"] as? [String: Any] ?? [:]).keys) == ["p50", "p99", "p999", "samples"])
+        #expect(
+            Set((o["control_budget"] as? [String: Any] ?? [:]).keys) == [
+                "configured_packets_per_second", "capacity_packets_per_second", "share_packets_per_second", "burst",
+                "revision",
+            ])
     }
 
     @Test("/endpoints and /topology round-trip and keep their keys")

@@ -12,7 +12,10 @@ extension ArbiterStatus {
         sendRule: SendRule(
             sendLeadSlots: 8, lookaheadSlots: 24, roundTripP99Seconds: 0.000_25, leadAtSendP1: -2, leadAtSendP10: 3,
             leadAtSendP50: 9, leadAtSendP90: 15, packetsLateAtSend: 5),
-        slotLateness: SlotLateness(p50: 1024, p99: 65_536, p999: 1 << 20, samples: 4242))
+        slotLateness: SlotLateness(p50: 1024, p99: 65_536, p999: 1 << 20, samples: 4242),
+        controlBudget: ControlBudget(
+            configuredPacketsPerSecond: 200_000, capacityPacketsPerSecond: 90_000, sharePacketsPerSecond: 87,
+            burst: 8, revision: 12))
 }
 
 extension EndpointStatus {

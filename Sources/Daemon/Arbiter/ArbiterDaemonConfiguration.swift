@@ -44,6 +44,18 @@ public struct ArbiterDaemonConfiguration: DaemonConfiguration {
     public var pathCore: Int?
     /// Datagrams received or sent per system call.
     public var ioBatch = 32
+    /// FCP packets per second the arbiter takes from all endpoints together (the
+    /// `control_budget:` section's `packets_per_second`; 0: no budget). Each endpoint that
+    /// negotiates the control budget is told its share and paces itself by it.
+    public var controlPacketsPerSecond = ArbiterCoreConfiguration().controlPacketsPerSecond
+    /// Packets an endpoint may send back to back (`control_budget.burst`).
+    public var controlBurst = ArbiterCoreConfiguration().controlBurst
+    /// The least share of one endpoint, packets per second (`control_budget.minimum_share`).
+    public var minimumControlShare = ArbiterCoreConfiguration().minimumControlShare
+    /// Whether the capacity follows what the communication thread measures it takes
+    /// (`control_budget.measure`), and at what share of that (`control_budget.target_load`).
+    public var measuresControlCapacity = ArbiterCoreConfiguration().measuresControlCapacity
+    public var controlTargetLoad = ArbiterCoreConfiguration().controlTargetLoad
     /// `trace`, `debug`, `info`, `notice`, `warning`, `error` or `critical`.
     public var logLevel = "info"
     /// The packet I/O backend: raw sockets (the default) or a DPDK port.
@@ -122,6 +134,16 @@ public struct ArbiterDaemonConfiguration: DaemonConfiguration {
                 field: "cores", reason: "each thread needs a CPU of its own; \(pinned) names one twice (they spin)")
         }
         c.ioBatch = try root.integer("io_batch", in: 1...PacketBatch.maximumCapacity) ?? c.ioBatch
+        if var budget = try root.mapping("control_budget") {
+            c.controlPacketsPerSecond = UInt64(
+                try budget.integer("packets_per_second", in: 0...Int(UInt32.max)) ?? Int(c.controlPacketsPerSecond))
+            c.controlBurst = try budget.integer("burst", in: 1...1000) ?? c.controlBurst
+            c.minimumControlShare = UInt64(
+                try budget.integer("minimum_share", in: 1...Int(UInt32.max)) ?? Int(c.minimumControlShare))
+            c.measuresControlCapacity = try budget.boolean("measure") ?? c.measuresControlCapacity
+            c.controlTargetLoad = try budget.number("target_load", in: 0.05...1) ?? c.controlTargetLoad
+            try budget.finish()
+        }
         c.logLevel = try root.logLevel() ?? c.logLevel
         (c.io, c.dpdk) = try root.ioSettings()
         try root.finish()
@@ -236,6 +258,11 @@ public struct ArbiterDaemonConfiguration: DaemonConfiguration {
         }
         core.session.authenticator = authenticator
         core.session.requireAuthentication = requireAuthentication
+        core.controlPacketsPerSecond = controlPacketsPerSecond
+        core.controlBurst = controlBurst
+        core.minimumControlShare = minimumControlShare
+        core.measuresControlCapacity = measuresControlCapacity
+        core.controlTargetLoad = controlTargetLoad
         return core
     }
 

@@ -59,6 +59,10 @@ public struct ArbiterSnapshot: Sendable {
     public var sendLeadSlots = 0
     public var lookaheadSlots = 0
     public var roundTripP99Nanoseconds: UInt64 = 0
+    /// The control budget: configured and effective capacity, and the share as announced.
+    public var controlConfigured: UInt64 = 0
+    public var controlCapacity: UInt64 = 0
+    public var controlShare: FCPControlBudget?
     /// Packets of allocations by their earliest slot's lead as they left (slots).
     public var sendLeads = AllocationLeadHistogram()
 

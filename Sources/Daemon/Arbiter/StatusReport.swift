@@ -64,7 +64,11 @@ enum StatusReport {
                 packetsLateAtSend: s.sendLeads.count(below: 0)),
             slotLateness: ArbiterStatus.SlotLateness(
                 p50: latenessQuantile(s.lateness, 0.5), p99: latenessQuantile(s.lateness, 0.99),
-                p999: latenessQuantile(s.lateness, 0.999), samples: s.lateness.reduce(0, &+)))
+                p999: latenessQuantile(s.lateness, 0.999), samples: s.lateness.reduce(0, &+)),
+            controlBudget: ArbiterStatus.ControlBudget(
+                configuredPacketsPerSecond: s.controlConfigured, capacityPacketsPerSecond: s.controlCapacity,
+                sharePacketsPerSecond: UInt64(s.controlShare?.packetsPerSecond ?? 0),
+                burst: Int(s.controlShare?.burst ?? 0), revision: UInt64(s.controlShare?.revision ?? 0)))
     }
 
     static func endpoints(_ s: ArbiterSnapshot) -> [EndpointStatus] {

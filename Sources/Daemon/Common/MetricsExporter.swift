@@ -72,6 +72,10 @@ final class MetricsExporter: Sendable {
             gauge("fastpass_send_lead_slots", Double(snapshot.sendLeadSlots), in: &s)
             gauge("fastpass_lookahead_slots", Double(snapshot.lookaheadSlots), in: &s)
             gauge("fastpass_endpoint_round_trip_p99_seconds", Double(snapshot.roundTripP99Nanoseconds) / 1e9, in: &s)
+            gauge("fastpass_control_budget_capacity_packets_per_second", Double(snapshot.controlCapacity), in: &s)
+            gauge(
+                "fastpass_control_budget_share_packets_per_second",
+                Double(snapshot.controlShare?.packetsPerSecond ?? 0), in: &s)
             gauge(
                 "fastpass_uptime_seconds",
                 snapshot.time > snapshot.startedAt ? Double(snapshot.time - snapshot.startedAt) / 1e9 : 0, in: &s)

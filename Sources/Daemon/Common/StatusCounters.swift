@@ -149,6 +149,8 @@ extension ArbiterSessionCounters {
         refusals = s.refusals
         unexpectedPayloads = s.unexpectedPayloads
         encodeFailures = s.encodeFailures
+        packetsOverBudget = s.packetsOverBudget
+        budgetsSent = s.budgetsSent
     }
 }
 
@@ -185,6 +187,9 @@ extension EndpointSessionCounters {
         allocationsArrivedAfterLoss = s.allocationsArrivedAfterLoss
         overcountsCorrected = s.overcountsCorrected
         reportsAboveRequest = s.reportsAboveRequest
+        budgetsApplied = s.budgetsApplied
+        packetsAboveBudget = s.packetsAboveBudget
+        backoffs = s.backoffs
     }
 }
 

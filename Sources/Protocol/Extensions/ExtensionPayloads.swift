@@ -16,10 +16,13 @@ public struct FCPCapabilities: OptionSet, Sendable, Hashable, CustomStringConver
     public static let giveBack = FCPCapabilities(rawValue: 1 << 3)
     /// Packets carry a keyed MAC (see ``FCPAuthenticator``).
     public static let authentication = FCPCapabilities(rawValue: 1 << 4)
+    /// The arbiter announces the endpoint's share of its packet budget (BUDGET, see
+    /// ``FCPControlBudget``) and the endpoint paces its packets within it.
+    public static let controlBudget = FCPCapabilities(rawValue: 1 << 5)
 
     /// Everything this version of the protocol defines.
     public static let all: FCPCapabilities = [
-        .epochFencing, .announcedClock, .wideCounters, .giveBack, .authentication,
+        .epochFencing, .announcedClock, .wideCounters, .giveBack, .authentication, .controlBudget,
     ]
 
     public var description: String {
@@ -29,6 +32,7 @@ public struct FCPCapabilities: OptionSet, Sendable, Hashable, CustomStringConver
         if contains(.wideCounters) { names.append("wide") }
         if contains(.giveBack) { names.append("give-back") }
         if contains(.authentication) { names.append("auth") }
+        if contains(.controlBudget) { names.append("budget") }
         return "[" + names.joined(separator: ",") + "]"
     }
 }
