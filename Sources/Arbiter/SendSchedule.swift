@@ -1,3 +1,5 @@
+import FastpassProtocol
+
 /// How far ahead the arbiter allocates and sends, following the endpoints' round trips.
 ///
 /// The send rule: a session with nothing but allocations to send waits until its

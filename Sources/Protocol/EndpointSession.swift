@@ -362,6 +362,13 @@ struct EndpointBook: FCPConnectionDelegate {
     var budgetRevision: UInt32?
     /// When the newest packet received (the one the next packet acknowledges) arrived.
     var newestArrival: UInt64 = 0
+    /// Round trips of packets the arbiter had to answer (with news): what the send timeout
+    /// follows. A packet of acknowledgements alone is answered whenever the arbiter next
+    /// has something to say, which is no measure of the path.
+    var roundTrip = SmoothedRoundTrip()
+    /// The sample the connection just measured, until the acknowledgement it belongs to
+    /// says whether the packet carried news.
+    var roundTripSample: UInt64 = 0
     /// Slot clock announced by the arbiter: origin (ns) and length (ps).
     var clockOrigin: UInt64 = 0
     var clockPicoseconds: UInt64 = 0
@@ -657,7 +664,18 @@ struct EndpointBook: FCPConnectionDelegate {
         transmitRequested = true
     }
 
+    mutating func fcpMeasuredRoundTrip(nanoseconds: UInt64) { roundTripSample = nanoseconds }
+
     mutating func fcpAcknowledged(sequence: UInt64) {
+        let sample = roundTripSample
+        roundTripSample = 0
+        var entries = 0
+        if sample != 0 {
+            records.forEach(sequence) { _ in entries += 1 }
+            if entries > 0 || records.flags(sequence).map({ $0 & Self.helloFlag != 0 }) == true {
+                roundTrip.record(nanoseconds: sample)
+            }
+        }
         records.forEach(sequence) { e in
             let i = Int(e.flow)
             guard i < table.count else { return }
@@ -973,6 +991,7 @@ public struct EndpointSession {
         let newest = connection.highestReceived
         let result = connection.receive(packet, now: now, delegate: &book)
         if connection.highestReceived != newest { book.newestArrival = now }
+        followRoundTrip()
         if result.headerAccepted || result.delivered { book.arbiterHeard = true }
         if book.negotiationChanged { applyNegotiation() }
         return result
@@ -1020,6 +1039,21 @@ public struct EndpointSession {
         book.statistics.allocationsUsed &+= 1
         return e
     }
+
+    /// Keeps the send timeout above the measured round trip (never below the configured
+    /// one): an arbiter that answers slowly under load would otherwise see every request
+    /// twice, and the endpoint back off for losses that were not.
+    private mutating func followRoundTrip() {
+        guard book.roundTrip.smoothed > 0 else { return }
+        let wanted = max(book.configuration.sendTimeoutNanoseconds, book.roundTrip.timeoutNanoseconds)
+        let current = connection.configuration.sendTimeoutNanoseconds
+        let change = wanted > current ? wanted - current : current - wanted
+        guard change > current / 8 else { return }
+        connection.setSendTimeout(nanoseconds: wanted)
+    }
+
+    /// The send timeout in use (ns): the configured one, or the round trip's if longer.
+    public var sendTimeoutNanoseconds: UInt64 { connection.configuration.sendTimeoutNanoseconds }
 
     private mutating func applyNegotiation() {
         book.negotiationChanged = false
