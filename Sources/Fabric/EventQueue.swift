@@ -16,6 +16,11 @@ struct Event {
         case agentWake
         /// The arbiter's deadline (`b`: wake generation).
         case arbiterWake
+        /// The arbiter's modelled communication core finished its batch of packets.
+        case arbiterCPUDone
+        /// The arbiter's modelled communication core sent a packet of its batch (`a`: its
+        /// index in the batch).
+        case arbiterCPUSend
         /// The arbiter restarts (fault injection).
         case arbiterRestart
         /// A spine goes down (`a`: spine).

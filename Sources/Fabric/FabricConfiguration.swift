@@ -35,6 +35,8 @@ public struct FabricConfiguration: Sendable {
     /// back to sending them unscheduled, as the daemon's `unreachable.after_ms` does; nil:
     /// never (the agents wait however long).
     public var agentUnreachableAfterNanoseconds: UInt64?
+    /// The arbiter's modelled CPU: on by default, so an arbiter short of cores falls behind.
+    public var arbiterCPU = ArbiterCPUConfiguration()
     public var seed: UInt64 = 1
 
     public init() {}
@@ -70,6 +72,7 @@ public struct FabricConfiguration: Sendable {
         if agentWindowPackets < 1 { return "agentWindowPackets must be at least 1" }
         if let p = traffic.problem(hosts: hostCount) { return "traffic.\(p)" }
         if let p = faults.problem { return "faults.\(p)" }
+        if let p = arbiterCPU.problem { return "arbiterCPU.\(p)" }
         return nil
     }
 }

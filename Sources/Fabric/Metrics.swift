@@ -182,6 +182,8 @@ public struct SystemResult: Codable, Sendable {
     public var agentReachableAgainEvents: UInt64?
     public var unscheduledPackets: UInt64?
     public var controlLostInOutage: UInt64?
+    /// The arbiter's CPU: packet rates, load, receive queue, allocator cores (fastpass only).
+    public var arbiter: ArbiterCPUSummary? = nil
     public var events: UInt64
     public var eventsPerSecond: Double
     public var wallSeconds: Double

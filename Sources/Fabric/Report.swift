@@ -24,6 +24,14 @@ public struct ReportParameters: Codable, Sendable {
     public var spineDown: SpineFailure?
     public var arbiterLinkGbps: Double
     public var requestIntervalNanoseconds: UInt64
+    /// The arbiter's modelled CPU (``ArbiterCPUConfiguration``).
+    public var arbiterCPU: Bool
+    public var arbiterPacketNanoseconds: UInt64
+    public var arbiterReceiveQueuePackets: Int
+    public var arbiterAllocatorCores: Int
+    public var arbiterAllocationNanoseconds: Double
+    public var arbiterPathNanoseconds: Double
+    public var arbiterSlotNanoseconds: Double
     public var seed: UInt64
 
     /// A spine taken down during the run.
@@ -66,6 +74,13 @@ public struct ReportParameters: Codable, Sendable {
         spineDown = c.faults.spineDown.map { SpineFailure(spine: $0.0, milliseconds: Double($0.1) / 1e6) }
         arbiterLinkGbps = c.arbiterLinkGbps
         requestIntervalNanoseconds = c.requestIntervalNanoseconds
+        arbiterCPU = c.arbiterCPU.enabled
+        arbiterPacketNanoseconds = c.arbiterCPU.packetNanoseconds
+        arbiterReceiveQueuePackets = c.arbiterCPU.receiveQueuePackets
+        arbiterAllocatorCores = c.arbiterCPU.allocatorCores
+        arbiterAllocationNanoseconds = c.arbiterCPU.allocationNanoseconds
+        arbiterPathNanoseconds = c.arbiterCPU.pathNanoseconds
+        arbiterSlotNanoseconds = c.arbiterCPU.slotNanoseconds
         seed = c.seed
     }
 }
@@ -125,6 +140,40 @@ public enum ComparisonTable {
                 }
             ),
             ("double-booked slots", { $0.system == "fastpass" ? "\($0.doubleBookedSlots)" : "—" }),
+            (
+                "arbiter FCP rx / tx",
+                { r in
+                    r.arbiter.map {
+                        String(format: "%.0f k / %.0f k pkt/s", $0.receivedPerSecond / 1e3, $0.sentPerSecond / 1e3)
+                    }
+                        ?? "—"
+                }
+            ),
+            (
+                "arbiter comm core busy",
+                { r in
+                    r.arbiter.map {
+                        String(format: "%.1f %%", $0.communicationLoad * 100)
+                            + ($0.modelled ? "" : " (needed; not modelled)")
+                    } ?? "—"
+                }
+            ),
+            (
+                "arbiter receive queue p99 / max",
+                { r in r.arbiter.map { "\($0.receiveQueueP99Packets) / \($0.receiveQueueMaxPackets) pkts" } ?? "—" }
+            ),
+            ("arbiter receive queue drops", { r in r.arbiter.map { "\($0.receiveQueueDrops)" } ?? "—" }),
+            (
+                "allocator cores needed",
+                { r in
+                    r.arbiter.map {
+                        String(
+                            format: "%.2f of %d (%.1f M slots/s, %llu skipped)", $0.allocatorCoresNeeded,
+                            $0.allocatorCores,
+                            $0.allocationsPerSecond / 1e6, $0.slotsSkipped)
+                    } ?? "—"
+                }
+            ),
             ("retransmission timeouts", { "\($0.retransmissionTimeouts)" }),
             ("events / wall time", { String(format: "%.2f M/s (%.1f s)", $0.eventsPerSecond / 1e6, $0.wallSeconds) }),
         ]

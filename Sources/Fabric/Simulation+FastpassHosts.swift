@@ -208,6 +208,11 @@ extension Simulation {
     }
 
     func arbiterReceive(_ i: Int32) {
+        if configuration.arbiterCPU.enabled {
+            arbiterCPUArrival(i)
+            return
+        }
+        cpu.received &+= 1
         let c = Int(packets[Int(i)].control)
         let from = arbiterTopology!.addresses[Int(packets[Int(i)].source)]
         controlArena[c].withUnsafeBytes { arbiter!.receive($0, from: from, now: now) }
@@ -218,8 +223,9 @@ extension Simulation {
     func arbiterWake() {
         guard let core = arbiter else { return }
         arbiterWakeAt = .max
-        core.advance(now: now)
+        advanceArbiterCore(gated: false)
         while let (address, n) = scratch.withUnsafeMutableBytes({ core.nextPacket(now: now, into: $0) }) {
+            cpu.sent &+= 1
             guard let h = arbiterTopology!.index(ofAddress: address) else { continue }
             sendControl(scratch[0..<n], from: arbiterNode, to: h)
         }
@@ -228,7 +234,7 @@ extension Simulation {
 
     func scheduleArbiterWake() {
         guard let core = arbiter else { return }
-        let t = max(core.nextDeadline, now)
+        let t = configuration.arbiterCPU.enabled ? arbiterCPUWakeTime(core) : max(core.nextDeadline, now)
         guard t < arbiterWakeAt else { return }
         arbiterWakeAt = t
         arbiterWakeGeneration &+= 1
@@ -240,6 +246,7 @@ extension Simulation {
         // A new process: every session and all demand are gone; endpoints notice through
         // the reset handshake and ask again.
         arbiter = try? makeArbiter(topology)
+        resetArbiterCPUCounters()
         arbiterWakeAt = .max
         scheduleArbiterWake()
     }

@@ -120,6 +120,9 @@ public final class Simulation {
     var arbiterWakeAt: UInt64 = .max
     var arbiterWakeGeneration: UInt32 = 0
     var arbiterTopology: Topology?
+    /// The arbiter's modelled CPU (Simulation+ArbiterCPU.swift); its counters are kept with
+    /// the model off too.
+    @exclusivity(unchecked) var cpu: ArbiterCPUState
     var scratch = [UInt8](repeating: 0, count: 4096)
     let slotNanoseconds: Double
 
@@ -141,6 +144,7 @@ public final class Simulation {
         spineBase = torBase + configuration.racks
         spineUp = [Bool](repeating: true, count: configuration.spines)
         metrics = SimulationMetrics(spines: configuration.spines)
+        cpu = ArbiterCPUState(configuration.arbiterCPU, now: Simulation.origin)
         events = EventQueue(capacity: 1 << 16)
         random = SplitMix64(simulationSeed: configuration.seed)
         slotNanoseconds =
@@ -184,7 +188,12 @@ public final class Simulation {
             case .arrival: arrive(e.a, at: Int(e.b))
             case .retransmissionTimeout: retransmissionTimeout(Int(e.a), generation: e.b)
             case .agentWake: if e.b == agentWakeGeneration[Int(e.a)] { agentWake(Int(e.a)) }
-            case .arbiterWake: if e.b == arbiterWakeGeneration { arbiterWake() }
+            case .arbiterWake:
+                if e.b == arbiterWakeGeneration {
+                    if configuration.arbiterCPU.enabled { arbiterCPUWake() } else { arbiterWake() }
+                }
+            case .arbiterCPUDone: arbiterCPUDone()
+            case .arbiterCPUSend: arbiterCPUSend(Int(e.a))
             case .arbiterRestart: restartArbiter()
             case .spineDown: spineDown(Int(e.a))
             }

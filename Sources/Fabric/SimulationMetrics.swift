@@ -102,7 +102,7 @@ struct SimulationMetrics {
         buckets.removeAll()
         let throughput = Double(deliveredPayload) * 8 / seconds / 1e9
         let capacity = Double(s.hostCount) * rate
-        return SystemResult(
+        var result = SystemResult(
             system: s.system.rawValue, simulatedMilliseconds: seconds * 1000, queueP50Bytes: summary.p50Bytes,
             queueP99Bytes: summary.p99Bytes, queueMaxBytes: summary.maxBytes, queueP99Packets: summary.p99Packets,
             queueMaxPackets: summary.maxPackets, queues: queues, drops: drops, dataDrops: dataDrops,
@@ -131,5 +131,9 @@ struct SimulationMetrics {
             controlLostInOutage: c.faults.arbiterOutage == nil ? nil : controlLostInOutage, events: processed,
             eventsPerSecond: Double(processed) / max(wallSeconds, 1e-9), wallSeconds: wallSeconds,
             queueCDF: all.cdf(), timeline: timeline)
+        if s.system == .fastpass {
+            result.arbiter = s.cpu.summary(now: s.now, duration: c.traffic.durationNanoseconds)
+        }
+        return result
     }
 }

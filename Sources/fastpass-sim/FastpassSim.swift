@@ -40,6 +40,18 @@ struct FabricOptions: ParsableArguments {
     var arbiterOutage: String?
     @Option(help: "Agents fall back to unscheduled sending after packets waited this long with no answer, ms.")
     var unreachableAfter: Double?
+    @Option(help: "Model the arbiter's CPU (per-packet service time, receive queue, allocator cores): on or off.")
+    var arbiterCpu = "on"
+    @Option(help: "The arbiter's I/O, which sets the default per-packet time: sockets (2 800 ns) or dpdk (700 ns).")
+    var arbiterIo = "sockets"
+    @Option(
+        help: "The arbiter's communication-core time per FCP packet received or sent, ns (default: --arbiter-io's).")
+    var arbiterPacketNs: UInt64?
+    @Option(help: "FCP packets the arbiter's receive queue holds; more are dropped.") var arbiterRxQueue = 4096
+    @Option(help: "Cores the arbiter's allocator and path selection run on.") var arbiterAllocatorCores = 2
+    @Option(help: "Allocator time per slot allocated, ns.") var arbiterAllocationNs = 7.0
+    @Option(help: "Path selection time per slot allocated, ns.") var arbiterPathNs = 3.0
+    @Option(help: "Allocator time per slot of a batch, ns.") var arbiterSlotNs = 30.0
     @Option(help: "Random seed.") var seed: UInt64 = 1
     @Option(help: "Systems to run: fastpass, baseline or both.") var system = "both"
     @Option(help: "Write the results as JSON to this file.") var json: String?
@@ -95,6 +107,20 @@ struct FabricOptions: ParsableArguments {
             guard u > 0 else { throw ValidationError("--unreachable-after must be above 0 ms (got \(u))") }
             c.agentUnreachableAfterNanoseconds = UInt64(u * 1e6)
         }
+        switch arbiterCpu {
+        case "on": c.arbiterCPU.enabled = true
+        case "off": c.arbiterCPU.enabled = false
+        default: throw ValidationError("--arbiter-cpu must be on or off (got \(arbiterCpu))")
+        }
+        guard let io = ArbiterCPUConfiguration.IO(rawValue: arbiterIo) else {
+            throw ValidationError("--arbiter-io must be sockets or dpdk (got \(arbiterIo))")
+        }
+        c.arbiterCPU.packetNanoseconds = arbiterPacketNs ?? io.packetNanoseconds
+        c.arbiterCPU.receiveQueuePackets = arbiterRxQueue
+        c.arbiterCPU.allocatorCores = arbiterAllocatorCores
+        c.arbiterCPU.allocationNanoseconds = arbiterAllocationNs
+        c.arbiterCPU.pathNanoseconds = arbiterPathNs
+        c.arbiterCPU.slotNanoseconds = arbiterSlotNs
         if let p = c.problem { throw ValidationError(p) }
         return c
     }

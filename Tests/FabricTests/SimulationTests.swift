@@ -17,6 +17,11 @@ struct SimulationTests {
         c.hostsPerRack = 8
         c.spines = 2
         c.traffic.durationNanoseconds = 4_000_000
+        // These tests check the schedule the arbiter computes, so its CPU must keep up: on
+        // raw sockets (2.8 µs a packet) 16 hosts keep the communication core 90 % busy and
+        // late allocations leave queues of 4.5–9 KB behind; the DPDK figure leaves room.
+        // What a slow arbiter does is ArbiterCPUTests' subject.
+        c.arbiterCPU.packetNanoseconds = ArbiterCPUConfiguration.IO.dpdk.packetNanoseconds
         edit(&c)
         return c
     }
@@ -255,6 +260,8 @@ struct SimulationTests {
         #expect(problem { $0.traffic.pattern = .poisson(.webSearch, load: 1.5) }?.hasPrefix("traffic.load") == true)
         #expect(problem { $0.traffic.pattern = .incast(senders: 64, bytes: 1) }?.contains("incast senders") == true)
         #expect(problem { $0.faults.controlLoss = 1 }?.hasPrefix("faults.controlLoss") == true)
+        #expect(problem { $0.arbiterCPU.allocatorCores = 0 }?.hasPrefix("arbiterCPU.allocatorCores") == true)
+        #expect(problem { $0.arbiterCPU.receiveQueuePackets = 0 }?.hasPrefix("arbiterCPU.receiveQueuePackets") == true)
     }
 }
 
