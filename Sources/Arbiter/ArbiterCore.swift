@@ -108,6 +108,23 @@ public final class ArbiterCore {
     /// budget is then at most ``ArbiterCoreConfiguration/controlTargetLoad`` of it: an
     /// arbiter whose endpoints ask for more than it can take tells them to slow down
     /// before its queue grows, instead of falling behind until everything it sends is late.
+    /// The owner measured the share of its thread's time spent working (over its last
+    /// interval). A thread that is busy spends most of it on packets: the arbiter then
+    /// allocates as far ahead as endpoints accept and sends each endpoint the batches up
+    /// to there in one packet, fewer and fuller (64 simulated hosts at 700 ns a packet:
+    /// packets sent 1.18 M → 0.65 M per second, the thread 92 → 55 % busy). An idle
+    /// thread goes back to the shortest lookahead, for the first slot of a new flow.
+    public func noteCommunicationLoad(busyFraction: Double) {
+        let enter = configuration.packingLoad
+        guard busyFraction.isFinite,
+            schedule.noteLoad(busyFraction: busyFraction, enter: enter, leave: enter * 2 / 3)
+        else { return }
+        statistics.packingChanges &+= 1
+    }
+
+    /// Whether the arbiter packs now (see ``noteCommunicationLoad(busyFraction:)``).
+    public var isPacking: Bool { schedule.packing }
+
     public func noteMeasuredCapacity(receivedPerBusySecond: Double) {
         guard configuration.measuresControlCapacity, receivedPerBusySecond.isFinite, receivedPerBusySecond > 0 else {
             return
@@ -220,7 +237,13 @@ public final class ArbiterCore {
     // MARK: Packets in
 
     /// Handles one packet from the endpoint at `address` (IPv4, host byte order).
-    public func receive(_ packet: UnsafeRawBufferPointer, from address: UInt32, now: UInt64) {
+    ///
+    /// `arrivedAt`, when the owner knows it (a kernel time stamp, a modelled queue), is
+    /// when the packet reached the arbiter's host: the round trip measured by its
+    /// acknowledgement is then the path's, without the time it waited for this thread.
+    /// Counting that wait sent allocations further ahead than needed, one packet per
+    /// batch, and a busier thread waited longer still.
+    public func receive(_ packet: UnsafeRawBufferPointer, from address: UInt32, now: UInt64, arrivedAt: UInt64? = nil) {
         statistics.packetsReceived &+= 1
         clock = now
         guard let host = topology.index(ofAddress: address) else {
@@ -241,7 +264,8 @@ public final class ArbiterCore {
         withdrawRefused(host)
         // A removed host that speaks again (a packet its session took) is back.
         if result.error == nil { removed[host] = false }
-        if let rtt = sessions[host].takeRoundTripSample() {
+        if var rtt = sessions[host].takeRoundTripSample() {
+            if let arrivedAt, arrivedAt < now { rtt = max(1, rtt > now - arrivedAt ? rtt - (now - arrivedAt) : 1) }
             statistics.roundTripSamples &+= 1
             if schedule.noteRoundTrip(rtt) { adaptSendTimeout(to: schedule.smoothedRoundTrip.timeoutNanoseconds) }
         }

@@ -64,6 +64,11 @@ public struct ArbiterCoreConfiguration: Sendable {
     /// The share of the thread's measured capacity the budget hands out: the rest is room
     /// for bursts, timers and allocation.
     public var controlTargetLoad = 0.7
+    /// Above this share of the thread busy (as the owner measures it), the lookahead stays
+    /// at its ceiling so that each packet to an endpoint carries several batches (see
+    /// ``ArbiterCore/noteCommunicationLoad(busyFraction:)``); below two thirds of it, the
+    /// lookahead follows the round trips again, for the shortest wait. 1 or more: never.
+    public var packingLoad = 0.5
 
     public init() {}
 
@@ -98,6 +103,7 @@ public struct ArbiterCoreConfiguration: Sendable {
             return "controlPacketsPerSecond: at most \(UInt32.max) (got \(controlPacketsPerSecond))"
         }
         if controlBurst < 1 || controlBurst > 1000 { return "controlBurst: must be in 1...1000 (got \(controlBurst))" }
+        if !(packingLoad >= 0) { return "packingLoad: must not be negative (got \(packingLoad))" }
         if !(controlTargetLoad > 0 && controlTargetLoad <= 1) {
             return "controlTargetLoad: must be in (0, 1] (got \(controlTargetLoad))"
         }

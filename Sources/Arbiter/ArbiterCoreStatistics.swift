@@ -61,6 +61,8 @@ public struct ArbiterCoreStatistics: Sendable, Hashable {
     public var roundTripSamples: UInt64 = 0
     /// Times the sessions' send timeout was changed to follow the round trips.
     public var sendTimeoutChanges: UInt64 = 0
+    /// Times the arbiter started or stopped packing (see ``ArbiterCore/noteCommunicationLoad(busyFraction:)``).
+    public var packingChanges: UInt64 = 0
     public var registrations: UInt64 = 0
     public var refusals: UInt64 = 0
     public var endpointResets: UInt64 = 0

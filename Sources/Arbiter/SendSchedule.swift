@@ -20,6 +20,11 @@ struct SendSchedule {
     private var roundTrips = RoundTripEstimator()
     /// For the send timeout (see ``ArbiterCore/adaptSendTimeout(to:)``).
     private(set) var smoothedRoundTrip = SmoothedRoundTrip()
+    /// Whether the thread is loaded enough that fewer, fuller packets matter more than a
+    /// new flow's first slot (``ArbiterCore/noteCommunicationLoad(busyFraction:)``): the
+    /// lookahead then stays at its ceiling while the send lead still follows the round
+    /// trips, so each packet to an endpoint carries the batches up to the ceiling.
+    private(set) var packing = false
     private var dueCacheBatch: UInt64 = .max
     private var dueCacheLead: UInt64 = .max
     private var dueCache: UInt64 = 0
@@ -61,7 +66,17 @@ struct SendSchedule {
         let slots = Int((p99 &* 1000 + clock.picoseconds - 1) / clock.picoseconds)
         guard !fixedSendLead else { return true }
         sendLeadSlots = max(batch, min(lookaheadCeiling, slots + batch))
-        if !fixedLookahead { lookaheadSlots = sendLeadSlots }
+        if !fixedLookahead { lookaheadSlots = packing ? lookaheadCeiling : sendLeadSlots }
+        return true
+    }
+
+    /// Enters packing above `enter` of the thread busy, leaves it below `leave`.
+    /// Returns whether packing changed.
+    mutating func noteLoad(busyFraction: Double, enter: Double, leave: Double) -> Bool {
+        let wanted = packing ? busyFraction >= leave : busyFraction >= enter
+        guard wanted != packing else { return false }
+        packing = wanted
+        if !fixedLookahead { lookaheadSlots = packing ? lookaheadCeiling : sendLeadSlots }
         return true
     }
 

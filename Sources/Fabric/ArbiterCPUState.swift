@@ -42,6 +42,12 @@ struct ArbiterCPUState {
     // Counted in either mode.
     var received: UInt64 = 0
     var sent: UInt64 = 0
+    /// The start of the current load measurement: when, and the busy time and packets
+    /// received then (the daemon measures over 100 ms; a run here lasts tens of ms).
+    var loadWindowStart: UInt64 = 0
+    var loadWindowBusy: UInt64 = 0
+    var loadWindowReceived: UInt64 = 0
+    static let loadWindowNanoseconds: UInt64 = 1_000_000
 
     // Allocator cores.
     /// When the allocator cores finish the work handed to them so far.
@@ -58,6 +64,7 @@ struct ArbiterCPUState {
         self.configuration = configuration
         queueTime = [UInt64](repeating: 0, count: configuration.receiveQueuePackets + 1)
         queueChangedAt = now
+        loadWindowStart = now
         inService = [Int32](repeating: 0, count: ArbiterCPUConfiguration.ioBatch)
         sendBuffer = [UInt8](repeating: 0, count: ArbiterCPUConfiguration.ioBatch * Self.sendStride)
         sendLengths = [Int](repeating: 0, count: ArbiterCPUConfiguration.ioBatch)

@@ -29,6 +29,10 @@ public struct FabricConfiguration: Sendable {
     public var arbiterLinkGbps = 40.0
     /// Least time between two FCP packets from one agent.
     public var requestIntervalNanoseconds: UInt64 = 8_000
+    /// The arbiter's control budget: FCP packets per second it takes from all agents
+    /// together, each told its share (0: none). With the CPU model on, the arbiter also
+    /// measures what its communication core takes, as the daemon does.
+    public var controlPacketsPerSecond: UInt64 = 200_000
     /// Packets an agent keeps queued per flow (more are fed as they leave).
     public var agentWindowPackets = 512
     /// How long an agent's packets may wait with no word from the arbiter before it falls
@@ -70,6 +74,9 @@ public struct FabricConfiguration: Sendable {
             return "arbiterLinkGbps must be in (0, 1000] (got \(arbiterLinkGbps))"
         }
         if agentWindowPackets < 1 { return "agentWindowPackets must be at least 1" }
+        if controlPacketsPerSecond > UInt64(UInt32.max) {
+            return "controlPacketsPerSecond must be at most \(UInt32.max) (got \(controlPacketsPerSecond))"
+        }
         if let p = traffic.problem(hosts: hostCount) { return "traffic.\(p)" }
         if let p = faults.problem { return "faults.\(p)" }
         if let p = arbiterCPU.problem { return "arbiterCPU.\(p)" }

@@ -15,6 +15,8 @@ extension Simulation {
             return
         }
         cpu.noteQueue(now: now)
+        // From here `created` is when it reached the arbiter's host (see `arrivedAt`).
+        packets[Int(i)].created = now
         cpu.queue.push(i)
         cpu.queueLength += 1
         if cpu.queueLength > cpu.queueMax { cpu.queueMax = cpu.queueLength }
@@ -36,6 +38,7 @@ extension Simulation {
     }
 
     func startArbiterRound() {
+        measureArbiterLoad()
         cpu.batches = 0
         cpu.moreToSend = false
         startReceiveBatch()
@@ -71,7 +74,8 @@ extension Simulation {
                 let i = cpu.inService[j]
                 let c = Int(packets[Int(i)].control)
                 let from = topology.addresses[Int(packets[Int(i)].source)]
-                controlArena[c].withUnsafeBytes { arbiter?.receive($0, from: from, now: now) }
+                let arrived = packets[Int(i)].created
+                controlArena[c].withUnsafeBytes { arbiter?.receive($0, from: from, now: now, arrivedAt: arrived) }
                 freePacket(i)
             }
             cpu.received &+= UInt64(cpu.inServiceCount)
@@ -163,6 +167,21 @@ extension Simulation {
         let lookahead = UInt64(core.lookaheadSlots)
         let next = core.nextSlotToAllocate
         return next > lookahead ? core.start(ofSlot: next - lookahead) : 0
+    }
+
+    /// Tells the arbiter core how busy its communication core was over the last window, and
+    /// how many packets a second of its work received, as the daemon's loop does.
+    func measureArbiterLoad() {
+        guard let core = arbiter, now >= cpu.loadWindowStart + ArbiterCPUState.loadWindowNanoseconds else { return }
+        let busy = cpu.busyNanoseconds &- cpu.loadWindowBusy
+        let received = cpu.received &- cpu.loadWindowReceived
+        core.noteCommunicationLoad(busyFraction: Double(busy) / Double(now - cpu.loadWindowStart))
+        if busy >= ArbiterCPUState.loadWindowNanoseconds / 10 && received >= 100 {
+            core.noteMeasuredCapacity(receivedPerBusySecond: Double(received) * 1e9 / Double(busy))
+        }
+        cpu.loadWindowStart = now
+        cpu.loadWindowBusy = cpu.busyNanoseconds
+        cpu.loadWindowReceived = cpu.received
     }
 
     /// Advances the arbiter core when it is due and counts the allocator work it did.

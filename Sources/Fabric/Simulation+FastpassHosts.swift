@@ -51,6 +51,7 @@ extension Simulation {
         var ac = ArbiterCoreConfiguration()
         ac.controlRack = configuration.racks > 1 ? 0 : nil
         ac.controlFramingBytes = 20 + FabricConfiguration.framingBytes
+        ac.controlPacketsPerSecond = configuration.controlPacketsPerSecond
         // As many destinations per endpoint as the fabric has hosts (the core adds its slack).
         ac.session.maxDestinations = max(ac.session.maxDestinations, hostCount + 64)
         do { return try ArbiterCore(topology: topology, configuration: ac, now: now) } catch {

@@ -178,6 +178,8 @@ public struct EndpointSessionStatistics: Sendable, Hashable {
     public var packetsAboveBudget: UInt64 = 0
     /// Loss episodes that made the session back off.
     public var backoffs: UInt64 = 0
+    /// Packets sent because allocations were owed and the arbiter had been silent.
+    public var probes: UInt64 = 0
 
     public init() {}
 }
@@ -358,6 +360,42 @@ struct EndpointBook: FCPConnectionDelegate {
     var pacer = ControlPacer()
     /// Demand towards an idle destination waits to be sent (see ``addDemand(to:slots:)``).
     var freshDemand = false
+    /// When to ask the arbiter whether it still knows what it owes (see
+    /// ``probeIfOwed(now:)``); .max: not armed.
+    var probeDeadline: UInt64 = .max
+    /// Probes sent since the arbiter was last heard: each waits twice as long.
+    var probesUnanswered = 0
+
+    /// How long an endpoint that is owed allocations waits for word from the arbiter
+    /// before it sends a packet anyway: ten send timeouts.
+    var probeInterval: UInt64 { configuration.sendTimeoutNanoseconds &* 10 }
+
+    /// Arms the probe from `now` (after a packet in either direction).
+    mutating func armProbe(now: UInt64) {
+        probeDeadline = now &+ probeInterval << UInt64(min(probesUnanswered, 6))
+    }
+
+    /// The probe came due: if any destination is owed allocations the arbiter has not sent
+    /// (requested beyond what arrived or was declared lost) and nothing was heard for the
+    /// interval, a packet goes out. An arbiter that restarted has forgotten the demand it
+    /// had acknowledged, and an endpoint with nothing new to say would otherwise wait for
+    /// those slots for ever; the packet makes the new arbiter reset the connection, and
+    /// the reset sends the demand again.
+    mutating func probeIfOwed(now: UInt64) {
+        guard now >= probeDeadline else { return }
+        probeDeadline = .max
+        var owed = false
+        for i in 0..<table.count where flows[i].requested > flows[i].received &+ flows[i].withdrawn {
+            owed = true
+            break
+        }
+        guard owed else { return }
+        statistics.probes &+= 1
+        probesUnanswered += 1
+        transmitRequested = true
+        freshDemand = true  // the packet that finds out must not wait behind acknowledgements
+        armProbe(now: now)
+    }
     /// The revision of the budget applied; nil: none since the last reset.
     var budgetRevision: UInt32?
     /// When the newest packet received (the one the next packet acknowledges) arrived.
@@ -900,7 +938,8 @@ public struct EndpointSession {
     /// When ``handleTimeout(now:)`` should be called: a retransmission timeout, or the
     /// end of a grace period for allocations reported but not yet seen.
     public var timerDeadline: UInt64? {
-        let loss = book.earliestLossCheck == .max ? nil : book.earliestLossCheck
+        let check = min(book.earliestLossCheck, book.probeDeadline)
+        let loss = check == .max ? nil : check
         switch (connection.timerDeadline, loss) {
         case (let a?, let b?): return min(a, b)
         case (let a?, nil): return a
@@ -990,7 +1029,11 @@ public struct EndpointSession {
         book.highestEpoch = max(book.highestEpoch, connection.highestEpoch)
         let newest = connection.highestReceived
         let result = connection.receive(packet, now: now, delegate: &book)
-        if connection.highestReceived != newest { book.newestArrival = now }
+        if connection.highestReceived != newest {
+            book.newestArrival = now
+            book.probesUnanswered = 0
+            book.armProbe(now: now)
+        }
         followRoundTrip()
         if result.headerAccepted || result.delivered { book.arbiterHeard = true }
         if book.negotiationChanged { applyNegotiation() }
@@ -1004,6 +1047,7 @@ public struct EndpointSession {
             connection.handleTimeout(now: now, delegate: &book)
         }
         book.runLossChecks(now: now)
+        book.probeIfOwed(now: now)
         if book.negotiationChanged { applyNegotiation() }
     }
 
@@ -1114,6 +1158,7 @@ public struct EndpointSession {
         for k in 0..<giveBackCount { book.records.append(header.sequence, giveBacks[k]) }
         book.transmitRequested = false
         if book.queues.isEmpty { book.freshDemand = false }
+        if requestCount > 0 && book.probeDeadline == .max { book.armProbe(now: now) }
         if hello {
             book.helloInFlight = true
             book.statistics.hellosSent &+= 1

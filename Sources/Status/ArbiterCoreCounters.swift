@@ -64,6 +64,9 @@ public struct ArbiterCoreCounters: Sendable, Hashable, Codable {
     public var roundTripSamples: UInt64 = 0
     /// Times the sessions' send timeout was changed to follow the round trips.
     public var sendTimeoutChanges: UInt64 = 0
+    /// Times the arbiter started or stopped packing several batches into each packet
+    /// because its thread was busy.
+    public var packingChanges: UInt64 = 0
     public var registrations: UInt64 = 0
     public var refusals: UInt64 = 0
     public var endpointResets: UInt64 = 0
@@ -98,6 +101,7 @@ public struct ArbiterCoreCounters: Sendable, Hashable, Codable {
         case sourcesHeld = "sources_held"
         case roundTripSamples = "round_trip_samples"
         case sendTimeoutChanges = "send_timeout_changes"
+        case packingChanges = "packing_changes"
         case registrations = "registrations"
         case refusals = "refusals"
         case endpointResets = "endpoint_resets"

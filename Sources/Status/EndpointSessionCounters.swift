@@ -63,6 +63,8 @@ public struct EndpointSessionCounters: Sendable, Hashable, Codable {
     public var packetsAboveBudget: UInt64 = 0
     /// Loss episodes that made the session wait before sending again.
     public var backoffs: UInt64 = 0
+    /// Packets sent because allocations were owed and the arbiter had been silent.
+    public var probes: UInt64 = 0
 
     public init() {}
 
@@ -98,5 +100,6 @@ public struct EndpointSessionCounters: Sendable, Hashable, Codable {
         case budgetsApplied = "budgets_applied"
         case packetsAboveBudget = "packets_above_budget"
         case backoffs = "backoffs"
+        case probes = "probes"
     }
 }

@@ -40,3 +40,43 @@ struct EndpointSendTimeoutTests {
         #expect(fast.timeouts == 0)
     }
 }
+
+/// An endpoint owed allocations by an arbiter that went silent asks again.
+@Suite("Endpoint probe")
+struct EndpointProbeTests {
+    @Test("after an arbiter restart that lost acknowledged demand, the endpoint's probe gets it asked for again")
+    func restartedArbiterLearnsTheDemand() {
+        let a = ExtensionBehaviourTests.arbiterConfiguration()
+        var pair = DirectPair(endpoint: ExtensionBehaviourTests.extendedEndpoint(), arbiter: a)
+        pair.exchange()
+        pair.endpoint.addDemand(to: NodeID(5), slots: 7)
+        pair.exchange()
+        #expect(pair.handler.pending[NodeID(5)] == 7)
+        // The arbiter restarts: a new session, no demand; the endpoint has nothing new to say.
+        pair.arbiter = ArbiterSession(configuration: a, now: pair.now)
+        pair.handler = TestAllocator()
+        #expect(!pair.endpoint.wantsToSend)
+        var waited: UInt64 = 0
+        while !pair.endpoint.wantsToSend, let d = pair.endpoint.timerDeadline, waited < 100_000_000 {
+            waited = d - DirectPair.t0
+            pair.now = max(pair.now, d)
+            pair.endpoint.handleTimeout(now: pair.now)
+        }
+        #expect(pair.endpoint.wantsToSend, "a probe after \(waited) ns")
+        #expect(pair.endpoint.statistics.probes == 1)
+        // The new arbiter resets the connection; the reset sends the demand again.
+        pair.exchange(rounds: 8)
+        #expect(pair.handler.pending[NodeID(5)] == 7)
+    }
+
+    @Test("an endpoint that is owed nothing sends no probe")
+    func nothingOwed() {
+        var pair = DirectPair(
+            endpoint: ExtensionBehaviourTests.extendedEndpoint(),
+            arbiter: ExtensionBehaviourTests.arbiterConfiguration())
+        pair.exchange()
+        pair.now += 1_000_000_000
+        pair.endpoint.handleTimeout(now: pair.now)
+        #expect(!pair.endpoint.wantsToSend && pair.endpoint.statistics.probes == 0)
+    }
+}

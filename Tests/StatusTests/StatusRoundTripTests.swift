@@ -48,7 +48,8 @@ struct StatusRoundTripTests {
                 "allocations_stale", "allocations_requested_again", "allocations_unencodable", "allocations_unroutable",
                 "allocations_off_pinned_spine", "allocator_refusals", "allocations_purged", "allocations_late",
                 "commands_delayed", "demand_dropped", "allocations_expired_unsent", "allocation_packets_sent",
-                "sources_held", "round_trip_samples", "send_timeout_changes", "registrations", "refusals",
+                "sources_held", "round_trip_samples", "send_timeout_changes", "packing_changes", "registrations",
+                "refusals",
                 "endpoint_resets",
             ]
         ),
@@ -100,7 +101,7 @@ struct StatusRoundTripTests {
                 "unencodable_destinations", "request_entries_sent", "give_back_entries_sent", "hellos_sent",
                 "welcomes_received", "refusals", "fallbacks", "ignored_extensions", "rejected_welcomes",
                 "encode_failures", "slots_withdrawn", "allocations_arrived_after_loss", "overcounts_corrected",
-                "reports_above_request", "budgets_applied", "packets_above_budget", "backoffs",
+                "reports_above_request", "budgets_applied", "packets_above_budget", "backoffs", "probes",
             ]
         ),
         (

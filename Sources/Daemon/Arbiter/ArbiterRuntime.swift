@@ -149,7 +149,13 @@ public final class ArbiterRuntime: ServiceThread {
     func openBackend() throws(ArbiterStartError) -> ArbiterBackend {
         switch configuration.io {
         case .sockets:
-            return .socket(try openFCPSocket(configuration.listen))
+            let socket = try openFCPSocket(configuration.listen)
+            // Round trips measured to the kernel's arrival, not to when this thread got to
+            // the packet (see ``ArbiterCore/receive(_:from:now:arrivedAt:)``).
+            do { try socket.enableReceiveTimestamps() } catch {
+                logger.warning("no receive time stamps (\(error)): round trips include the wait in the socket")
+            }
+            return .socket(socket)
         case .dpdk:
             guard let settings = configuration.dpdk else {
                 throw ArbiterStartError(reason: "io: dpdk needs a dpdk section")
@@ -211,7 +217,9 @@ public final class ArbiterRuntime: ServiceThread {
                     // Time spent asleep waiting for a packet is not work.
                     if batches == 0 && wait != 0 { roundStart = now } else { receiveTime &+= now &- before }
                     if n > 0 { worked = true }
-                    for i in 0..<n { core.receive(rx.payload(i), from: rx.address(i), now: now) }
+                    for i in 0..<n {
+                        core.receive(rx.payload(i), from: rx.address(i), now: now, arrivedAt: rx.arrivalTime(i))
+                    }
                     batches += 1
                 } while n == rx.capacity && batches < Self.receiveBatchesPerRound
                     && RealtimeClock.now() < core.nextDeadline
@@ -285,6 +293,7 @@ public final class ArbiterRuntime: ServiceThread {
         defer { window = CapacityWindow(received: received, busy: counters.busy) }
         let busy = counters.busy &- window.busy
         let packets = received &- window.received
+        core.noteCommunicationLoad(busyFraction: Double(busy) / Double(Self.publishIntervalNanoseconds))
         // A tenth of the interval busy, and enough packets: below that the rate is noise.
         guard busy >= Self.publishIntervalNanoseconds / 10, packets >= 1_000 else { return }
         core.noteMeasuredCapacity(receivedPerBusySecond: Double(packets) * 1e9 / Double(busy))

@@ -39,6 +39,7 @@ extension ArbiterCoreCounters {
         sourcesHeld = s.sourcesHeld
         roundTripSamples = s.roundTripSamples
         sendTimeoutChanges = s.sendTimeoutChanges
+        packingChanges = s.packingChanges
         registrations = s.registrations
         refusals = s.refusals
         endpointResets = s.endpointResets
@@ -190,6 +191,7 @@ extension EndpointSessionCounters {
         budgetsApplied = s.budgetsApplied
         packetsAboveBudget = s.packetsAboveBudget
         backoffs = s.backoffs
+        probes = s.probes
     }
 }
 
