@@ -576,6 +576,8 @@ final class LoadGenerator: @unchecked Sendable {
     static let ringLength = 16
     /// Receive batches the generator reads per loop at most, before it walks the endpoints.
     static let receiveBatchesPerLoop = 64
+    /// The least time between two working loops of the generator (see its loop).
+    static let loopPeriodNanoseconds: UInt64 = 20_000
 
     init(
         topology: Topology, arbiter: UInt32, network: UInt32, destinations: Int, outstanding: UInt64,
@@ -647,10 +649,21 @@ final class LoadGenerator: @unchecked Sendable {
         var ringTime = [UInt64](repeating: 0, count: n * k * ring)
         var ringHead = [Int](repeating: 0, count: n * k)
         var ringCount = [Int](repeating: 0, count: n * k)
+        // Endpoints with something to do this loop, as a list: a loop walks only those, and
+        // a few more for their timers (`sweep`), so its cost follows the packets it moves,
+        // not the thousand endpoints it holds (walking them all kept the generator busy at
+        // loads a tenth of the arbiter's).
         var touched = [Bool](repeating: true, count: n)
+        var touchedList = [Int32](0..<Int32(n))
+        var nextList = [Int32]()
+        nextList.reserveCapacity(n)
+        touchedList.reserveCapacity(n)
+        var sweepCursor = 0
+        let sweepPerLoop = 32
+        /// Slots offered so far over all flows (see the offered load below).
+        var given: UInt64 = 0
         /// Per endpoint, the time of its latest event: arrival stamps never take it back.
         var sessionTime = [UInt64](repeating: 0, count: n)
-        var offered = [UInt64](repeating: 0, count: n * k)
         let offeredSince = RealtimeClock.now()
         var samples = [UInt64]()
         samples.reserveCapacity(Self.latencyCapacity)
@@ -687,9 +700,18 @@ final class LoadGenerator: @unchecked Sendable {
             }
             tx.removeAll()
         }
+        var lastWork: UInt64 = 0
         while !stopRequested.load(ordering: .relaxed) {
             loops &+= 1
             var now = RealtimeClock.now()
+            // At most one working loop per `loopPeriodNanoseconds`: the rest of it sleeps,
+            // so a loop handles what gathered meanwhile and its fixed cost (the receive
+            // call, the timer sweep, the send call) is shared. Arrivals are
+            // judged by their kernel time stamps, so the wait does not make them late.
+            if now < lastWork &+ Self.loopPeriodNanoseconds {
+                usleep(UInt32((lastWork &+ Self.loopPeriodNanoseconds &- now + 999) / 1000))
+                now = RealtimeClock.now()
+            }
             let loopStart = now
             let workBefore = sent &+ received &+ sendErrors
             // Everything waiting, not one batch a loop: a loop walks every endpoint, and at a
@@ -701,6 +723,7 @@ final class LoadGenerator: @unchecked Sendable {
                 for i in 0..<got where rx.address(i) == arbiter {
                     let e = Int(IPv4.destination(ofHeader: rx.header(i)) &- network &- 1)
                     guard e >= 0 && e < n else { continue }
+                    if !touched[e] { touchedList.append(Int32(e)) }
                     let t = max(min(rx.arrivalTime(i) ?? now, now), sessionTime[e])
                     sessionTime[e] = t
                     sessions[e].receive(rx.payload(i), now: t)
@@ -716,29 +739,44 @@ final class LoadGenerator: @unchecked Sendable {
             if flowSlotsPerSecond > 0 {
                 // Offered load: what each flow has been due since the start, asked for
                 // whether or not the arbiter keeps up (then its demand and latency grow).
-                let elapsed = Double(now &- offeredSince) * flowSlotsPerSecond / 1e9
-                for f in 0..<(n * k) {
-                    // Each flow's slots fall due at its own phase of the period: in step, a
-                    // thousand endpoints asked at the same instant, and the requests at the
-                    // back of that burst waited for the 2.7 ms the arbiter took to read it.
-                    let due = UInt64(elapsed + Double(f) / Double(n * k))
-                    guard due > offered[f] else { continue }
-                    sessions[f / k].addDemand(to: flowDestination[f], slots: due - offered[f])
-                    offered[f] = due
-                    touched[f / k] = true
+                // Each flow's slots fall due at its own phase of the period: in step, a
+                // thousand endpoints asked at the same instant, and the requests at the back
+                // of that burst waited for the 2.7 ms the arbiter took to read it. Flow f is
+                // due ⌊E + f/N⌋ slots at E periods; by Hermite's identity all N flows
+                // together ⌊N·E⌋, the g-th of them going to flow (N − g mod N) mod N, so a
+                // loop hands out only the slots that fell due since the last.
+                let flowCount = UInt64(n * k)
+                let total = UInt64(Double(now &- offeredSince) * flowSlotsPerSecond * Double(flowCount) / 1e9)
+                while given < total {
+                    given &+= 1
+                    let f = Int((flowCount &- given % flowCount) % flowCount)
+                    sessions[f / k].addDemand(to: flowDestination[f], slots: 1)
+                    let e = f / k
+                    if !touched[e] {
+                        touched[e] = true
+                        touchedList.append(Int32(e))
+                    }
                 }
             }
-            for e in 0..<n {
-                if let d = sessions[e].timerDeadline, d <= now {
-                    sessions[e].handleTimeout(now: now)
-                    touched[e] = true
-                }
+            // A few endpoints a loop for their timers (timeouts, loss checks, probes) and
+            // for a paced packet that may leave now.
+            for _ in 0..<min(sweepPerLoop, n) {
+                let e = sweepCursor
+                sweepCursor = sweepCursor + 1 == n ? 0 : sweepCursor + 1
+                guard !touched[e] else { continue }
+                let timer = sessions[e].timerDeadline.map { $0 <= now } ?? false
+                let paced = sessions[e].wantsToSend && sessions[e].earliestSendTime(now: now) <= now
+                guard timer || paced || sessions[e].nextAllocationStart != nil else { continue }
+                touched[e] = true
+                touchedList.append(Int32(e))
+            }
+            for index in touchedList.indices {
+                let e = Int(touchedList[index])
+                touched[e] = false
+                if let d = sessions[e].timerDeadline, d <= now { sessions[e].handleTimeout(now: now) }
                 if let s = sessions[e].nextAllocationStart, s <= now {
                     while sessions[e].takeAllocation(dueBy: now) != nil {}
-                    touched[e] = true
                 }
-                guard touched[e] else { continue }
-                touched[e] = false
                 for j in 0..<k {
                     let f = e * k + j
                     guard let flow = sessions[e].flow(to: flowDestination[f]) else {
@@ -815,11 +853,21 @@ final class LoadGenerator: @unchecked Sendable {
                     ringTime[at] = now
                     ringCount[f] += 1
                 }
+                // Held back by its budget: again next loop.
+                if sessions[e].wantsToSend && !touched[e] {
+                    touched[e] = true
+                    nextList.append(Int32(e))
+                }
             }
+            swap(&touchedList, &nextList)
+            nextList.removeAll(keepingCapacity: true)
             if !tx.isEmpty { flush() }
             // A loop that moved no packet only polled: not counted busy (timers and
             // allocations due come with packets at these loads).
-            if sent &+ received &+ sendErrors != workBefore { busy &+= RealtimeClock.now() &- loopStart }
+            if sent &+ received &+ sendErrors != workBefore {
+                busy &+= RealtimeClock.now() &- loopStart
+                lastWork = loopStart
+            }
             if loops & 63 == 0 {
                 now = RealtimeClock.now()
                 busyTime.store(busy, ordering: .relaxed)
