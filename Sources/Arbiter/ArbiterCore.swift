@@ -122,6 +122,11 @@ public final class ArbiterCore {
     /// packets sent 1.18 M → 0.65 M per second, the thread 92 → 55 % busy). An idle
     /// thread goes back to the shortest lookahead, for the first slot of a new flow.
     public func noteCommunicationLoad(busyFraction: Double) {
+        // A thread at ease takes what it is configured for again: a capacity measured low
+        // (a burst, a slow patch) must not stay low once the load is gone.
+        if busyFraction.isFinite, busyFraction < Self.measuredLoad, configuration.measuresControlCapacity {
+            budget.noteMeasuredCapacity(configuration.controlPacketsPerSecond)
+        }
         let enter = configuration.packingLoad
         guard busyFraction.isFinite,
             schedule.noteLoad(busyFraction: busyFraction, enter: enter, leave: enter * 2 / 3)
@@ -131,6 +136,10 @@ public final class ArbiterCore {
 
     /// Whether the arbiter packs now (see ``noteCommunicationLoad(busyFraction:)``).
     public var isPacking: Bool { schedule.packing }
+
+    /// The thread's load above which its packets per busy second say what it can take
+    /// (below, fixed costs divided by few packets make it look slower than it is).
+    public static let measuredLoad = 0.5
 
     public func noteMeasuredCapacity(receivedPerBusySecond: Double) {
         guard configuration.measuresControlCapacity, receivedPerBusySecond.isFinite, receivedPerBusySecond > 0 else {
@@ -271,7 +280,9 @@ public final class ArbiterCore {
         let result = sessions[host].receive(packet, now: now, handler: &handler)
         flushPending()
         withdrawRefused(host)
-        noteEarlyWindow(host)
+        // Only a session a valid packet reached counts: a stray or forged one must not pin
+        // the lookahead narrow.
+        if result.error == nil || earlyWindow[host] != 0 { noteEarlyWindow(host) }
         // A removed host that speaks again (a packet its session took) is back.
         if result.error == nil { removed[host] = false }
         if var rtt = sessions[host].takeRoundTripSample() {
@@ -359,6 +370,8 @@ public final class ArbiterCore {
             }
             var handler = SessionRequestHandler(core: self, source: host, extended: isExtended(host))
             sessions[host].handleTimeout(now: now, handler: &handler)
+            // A reset from the timer forgets the early window the endpoint stated.
+            if earlyWindow[host] != 0 { noteEarlyWindow(host) }
             flushPending()
             withdrawRefused(host)
             sessionChanged(host)

@@ -175,8 +175,9 @@ extension Simulation {
         guard let core = arbiter, now >= cpu.loadWindowStart + ArbiterCPUState.loadWindowNanoseconds else { return }
         let busy = cpu.busyNanoseconds &- cpu.loadWindowBusy
         let received = cpu.received &- cpu.loadWindowReceived
-        core.noteCommunicationLoad(busyFraction: Double(busy) / Double(now - cpu.loadWindowStart))
-        if busy >= ArbiterCPUState.loadWindowNanoseconds / 10 && received >= 100 {
+        let load = Double(busy) / Double(now - cpu.loadWindowStart)
+        core.noteCommunicationLoad(busyFraction: load)
+        if load >= ArbiterCore.measuredLoad && received >= 100 {
             core.noteMeasuredCapacity(receivedPerBusySecond: Double(received) * 1e9 / Double(busy))
         }
         cpu.loadWindowStart = now

@@ -371,6 +371,13 @@ struct EndpointBook: FCPConnectionDelegate {
     var pacer = ControlPacer()
     /// Demand towards an idle destination waits to be sent (see ``addDemand(to:slots:)``).
     var freshDemand = false
+
+    /// Whether `welcome` repeats the one this session is established with (an arbiter
+    /// repeats WELCOME until it is acknowledged): the pace it set stays.
+    func welcomedBefore(_ welcome: FCPWelcome) -> Bool {
+        if case .established(let current) = negotiation { return current == welcome }
+        return false
+    }
     /// When to ask the arbiter whether it still knows what it owes (see
     /// ``probeIfOwed(now:)``); .max: not armed.
     var probeDeadline: UInt64 = .max
@@ -710,8 +717,10 @@ struct EndpointBook: FCPConnectionDelegate {
         helloAcknowledged = false
         arbiterHeard = false
         helloFailures = 0
-        // A restarted arbiter numbers its budgets afresh; the pace stays until it speaks.
+        // A restarted arbiter numbers its budgets afresh; the pace stays until it speaks
+        // (its WELCOME then resets it).
         budgetRevision = nil
+        newestArrival = 0
         switch negotiation {
         case .established, .refused, .offering: negotiation = .offering
         case .reference, .fellBack: break
@@ -780,6 +789,8 @@ struct EndpointBook: FCPConnectionDelegate {
                 negotiation = .fellBack
                 statistics.fallbacks &+= 1
                 negotiationChanged = true
+                // A reference arbiter sets no pace.
+                pacer = ControlPacer()
             }
             transmitRequested = true
         }
@@ -914,6 +925,13 @@ struct EndpointBook: FCPConnectionDelegate {
                 clockPicoseconds = UInt64(welcome.timeslotPicoseconds)
             }
             if accepted.capabilities.contains(.authentication) { authenticationNegotiated = true }
+            // The pace is this arbiter's to set: none until its BUDGET (which follows the
+            // WELCOME in the same packet when it has one). An old share kept would pace an
+            // endpoint for ever under an arbiter without a budget.
+            if !welcomedBefore(accepted) {
+                pacer = ControlPacer()
+                budgetRevision = nil
+            }
             negotiation = .established(accepted)
             // Requests that could not be sent in the reference form (wide node ids) can now.
             for i in 0..<table.count { enqueueIfNeeded(i) }

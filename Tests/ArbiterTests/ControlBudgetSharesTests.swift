@@ -59,6 +59,9 @@ struct ControlBudgetSharesTests {
         let core = try ArbiterCore(topology: topology, configuration: c, now: 1_000)
         core.noteMeasuredCapacity(receivedPerBusySecond: 100_000)
         #expect(core.controlCapacity == 50_000)
+        // The load gone, the configured capacity is back (a low measure must not stick).
+        core.noteCommunicationLoad(busyFraction: 0.1)
+        #expect(core.controlCapacity == 200_000)
         c.measuresControlCapacity = false
         let fixed = try ArbiterCore(topology: topology, configuration: c, now: 1_000)
         fixed.noteMeasuredCapacity(receivedPerBusySecond: 100_000)

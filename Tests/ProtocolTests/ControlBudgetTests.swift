@@ -307,3 +307,27 @@ extension ControlBudgetTests {
         #expect(plain.arbiter.earlySlotsAccepted == 64)
     }
 }
+
+extension ControlBudgetTests {
+    @Test("an arbiter restarted without a budget: the endpoint's old pace goes with the new WELCOME")
+    func paceForgottenWithANewArbiter() {
+        var pair = Self.pair(endpoint: .all.subtracting(.authentication))
+        pair.exchange()
+        #expect(pair.endpoint.pacer.packetsPerSecond == 1_562)
+        var a = ExtensionBehaviourTests.arbiterConfiguration()
+        a.supportedCapabilities = [.epochFencing, .announcedClock, .wideCounters, .giveBack]
+        pair.arbiter = ArbiterSession(configuration: a, now: pair.now)
+        pair.handler = TestAllocator()
+        pair.endpoint.forceReset(now: pair.now)
+        for _ in 0..<8 {
+            pair.now += 1_000_000
+            if pair.endpoint.wantsToSend { pair.deliverToArbiter(pair.endpointPacket()) }
+            if pair.arbiter.wantsToSend { pair.deliverToEndpoint(pair.arbiterPacket()) }
+        }
+        guard case .established = pair.endpoint.negotiation else {
+            Issue.record("not established: \(pair.endpoint.negotiation)")
+            return
+        }
+        #expect(pair.endpoint.pacer.packetsPerSecond == 0)
+    }
+}

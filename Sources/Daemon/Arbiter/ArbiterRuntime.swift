@@ -293,9 +293,11 @@ public final class ArbiterRuntime: ServiceThread {
         defer { window = CapacityWindow(received: received, busy: counters.busy) }
         let busy = counters.busy &- window.busy
         let packets = received &- window.received
-        core.noteCommunicationLoad(busyFraction: Double(busy) / Double(Self.publishIntervalNanoseconds))
-        // A tenth of the interval busy, and enough packets: below that the rate is noise.
-        guard busy >= Self.publishIntervalNanoseconds / 10, packets >= 1_000 else { return }
+        let load = Double(busy) / Double(Self.publishIntervalNanoseconds)
+        core.noteCommunicationLoad(busyFraction: load)
+        // Loaded, and enough packets: below that the rate is fixed costs and noise (and a
+        // capacity measured low from it would only shrink the shares further).
+        guard load >= ArbiterCore.measuredLoad, packets >= 1_000 else { return }
         core.noteMeasuredCapacity(receivedPerBusySecond: Double(packets) * 1e9 / Double(busy))
     }
 
