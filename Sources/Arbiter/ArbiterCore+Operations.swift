@@ -15,7 +15,6 @@ extension ArbiterCore {
         guard let host = topology.index(ofAddress: address) else { return }
         if sessions.contains(host) { budget.sessionEnded() }
         sessions.remove(host)
-        noteEarlyWindow(host)
         removed[host] = true
         hold(host, false)
         holds.answered(host)

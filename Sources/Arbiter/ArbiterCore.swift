@@ -47,11 +47,6 @@ public final class ArbiterCore {
     /// pinned to their pinned spine (its session counts slots without the announced
     /// clock, so it gets reference ALLOCs, which cannot name a path).
     let pinned: FixedBuffer<Bool>
-    /// Per host: 0 no session, 1 an endpoint that accepts only the reference's early
-    /// window, 2 one that accepts the wide lookahead (see ``noteEarlyWindow(_:)``).
-    let earlyWindow: FixedBuffer<UInt8>
-    var narrowEndpoints = 0
-    var wideEndpoints = 0
     /// Demand a session handed over towards a removed host, withdrawn once the session
     /// is free again (destination node ids, for the session being served).
     var refusedTowards: [NodeID] = []
@@ -86,8 +81,6 @@ public final class ArbiterCore {
     /// 32 WIDE-ALLOC entries.
     static let referencePacketAllocations = 48
     static let extendedPacketAllocations = 32
-    /// The lookahead ceiling the core started with (the reference's early window).
-    let initialCeiling: Int
     /// When the core was made: every session's first reset timestamp, so that an
     /// endpoint's own RESET (newer) is taken at once (see ``ArbiterSession/init(configuration:now:)``).
     let startTime: UInt64
@@ -163,7 +156,6 @@ public final class ArbiterCore {
         slotClock = SlotClock(origin: configuration.slotOrigin, picoseconds: timeslotPicoseconds)
         let schedule = SendSchedule(configuration: configuration, topology: topology, clock: slotClock)
         self.schedule = schedule
-        initialCeiling = schedule.lookaheadCeiling
         clock = now
         budget = ControlBudgetShares(configuration: configuration)
         let aheadNanoseconds = Double(schedule.lookaheadCeiling + batchSize) * topology.timeslotNanoseconds
@@ -197,7 +189,6 @@ public final class ArbiterCore {
         removed = FixedBuffer(repeating: false, count: hostCount)
         holds = SourceHolds(hostCount: hostCount)
         pinned = FixedBuffer(repeating: false, count: hostCount)
-        earlyWindow = FixedBuffer(repeating: 0, count: hostCount)
         controlTraffic = configuration.controlRack.map {
             ControlTraffic(rack: $0, framingBytes: configuration.controlFramingBytes)
         }
@@ -280,9 +271,6 @@ public final class ArbiterCore {
         let result = sessions[host].receive(packet, now: now, handler: &handler)
         flushPending()
         withdrawRefused(host)
-        // Only a session a valid packet reached counts: a stray or forged one must not pin
-        // the lookahead narrow.
-        if result.error == nil || earlyWindow[host] != 0 { noteEarlyWindow(host) }
         // A removed host that speaks again (a packet its session took) is back.
         if result.error == nil { removed[host] = false }
         if var rtt = sessions[host].takeRoundTripSample() {
@@ -318,40 +306,6 @@ public final class ArbiterCore {
         numbering.nodeID(of: destination, extended: isExtended(source))
     }
 
-    /// Follows how far ahead `host`'s endpoint accepts allocations: once every endpoint
-    /// registered accepts the wide lookahead, the ceiling widens to it; the first one that
-    /// does not narrows it again.
-    func noteEarlyWindow(_ host: Int) {
-        guard let wide = wideCeiling else { return }
-        var width: UInt8 = 0
-        if sessions.contains(host) {
-            width = sessions[host].schedulingState().earlySlots >= wide + configuration.allocator.batchSize ? 2 : 1
-        }
-        let old = earlyWindow[host]
-        guard width != old else { return }
-        if old == 1 { narrowEndpoints -= 1 } else if old == 2 { wideEndpoints -= 1 }
-        if width == 1 { narrowEndpoints += 1 } else if width == 2 { wideEndpoints += 1 }
-        earlyWindow[host] = width
-        let ceiling = wideEndpoints > 0 && narrowEndpoints == 0 ? wide : narrowCeiling
-        guard ceiling != schedule.lookaheadCeiling else { return }
-        schedule.setCeiling(ceiling)
-        statistics.lookaheadCeilingChanges &+= 1
-        budgetChanged()
-    }
-
-    /// The ceiling endpoints with the reference's 64-slot early window allow.
-    var narrowCeiling: Int { initialCeiling }
-
-    /// The wide ceiling, where it may be used: the inline allocator, no reference
-    /// endpoints configured, no lookahead fixed.
-    var wideCeiling: Int? {
-        guard configuration.pipeline == nil, configuration.lookaheadSlots == nil,
-            !topology.configuration.referenceEndpoints, let wide = configuration.wideLookaheadSlots,
-            wide > initialCeiling
-        else { return nil }
-        return wide
-    }
-
     // MARK: Time
 
     /// Fires session timers that are due and allocates every batch whose slots are within
@@ -370,8 +324,6 @@ public final class ArbiterCore {
             }
             var handler = SessionRequestHandler(core: self, source: host, extended: isExtended(host))
             sessions[host].handleTimeout(now: now, handler: &handler)
-            // A reset from the timer forgets the early window the endpoint stated.
-            if earlyWindow[host] != 0 { noteEarlyWindow(host) }
             flushPending()
             withdrawRefused(host)
             sessionChanged(host)

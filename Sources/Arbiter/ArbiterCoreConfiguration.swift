@@ -68,13 +68,7 @@ public struct ArbiterCoreConfiguration: Sendable {
     /// at its ceiling so that each packet to an endpoint carries several batches (see
     /// ``ArbiterCore/noteCommunicationLoad(busyFraction:)``); below two thirds of it, the
     /// lookahead follows the round trips again, for the shortest wait. 1 or more: never.
-    public var packingLoad = 0.75
-    /// The lookahead ceiling once every endpoint registered said it accepts allocations at
-    /// least this far plus a batch ahead (FCP's HELLO, ``FCPHello/earlySlots``): wider than
-    /// the 48 slots the reference's 64-slot early window allows, so that a busy arbiter
-    /// packs more batches into each packet. nil: never; ignored with allocator threads and
-    /// where reference endpoints are configured (their slots are mapped for 64 at most).
-    public var wideLookaheadSlots: Int? = 128
+    public var packingLoad = 0.5
 
     public init() {}
 
@@ -109,12 +103,6 @@ public struct ArbiterCoreConfiguration: Sendable {
             return "controlPacketsPerSecond: at most \(UInt32.max) (got \(controlPacketsPerSecond))"
         }
         if controlBurst < 1 || controlBurst > 1000 { return "controlBurst: must be in 1...1000 (got \(controlBurst))" }
-        if let wide = wideLookaheadSlots,
-            wide < 0 || wide + allocator.batchSize >= Int(PendingAllocations.windowLength)
-        {
-            return "wideLookaheadSlots: a batch allocated that far ahead must end within the "
-                + "\(PendingAllocations.windowLength)-slot window of allocations not yet sent"
-        }
         if !(packingLoad >= 0) { return "packingLoad: must not be negative (got \(packingLoad))" }
         if !(controlTargetLoad > 0 && controlTargetLoad <= 1) {
             return "controlTargetLoad: must be in (0, 1] (got \(controlTargetLoad))"

@@ -63,9 +63,6 @@ public struct ArbiterCoreStatistics: Sendable, Hashable {
     public var sendTimeoutChanges: UInt64 = 0
     /// Times the arbiter started or stopped packing (see ``ArbiterCore/noteCommunicationLoad(busyFraction:)``).
     public var packingChanges: UInt64 = 0
-    /// Times the lookahead ceiling widened (every endpoint accepts more than the reference's
-    /// early window) or narrowed again.
-    public var lookaheadCeilingChanges: UInt64 = 0
     public var registrations: UInt64 = 0
     public var refusals: UInt64 = 0
     public var endpointResets: UInt64 = 0

@@ -8,9 +8,8 @@ import FastpassProtocol
 struct SendSchedule {
     let batchSize: Int
     /// The most slots ahead a batch is allocated: configured, or the most the endpoints'
-    /// early window allows (wider once every endpoint said it accepts more, see
-    /// ``setCeiling(_:)``).
-    private(set) var lookaheadCeiling: Int
+    /// early window allows.
+    let lookaheadCeiling: Int
     private let fixedSendLead: Bool
     private let fixedLookahead: Bool
     private let clock: SlotClock
@@ -69,15 +68,6 @@ struct SendSchedule {
         sendLeadSlots = max(batch, min(lookaheadCeiling, slots + batch))
         if !fixedLookahead { lookaheadSlots = packing ? lookaheadCeiling : sendLeadSlots }
         return true
-    }
-
-    /// The endpoints' early window changed: the lookahead and the send lead stay within it
-    /// (a configured lookahead is left alone: the configuration chose it).
-    mutating func setCeiling(_ ceiling: Int) {
-        guard !fixedLookahead, ceiling != lookaheadCeiling else { return }
-        lookaheadCeiling = ceiling
-        if !fixedSendLead { sendLeadSlots = min(sendLeadSlots, ceiling) }
-        lookaheadSlots = packing ? ceiling : min(sendLeadSlots, ceiling)
     }
 
     /// Enters packing above `enter` of the thread busy, leaves it below `leave`.

@@ -21,8 +21,6 @@ extension Simulation {
         arbiter = try makeArbiter(topology)
         for h in 0..<hostCount {
             var s = EndpointSessionConfiguration()
-            // A wide early window: a busy arbiter may pack more batches into each packet.
-            s.extendedEarlySlots = 160
             s.node = topology.nodeIDs[h]
             s.address = topology.addresses[h]
             let peers = (0..<hostCount).filter { $0 != h }.map {

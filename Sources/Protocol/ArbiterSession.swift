@@ -222,9 +222,6 @@ struct ArbiterBook: FCPConnectionDelegate {
     /// Measures the endpoint's packets against its share.
     var receivePacer = ControlPacer()
     var helloReceived: FCPHello?
-    /// How many slots early the registered endpoint accepts allocations by the announced
-    /// clock, as its HELLO stated (0: not stated).
-    var earlySlotsStated: UInt16 = 0
     /// Whether the packet carrying `helloReceived` was authenticated.
     var helloAuthenticated = false
     var packetAuthenticated = false
@@ -309,7 +306,6 @@ struct ArbiterBook: FCPConnectionDelegate {
         welcome = nil
         welcomeAcked = true
         welcomeInFlight = false
-        earlySlotsStated = 0
         // Announced again with the next WELCOME.
         budgetAcked = false
         budgetInFlight = false
@@ -441,8 +437,6 @@ public struct ArbiterSessionSchedulingState: Sendable, Hashable {
     public var urgent: Bool
     /// Allocations recorded and not yet sent.
     public var pendingAllocations: Int
-    /// ``ArbiterSession/earlySlotsAccepted``.
-    public var earlySlots: Int
 }
 
 /// The arbiter's side of one endpoint's FCP connection: the connection, the endpoint's
@@ -531,7 +525,7 @@ public struct ArbiterSession {
             wantsToSend: wantsToSend, timerDeadline: connection.timerDeadline,
             extended: { if case .extended = book.negotiation { true } else { false } }(),
             announcedClock: book.negotiation.granted.contains(.announcedClock), urgent: isUrgent,
-            pendingAllocations: book.pending.count, earlySlots: earlySlotsAccepted)
+            pendingAllocations: book.pending.count)
     }
 
     /// The counters towards `destination`, if the endpoint has demand towards it.
@@ -546,14 +540,6 @@ public struct ArbiterSession {
     /// Every destination with counters since the last reset.
     public var destinations: [ArbiterDestinationSnapshot] {
         (0..<book.table.count).compactMap { destination(book.table.nodes[$0]) }
-    }
-
-    /// How many slots ahead of the current one (by the announced clock) this endpoint
-    /// accepts an allocation: what its HELLO stated, or the reference's 64 for an endpoint
-    /// that stated nothing, counts reference slots, or is not registered.
-    public var earlySlotsAccepted: Int {
-        guard book.negotiation.granted.contains(.announcedClock), book.earlySlotsStated > 0 else { return 64 }
-        return Int(book.earlySlotsStated)
     }
 
     /// The share of the arbiter's packet budget this endpoint was given; nil: none yet.
@@ -701,7 +687,6 @@ public struct ArbiterSession {
                 dropPendingAllocations()
             }
             book.negotiation = .extended(node: node, capabilities: granted)
-            book.earlySlotsStated = hello.earlySlots
             book.welcome = FCPWelcome(
                 capabilities: granted, node: node, timeslotPicoseconds: configuration.timeslotPicoseconds,
                 epoch: configuration.epoch, slotOrigin: configuration.slotOrigin)

@@ -28,17 +28,6 @@ public struct EndpointSessionConfiguration: Sendable {
     public var maxDestinations = 1024
     /// When an allocation may still be used (reference: 16 slots late, 64 early).
     public var allocationWindow = AllocationTimeWindow.reference
-    /// How many slots early an allocation is accepted once the arbiter's clock is in use
-    /// (stated in HELLO): more than the reference's 64 lets an arbiter whose endpoints all
-    /// accept it allocate further ahead and send fewer, fuller packets when it is busy.
-    /// Kept below 256 with the late window (``effectiveEarlySlots``). The reference's 64
-    /// by default; the simulated agents take 160.
-    public var extendedEarlySlots: UInt64 = 64
-
-    /// ``extendedEarlySlots`` within the schedule's 256-slot ring, late window included.
-    public var effectiveEarlySlots: UInt64 {
-        max(allocationWindow.maxPreload, min(extendedEarlySlots, 255 &- allocationWindow.missThreshold))
-    }
     /// Reference A-REQ counts are 16 bits wide, reconstructed around the arbiter's value,
     /// so at most this many slots may be requested beyond what was allocated.
     public var referenceRequestWindow: UInt64 = 8191
@@ -559,14 +548,7 @@ struct EndpointBook: FCPConnectionDelegate {
         }
         defer { enqueueIfNeeded(i) }
         arrivalLeads.record(slot: slot, current: current)
-        // By the arbiter's clock the endpoint accepts what it stated in HELLO.
-        let window =
-            referenceNumbering
-            ? configuration.allocationWindow
-            : AllocationTimeWindow(
-                missThreshold: configuration.allocationWindow.missThreshold,
-                maxPreload: configuration.effectiveEarlySlots)
-        switch window.classify(slot: slot, currentSlot: current) {
+        switch configuration.allocationWindow.classify(slot: slot, currentSlot: current) {
         case .tooLate:
             statistics.allocationsTooLate &+= 1
             return
@@ -1246,10 +1228,8 @@ public struct EndpointSession {
             if hello {
                 var offered = book.configuration.capabilities
                 if book.configuration.authenticator == nil { offered.remove(.authentication) }
-                try FCPHello(
-                    capabilities: offered, node: book.configuration.node, address: book.configuration.address,
-                    earlySlots: UInt16(clamping: book.configuration.effectiveEarlySlots)
-                ).write(to: &writer)
+                try FCPHello(capabilities: offered, node: book.configuration.node, address: book.configuration.address)
+                    .write(to: &writer)
             }
             try writer.pad(toMinimum: FCPWire.minimumPacketLength)
             return .success(

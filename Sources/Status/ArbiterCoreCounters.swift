@@ -67,8 +67,6 @@ public struct ArbiterCoreCounters: Sendable, Hashable, Codable {
     /// Times the arbiter started or stopped packing several batches into each packet
     /// because its thread was busy.
     public var packingChanges: UInt64 = 0
-    /// Times the lookahead ceiling widened or narrowed with the endpoints' early windows.
-    public var lookaheadCeilingChanges: UInt64 = 0
     public var registrations: UInt64 = 0
     public var refusals: UInt64 = 0
     public var endpointResets: UInt64 = 0
@@ -104,7 +102,6 @@ public struct ArbiterCoreCounters: Sendable, Hashable, Codable {
         case roundTripSamples = "round_trip_samples"
         case sendTimeoutChanges = "send_timeout_changes"
         case packingChanges = "packing_changes"
-        case lookaheadCeilingChanges = "lookahead_ceiling_changes"
         case registrations = "registrations"
         case refusals = "refusals"
         case endpointResets = "endpoint_resets"

@@ -290,7 +290,9 @@ struct FCPLoadCommand: ParsableCommand {
         }
         guard up else {
             let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-            throw ValidationError("the arbiter did not come up: \(text.split(separator: "\n").last ?? "no output")")
+            // The whole end of its log: a crash's backtrace is dozens of lines.
+            let tail = text.split(separator: "\n").suffix(40).joined(separator: "\n")
+            throw ValidationError("the arbiter did not come up:\n\(tail.isEmpty ? "no output" : tail)")
         }
 
         let generator = try LoadGenerator(

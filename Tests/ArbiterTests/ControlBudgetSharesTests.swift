@@ -68,37 +68,3 @@ struct ControlBudgetSharesTests {
         #expect(fixed.controlCapacity == 200_000)
     }
 }
-
-/// The lookahead ceiling follows the endpoints' early windows.
-@Suite("Wide lookahead")
-struct WideLookaheadTests {
-    @Test("the ceiling widens once every endpoint accepts it, and narrows for the first that does not")
-    func followsTheEndpoints() throws {
-        let topology = try Topology(.regular(racks: 2, hostsPerRack: 2, spines: 2))
-        var network = try ArbiterCoreTests.Network(topology: topology, referenceHosts: [])
-        let narrow = network.core.lookaheadCeiling
-        #expect(narrow == 48)
-        for h in 0..<topology.hostCount { network.setEarlySlots(host: h, 160) }
-        _ = network.askEach(stride: 1, count: 1) { _, _ in 4 }
-        network.run(for: 2_000_000, step: 1_000)
-        #expect(network.core.lookaheadCeiling == 128)
-        // One endpoint restarts with the reference's window.
-        network.setEarlySlots(host: 0, 64)
-        _ = network.askEach(stride: 1, count: 1) { _, _ in 4 }
-        network.run(for: 2_000_000, step: 1_000)
-        #expect(network.core.lookaheadCeiling == 48)
-        #expect(network.core.statistics.lookaheadCeilingChanges >= 2)
-    }
-}
-
-extension ArbiterCoreTests.Network {
-    /// Host `h` starts a new session (a new reset epoch) stating `slots` early slots.
-    mutating func setEarlySlots(host h: Int, _ slots: UInt64) {
-        var c = EndpointSessionConfiguration()
-        c.node = topology.nodeIDs[h]
-        c.address = topology.addresses[h]
-        c.extendedEarlySlots = slots
-        now += 1_000
-        hosts[h].session = EndpointSession(configuration: c, now: now)
-    }
-}

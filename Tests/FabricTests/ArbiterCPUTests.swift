@@ -50,9 +50,7 @@ struct ArbiterCPUTests {
             "slow arbiter: \(slow.throughputGbps) of \(normal.throughputGbps) Gbit/s, completed \(slow.flowsCompleted) of \(normal.flowsCompleted), busy \(a.communicationLoad) (normal \(n.communicationLoad)), queue max \(a.receiveQueueMaxPackets), drops \(a.receiveQueueDrops)"
         )
         #expect(n.communicationLoad < 0.5)
-        // Loaded, not saturated any more: a busy arbiter packs several batches into each
-        // packet to an endpoint (91 % busy before it did, 81 % with it, 2026-12-08).
-        #expect(a.communicationLoad > 0.75)
+        #expect(a.communicationLoad > 0.9)
         #expect(slow.throughputGbps < normal.throughputGbps)
         #expect(slow.throughputGbps > 0.4 * normal.throughputGbps)
         #expect(slow.flowsCompleted * 3 >= normal.flowsCompleted)

@@ -276,39 +276,6 @@ extension ControlBudgetTests {
 }
 
 extension ControlBudgetTests {
-    @Test("HELLO states the early window: bytes 2-3, 0 when not stated; the arbiter reads it only with the clock")
-    func earlySlots() throws {
-        let hello = FCPHello(capabilities: [.announcedClock], node: NodeID(7), address: nil, earlySlots: 160)
-        let hex = ExtensionVectorTests.write { w throws(FCPEncodeError) in try hello.write(to: &w) }
-        #expect(hex == "50000010" + "010000a0" + "00000002" + "00000007" + "00000000")
-        let parsed = try hexBytes(hex).withUnsafeBytes {
-            FCPExtensionPayloadView.parse($0, at: 0).flatMap { FCPHello(body: $0.body) }
-        }
-        #expect(parsed?.earlySlots == 160)
-        // An endpoint configured for 160 states it and accepts WIDE-ALLOC slots that far ahead.
-        var e = ExtensionBehaviourTests.extendedEndpoint()
-        e.extendedEarlySlots = 160
-        var pair = DirectPair(endpoint: e, arbiter: ExtensionBehaviourTests.arbiterConfiguration())
-        pair.exchange()
-        #expect(pair.arbiter.earlySlotsAccepted == 160)
-        pair.endpoint.addDemand(to: NodeID(5), slots: 2)
-        pair.exchange()
-        let current = pair.endpoint.currentSlot(now: pair.now)
-        pair.arbiter.recordAllocation(slot: current + 150, destination: NodeID(5), path: PathID(0))
-        pair.arbiter.recordAllocation(slot: current + 200, destination: NodeID(5), path: PathID(0))
-        pair.deliverToEndpoint(pair.arbiterPacket())
-        #expect(pair.endpoint.statistics.allocationsAdmitted == 1)
-        #expect(pair.endpoint.statistics.allocationsPremature == 1)
-        // Without the clock granted, or stated by default, the reference's 64.
-        var plain = DirectPair(
-            endpoint: ExtensionBehaviourTests.extendedEndpoint(),
-            arbiter: ExtensionBehaviourTests.arbiterConfiguration())
-        plain.exchange()
-        #expect(plain.arbiter.earlySlotsAccepted == 64)
-    }
-}
-
-extension ControlBudgetTests {
     @Test("an arbiter restarted without a budget: the endpoint's old pace goes with the new WELCOME")
     func paceForgottenWithANewArbiter() {
         var pair = Self.pair(endpoint: .all.subtracting(.authentication))

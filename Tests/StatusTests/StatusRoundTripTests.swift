@@ -48,8 +48,7 @@ struct StatusRoundTripTests {
                 "allocations_stale", "allocations_requested_again", "allocations_unencodable", "allocations_unroutable",
                 "allocations_off_pinned_spine", "allocator_refusals", "allocations_purged", "allocations_late",
                 "commands_delayed", "demand_dropped", "allocations_expired_unsent", "allocation_packets_sent",
-                "sources_held", "round_trip_samples", "send_timeout_changes", "packing_changes",
-                "lookahead_ceiling_changes", "registrations",
+                "sources_held", "round_trip_samples", "send_timeout_changes", "packing_changes", "registrations",
                 "refusals",
                 "endpoint_resets",
             ]

@@ -40,7 +40,6 @@ extension ArbiterCoreCounters {
         roundTripSamples = s.roundTripSamples
         sendTimeoutChanges = s.sendTimeoutChanges
         packingChanges = s.packingChanges
-        lookaheadCeilingChanges = s.lookaheadCeilingChanges
         registrations = s.registrations
         refusals = s.refusals
         endpointResets = s.endpointResets

@@ -69,9 +69,8 @@ public enum FCPRefusalReason: UInt8, Sendable, Hashable, CaseIterable, CustomStr
 
 /// HELLO (type 5, endpoint→arbiter): asks for extensions and states who the endpoint is.
 ///
-/// Body, 16 bytes: `u8 version, u8 reserved, u16 early slots accepted (0: not stated, the
-/// reference's 64), u32 capabilities, u32 node id (0xFFFFFFFF: not stated), u32 IPv4
-/// address (0: not stated)`.
+/// Body, 16 bytes: `u8 version, u8 reserved, u16 reserved, u32 capabilities,
+/// u32 node id (0xFFFFFFFF: not stated), u32 IPv4 address (0: not stated)`.
 public struct FCPHello: Sendable, Hashable {
     public static let version: UInt8 = 1
     public static let bodyLength = 16
@@ -82,23 +81,16 @@ public struct FCPHello: Sendable, Hashable {
     public var node: NodeID?
     /// IPv4 address in host byte order (a.b.c.d = a<<24 | …).
     public var address: UInt32?
-    /// How many slots ahead of the current one the endpoint accepts an allocation once it
-    /// counts slots by the announced clock; 0: not stated (the reference's 64). An arbiter
-    /// whose endpoints all accept more may allocate further ahead, and pack more into each
-    /// packet when it is busy.
-    public var earlySlots: UInt16 = 0
 
-    public init(capabilities: FCPCapabilities, node: NodeID?, address: UInt32?, earlySlots: UInt16 = 0) {
+    public init(capabilities: FCPCapabilities, node: NodeID?, address: UInt32?) {
         self.capabilities = capabilities
         self.node = node
         self.address = address
-        self.earlySlots = earlySlots
     }
 
     public func write(to writer: inout FCPPacketWriter) throws(FCPEncodeError) {
         try writer.writeExtension(.hello, bodyLength: Self.bodyLength) { body in
             body[0] = version
-            writeBE16(body, 2, earlySlots)
             writeBE32(body, 4, capabilities.rawValue)
             writeBE32(body, 8, node?.rawValue ?? Self.unstatedNode)
             writeBE32(body, 12, address ?? 0)
@@ -109,7 +101,6 @@ public struct FCPHello: Sendable, Hashable {
     public init?(body: UnsafeRawBufferPointer) {
         guard body.count >= Self.bodyLength else { return nil }
         version = body[0]
-        earlySlots = readBE16(body, 2)
         capabilities = FCPCapabilities(rawValue: readBE32(body, 4))
         let node = readBE32(body, 8)
         self.node = node == Self.unstatedNode ? nil : NodeID(node)
