@@ -19,6 +19,13 @@ public struct AllocationLeadHistogram: Sendable, Hashable {
         counts = [UInt64](repeating: 0, count: Self.highest - Self.lowest + 1)
     }
 
+    /// A copy with storage of its own (a plain copy shares it until either side writes):
+    /// for a reader on another thread than the owner's.
+    public init(copying other: AllocationLeadHistogram) {
+        counts = other.counts.map { $0 }
+        total = other.total
+    }
+
     /// Counts one allocation for `slot` arriving during `current` (slot numbers compared
     /// with wrapping arithmetic, as the time window does).
     @inlinable

@@ -43,7 +43,18 @@ public final class ArbiterRuntime: ServiceThread {
     }
 
     /// The latest published state.
-    public func snapshot() -> ArbiterSnapshot { snapshotBox.withLock { $0 } }
+    public func snapshot() -> ArbiterSnapshot {
+        snapshotBox.withLock { s in
+            // A copy that shares no storage with the one the communication thread updates
+            // in place: ThreadSanitizer caught that thread writing a histogram's counts
+            // while an HTTP request read them, and 1 024 endpoints saw heap corruption.
+            var copy = s
+            copy.lateness = s.lateness.map { $0 }
+            copy.endpoints = s.endpoints.map { $0 }
+            copy.sendLeads = AllocationLeadHistogram(copying: s.sendLeads)
+            return copy
+        }
+    }
 
     /// The last time the communication thread was seen working (ns, wall clock).
     public var lastHeartbeat: UInt64 { thread.lastHeartbeat }
