@@ -103,18 +103,24 @@ struct ControlBudgetTests {
         #expect(pair.handler.pending[NodeID(5)] == 3)
     }
 
+    /// The arbiter halves the share (revision 4); the next packet to the endpoint carries
+    /// BUDGET, and the endpoint paces by it.
+    static func halveTheShare(_ pair: inout DirectPair) {
+        pair.arbiter.setControlBudget(FCPControlBudget(revision: 4, packetsPerSecond: 781, burst: 8), now: pair.now)
+        pair.endpoint.addDemand(to: NodeID(5), slots: 1)
+        pair.deliverToArbiter(pair.endpointPacket())
+        let next = pair.arbiterPacket()
+        #expect(FCPPayloadLayout.types(in: next).contains(13))
+        pair.deliverToEndpoint(next)
+        #expect(pair.endpoint.pacer.packetsPerSecond == 781)
+    }
+
     @Test("a new share is announced once, riding on the next packet; an older revision arriving late changes nothing")
     func changedShare() {
         var pair = Self.pair(endpoint: .all.subtracting(.authentication))
         pair.exchange()
         #expect(pair.endpoint.pacer.packetsPerSecond == 1_562)
-        pair.arbiter.setControlBudget(FCPControlBudget(revision: 4, packetsPerSecond: 781, burst: 8), now: pair.now)
-        pair.endpoint.addDemand(to: NodeID(5), slots: 1)
-        pair.deliverToArbiter(pair.endpointPacket())
-        let newer = pair.arbiterPacket()
-        #expect(FCPPayloadLayout.types(in: newer).contains(13))
-        pair.deliverToEndpoint(newer)
-        #expect(pair.endpoint.pacer.packetsPerSecond == 781)
+        Self.halveTheShare(&pair)
         // A copy of revision 3 (as a late, reordered packet would bring) is stale.
         pair.arbiter.setControlBudget(Self.share, now: pair.now)
         pair.endpoint.addDemand(to: NodeID(5), slots: 1)
@@ -265,13 +271,7 @@ extension ControlBudgetTests {
         let welcome = pair.arbiterPacket()  // carries revision 3
         pair.deliverToEndpoint(welcome)
         // The share changes before the endpoint's acknowledgement of that packet arrives.
-        pair.arbiter.setControlBudget(FCPControlBudget(revision: 4, packetsPerSecond: 781, burst: 8), now: pair.now)
-        pair.endpoint.addDemand(to: NodeID(5), slots: 1)
-        pair.deliverToArbiter(pair.endpointPacket())
-        let next = pair.arbiterPacket()
-        #expect(FCPPayloadLayout.types(in: next).contains(13))
-        pair.deliverToEndpoint(next)
-        #expect(pair.endpoint.pacer.packetsPerSecond == 781)
+        Self.halveTheShare(&pair)
     }
 }
 
